@@ -1,0 +1,1 @@
+"""The domain: value objects, events (past tense) and errors with stable codes."""

@@ -1,0 +1,280 @@
+"""Value objects and read models of the drop domain. Plain dataclasses, no framework."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from enum import StrEnum
+
+from commerce.domain.errors import InvalidInput
+
+SHIP_POOL = "ship"
+PICKUP_PREFIX = "pickup:"
+
+# ISO 4217 currencies without minor units; everything else here uses two decimals.
+_ZERO_DECIMAL = frozenset({"JPY", "KRW", "VND", "CLP", "ISK", "UGX", "XAF", "XOF", "PYG"})
+_SKU = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_POOL = re.compile(r"^(ship|pickup:[a-z0-9][a-z0-9-]{0,70})$")
+_IDENTITY = {
+    "discord": re.compile(r"^\d{1,20}$"),
+    "twitch": re.compile(r"^\d{1,20}$"),
+    "web": re.compile(r"^[^@\s]{1,64}@[^@\s]{1,250}\.[^@\s]{1,60}$"),
+    "local": re.compile(r"^[A-Za-z0-9_.-]{1,40}$"),
+}
+
+
+class DropFormat(StrEnum):
+    CAPSULE = "capsule"
+    BUNDLE = "bundle"
+    COLLAB = "collab"
+
+
+class DropState(StrEnum):
+    DRAFT = "draft"
+    SCHEDULED = "scheduled"
+    LIVE = "live"
+    CLOSED = "closed"
+
+
+class CloseReason(StrEnum):
+    SOLD_OUT = "sold_out"
+    WINDOW_ENDED = "window_ended"
+    MANUAL = "manual"
+
+
+class HoldStatus(StrEnum):
+    ACTIVE = "active"
+    CONVERTED = "converted"
+    EXPIRED = "expired"
+    CANCELLED = "cancelled"
+
+
+class OrderStatus(StrEnum):
+    PENDING = "pending"  # waiting for the provider; the hold still reserves the units
+    RESERVED = "reserved"  # manual payment: units committed, paid at pickup / by invoice
+    PAID = "paid"
+    CANCELLED = "cancelled"
+    REFUNDED = "refunded"
+
+
+class ClaimOutcome(StrEnum):
+    HELD = "held"  # a new hold was placed
+    ALREADY_HELD = "already_held"  # the same claim (or an active hold of this customer) again
+    SOLD_OUT = "sold_out"
+    LIMIT_REACHED = "limit_reached"
+    NOT_OPEN = "not_open"
+    CLOSED = "closed"
+
+
+def currency_exponent(currency: str) -> int:
+    return 0 if currency in _ZERO_DECIMAL else 2
+
+
+@dataclass(frozen=True, slots=True)
+class Money:
+    amount_minor: int
+    currency: str
+
+    @classmethod
+    def parse(cls, amount: str | int | float, currency: str, field_name: str = "price") -> Money:
+        """Parse a decimal amount ("12.00") into integer minor units, refusing sub-cent values."""
+        currency = currency.upper()
+        if not re.fullmatch(r"[A-Z]{3}", currency):
+            raise InvalidInput("currency", f"{currency!r} is not a three-letter ISO 4217 code")
+        if isinstance(amount, float):
+            amount = repr(amount)
+        try:
+            value = Decimal(str(amount).strip())
+        except InvalidOperation:
+            raise InvalidInput(field_name, f"{amount!r} is not a number") from None
+        if not value.is_finite() or value < 0:
+            raise InvalidInput(field_name, f"{amount!r} must be zero or more")
+        scaled = value.scaleb(currency_exponent(currency))
+        if scaled != scaled.to_integral_value():
+            raise InvalidInput(field_name, f"{amount!r} has more decimals than {currency} allows")
+        return cls(int(scaled), currency)
+
+    def __mul__(self, factor: int) -> Money:
+        return Money(self.amount_minor * factor, self.currency)
+
+    def format(self) -> str:
+        exponent = currency_exponent(self.currency)
+        value = Decimal(self.amount_minor).scaleb(-exponent)
+        return f"{value:.{exponent}f} {self.currency}"
+
+
+def validate_sku(sku: str, field_name: str = "sku") -> str:
+    if not isinstance(sku, str) or not _SKU.match(sku):
+        raise InvalidInput(field_name, f"{sku!r} is not a valid SKU (letters, digits, . _ -)")
+    return sku
+
+
+def validate_pool(pool: str, field_name: str = "pool") -> str:
+    if not isinstance(pool, str) or not _POOL.match(pool):
+        raise InvalidInput(
+            field_name, f"{pool!r} is not a pool: use 'ship' or 'pickup:<location-slug>'"
+        )
+    return pool
+
+
+def normalize_identity(identity: str) -> str:
+    """Check and normalise a platform identity such as ``discord:123`` or ``web:a@b.co``."""
+    platform, sep, ident = identity.strip().partition(":")
+    platform = platform.lower()
+    if not sep or platform not in _IDENTITY:
+        raise InvalidInput(
+            "customer", f"{identity!r} is not an identity (discord:<id>, twitch:<id>, web:<email>)"
+        )
+    if platform == "web":
+        ident = ident.lower()
+    if not _IDENTITY[platform].match(ident):
+        raise InvalidInput("customer", f"{identity!r} is not a valid {platform} identity")
+    return f"{platform}:{ident}"
+
+
+@dataclass(frozen=True, slots=True)
+class Product:
+    sku: str
+    title: str
+    price: Money
+    image_url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StockLine:
+    """One stock row: an item of a drop in one pool."""
+
+    stock_id: int
+    sku: str
+    pool: str
+    per_unit: int
+    total: int
+    sold: int
+    held: int
+
+    @property
+    def available(self) -> int:
+        return self.total - self.sold - self.held
+
+
+def claimable_units(lines: Iterable[StockLine], fmt: DropFormat) -> int:
+    """Units a claim could still take: for a bundle, whole bundles (bounded by every part)."""
+    if fmt is not DropFormat.BUNDLE:
+        return sum(max(line.available, 0) for line in lines)
+    by_pool: dict[str, int] = {}
+    for line in lines:
+        units = max(line.available, 0) // line.per_unit
+        by_pool[line.pool] = min(by_pool.get(line.pool, units), units)
+    return sum(by_pool.values())
+
+
+@dataclass(frozen=True, slots=True)
+class Drop:
+    id: int
+    title: str
+    format: DropFormat
+    state: DropState
+    opens_at: datetime | None
+    closes_at: datetime | None
+    demo_seconds: int | None
+    hold_seconds: int
+    per_customer_limit: int
+    created_at: datetime
+    opened_at: datetime | None = None
+    closed_at: datetime | None = None
+    close_reason: CloseReason | None = None
+    price: Money | None = None
+    objective: dict[str, object] | None = None
+    replay_url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DropView:
+    """A drop with its products and live stock: what `drop show` and the APIs present."""
+
+    drop: Drop
+    products: dict[str, Product]
+    stock: list[StockLine]
+    waiting: int = 0
+    as_of: datetime | None = None
+
+    @property
+    def pools(self) -> list[str]:
+        return sorted({line.pool for line in self.stock}, key=lambda p: (p != SHIP_POOL, p))
+
+    def available_units(self, pool: str | None = None, sku: str | None = None) -> int:
+        """Claimable units: bundles are bounded by every part, per pool."""
+        lines = [
+            s for s in self.stock
+            if (pool is None or s.pool == pool) and (sku is None or s.sku == sku)
+        ]
+        return claimable_units(lines, self.drop.format)
+
+    @property
+    def unit_price(self) -> Money:
+        if self.drop.price is not None:
+            return self.drop.price
+        if self.drop.format is DropFormat.BUNDLE:
+            parts = {s.sku: s.per_unit for s in self.stock}
+            currency = next(iter(self.products.values())).price.currency
+            return Money(
+                sum(self.products[sku].price.amount_minor * n for sku, n in parts.items()),
+                currency,
+            )
+        return next(iter(self.products.values())).price
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    id: int
+    drop_id: int
+    customer_id: int
+    sku: str | None
+    pool: str
+    qty: int
+    status: HoldStatus
+    created_at: datetime
+    expires_at: datetime
+    source: str = "chat"
+
+    def is_active(self, now: datetime) -> bool:
+        return self.status is HoldStatus.ACTIVE and self.expires_at > now
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimResult:
+    outcome: ClaimOutcome
+    hold: Hold | None = None
+    available: int | None = None
+    opens_at: datetime | None = None
+    waitlist_position: int | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome in (ClaimOutcome.HELD, ClaimOutcome.ALREADY_HELD)
+
+
+@dataclass(frozen=True, slots=True)
+class Order:
+    id: int
+    drop_id: int
+    hold_id: int
+    customer_id: int
+    status: OrderStatus
+    qty: int
+    amount: Money
+    provider: str
+    provider_ref: str | None
+    pool: str
+    created_at: datetime
+    paid_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Customer:
+    id: int
+    identities: tuple[str, ...] = field(default_factory=tuple)
+    display_name: str | None = None

@@ -1,0 +1,190 @@
+"""The drop file (TOML) and the admin API's JSON: one schema, validated before any write.
+
+Errors name the field (``items[1].pools.ship``) and, for TOML syntax, the line.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from commerce.domain.errors import InvalidInput
+from commerce.domain.model import (
+    PICKUP_PREFIX,
+    DropFormat,
+    Money,
+    validate_pool,
+    validate_sku,
+)
+
+_RELATIVE = re.compile(r"^\+\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+OBJECTIVE_METRICS = (
+    "units_first_10m",  # units sold in the first 10 minutes after opening
+    "seconds_to_checkout_p50",  # median claim → paid, seconds (lower is better)
+    "sell_through_pct",  # % of stock sold
+    "units_per_1k_viewers",
+)
+
+
+def parse_when(value: str | datetime, now: datetime, field_name: str) -> datetime:
+    """ISO 8601 with a zone, or relative to now: ``+90s``, ``+10m``, ``+2h``, ``+1d``."""
+    if isinstance(value, datetime):
+        when = value
+    else:
+        text = str(value).strip()
+        match = _RELATIVE.match(text)
+        if match:
+            return now + timedelta(seconds=float(match[1]) * _UNIT_SECONDS[match[2]])
+        try:
+            when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            raise InvalidInput(
+                field_name, f"{text!r} is neither ISO 8601 nor relative like '+10m'"
+            ) from None
+    if when.tzinfo is None:
+        raise InvalidInput(field_name, "needs a time zone, e.g. 2026-12-01T18:00:00+01:00")
+    return when.astimezone(UTC)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class Objective(_Strict):
+    metric: Literal[
+        "units_first_10m", "seconds_to_checkout_p50", "sell_through_pct", "units_per_1k_viewers"
+    ]
+    target: float = Field(gt=0)
+
+
+class DropHeader(_Strict):
+    title: str = Field(min_length=1, max_length=200)
+    format: DropFormat = DropFormat.CAPSULE
+    opens_at: str | datetime | None = None
+    closes_at: str | datetime | None = None
+    demo_seconds: int | None = Field(default=None, ge=0, le=3600)
+    hold_seconds: int = Field(default=60, ge=10, le=3600)
+    per_customer_limit: int = Field(default=1, ge=1, le=100)
+    price: str | int | float | None = None  # bundle price; default: the sum of its parts
+    currency: str | None = None
+    objective: Objective | None = None
+    replay_url: str | None = None
+
+
+class ProductSpec(_Strict):
+    sku: str
+    title: str = Field(min_length=1, max_length=200)
+    price: str | int | float
+    currency: str = "USD"
+    image_url: str | None = None
+
+    @field_validator("sku")
+    @classmethod
+    def _sku(cls, value: str) -> str:
+        try:
+            return validate_sku(value)
+        except InvalidInput as exc:
+            raise ValueError(exc.problem) from None
+
+
+class ItemSpec(_Strict):
+    sku: str
+    pools: dict[str, int] = Field(min_length=1)
+    per_bundle: int = Field(default=1, ge=1, le=100)
+
+    @field_validator("pools")
+    @classmethod
+    def _pools(cls, value: dict[str, int]) -> dict[str, int]:
+        for name, units in value.items():
+            try:
+                validate_pool(name)
+            except InvalidInput as exc:
+                raise ValueError(exc.problem) from None
+            if units < 0 or units > 1_000_000:
+                raise ValueError(f"{name} = {units}: units must be between 0 and 1000000")
+        return value
+
+
+class DropSpec(_Strict):
+    drop: DropHeader
+    products: list[ProductSpec] = Field(default_factory=list)
+    items: list[ItemSpec] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> DropSpec:
+        skus = [p.sku for p in self.products]
+        if len(set(skus)) != len(skus):
+            raise ValueError("products: the same sku is listed twice")
+        item_skus = [i.sku for i in self.items]
+        if len(set(item_skus)) != len(item_skus):
+            raise ValueError("items: the same sku is listed twice")
+        fmt = self.drop.format
+        pickup = any(p.startswith(PICKUP_PREFIX) for i in self.items for p in i.pools)
+        if pickup and fmt is not DropFormat.COLLAB:
+            raise ValueError("drop.format: pickup pools need format = 'collab'")
+        if fmt is DropFormat.COLLAB and not pickup:
+            raise ValueError("items: a collab drop needs at least one 'pickup:<location>' pool")
+        if fmt is DropFormat.BUNDLE:
+            if len(self.items) < 2:
+                raise ValueError("items: a bundle needs at least two SKUs")
+            pool_sets = {frozenset(i.pools) for i in self.items}
+            if len(pool_sets) != 1:
+                raise ValueError("items: every part of a bundle needs the same pools")
+        elif any(i.per_bundle != 1 for i in self.items):
+            raise ValueError("items: per_bundle only applies to format = 'bundle'")
+        if sum(sum(i.pools.values()) for i in self.items) == 0:
+            raise ValueError("items: the drop has no units")
+        currencies = {p.currency.upper() for p in self.products}
+        if self.drop.currency:
+            currencies.add(self.drop.currency.upper())
+        if len(currencies) > 1:
+            raise ValueError("products: one drop sells in one currency")
+        return self
+
+
+def _location(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "drop file"
+
+
+def validate_spec(data: dict[str, Any]) -> DropSpec:
+    try:
+        return DropSpec.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        message = "unknown field" if first["type"] == "extra_forbidden" else first["msg"]
+        message = message.removeprefix("Value error, ")
+        loc = _location(first["loc"])
+        if first["type"] == "missing":
+            message = "is required"
+        raise InvalidInput(loc, message) from None
+
+
+def load_drop_file(path: Path | str) -> DropSpec:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InvalidInput(str(path), "file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidInput(str(path), f"cannot read: {exc}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise InvalidInput(str(path), f"not valid TOML: {exc}") from None
+    return validate_spec(data)
+
+
+def product_prices(spec: DropSpec) -> dict[str, Money]:
+    prices = {}
+    for i, product in enumerate(spec.products):
+        prices[product.sku] = Money.parse(product.price, product.currency, f"products[{i}].price")
+    return prices

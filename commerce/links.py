@@ -1,0 +1,73 @@
+"""Personal one-click links: signed, bound to one drop and one customer identity, expiring.
+
+The token's nonce becomes the claim key, so replaying a link finds the hold it already made
+instead of creating a second one.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from itsdangerous import BadSignature, URLSafeSerializer
+
+from commerce.clock import Clock
+from commerce.domain.errors import DomainError
+from commerce.domain.model import normalize_identity
+
+
+class LinkInvalid(DomainError):
+    code = "LINK_INVALID"
+
+
+class LinkExpired(DomainError):
+    code = "LINK_EXPIRED"
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimLink:
+    drop_id: int
+    identity: str
+    expires_at: datetime
+    nonce: str
+    tag: str | None = None  # attribution, e.g. "reminder:5m"
+
+    @property
+    def claim_key(self) -> str:
+        return f"link:{self.nonce}"
+
+
+class LinkSigner:
+    def __init__(self, secret_key: str, clock: Clock, ttl_seconds: int = 900) -> None:
+        self._serializer = URLSafeSerializer(secret_key, salt="dropcast.claim-link")
+        self._clock = clock
+        self.ttl = timedelta(seconds=ttl_seconds)
+
+    def issue(self, drop_id: int, identity: str, tag: str | None = None) -> tuple[str, ClaimLink]:
+        link = ClaimLink(
+            drop_id=drop_id,
+            identity=normalize_identity(identity),
+            expires_at=(self._clock.now() + self.ttl).replace(microsecond=0),
+            nonce=secrets.token_urlsafe(12),
+            tag=tag,
+        )
+        payload = [link.drop_id, link.identity, int(link.expires_at.timestamp()), link.nonce]
+        if tag:
+            payload.append(tag)
+        return str(self._serializer.dumps(payload)), link
+
+    def verify(self, token: str) -> ClaimLink:
+        """The link behind a token; raises LinkInvalid (forged/tampered) or LinkExpired."""
+        try:
+            payload = self._serializer.loads(token)
+            drop_id, identity, expires, nonce, *rest = payload
+            link = ClaimLink(
+                int(drop_id), str(identity), datetime.fromtimestamp(int(expires), UTC),
+                str(nonce), str(rest[0]) if rest else None,
+            )
+        except (BadSignature, ValueError, TypeError):
+            raise LinkInvalid("this link is not valid: it was changed or not made by us") from None
+        if link.expires_at <= self._clock.now():
+            raise LinkExpired("this link has expired; ask for a new one in chat", drop_id=drop_id)
+        return link

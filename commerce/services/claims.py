@@ -1,0 +1,507 @@
+"""Claims, holds, the waitlist and the hold sweeper: the money path.
+
+A hold is placed by ONE conditional INSERT … SELECT … WHERE <every condition>: the drop is
+live, the customer is under their limit, and every stock line it takes from still has the
+units once active holds and customers ahead in the waitlist are counted. Either the row
+appears or nothing changes; there is no read-modify-write. The claim key is unique per drop,
+so a retried or double-clicked claim finds its first hold instead of making a second.
+
+Lock order, for every write that takes stock: the drop row (PostgreSQL), then holds.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import replace
+from datetime import datetime, timedelta
+
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Integer,
+    String,
+    and_,
+    exists,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Row
+from sqlalchemy.sql.expression import ScalarSelect
+
+from commerce.domain.errors import (
+    HoldNotActive,
+    HoldNotFound,
+    InvalidInput,
+    UnknownItem,
+)
+from commerce.domain.events import (
+    HoldCancelled,
+    HoldExpired,
+    HoldPlaced,
+    SoldOut,
+    StockChanged,
+    WaitlistJoined,
+    WaitlistOffered,
+)
+from commerce.domain.model import (
+    ClaimOutcome,
+    ClaimResult,
+    DropFormat,
+    DropState,
+    Hold,
+    HoldStatus,
+    StockLine,
+    claimable_units,
+)
+from commerce.services.stock import (
+    DropShape,
+    ShapeCache,
+    ShapeLine,
+    active_hold_filter,
+    held_qty,
+    stock_lines,
+)
+from commerce.services.unit_of_work import Tx, UnitOfWork
+from commerce.storage.tables import UTCDateTime, claims, drop_stock, drops, holds, waitlist
+
+_NO_POSITION = 2**62  # "not in the waitlist": everyone waiting is ahead
+MAX_CLAIM_KEY = 128
+WAITLIST_SOURCE = "waitlist"
+
+
+def hold_from_row(row: Row[tuple[object, ...]]) -> Hold:
+    m = row._mapping
+    return Hold(
+        id=m["id"], drop_id=m["drop_id"], customer_id=m["customer_id"], sku=m["sku"],
+        pool=m["pool"], qty=m["qty"], status=HoldStatus(m["status"]),
+        created_at=m["created_at"], expires_at=m["expires_at"], source=m["source"],
+    )
+
+
+def customer_taken(drop_id: int, customer_id: int, now: datetime) -> ScalarSelect[int]:
+    """Units this customer holds or has bought in this drop (for the per-customer limit)."""
+    return (
+        select(func.coalesce(func.sum(holds.c.qty), 0))
+        .where(
+            holds.c.drop_id == drop_id,
+            holds.c.customer_id == customer_id,
+            or_(holds.c.status == "converted", active_hold_filter(now)),
+        )
+        .scalar_subquery()
+    )
+
+
+def summarize(lines: list[StockLine], fmt: DropFormat) -> tuple[int, int, int, int]:
+    """(available claim-units, held, sold, total) for a whole drop."""
+    return (
+        claimable_units(lines, fmt),
+        sum(line.held for line in lines),
+        sum(line.sold for line in lines),
+        sum(line.total for line in lines),
+    )
+
+
+class ClaimService:
+    def __init__(self, uow: UnitOfWork, shapes: ShapeCache) -> None:
+        self.uow = uow
+        self.shapes = shapes
+        dialect = uow.db.dialect
+        self._insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+
+    # -- commands -------------------------------------------------------------------------
+
+    async def claim(
+        self,
+        drop_id: int,
+        customer_id: int,
+        *,
+        sku: str | None = None,
+        pool: str | None = None,
+        qty: int = 1,
+        claim_key: str | None = None,
+        source: str = "chat",
+        arrived_at: datetime | None = None,
+    ) -> ClaimResult:
+        """Try to hold ``qty`` units for a customer. Sold out is an outcome, not an error."""
+        if not isinstance(qty, int) or qty < 1:
+            raise InvalidInput("qty", "must be a whole number of at least 1")
+        key = claim_key or f"auto:{uuid.uuid4().hex}"
+        if len(key) > MAX_CLAIM_KEY:
+            raise InvalidInput("claim_key", f"must be at most {MAX_CLAIM_KEY} characters")
+        arrived = arrived_at or self.uow.clock.now()
+        async with self.uow.write() as tx:
+            shape = await self._shape(tx, drop_id, sku, pool)
+            hold_sku, pool_name, lines = shape.target(sku, pool)
+            if qty > shape.per_customer_limit:
+                raise InvalidInput("qty", f"at most {shape.per_customer_limit} per customer")
+            await self.uow.db.lock_drop(tx.conn, drop_id)
+            result = await self._claim_in_tx(
+                tx, shape, customer_id, hold_sku, pool_name, lines, qty, key, source
+            )
+            await tx.conn.execute(
+                insert(claims).values(
+                    drop_id=drop_id, customer_id=customer_id, source=source[:32],
+                    arrived_at=arrived, decided_at=tx.now, outcome=result.outcome.value,
+                    hold_id=result.hold.id if result.hold else None,
+                )
+            )
+            if result.outcome is ClaimOutcome.HELD:
+                await self.emit_stock(tx, shape, after_claim=True)
+        return result
+
+    async def cancel_hold(self, hold_id: int, customer_id: int | None = None) -> Hold:
+        """The viewer lets go of a hold; the unit goes to the waitlist first."""
+        async with self.uow.write() as tx:
+            row = (await tx.conn.execute(select(holds).where(holds.c.id == hold_id))).first()
+            if row is None or (customer_id is not None and row.customer_id != customer_id):
+                raise HoldNotFound(f"hold {hold_id} does not exist", hold_id=hold_id)
+            shape = await self.shapes.get(tx.conn, row.drop_id)
+            await self.uow.db.lock_drop(tx.conn, row.drop_id)
+            changed = await tx.conn.execute(
+                update(holds)
+                .where(holds.c.id == hold_id, active_hold_filter(tx.now))
+                .values(status="cancelled", ended_at=tx.now)
+            )
+            if changed.rowcount != 1:
+                raise HoldNotActive(f"hold {hold_id} is no longer active", hold_id=hold_id)
+            tx.emit(HoldCancelled(row.drop_id, hold_id, row.customer_id))
+            await self._lapse_offers(tx, [hold_id])
+            await self.offer_waitlist(tx, shape)
+            await self.emit_stock(tx, shape)
+        return replace(hold_from_row(row), status=HoldStatus.CANCELLED)
+
+    async def join_waitlist(
+        self, drop_id: int, customer_id: int, *, sku: str | None = None, pool: str | None = None
+    ) -> ClaimResult:
+        """Queue for freed units. If a unit is free for them right now, they get it at once."""
+        async with self.uow.write() as tx:
+            shape = await self._shape(tx, drop_id, sku, pool)
+            hold_sku, pool_name, _ = shape.target(sku, pool)
+            await self.uow.db.lock_drop(tx.conn, drop_id)
+            state = (
+                await tx.conn.execute(select(drops.c.state).where(drops.c.id == drop_id))
+            ).scalar_one()
+            if state == DropState.CLOSED:
+                return ClaimResult(ClaimOutcome.CLOSED)
+            active = await self._active_hold(tx, drop_id, customer_id)
+            if active is not None:
+                return ClaimResult(ClaimOutcome.ALREADY_HELD, hold=active)
+            inserted = await tx.conn.execute(
+                self._insert(waitlist)
+                .values(
+                    drop_id=drop_id, customer_id=customer_id, sku=hold_sku, pool=pool_name,
+                    status="waiting", joined_at=tx.now,
+                )
+                .on_conflict_do_nothing(index_elements=["drop_id", "customer_id"])
+                .returning(waitlist.c.id)
+            )
+            new_id = inserted.scalar()
+            if new_id is None:  # already queued (or queued earlier and served): say where
+                await tx.conn.execute(
+                    update(waitlist)
+                    .where(
+                        waitlist.c.drop_id == drop_id,
+                        waitlist.c.customer_id == customer_id,
+                        waitlist.c.status == "lapsed",
+                    )
+                    .values(status="waiting")
+                )
+            position = await self._waitlist_position(tx, drop_id, customer_id)
+            if new_id is not None and position is not None:
+                tx.emit(WaitlistJoined(drop_id, customer_id, position))
+            if state == DropState.LIVE:
+                await self.offer_waitlist(tx, shape)
+                offered = await self._active_hold(tx, drop_id, customer_id)
+                if offered is not None:
+                    await self.emit_stock(tx, shape)
+                    return ClaimResult(ClaimOutcome.HELD, hold=offered)
+        return ClaimResult(ClaimOutcome.SOLD_OUT, waitlist_position=position)
+
+    async def expire_due(self) -> int:
+        """Mark lapsed holds expired and hand their units to the waitlist. Returns the count.
+
+        Expired holds already stopped counting by filter; this only tidies and tells.
+        """
+        now = self.uow.clock.now()
+        async with self.uow.read() as conn:
+            drop_ids = list(
+                (
+                    await conn.execute(
+                        select(holds.c.drop_id)
+                        .where(holds.c.status == "active", holds.c.expires_at <= now)
+                        .distinct()
+                    )
+                ).scalars()
+            )
+        expired = 0
+        for drop_id in drop_ids:
+            async with self.uow.write() as tx:
+                shape = await self.shapes.get(tx.conn, drop_id)
+                await self.uow.db.lock_drop(tx.conn, drop_id)
+                rows = (
+                    await tx.conn.execute(
+                        update(holds)
+                        .where(
+                            holds.c.drop_id == drop_id,
+                            holds.c.status == "active",
+                            holds.c.expires_at <= tx.now,
+                        )
+                        .values(status="expired", ended_at=tx.now)
+                        .returning(holds.c.id, holds.c.customer_id)
+                    )
+                ).all()
+                for row in rows:
+                    tx.emit(HoldExpired(drop_id, row.id, row.customer_id))
+                expired += len(rows)
+                await self._lapse_offers(tx, [r.id for r in rows])
+                await self.offer_waitlist(tx, shape)
+                await self.emit_stock(tx, shape)
+        return expired
+
+    # -- inside a transaction (used by other services too) -----------------------------
+
+    async def offer_waitlist(self, tx: Tx, shape: DropShape, limit: int = 500) -> int:
+        """Hold freed units for waiting customers, strictly in queue order."""
+        state = (
+            await tx.conn.execute(select(drops.c.state).where(drops.c.id == shape.drop_id))
+        ).scalar_one()
+        if state != DropState.LIVE:
+            return 0
+        entries = (
+            await tx.conn.execute(
+                select(waitlist.c.id, waitlist.c.customer_id, waitlist.c.sku, waitlist.c.pool)
+                .where(waitlist.c.drop_id == shape.drop_id, waitlist.c.status == "waiting")
+                .order_by(waitlist.c.id)
+                .limit(limit)
+            )
+        ).all()
+        exhausted: set[tuple[str | None, str]] = set()
+        offered = 0
+        for entry in entries:
+            if (entry.sku, entry.pool) in exhausted:
+                continue
+            hold_sku, pool, lines = shape.target(entry.sku, entry.pool)
+            result = await self._claim_in_tx(
+                tx, shape, entry.customer_id, hold_sku, pool, lines, 1,
+                f"waitlist:{entry.id}:{tx.now.timestamp()}", WAITLIST_SOURCE,
+            )
+            if result.outcome is ClaimOutcome.HELD and result.hold is not None:
+                await tx.conn.execute(
+                    update(waitlist)
+                    .where(waitlist.c.id == entry.id)
+                    .values(status="offered", offered_at=tx.now, hold_id=result.hold.id)
+                )
+                tx.emit(
+                    WaitlistOffered(
+                        shape.drop_id, entry.customer_id, result.hold.id, result.hold.expires_at
+                    )
+                )
+                offered += 1
+            elif result.outcome is ClaimOutcome.SOLD_OUT:
+                exhausted.add((entry.sku, entry.pool))
+            elif result.outcome in (ClaimOutcome.NOT_OPEN, ClaimOutcome.CLOSED):
+                break
+            else:  # already holding or at their limit: they no longer need the offer
+                await tx.conn.execute(
+                    update(waitlist).where(waitlist.c.id == entry.id).values(status="lapsed")
+                )
+        return offered
+
+    async def _claim_in_tx(
+        self,
+        tx: Tx,
+        shape: DropShape,
+        customer_id: int,
+        hold_sku: str | None,
+        pool: str,
+        lines: list[ShapeLine],
+        qty: int,
+        key: str,
+        source: str,
+    ) -> ClaimResult:
+        drop_id, now = shape.drop_id, tx.now
+        expires_at = now + timedelta(seconds=shape.hold_seconds)
+        conditions: list[ColumnElement[bool]] = [
+            exists().where(
+                drops.c.id == drop_id,
+                drops.c.state == "live",
+                or_(drops.c.closes_at.is_(None), drops.c.closes_at > now),
+            ),
+            customer_taken(drop_id, customer_id, now) + qty <= shape.per_customer_limit,
+        ]
+        my_position = (
+            select(waitlist.c.id)
+            .where(
+                waitlist.c.drop_id == drop_id,
+                waitlist.c.customer_id == customer_id,
+                waitlist.c.status == "waiting",
+            )
+            .scalar_subquery()
+        )
+        for line in lines:
+            free = (
+                select(drop_stock.c.total - drop_stock.c.sold)
+                .where(drop_stock.c.id == line.stock_id)
+                .scalar_subquery()
+            )
+            waiting_ahead = (
+                select(func.count())
+                .select_from(waitlist)
+                .where(
+                    waitlist.c.drop_id == drop_id,
+                    waitlist.c.status == "waiting",
+                    waitlist.c.pool == line.pool,
+                    or_(waitlist.c.sku.is_(None), waitlist.c.sku == line.sku),
+                    waitlist.c.customer_id != customer_id,
+                    waitlist.c.id < func.coalesce(my_position, _NO_POSITION),
+                )
+                .scalar_subquery()
+            )
+            taken = held_qty(drop_id, line.sku, line.pool, now) + waiting_ahead + qty
+            conditions.append(free - line.per_unit * taken >= 0)
+        values = select(
+            literal(drop_id, BigInteger),
+            literal(customer_id, BigInteger),
+            literal(hold_sku, String),
+            literal(pool, String),
+            literal(qty, Integer),
+            literal("active", String),
+            literal(key, String),
+            literal(source, String),
+            literal(now, UTCDateTime),
+            literal(expires_at, UTCDateTime),
+        ).where(and_(*conditions))
+        stmt = (
+            self._insert(holds)
+            .from_select(
+                [
+                    "drop_id", "customer_id", "sku", "pool", "qty", "status", "claim_key",
+                    "source", "created_at", "expires_at",
+                ],
+                values,
+            )
+            .on_conflict_do_nothing(index_elements=["drop_id", "claim_key"])
+            .returning(holds.c.id)
+        )
+        hold_id = (await tx.conn.execute(stmt)).scalar()
+        if hold_id is not None:
+            hold = Hold(
+                id=hold_id, drop_id=drop_id, customer_id=customer_id, sku=hold_sku, pool=pool,
+                qty=qty, status=HoldStatus.ACTIVE, created_at=now, expires_at=expires_at,
+                source=source,
+            )
+            if source != WAITLIST_SOURCE:
+                await tx.conn.execute(
+                    update(waitlist)
+                    .where(
+                        waitlist.c.drop_id == drop_id,
+                        waitlist.c.customer_id == customer_id,
+                        waitlist.c.status.in_(("waiting", "offered")),
+                    )
+                    .values(status="claimed", hold_id=hold_id)
+                )
+            tx.emit(HoldPlaced(drop_id, hold_id, customer_id, expires_at, source))
+            return ClaimResult(ClaimOutcome.HELD, hold=hold)
+        return await self._why_not(tx, shape, customer_id, key, qty)
+
+    async def _why_not(
+        self, tx: Tx, shape: DropShape, customer_id: int, key: str, qty: int
+    ) -> ClaimResult:
+        """The insert placed nothing: find out which condition failed (same transaction)."""
+        drop_id, now = shape.drop_id, tx.now
+        same_claim = (
+            await tx.conn.execute(
+                select(holds).where(holds.c.drop_id == drop_id, holds.c.claim_key == key)
+            )
+        ).first()
+        if same_claim is not None:
+            return ClaimResult(ClaimOutcome.ALREADY_HELD, hold=hold_from_row(same_claim))
+        drop = (
+            await tx.conn.execute(
+                select(drops.c.state, drops.c.opens_at, drops.c.closes_at).where(
+                    drops.c.id == drop_id
+                )
+            )
+        ).one()
+        if drop.state in (DropState.DRAFT, DropState.SCHEDULED):
+            return ClaimResult(ClaimOutcome.NOT_OPEN, opens_at=drop.opens_at)
+        if drop.state == DropState.CLOSED or (drop.closes_at is not None and drop.closes_at <= now):
+            return ClaimResult(ClaimOutcome.CLOSED)
+        active = await self._active_hold(tx, drop_id, customer_id)
+        if active is not None:
+            return ClaimResult(ClaimOutcome.ALREADY_HELD, hold=active)
+        taken = (await tx.conn.execute(select(customer_taken(drop_id, customer_id, now)))).scalar()
+        if int(taken or 0) + qty > shape.per_customer_limit:
+            return ClaimResult(ClaimOutcome.LIMIT_REACHED)
+        lines = await stock_lines(tx.conn, drop_id, now)
+        available = summarize(lines, shape.format)[0]
+        position = await self._waitlist_position(tx, drop_id, customer_id)
+        return ClaimResult(ClaimOutcome.SOLD_OUT, available=available, waitlist_position=position)
+
+    async def _active_hold(self, tx: Tx, drop_id: int, customer_id: int) -> Hold | None:
+        row = (
+            await tx.conn.execute(
+                select(holds)
+                .where(
+                    holds.c.drop_id == drop_id,
+                    holds.c.customer_id == customer_id,
+                    active_hold_filter(tx.now),
+                )
+                .order_by(holds.c.id)
+                .limit(1)
+            )
+        ).first()
+        return hold_from_row(row) if row is not None else None
+
+    async def _waitlist_position(self, tx: Tx, drop_id: int, customer_id: int) -> int | None:
+        mine = (
+            select(waitlist.c.id)
+            .where(
+                waitlist.c.drop_id == drop_id,
+                waitlist.c.customer_id == customer_id,
+                waitlist.c.status == "waiting",
+            )
+            .scalar_subquery()
+        )
+        position = (
+            await tx.conn.execute(
+                select(func.count())
+                .select_from(waitlist)
+                .where(
+                    waitlist.c.drop_id == drop_id,
+                    waitlist.c.status == "waiting",
+                    waitlist.c.id <= mine,
+                )
+            )
+        ).scalar()
+        return int(position) if position else None
+
+    async def _lapse_offers(self, tx: Tx, hold_ids: list[int]) -> None:
+        if hold_ids:
+            await tx.conn.execute(
+                update(waitlist)
+                .where(waitlist.c.hold_id.in_(hold_ids), waitlist.c.status == "offered")
+                .values(status="lapsed")
+            )
+
+    async def emit_stock(self, tx: Tx, shape: DropShape, *, after_claim: bool = False) -> None:
+        lines = await stock_lines(tx.conn, shape.drop_id, tx.now)
+        available, held, sold, total = summarize(lines, shape.format)
+        tx.emit(StockChanged(shape.drop_id, available, held, sold, total))
+        if after_claim and available == 0:
+            tx.emit(SoldOut(shape.drop_id))
+
+    async def _shape(self, tx: Tx, drop_id: int, sku: str | None, pool: str | None) -> DropShape:
+        shape = await self.shapes.get(tx.conn, drop_id)
+        try:
+            shape.target(sku, pool)
+        except UnknownItem:
+            # Another process may have restocked into a new pool: reload once.
+            self.shapes.forget(drop_id)
+            shape = await self.shapes.get(tx.conn, drop_id)
+        return shape

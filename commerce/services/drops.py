@@ -1,0 +1,340 @@
+"""Drops: creation from a spec, the lifecycle (open, close, restock) and read models."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from commerce.domain.errors import DropNotFound, InvalidInput, InvalidState, UnknownItem
+from commerce.domain.events import DropClosed, DropOpened, DropScheduled, Restocked
+from commerce.domain.model import (
+    CloseReason,
+    Drop,
+    DropFormat,
+    DropState,
+    DropView,
+    Money,
+    Product,
+    validate_pool,
+)
+from commerce.dropfile import DropSpec, parse_when, product_prices
+from commerce.services.claims import ClaimService
+from commerce.services.stock import ShapeCache, active_hold_filter, stock_lines
+from commerce.services.unit_of_work import Tx, UnitOfWork
+from commerce.storage.tables import drop_stock, drops, holds, products, waitlist
+
+
+def drop_from_row(row: Row[tuple[object, ...]]) -> Drop:
+    m = row._mapping
+    price = (
+        Money(m["price_minor"], m["currency"])
+        if m["price_minor"] is not None and m["currency"]
+        else None
+    )
+    return Drop(
+        id=m["id"], title=m["title"], format=DropFormat(m["format"]),
+        state=DropState(m["state"]), opens_at=m["opens_at"], closes_at=m["closes_at"],
+        demo_seconds=m["demo_seconds"], hold_seconds=m["hold_seconds"],
+        per_customer_limit=m["per_customer_limit"], created_at=m["created_at"],
+        opened_at=m["opened_at"], closed_at=m["closed_at"],
+        close_reason=CloseReason(m["close_reason"]) if m["close_reason"] else None,
+        price=price, objective=m["objective"], replay_url=m["replay_url"],
+    )
+
+
+class DropService:
+    def __init__(self, uow: UnitOfWork, shapes: ShapeCache, claims: ClaimService) -> None:
+        self.uow = uow
+        self.shapes = shapes
+        self.claims = claims
+        self._insert = postgresql.insert if uow.db.dialect == "postgresql" else sqlite.insert
+
+    # -- commands -------------------------------------------------------------------------
+
+    async def create(self, spec: DropSpec) -> int:
+        """Create a drop (and upsert its products) from a validated spec; returns its id."""
+        now = self.uow.clock.now()
+        header = spec.drop
+        opens_at = parse_when(header.opens_at, now, "drop.opens_at") if header.opens_at else None
+        closes_at = (
+            parse_when(header.closes_at, now, "drop.closes_at") if header.closes_at else None
+        )
+        if closes_at is not None and closes_at <= (opens_at or now):
+            raise InvalidInput("drop.closes_at", "must be after opens_at")
+        prices = product_prices(spec)
+        currency = header.currency.upper() if header.currency else None
+        price = None
+        if header.price is not None:
+            if header.format is not DropFormat.BUNDLE:
+                raise InvalidInput("drop.price", "only a bundle has its own price")
+            if currency is None and prices:
+                currency = next(iter(prices.values())).currency
+            if currency is None:
+                raise InvalidInput("drop.currency", "is required with drop.price")
+            price = Money.parse(header.price, currency, "drop.price")
+        async with self.uow.write() as tx:
+            for product in spec.products:
+                money = prices[product.sku]
+                values = {
+                    "title": product.title, "price_minor": money.amount_minor,
+                    "currency": money.currency, "image_url": product.image_url,
+                }
+                await tx.conn.execute(
+                    self._insert(products)
+                    .values(sku=product.sku, **values)
+                    .on_conflict_do_update(index_elements=["sku"], set_=values)
+                )
+            known = set(
+                (
+                    await tx.conn.execute(
+                        select(products.c.sku).where(
+                            products.c.sku.in_([i.sku for i in spec.items])
+                        )
+                    )
+                ).scalars()
+            )
+            for index, item in enumerate(spec.items):
+                if item.sku not in known:
+                    raise InvalidInput(
+                        f"items[{index}].sku", f"{item.sku!r} is not a product; add [[products]]"
+                    )
+            drop_id = (
+                await tx.conn.execute(
+                    insert(drops)
+                    .values(
+                        title=header.title, format=header.format.value,
+                        state=(DropState.SCHEDULED if opens_at else DropState.DRAFT).value,
+                        opens_at=opens_at, closes_at=closes_at,
+                        demo_seconds=header.demo_seconds, hold_seconds=header.hold_seconds,
+                        per_customer_limit=header.per_customer_limit,
+                        price_minor=price.amount_minor if price else None,
+                        currency=price.currency if price else None,
+                        objective=header.objective.model_dump() if header.objective else None,
+                        replay_url=header.replay_url, created_at=tx.now,
+                    )
+                    .returning(drops.c.id)
+                )
+            ).scalar_one()
+            rows = [
+                {
+                    "drop_id": drop_id, "sku": item.sku, "pool": pool, "total": units,
+                    "sold": 0, "per_unit": item.per_bundle, "position": position,
+                }
+                for position, item in enumerate(spec.items)
+                for pool, units in item.pools.items()
+            ]
+            await tx.conn.execute(insert(drop_stock), rows)
+            if opens_at is not None:
+                tx.emit(DropScheduled(drop_id, opens_at))
+        return int(drop_id)
+
+    async def open(self, drop_id: int) -> Drop:
+        """Open a draft or scheduled drop for claims now (idempotent when already live)."""
+        async with self.uow.write() as tx:
+            drop = await self._get(tx.conn, drop_id)
+            if drop.state is DropState.LIVE:
+                return drop
+            if drop.state is DropState.CLOSED:
+                raise InvalidState(f"drop {drop_id} is closed and cannot reopen", drop_id=drop_id)
+            await tx.conn.execute(
+                update(drops)
+                .where(drops.c.id == drop_id, drops.c.state.in_(("draft", "scheduled")))
+                .values(state="live", opened_at=tx.now)
+            )
+            tx.emit(DropOpened(drop_id, tx.now))
+            return await self._get(tx.conn, drop_id)
+
+    async def close(self, drop_id: int, reason: CloseReason = CloseReason.MANUAL) -> Drop:
+        """Stop taking claims. Holds already placed may still be paid until they expire."""
+        async with self.uow.write() as tx:
+            drop = await self._get(tx.conn, drop_id)
+            if drop.state is DropState.CLOSED:
+                return drop
+            await self._close(tx, drop_id, reason)
+            return await self._get(tx.conn, drop_id)
+
+    async def restock(self, drop_id: int, sku: str, units: int, pool: str | None = None) -> int:
+        """Add units to a pool (creating the pool if new). Waitlisted customers are served
+        first. Returns the number of waitlist offers made."""
+        if not isinstance(units, int) or units < 1 or units > 1_000_000:
+            raise InvalidInput("units", "must be a whole number from 1 to 1000000")
+        pool = validate_pool(pool or "ship")
+        async with self.uow.write() as tx:
+            drop = await self._get(tx.conn, drop_id)
+            shape = await self.shapes.get(tx.conn, drop_id)
+            match = {s.upper(): s for s in shape.skus}.get(sku.upper())
+            if match is None:
+                raise UnknownItem(f"{sku!r} is not sold in drop {drop_id}", sku=sku)
+            reopen = drop.state is DropState.CLOSED
+            if reopen and drop.close_reason is not CloseReason.SOLD_OUT:
+                raise InvalidState(
+                    f"drop {drop_id} was closed ({drop.close_reason}); restock needs an open drop",
+                    drop_id=drop_id,
+                )
+            if drop.format is DropFormat.BUNDLE and pool not in shape.pools:
+                raise InvalidInput("pool", "a bundle's pools are fixed when it is created")
+            await self.uow.db.lock_drop(tx.conn, drop_id)
+            changed = await tx.conn.execute(
+                update(drop_stock)
+                .where(
+                    drop_stock.c.drop_id == drop_id,
+                    drop_stock.c.sku == match,
+                    drop_stock.c.pool == pool,
+                )
+                .values(total=drop_stock.c.total + units)
+            )
+            if changed.rowcount == 0:
+                position = next(line for line in shape.lines if line.sku == match)
+                await tx.conn.execute(
+                    insert(drop_stock).values(
+                        drop_id=drop_id, sku=match, pool=pool, total=units, sold=0,
+                        per_unit=position.per_unit, position=shape.lines.index(position),
+                    )
+                )
+                self.shapes.forget(drop_id)
+                shape = await self.shapes.get(tx.conn, drop_id)
+            if reopen and (drop.closes_at is None or drop.closes_at > tx.now):
+                await tx.conn.execute(
+                    update(drops)
+                    .where(drops.c.id == drop_id)
+                    .values(state="live", closed_at=None, close_reason=None)
+                )
+                await tx.conn.execute(
+                    update(waitlist)
+                    .where(waitlist.c.drop_id == drop_id, waitlist.c.status == "closed")
+                    .values(status="waiting")
+                )
+                tx.emit(DropOpened(drop_id, tx.now))
+            tx.emit(Restocked(drop_id, match, pool, units))
+            offers = await self.claims.offer_waitlist(tx, shape)
+            await self.claims.emit_stock(tx, shape)
+        return offers
+
+    async def set_replay(self, drop_id: int, url: str) -> Drop:
+        if not url.startswith(("https://", "http://")):
+            raise InvalidInput("replay_url", "must be an http(s) URL")
+        async with self.uow.write() as tx:
+            await self._get(tx.conn, drop_id)
+            await tx.conn.execute(
+                update(drops).where(drops.c.id == drop_id).values(replay_url=url)
+            )
+            return await self._get(tx.conn, drop_id)
+
+    async def open_due(self) -> list[int]:
+        """Open every scheduled drop whose time has come (the scheduler's safety net)."""
+        now = self.uow.clock.now()
+        async with self.uow.read() as conn:
+            due = list(
+                (
+                    await conn.execute(
+                        select(drops.c.id).where(
+                            drops.c.state == "scheduled", drops.c.opens_at <= now
+                        )
+                    )
+                ).scalars()
+            )
+        for drop_id in due:
+            await self.open(drop_id)
+        return due
+
+    async def close_due(self) -> list[int]:
+        """Close live drops whose window has ended."""
+        now = self.uow.clock.now()
+        async with self.uow.read() as conn:
+            due = list(
+                (
+                    await conn.execute(
+                        select(drops.c.id).where(
+                            drops.c.state == "live",
+                            drops.c.closes_at.is_not(None),
+                            drops.c.closes_at <= now,
+                        )
+                    )
+                ).scalars()
+            )
+        for drop_id in due:
+            await self.close(drop_id, CloseReason.WINDOW_ENDED)
+        return due
+
+    async def close_if_sold_through(self, tx: Tx, drop_id: int) -> bool:
+        """Inside a payment: close the drop once every unit is sold and no hold is pending."""
+        remaining = (
+            await tx.conn.execute(
+                select(func.count())
+                .select_from(drop_stock)
+                .where(drop_stock.c.drop_id == drop_id, drop_stock.c.sold < drop_stock.c.total)
+            )
+        ).scalar()
+        pending = (
+            await tx.conn.execute(
+                select(func.count())
+                .select_from(holds)
+                .where(holds.c.drop_id == drop_id, active_hold_filter(tx.now))
+            )
+        ).scalar()
+        state = (
+            await tx.conn.execute(select(drops.c.state).where(drops.c.id == drop_id))
+        ).scalar()
+        if remaining == 0 and pending == 0 and state == DropState.LIVE:
+            await self._close(tx, drop_id, CloseReason.SOLD_OUT)
+            return True
+        return False
+
+    # -- queries --------------------------------------------------------------------------
+
+    async def get(self, drop_id: int) -> Drop:
+        async with self.uow.read() as conn:
+            return await self._get(conn, drop_id)
+
+    async def view(self, drop_id: int, now: datetime | None = None) -> DropView:
+        """The drop with products and live stock per item and pool, as of ``now``."""
+        now = now or self.uow.clock.now()
+        async with self.uow.read() as conn:
+            drop = await self._get(conn, drop_id)
+            lines = await stock_lines(conn, drop_id, now)
+            skus = {line.sku for line in lines}
+            product_rows = await conn.execute(select(products).where(products.c.sku.in_(skus)))
+            catalog = {
+                r.sku: Product(r.sku, r.title, Money(r.price_minor, r.currency), r.image_url)
+                for r in product_rows
+            }
+            waiting = (
+                await conn.execute(
+                    select(func.count())
+                    .select_from(waitlist)
+                    .where(waitlist.c.drop_id == drop_id, waitlist.c.status == "waiting")
+                )
+            ).scalar()
+        return DropView(drop, catalog, lines, int(waiting or 0), now)
+
+    async def list(self, states: tuple[DropState, ...] | None = None) -> list[Drop]:
+        query = select(drops).order_by(drops.c.id)
+        if states:
+            query = query.where(drops.c.state.in_([s.value for s in states]))
+        async with self.uow.read() as conn:
+            return [drop_from_row(r) for r in await conn.execute(query)]
+
+    # -- internals ------------------------------------------------------------------------
+
+    async def _get(self, conn: AsyncConnection, drop_id: int) -> Drop:
+        row = (await conn.execute(select(drops).where(drops.c.id == drop_id))).first()
+        if row is None:
+            raise DropNotFound(drop_id)
+        return drop_from_row(row)
+
+    async def _close(self, tx: Tx, drop_id: int, reason: CloseReason) -> None:
+        await tx.conn.execute(
+            update(drops)
+            .where(drops.c.id == drop_id, drops.c.state != "closed")
+            .values(state="closed", closed_at=tx.now, close_reason=reason.value)
+        )
+        await tx.conn.execute(
+            update(waitlist)
+            .where(waitlist.c.drop_id == drop_id, waitlist.c.status == "waiting")
+            .values(status="closed")
+        )
+        tx.emit(DropClosed(drop_id, reason.value, tx.now))

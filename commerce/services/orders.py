@@ -1,0 +1,292 @@
+"""Orders: hold → order → paid / reserved / refunded, idempotent at every step.
+
+- ``checkout`` makes at most one order per hold (the hold id is unique on orders).
+- ``confirm_payment`` is keyed by the provider's payment id: a retried webhook returns the
+  same order. The pending→paid transition is a conditional UPDATE, so two deliveries racing
+  cannot both convert. A payment for a hold that already expired is refused and marked for
+  refund — its units may belong to someone else by now, and we never oversell.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from enum import StrEnum
+
+from sqlalchemy import ColumnElement, and_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Row
+from sqlalchemy.exc import IntegrityError
+
+from commerce.domain.errors import HoldNotActive, HoldNotFound, InvalidInput, InvalidState, OrderNotFound
+from commerce.domain.events import OrderPaid, OrderRefunded
+from commerce.domain.model import Money, Order, OrderStatus
+from commerce.services.claims import ClaimService
+from commerce.services.drops import DropService
+from commerce.services.stock import ShapeCache, active_hold_filter
+from commerce.services.unit_of_work import Tx, UnitOfWork
+from commerce.storage.tables import drop_stock, holds, orders
+
+
+class PaymentOutcome(StrEnum):
+    PAID = "paid"
+    ALREADY_PAID = "already_paid"  # the same provider payment again (retried webhook)
+    RESERVED = "reserved"  # manual payment: units committed, pay at pickup
+    REFUND_DUE = "refund_due"  # money arrived for a hold that had lapsed: give it back
+    DUPLICATE = "duplicate"  # a second, different payment for an order already paid
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentResult:
+    outcome: PaymentOutcome
+    order: Order
+
+
+def order_from_row(row: Row[tuple[object, ...]]) -> Order:
+    m = row._mapping
+    return Order(
+        id=m["id"], drop_id=m["drop_id"], hold_id=m["hold_id"], customer_id=m["customer_id"],
+        status=OrderStatus(m["status"]), qty=m["qty"],
+        amount=Money(m["amount_minor"], m["currency"]), provider=m["provider"],
+        provider_ref=m["provider_ref"], pool=m["pool"], created_at=m["created_at"],
+        paid_at=m["paid_at"],
+    )
+
+
+class OrderService:
+    def __init__(
+        self, uow: UnitOfWork, shapes: ShapeCache, claims: ClaimService, drops: DropService
+    ) -> None:
+        self.uow = uow
+        self.shapes = shapes
+        self.claims = claims
+        self.drops = drops
+        self._insert = postgresql.insert if uow.db.dialect == "postgresql" else sqlite.insert
+
+    async def checkout(
+        self, hold_id: int, customer_id: int, provider: str, idempotency_key: str | None = None
+    ) -> Order:
+        """The order for an active hold; asking twice returns the same order."""
+        async with self.uow.read() as conn:
+            hold = (await conn.execute(select(holds).where(holds.c.id == hold_id))).first()
+        if hold is None or hold.customer_id != customer_id:
+            raise HoldNotFound(f"hold {hold_id} does not exist", hold_id=hold_id)
+        view = await self.drops.view(hold.drop_id)
+        view_price = view.unit_price if hold.sku is None else view.products[hold.sku].price
+        amount = view_price * hold.qty
+        async with self.uow.write() as tx:
+            existing = await self._by_hold(tx, hold_id)
+            if existing is not None:
+                return existing
+            active = (
+                await tx.conn.execute(
+                    select(holds.c.id).where(holds.c.id == hold_id, active_hold_filter(tx.now))
+                )
+            ).first()
+            if active is None:
+                raise HoldNotActive(f"hold {hold_id} has expired", hold_id=hold_id)
+            await tx.conn.execute(
+                self._insert(orders)
+                .values(
+                    drop_id=hold.drop_id, hold_id=hold_id, customer_id=customer_id,
+                    status="pending", qty=hold.qty, amount_minor=amount.amount_minor,
+                    currency=amount.currency, provider=provider,
+                    idempotency_key=idempotency_key or f"hold:{hold_id}:{uuid.uuid4().hex}",
+                    pool=hold.pool, created_at=tx.now,
+                )
+                .on_conflict_do_nothing(index_elements=["hold_id"])
+            )
+            order = await self._by_hold(tx, hold_id)
+            assert order is not None
+            return order
+
+    async def confirm_payment(self, order_id: int, provider_ref: str) -> PaymentResult:
+        """Record a successful payment from the provider (idempotent by ``provider_ref``)."""
+        if not provider_ref or len(provider_ref) > 200:
+            raise InvalidInput("provider_ref", "must be 1 to 200 characters")
+        try:
+            return await self._settle(order_id, provider_ref, OrderStatus.PAID)
+        except IntegrityError:
+            # A concurrent delivery of the same payment won the unique provider_ref.
+            return await self._replay(order_id, provider_ref)
+
+    async def reserve(self, order_id: int) -> PaymentResult:
+        """Manual payment (pickup / invoice): commit the units now, collect the money later."""
+        return await self._settle(order_id, None, OrderStatus.RESERVED)
+
+    async def mark_paid(self, order_id: int, provider_ref: str) -> PaymentResult:
+        """A reserved (manual) order was paid at pickup."""
+        async with self.uow.write() as tx:
+            changed = await tx.conn.execute(
+                update(orders)
+                .where(orders.c.id == order_id, orders.c.status == "reserved")
+                .values(status="paid", provider_ref=provider_ref, paid_at=tx.now)
+            )
+            order = await self._get(tx, order_id)
+            if changed.rowcount != 1:
+                if order.status is OrderStatus.PAID:
+                    return PaymentResult(PaymentOutcome.ALREADY_PAID, order)
+                raise InvalidState(f"order {order_id} is {order.status}, not reserved")
+            tx.emit(OrderPaid(order.drop_id, order.id, order.hold_id, order.customer_id,
+                              order.amount.amount_minor, order.amount.currency))
+            return PaymentResult(PaymentOutcome.PAID, order)
+
+    async def refund(self, order_id: int, reason: str = "requested") -> Order:
+        """Refund a paid or reserved order (its units go back, waitlist first) or cancel a
+        pending one."""
+        async with self.uow.write() as tx:
+            order = await self._get(tx, order_id)
+            if order.status in (OrderStatus.REFUNDED, OrderStatus.CANCELLED):
+                return order
+            await self.uow.db.lock_drop(tx.conn, order.drop_id)
+            shape = await self.shapes.get(tx.conn, order.drop_id)
+            if order.status is OrderStatus.PENDING:
+                await tx.conn.execute(
+                    update(orders).where(orders.c.id == order_id, orders.c.status == "pending")
+                    .values(status="cancelled", ended_at=tx.now, refund_reason=reason[:64])
+                )
+                await tx.conn.execute(
+                    update(holds).where(holds.c.id == order.hold_id, holds.c.status == "active")
+                    .values(status="cancelled", ended_at=tx.now)
+                )
+            else:
+                changed = await tx.conn.execute(
+                    update(orders)
+                    .where(orders.c.id == order_id, orders.c.status.in_(("paid", "reserved")))
+                    .values(status="refunded", ended_at=tx.now, refund_reason=reason[:64])
+                )
+                if changed.rowcount == 1:
+                    hold = await self._hold(tx, order.hold_id)
+                    await tx.conn.execute(
+                        update(holds).where(holds.c.id == order.hold_id)
+                        .values(status="cancelled", ended_at=tx.now)
+                    )
+                    await tx.conn.execute(
+                        update(drop_stock)
+                        .where(self._lines_of(hold))
+                        .values(sold=drop_stock.c.sold - drop_stock.c.per_unit * hold.qty)
+                    )
+                    tx.emit(OrderRefunded(order.drop_id, order.id, order.customer_id, reason))
+            await self.claims.offer_waitlist(tx, shape)
+            await self.claims.emit_stock(tx, shape)
+            return await self._get(tx, order_id)
+
+    async def get(self, order_id: int) -> Order:
+        async with self.uow.read() as conn:
+            row = (await conn.execute(select(orders).where(orders.c.id == order_id))).first()
+        if row is None:
+            raise OrderNotFound(f"order {order_id} does not exist", order_id=order_id)
+        return order_from_row(row)
+
+    async def for_hold(self, hold_id: int) -> Order | None:
+        async with self.uow.read() as conn:
+            row = (await conn.execute(select(orders).where(orders.c.hold_id == hold_id))).first()
+        return order_from_row(row) if row else None
+
+    # -- internals ------------------------------------------------------------------------
+
+    async def _settle(
+        self, order_id: int, provider_ref: str | None, target: OrderStatus
+    ) -> PaymentResult:
+        async with self.uow.write() as tx:
+            if provider_ref is not None:
+                seen = (
+                    await tx.conn.execute(
+                        select(orders).where(orders.c.provider_ref == provider_ref)
+                    )
+                ).first()
+                if seen is not None:
+                    if seen.id != order_id:
+                        raise InvalidInput("provider_ref", "already used for another order")
+                    return PaymentResult(PaymentOutcome.ALREADY_PAID, order_from_row(seen))
+            changed = await tx.conn.execute(
+                update(orders)
+                .where(orders.c.id == order_id, orders.c.status == "pending")
+                .values(
+                    status=target.value, provider_ref=provider_ref,
+                    paid_at=tx.now if target is OrderStatus.PAID else None,
+                )
+            )
+            if changed.rowcount != 1:
+                order = await self._get(tx, order_id)  # raises when unknown
+                if order.status in (OrderStatus.PAID, OrderStatus.RESERVED) and provider_ref:
+                    if order.status is OrderStatus.RESERVED:
+                        return await self._paid_at_pickup(tx, order, provider_ref)
+                    return PaymentResult(PaymentOutcome.DUPLICATE, order)
+                if order.status in (OrderStatus.CANCELLED, OrderStatus.REFUNDED) and provider_ref:
+                    return PaymentResult(PaymentOutcome.REFUND_DUE, order)
+                raise InvalidState(f"order {order_id} is {order.status}")
+            order = await self._get(tx, order_id)
+            if not await self._commit_units(tx, order):
+                await tx.conn.execute(
+                    update(orders).where(orders.c.id == order_id)
+                    .values(status="refunded", paid_at=None, ended_at=tx.now,
+                            refund_reason="hold_expired")
+                )
+                tx.emit(OrderRefunded(order.drop_id, order.id, order.customer_id, "hold_expired"))
+                return PaymentResult(PaymentOutcome.REFUND_DUE, await self._get(tx, order_id))
+            if target is OrderStatus.PAID:
+                tx.emit(OrderPaid(order.drop_id, order.id, order.hold_id, order.customer_id,
+                                  order.amount.amount_minor, order.amount.currency))
+            shape = await self.shapes.get(tx.conn, order.drop_id)
+            await self.claims.emit_stock(tx, shape)
+            await self.drops.close_if_sold_through(tx, order.drop_id)
+            outcome = PaymentOutcome.PAID if target is OrderStatus.PAID else PaymentOutcome.RESERVED
+            return PaymentResult(outcome, order)
+
+    async def _paid_at_pickup(self, tx: Tx, order: Order, provider_ref: str) -> PaymentResult:
+        await tx.conn.execute(
+            update(orders).where(orders.c.id == order.id, orders.c.status == "reserved")
+            .values(status="paid", provider_ref=provider_ref, paid_at=tx.now)
+        )
+        tx.emit(OrderPaid(order.drop_id, order.id, order.hold_id, order.customer_id,
+                          order.amount.amount_minor, order.amount.currency))
+        return PaymentResult(PaymentOutcome.PAID, await self._get(tx, order.id))
+
+    async def _commit_units(self, tx: Tx, order: Order) -> bool:
+        """Turn the order's hold into sold units, only while the hold is still live."""
+        converted = await tx.conn.execute(
+            update(holds)
+            .where(holds.c.id == order.hold_id, active_hold_filter(tx.now))
+            .values(status="converted", ended_at=tx.now)
+        )
+        if converted.rowcount != 1:
+            return False
+        hold = await self._hold(tx, order.hold_id)
+        # The CHECK (sold <= total) is the backstop should anything upstream be wrong.
+        await tx.conn.execute(
+            update(drop_stock)
+            .where(self._lines_of(hold))
+            .values(sold=drop_stock.c.sold + drop_stock.c.per_unit * hold.qty)
+        )
+        return True
+
+    @staticmethod
+    def _lines_of(hold: Row[tuple[object, ...]]) -> ColumnElement[bool]:
+        """The stock lines a hold took from: one SKU, or every part of a bundle's pool."""
+        conditions = [drop_stock.c.drop_id == hold.drop_id, drop_stock.c.pool == hold.pool]
+        if hold.sku is not None:
+            conditions.append(drop_stock.c.sku == hold.sku)
+        return and_(*conditions)
+
+    async def _replay(self, order_id: int, provider_ref: str) -> PaymentResult:
+        async with self.uow.read() as conn:
+            row = (
+                await conn.execute(select(orders).where(orders.c.provider_ref == provider_ref))
+            ).first()
+        if row is None or row.id != order_id:
+            raise InvalidInput("provider_ref", "already used for another order")
+        return PaymentResult(PaymentOutcome.ALREADY_PAID, order_from_row(row))
+
+    async def _hold(self, tx: Tx, hold_id: int) -> Row[tuple[object, ...]]:
+        return (await tx.conn.execute(select(holds).where(holds.c.id == hold_id))).one()
+
+    async def _by_hold(self, tx: Tx, hold_id: int) -> Order | None:
+        row = (await tx.conn.execute(select(orders).where(orders.c.hold_id == hold_id))).first()
+        return order_from_row(row) if row else None
+
+    async def _get(self, tx: Tx, order_id: int) -> Order:
+        row = (await tx.conn.execute(select(orders).where(orders.c.id == order_id))).first()
+        if row is None:
+            raise OrderNotFound(f"order {order_id} does not exist", order_id=order_id)
+        return order_from_row(row)

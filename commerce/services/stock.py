@@ -1,0 +1,143 @@
+"""Stock arithmetic in SQL, shared by claims, payments, queries and restocks.
+
+A line's held units are counted by filter — active holds whose ``expires_at`` is still in
+the future — so an expired hold stops counting the instant it expires, whether or not a
+sweeper has tidied it yet. A bundle hold (``sku`` NULL) holds every part of its pool.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import ColumnElement, and_, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.expression import ScalarSelect
+
+from commerce.domain.errors import DropNotFound, InvalidInput, UnknownItem
+from commerce.domain.model import DropFormat, StockLine
+from commerce.storage.tables import drop_stock, drops, holds
+
+
+def line_matches_hold(sku: ColumnElement[str] | str, pool: ColumnElement[str] | str) -> ColumnElement[bool]:
+    return and_(holds.c.pool == pool, or_(holds.c.sku.is_(None), holds.c.sku == sku))
+
+
+def active_hold_filter(now: datetime) -> ColumnElement[bool]:
+    return and_(holds.c.status == "active", holds.c.expires_at > now)
+
+
+def held_qty(
+    drop_id: ColumnElement[int] | int,
+    sku: ColumnElement[str] | str,
+    pool: ColumnElement[str] | str,
+    now: datetime,
+) -> ScalarSelect[int]:
+    """Claim-units held on one stock line right now (multiply by per_unit for SKU units)."""
+    return (
+        select(func.coalesce(func.sum(holds.c.qty), 0))
+        .where(holds.c.drop_id == drop_id, line_matches_hold(sku, pool), active_hold_filter(now))
+        .scalar_subquery()
+    )
+
+
+async def stock_lines(conn: AsyncConnection, drop_id: int, now: datetime) -> list[StockLine]:
+    held = held_qty(drop_stock.c.drop_id, drop_stock.c.sku, drop_stock.c.pool, now)
+    rows = await conn.execute(
+        select(
+            drop_stock.c.id, drop_stock.c.sku, drop_stock.c.pool, drop_stock.c.per_unit,
+            drop_stock.c.total, drop_stock.c.sold, (held * drop_stock.c.per_unit).label("held"),
+        )
+        .where(drop_stock.c.drop_id == drop_id)
+        .order_by(drop_stock.c.position, drop_stock.c.id)
+    )
+    return [
+        StockLine(r.id, r.sku, r.pool, r.per_unit, r.total, r.sold, int(r.held)) for r in rows
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class ShapeLine:
+    stock_id: int
+    sku: str
+    pool: str
+    per_unit: int
+
+
+@dataclass(frozen=True, slots=True)
+class DropShape:
+    """The parts of a drop that never change once created: cached, so a claim costs no read."""
+
+    drop_id: int
+    format: DropFormat
+    hold_seconds: int
+    per_customer_limit: int
+    lines: tuple[ShapeLine, ...]
+
+    @property
+    def skus(self) -> list[str]:
+        return list(dict.fromkeys(line.sku for line in self.lines))
+
+    @property
+    def pools(self) -> list[str]:
+        return list(dict.fromkeys(line.pool for line in self.lines))
+
+    def target(self, sku: str | None, pool: str | None) -> tuple[str | None, str, list[ShapeLine]]:
+        """Resolve what a claim asks for: (hold sku, pool, stock lines it takes from)."""
+        pool = pool or ("ship" if "ship" in self.pools else self.pools[0])
+        if self.format is DropFormat.BUNDLE:
+            lines = [line for line in self.lines if line.pool == pool]
+            if not lines:
+                raise UnknownItem(f"this bundle has no pool {pool!r}", pool=pool)
+            return None, pool, lines
+        if sku is None:
+            if len(self.skus) > 1:
+                raise InvalidInput("sku", f"choose one of {', '.join(self.skus)}")
+            sku = self.skus[0]
+        sku_upper = {s.upper(): s for s in self.skus}.get(sku.upper())
+        if sku_upper is None:
+            raise UnknownItem(f"{sku!r} is not sold in this drop", sku=sku)
+        lines = [line for line in self.lines if line.sku == sku_upper and line.pool == pool]
+        if not lines:
+            raise UnknownItem(f"{sku_upper} has no pool {pool!r} in this drop", pool=pool)
+        return sku_upper, pool, lines
+
+
+class ShapeCache:
+    """Per-process cache of drop shapes; a miss or a new pool reloads from the database."""
+
+    def __init__(self) -> None:
+        self._shapes: dict[int, DropShape] = {}
+
+    async def get(self, conn: AsyncConnection, drop_id: int) -> DropShape:
+        shape = self._shapes.get(drop_id)
+        if shape is None:
+            shape = await self._load(conn, drop_id)
+            self._shapes[drop_id] = shape
+        return shape
+
+    def forget(self, drop_id: int) -> None:
+        self._shapes.pop(drop_id, None)
+
+    async def _load(self, conn: AsyncConnection, drop_id: int) -> DropShape:
+        drop = (
+            await conn.execute(
+                select(drops.c.format, drops.c.hold_seconds, drops.c.per_customer_limit).where(
+                    drops.c.id == drop_id
+                )
+            )
+        ).first()
+        if drop is None:
+            raise DropNotFound(drop_id)
+        rows = await conn.execute(
+            select(drop_stock.c.id, drop_stock.c.sku, drop_stock.c.pool, drop_stock.c.per_unit)
+            .where(drop_stock.c.drop_id == drop_id)
+            .order_by(drop_stock.c.position, drop_stock.c.id)
+        )
+        return DropShape(
+            drop_id=drop_id,
+            format=DropFormat(drop.format),
+            hold_seconds=drop.hold_seconds,
+            per_customer_limit=drop.per_customer_limit,
+            lines=tuple(ShapeLine(r.id, r.sku, r.pool, r.per_unit) for r in rows),
+        )

@@ -1,0 +1,111 @@
+"""The Database: engines, write/read connections and engine-specific locking.
+
+SQLite (embedded default): WAL, a busy timeout, and every write transaction opened with
+``BEGIN IMMEDIATE`` so that two writers never deadlock upgrading a read lock. Inside one
+process writes also queue on an asyncio lock, which keeps them in arrival order (FIFO)
+instead of racing in SQLite's busy handler.
+
+PostgreSQL: READ COMMITTED through asyncpg. Claims serialise per drop on the drop row
+(``FOR NO KEY UPDATE``, which does not block foreign-key checks), so the conditional insert
+that follows sees every hold committed before it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy import event, select
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import ConnectionPoolEntry
+
+from commerce.storage.tables import drops
+
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+
+
+class Database:
+    """Owns the engines. Use ``write()`` for any change and ``read()`` for queries."""
+
+    def __init__(self, url: str, *, echo: bool = False, pool_size: int = 10) -> None:
+        self.url = url
+        parsed = make_url(url)
+        self.dialect = parsed.get_backend_name()
+        if self.dialect not in ("sqlite", "postgresql"):
+            raise ValueError(f"unsupported database {self.dialect!r}")
+        self._write_lock = asyncio.Lock() if self.dialect == "sqlite" else None
+        if self.dialect == "sqlite":
+            if parsed.database in (None, "", ":memory:"):
+                raise ValueError("SQLite needs a file path (WAL does not work in memory)")
+            self.writer = self._sqlite_engine(url, echo=echo, immediate=True, pool_size=1)
+            self.reader = self._sqlite_engine(url, echo=echo, immediate=False, pool_size=4)
+        else:
+            engine = create_async_engine(
+                url, echo=echo, pool_size=pool_size, max_overflow=pool_size * 2,
+                pool_pre_ping=False,
+            )
+            self.writer = self.reader = engine
+
+    @staticmethod
+    def _sqlite_engine(url: str, *, echo: bool, immediate: bool, pool_size: int) -> AsyncEngine:
+        engine = create_async_engine(
+            url, echo=echo, pool_size=pool_size, max_overflow=0,
+            connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+        )
+        begin_sql = "BEGIN IMMEDIATE" if immediate else "BEGIN"
+
+        @event.listens_for(engine.sync_engine, "connect")
+        def _on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+            # Take over BEGIN from the driver (see SQLAlchemy's "sqlite_transactions" docs).
+            dbapi_connection.isolation_level = None
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+            cursor.execute("PRAGMA synchronous=NORMAL")  # durable across app crashes in WAL
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()
+
+        @event.listens_for(engine.sync_engine, "begin")
+        def _on_begin(conn: Any) -> None:
+            conn.exec_driver_sql(begin_sql)
+
+        return engine
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[AsyncConnection]:
+        """A write transaction: committed on success, rolled back on any exception."""
+        if self._write_lock is not None:
+            async with self._write_lock, self.writer.begin() as conn:
+                yield conn
+        else:
+            async with self.writer.begin() as conn:
+                yield conn
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncConnection]:
+        """A read-only transaction (a consistent snapshot on both engines)."""
+        async with self.reader.connect() as conn:
+            yield conn
+
+    async def lock_drop(self, conn: AsyncConnection, drop_id: int) -> bool:
+        """Serialise stock-taking writes on one drop; returns False if the drop is unknown.
+
+        SQLite needs nothing: BEGIN IMMEDIATE already holds the database's write lock.
+        """
+        if self.dialect == "sqlite":
+            return True
+        # key_share=True renders FOR NO KEY UPDATE on PostgreSQL.
+        stmt = select(drops.c.id).where(drops.c.id == drop_id).with_for_update(key_share=True)
+        return (await conn.execute(stmt)).first() is not None
+
+    async def ping(self) -> None:
+        async with self.read() as conn:
+            await conn.exec_driver_sql("SELECT 1")
+
+    async def dispose(self) -> None:
+        await self.writer.dispose()
+        if self.reader is not self.writer:
+            await self.reader.dispose()

@@ -1,0 +1,263 @@
+"""Tables. SQLAlchemy Core only: the claim path runs hand-built statements, no ORM.
+
+Invariants the database itself enforces (the backstop behind the services):
+- ``drop_stock``: 0 <= sold <= total — stock can never go negative or be oversold;
+- ``holds``: one hold per (drop, claim_key) — a retried claim never makes a second hold;
+- ``orders``: one order per hold and per idempotency key; provider references unique.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+
+naming_convention = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+metadata = MetaData(naming_convention=naming_convention)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC in Python; naive UTC text on SQLite, timestamptz on PostgreSQL.
+
+    SQLite compares the stored ISO text lexicographically, which is correct only if every
+    value is normalised to UTC first — hence this type rather than plain DateTime.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the database; use UTC-aware datetimes")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if isinstance(value, str):  # raw SQLite text from aggregate expressions
+            value = datetime.fromisoformat(value)
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+Id = BigInteger().with_variant(Integer(), "sqlite")  # INTEGER PRIMARY KEY = rowid on SQLite
+
+kv = Table(
+    "kv",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+products = Table(
+    "products",
+    metadata,
+    Column("sku", String(64), primary_key=True),
+    Column("title", String(200), nullable=False),
+    Column("price_minor", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("image_url", Text),
+    CheckConstraint("price_minor >= 0", name="price_not_negative"),
+)
+
+customers = Table(
+    "customers",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("display_name", String(200)),
+    Column("created_at", UTCDateTime, nullable=False),
+    # Linked identities fold customers together; analytics counts the survivor.
+    Column("merged_into", Id, ForeignKey("customers.id")),
+)
+
+identities = Table(
+    "identities",
+    metadata,
+    Column("identity", String(320), primary_key=True),  # "discord:123", "web:a@b.c"
+    Column("customer_id", Id, ForeignKey("customers.id"), nullable=False, index=True),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+drops = Table(
+    "drops",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("title", String(200), nullable=False),
+    Column("format", String(16), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("opens_at", UTCDateTime),
+    Column("closes_at", UTCDateTime),
+    Column("demo_seconds", Integer),
+    Column("hold_seconds", Integer, nullable=False),
+    Column("per_customer_limit", Integer, nullable=False),
+    Column("price_minor", BigInteger),  # bundle price override; None = sum of parts
+    Column("currency", String(3)),
+    Column("objective", JSON),
+    Column("replay_url", Text),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("opened_at", UTCDateTime),
+    Column("closed_at", UTCDateTime),
+    Column("close_reason", String(16)),
+    CheckConstraint("format IN ('capsule', 'bundle', 'collab')", name="format_known"),
+    CheckConstraint("state IN ('draft', 'scheduled', 'live', 'closed')", name="state_known"),
+    CheckConstraint("hold_seconds > 0", name="hold_positive"),
+    CheckConstraint("per_customer_limit > 0", name="limit_positive"),
+)
+
+drop_stock = Table(
+    "drop_stock",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("drop_id", Id, ForeignKey("drops.id"), nullable=False),
+    Column("sku", String(64), ForeignKey("products.sku"), nullable=False),
+    Column("pool", String(80), nullable=False),  # "ship" or "pickup:<location>"
+    Column("per_unit", Integer, nullable=False, default=1),  # bundle: units of this SKU per bundle
+    Column("position", Integer, nullable=False, default=0),
+    Column("total", Integer, nullable=False),
+    Column("sold", Integer, nullable=False, default=0),
+    UniqueConstraint("drop_id", "sku", "pool", name="uq_drop_stock_item_pool"),
+    CheckConstraint("sold >= 0 AND total >= 0 AND sold <= total", name="stock_bounds"),
+    CheckConstraint("per_unit > 0", name="per_unit_positive"),
+)
+
+holds = Table(
+    "holds",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("drop_id", Id, ForeignKey("drops.id"), nullable=False),
+    Column("customer_id", Id, ForeignKey("customers.id"), nullable=False),
+    # sku is None for a bundle hold: it covers every part of the drop in its pool.
+    Column("sku", String(64)),
+    Column("pool", String(80), nullable=False),
+    Column("qty", Integer, nullable=False),
+    Column("status", String(16), nullable=False),  # active|converted|expired|cancelled
+    Column("claim_key", String(128), nullable=False),
+    Column("source", String(32), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("ended_at", UTCDateTime),
+    UniqueConstraint("drop_id", "claim_key", name="uq_holds_claim_key"),
+    CheckConstraint("qty > 0", name="qty_positive"),
+    CheckConstraint(
+        "status IN ('active', 'converted', 'expired', 'cancelled')", name="status_known"
+    ),
+)
+Index("ix_holds_drop_status_expiry", holds.c.drop_id, holds.c.status, holds.c.expires_at)
+Index("ix_holds_drop_customer", holds.c.drop_id, holds.c.customer_id)
+Index("ix_holds_status_expiry", holds.c.status, holds.c.expires_at)
+
+orders = Table(
+    "orders",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("drop_id", Id, ForeignKey("drops.id"), nullable=False),
+    Column("hold_id", Id, ForeignKey("holds.id"), nullable=False, unique=True),
+    Column("customer_id", Id, ForeignKey("customers.id"), nullable=False, index=True),
+    Column("status", String(16), nullable=False),  # pending|reserved|paid|cancelled|refunded
+    Column("qty", Integer, nullable=False),
+    Column("amount_minor", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("provider", String(16), nullable=False),
+    Column("provider_ref", String(200), unique=True),
+    Column("idempotency_key", String(128), nullable=False, unique=True),
+    Column("pool", String(80), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("paid_at", UTCDateTime),
+    Column("ended_at", UTCDateTime),
+    Column("refund_reason", String(64)),
+    CheckConstraint(
+        "status IN ('pending', 'reserved', 'paid', 'cancelled', 'refunded')",
+        name="status_known",
+    ),
+    CheckConstraint("amount_minor >= 0", name="amount_not_negative"),
+)
+Index("ix_orders_drop_status", orders.c.drop_id, orders.c.status)
+
+claims = Table(
+    "claims",
+    metadata,
+    # The fairness audit: every claim with its server arrival time and outcome.
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("drop_id", Id, ForeignKey("drops.id"), nullable=False),
+    Column("customer_id", Id, ForeignKey("customers.id"), nullable=False),
+    Column("source", String(32), nullable=False),
+    Column("arrived_at", UTCDateTime, nullable=False),
+    Column("decided_at", UTCDateTime, nullable=False),
+    Column("outcome", String(24), nullable=False),
+    Column("hold_id", Id, ForeignKey("holds.id")),
+)
+Index("ix_claims_drop_arrived", claims.c.drop_id, claims.c.arrived_at)
+
+waitlist = Table(
+    "waitlist",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),  # the id is the queue position
+    Column("drop_id", Id, ForeignKey("drops.id"), nullable=False),
+    Column("customer_id", Id, ForeignKey("customers.id"), nullable=False),
+    Column("sku", String(64)),
+    Column("pool", String(80), nullable=False),
+    Column("status", String(16), nullable=False),  # waiting|offered|claimed|lapsed|closed
+    Column("joined_at", UTCDateTime, nullable=False),
+    Column("offered_at", UTCDateTime),
+    Column("hold_id", Id, ForeignKey("holds.id")),
+    UniqueConstraint("drop_id", "customer_id", name="uq_waitlist_drop_customer"),
+    CheckConstraint(
+        "status IN ('waiting', 'offered', 'claimed', 'lapsed', 'closed')", name="status_known"
+    ),
+)
+Index("ix_waitlist_drop_status", waitlist.c.drop_id, waitlist.c.status)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    # Events that must not be lost: written in the same transaction as the change,
+    # published after commit, re-published at start-up if a crash came in between.
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("topic", String(64), nullable=False),
+    Column("payload", JSON, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("dispatched_at", UTCDateTime),
+)
+Index("ix_outbox_pending", outbox.c.dispatched_at, outbox.c.id)
+
+activity = Table(
+    "activity",
+    metadata,
+    # Measurement: every funnel step with server time (link issued/opened, held, paid …).
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("drop_id", Id, ForeignKey("drops.id"), nullable=False),
+    Column("customer_id", Id, ForeignKey("customers.id")),
+    Column("kind", String(32), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("detail", JSON),
+)
+Index("ix_activity_drop_kind_at", activity.c.drop_id, activity.c.kind, activity.c.at)
+
+ALL_TABLES = [t.name for t in metadata.sorted_tables]

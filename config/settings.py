@@ -1,0 +1,233 @@
+"""Typed, validated settings loaded from TOML with environment overrides.
+
+Precedence: explicit overrides > environment (``DROPCAST_DATABASE__URL``) > TOML file >
+defaults. Secrets are ``SecretStr`` so they never show up in logs or ``repr``.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from contextvars import ContextVar
+from ipaddress import ip_network
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import (
+    AnyHttpUrl,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+DEFAULT_CONFIG_FILE = Path("dropcast.toml")
+_toml_path: ContextVar[Path | None] = ContextVar("dropcast_toml_path", default=None)
+
+
+class ConfigError(Exception):
+    """Settings could not be loaded; the message is one line naming the key and the problem."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DatabaseSettings(_Section):
+    url: str = "sqlite+aiosqlite:///./dropcast.db"
+    echo: bool = False
+    pool_size: int = Field(default=10, ge=1, le=200)
+
+    @field_validator("url")
+    @classmethod
+    def _supported_driver(cls, value: str) -> str:
+        if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError(
+                "must start with sqlite+aiosqlite:// or postgresql+asyncpg:// "
+                f"(got {value.split('://', 1)[0]}://)"
+            )
+        return value
+
+
+class WebSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    public_url: AnyHttpUrl = AnyHttpUrl("http://127.0.0.1:8080")
+    claim_rate_per_ip: float = Field(default=20.0, ge=0, description="claims/s per IP; 0 = off")
+    claim_rate_per_customer: float = Field(default=2.0, ge=0, description="claims/s; 0 = off")
+    trusted_proxies: list[str] = Field(default_factory=list)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            ip_network(entry, strict=False)  # raises ValueError naming the bad entry
+        return value
+
+    @property
+    def base_url(self) -> str:
+        return str(self.public_url).rstrip("/")
+
+
+class SecuritySettings(_Section):
+    # When unset, a key is generated once and kept in the database so the CLI and the
+    # server sign and verify links with the same key.
+    secret_key: SecretStr | None = None
+    admin_token: SecretStr | None = None
+    link_ttl_seconds: int = Field(default=900, ge=30, le=7 * 24 * 3600)
+
+    @field_validator("secret_key")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 16:
+            raise ValueError("must be at least 16 characters")
+        return value
+
+
+class PaymentsSettings(_Section):
+    provider: Literal["test", "manual", "stripe"] = "test"
+    stripe_api_key: SecretStr | None = None
+    stripe_webhook_secret: SecretStr | None = None
+    stripe_api_base: AnyHttpUrl = AnyHttpUrl("https://api.stripe.com")
+
+
+class DiscordSettings(_Section):
+    token: SecretStr | None = None
+    guild_ids: list[int] = Field(default_factory=list)
+    channel_id: int | None = None
+    creator_role_ids: list[int] = Field(default_factory=list)
+    allowed_user_ids: list[int] = Field(default_factory=list)
+    api_base: AnyHttpUrl = AnyHttpUrl("https://discord.com/api/v10")
+    gateway_url: str = "wss://gateway.discord.gg/"
+
+    @property
+    def enabled(self) -> bool:
+        return self.token is not None
+
+
+class TwitchSettings(_Section):
+    client_id: str | None = None
+    client_secret: SecretStr | None = None
+    bot_id: str | None = None
+    bot_token: SecretStr | None = None
+    bot_refresh_token: SecretStr | None = None
+    channel: str | None = None
+    allowed_logins: list[str] = Field(default_factory=list)
+    whisper_fallback: bool = False
+    api_base: AnyHttpUrl = AnyHttpUrl("https://api.twitch.tv/helix/")
+    id_base: AnyHttpUrl = AnyHttpUrl("https://id.twitch.tv/oauth2/")
+    eventsub_url: str = "wss://eventsub.wss.twitch.tv/ws"
+
+    @property
+    def enabled(self) -> bool:
+        return self.client_id is not None and self.client_secret is not None
+
+
+class SchedulerSettings(_Section):
+    enabled: bool = True
+    timezone: str = "UTC"
+    countdown_offsets: list[int] = Field(default_factory=lambda: [600, 300, 60, 10])
+    reminder_offsets: list[int] = Field(default_factory=lambda: [300])
+    sweep_interval_seconds: float = Field(default=1.0, gt=0, le=60)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+    @field_validator("countdown_offsets", "reminder_offsets")
+    @classmethod
+    def _positive(cls, value: list[int]) -> list[int]:
+        if any(v <= 0 for v in value):
+            raise ValueError("offsets are seconds before the drop opens and must be > 0")
+        return sorted(set(value), reverse=True)
+
+
+class LogSettings(_Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    json_format: bool = False
+
+
+class Settings(BaseSettings):
+    """Every setting dropcast reads. Sections mirror the TOML tables."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="DROPCAST_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        validate_default=True,
+    )
+
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    web: WebSettings = Field(default_factory=WebSettings)
+    security: SecuritySettings = Field(default_factory=SecuritySettings)
+    payments: PaymentsSettings = Field(default_factory=PaymentsSettings)
+    discord: DiscordSettings = Field(default_factory=DiscordSettings)
+    twitch: TwitchSettings = Field(default_factory=TwitchSettings)
+    scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
+    log: LogSettings = Field(default_factory=LogSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        path = _toml_path.get()
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if path is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+        return tuple(sources)
+
+
+def _describe(error: ValidationError) -> str:
+    parts = []
+    for item in error.errors():
+        key = ".".join(str(p) for p in item["loc"]) or "settings"
+        message = item["msg"]
+        if item["type"] == "extra_forbidden":
+            message = "unknown setting"
+        parts.append(f"{key}: {message}")
+    return "; ".join(parts)
+
+
+def load_settings(path: Path | str | None = None, **overrides: Any) -> Settings:
+    """Load settings from ``path`` (or ./dropcast.toml when present) and the environment.
+
+    Raises ConfigError with one line naming the bad key.
+    """
+    if path is not None:
+        toml_path: Path | None = Path(path)
+        if not toml_path.is_file():
+            raise ConfigError(f"config file {toml_path} does not exist")
+    else:
+        toml_path = DEFAULT_CONFIG_FILE if DEFAULT_CONFIG_FILE.is_file() else None
+    if toml_path is not None:
+        try:
+            with toml_path.open("rb") as handle:
+                tomllib.load(handle)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {toml_path}: {exc}") from exc
+    token = _toml_path.set(toml_path)
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise ConfigError(f"invalid setting {_describe(exc)}") from exc
+    finally:
+        _toml_path.reset(token)

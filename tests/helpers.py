@@ -1,0 +1,74 @@
+"""Test helpers: build drops from small specs, collect events, read state."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from commerce.core import Commerce
+from commerce.domain.events import Event
+from commerce.domain.model import DropView
+from commerce.dropfile import validate_spec
+
+
+def capsule_spec(units: int = 10, **drop: Any) -> dict[str, Any]:
+    return {
+        "drop": {"title": "Spicy chips capsule", "format": "capsule", **drop},
+        "products": [
+            {"sku": "CHIPS-SPICY", "title": "Spicy chips, 6-pack", "price": "12.00",
+             "currency": "USD"}
+        ],
+        "items": [{"sku": "CHIPS-SPICY", "pools": {"ship": units}}],
+    }
+
+
+def bundle_spec(chips: int, salsa: int, **drop: Any) -> dict[str, Any]:
+    return {
+        "drop": {"title": "Chips + salsa bundle", "format": "bundle", **drop},
+        "products": [
+            {"sku": "CHIPS", "title": "Chips", "price": "5.00"},
+            {"sku": "SALSA", "title": "Salsa", "price": "4.50"},
+        ],
+        "items": [
+            {"sku": "CHIPS", "pools": {"ship": chips}},
+            {"sku": "SALSA", "pools": {"ship": salsa}},
+        ],
+    }
+
+
+def collab_spec(ship: int, pickup: int, **drop: Any) -> dict[str, Any]:
+    return {
+        "drop": {"title": "Corner deli collab", "format": "collab", **drop},
+        "products": [{"sku": "TOTE", "title": "Tote bag", "price": "20.00"}],
+        "items": [{"sku": "TOTE", "pools": {"ship": ship, "pickup:corner-deli": pickup}}],
+    }
+
+
+async def live_drop(commerce: Commerce, spec: dict[str, Any]) -> int:
+    drop_id = await commerce.drops.create(validate_spec(spec))
+    await commerce.drops.open(drop_id)
+    return drop_id
+
+
+async def customers(commerce: Commerce, count: int, prefix: str = "web:buyer") -> list[int]:
+    return [await commerce.customers.resolve(f"{prefix}{i}@example.com") for i in range(count)]
+
+
+def assert_consistent(view: DropView) -> None:
+    for line in view.stock:
+        assert line.sold >= 0 and line.held >= 0 and line.available >= 0, line
+        assert line.sold + line.held + line.available == line.total, line
+
+
+class EventLog:
+    def __init__(self, commerce: Commerce) -> None:
+        self.events: list[Event] = []
+        commerce.bus.subscribe(self._record)
+
+    async def _record(self, event: Event) -> None:
+        self.events.append(event)
+
+    def names(self) -> list[str]:
+        return [e.name for e in self.events]
+
+    def of(self, kind: type[Event]) -> list[Event]:
+        return [e for e in self.events if isinstance(e, kind)]
