@@ -32,7 +32,9 @@ class Commerce:
     outbox: OutboxRelay
 
     @classmethod
-    def build(cls, db: Database, clock: Clock | None = None, bus: EventBus | None = None) -> Commerce:
+    def build(
+        cls, db: Database, clock: Clock | None = None, bus: EventBus | None = None
+    ) -> Commerce:
         clock = clock or SystemClock()
         bus = bus or EventBus()
         uow = UnitOfWork(db, bus, clock)
@@ -40,7 +42,10 @@ class Commerce:
         claims = ClaimService(uow, shapes)
         drops = DropService(uow, shapes, claims)
         return cls(
-            db=db, clock=clock, bus=bus, uow=uow,
+            db=db,
+            clock=clock,
+            bus=bus,
+            uow=uow,
             customers=CustomerService(uow),
             drops=drops,
             claims=claims,
@@ -51,7 +56,9 @@ class Commerce:
     async def secret_key(self) -> str:
         """The link-signing key kept in the database (made once) when none is configured."""
         async with self.db.read() as conn:
-            value = (await conn.execute(select(kv.c.value).where(kv.c.key == "secret_key"))).scalar()
+            value = (
+                await conn.execute(select(kv.c.value).where(kv.c.key == "secret_key"))
+            ).scalar()
         if value:
             return str(value)
         insert = postgresql.insert if self.db.dialect == "postgresql" else sqlite.insert
@@ -61,5 +68,7 @@ class Commerce:
                 .values(key="secret_key", value=secrets.token_urlsafe(32))
                 .on_conflict_do_nothing(index_elements=["key"])
             )
-            value = (await conn.execute(select(kv.c.value).where(kv.c.key == "secret_key"))).scalar_one()
+            value = (
+                await conn.execute(select(kv.c.value).where(kv.c.key == "secret_key"))
+            ).scalar_one()
         return str(value)

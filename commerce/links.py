@@ -63,8 +63,11 @@ class LinkSigner:
             payload = self._serializer.loads(token)
             drop_id, identity, expires, nonce, *rest = payload
             link = ClaimLink(
-                int(drop_id), str(identity), datetime.fromtimestamp(int(expires), UTC),
-                str(nonce), str(rest[0]) if rest else None,
+                int(drop_id),
+                str(identity),
+                datetime.fromtimestamp(int(expires), UTC),
+                str(nonce),
+                str(rest[0]) if rest else None,
             )
         except (BadSignature, ValueError, TypeError):
             raise LinkInvalid("this link is not valid: it was changed or not made by us") from None

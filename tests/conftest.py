@@ -107,9 +107,7 @@ async def truncate_all(database: Database) -> None:
 
 
 @pytest.fixture
-def database_url(
-    request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path
-) -> str:
+def database_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path) -> str:
     engine = getattr(request, "param", "sqlite")
     if engine == "sqlite":
         path = tmp_path / "dropcast.db"
@@ -119,7 +117,9 @@ def database_url(
 
 
 @pytest.fixture(params=ENGINES)
-async def db(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path) -> AsyncIterator[Database]:
+async def db(
+    request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path
+) -> AsyncIterator[Database]:
     """An empty, migrated database on each engine."""
     if request.param == "sqlite":
         path = tmp_path / "dropcast.db"

@@ -14,8 +14,12 @@ def capsule_spec(units: int = 10, **drop: Any) -> dict[str, Any]:
     return {
         "drop": {"title": "Spicy chips capsule", "format": "capsule", **drop},
         "products": [
-            {"sku": "CHIPS-SPICY", "title": "Spicy chips, 6-pack", "price": "12.00",
-             "currency": "USD"}
+            {
+                "sku": "CHIPS-SPICY",
+                "title": "Spicy chips, 6-pack",
+                "price": "12.00",
+                "currency": "USD",
+            }
         ],
         "items": [{"sku": "CHIPS-SPICY", "pools": {"ship": units}}],
     }

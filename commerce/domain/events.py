@@ -125,8 +125,18 @@ class WaitlistOffered(Event):
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.__name__: cls
     for cls in (
-        DropScheduled, DropOpened, DropClosed, HoldPlaced, HoldExpired, HoldCancelled,
-        OrderPaid, OrderRefunded, StockChanged, SoldOut, Restocked, WaitlistJoined,
+        DropScheduled,
+        DropOpened,
+        DropClosed,
+        HoldPlaced,
+        HoldExpired,
+        HoldCancelled,
+        OrderPaid,
+        OrderRefunded,
+        StockChanged,
+        SoldOut,
+        Restocked,
+        WaitlistJoined,
         WaitlistOffered,
     )
 }

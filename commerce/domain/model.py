@@ -208,7 +208,8 @@ class DropView:
     def available_units(self, pool: str | None = None, sku: str | None = None) -> int:
         """Claimable units: bundles are bounded by every part, per pool."""
         lines = [
-            s for s in self.stock
+            s
+            for s in self.stock
             if (pool is None or s.pool == pool) and (sku is None or s.sku == sku)
         ]
         return claimable_units(lines, self.drop.format)

@@ -11,27 +11,19 @@ Lock order, for every write that takes stock: the drop row (PostgreSQL), then ho
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from dataclasses import replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import (
-    BigInteger,
-    ColumnElement,
-    Integer,
-    String,
-    and_,
-    exists,
     func,
     insert,
-    literal,
-    or_,
     select,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Row
-from sqlalchemy.sql.expression import ScalarSelect
 
 from commerce.domain.errors import (
     HoldNotActive,
@@ -58,18 +50,17 @@ from commerce.domain.model import (
     StockLine,
     claimable_units,
 )
+from commerce.services.claim_sql import ClaimStatements
 from commerce.services.stock import (
     DropShape,
     ShapeCache,
     ShapeLine,
     active_hold_filter,
-    held_qty,
     stock_lines,
 )
 from commerce.services.unit_of_work import Tx, UnitOfWork
-from commerce.storage.tables import UTCDateTime, claims, drop_stock, drops, holds, waitlist
+from commerce.storage.tables import claims, drops, holds, waitlist
 
-_NO_POSITION = 2**62  # "not in the waitlist": everyone waiting is ahead
 MAX_CLAIM_KEY = 128
 WAITLIST_SOURCE = "waitlist"
 
@@ -77,22 +68,16 @@ WAITLIST_SOURCE = "waitlist"
 def hold_from_row(row: Row[tuple[object, ...]]) -> Hold:
     m = row._mapping
     return Hold(
-        id=m["id"], drop_id=m["drop_id"], customer_id=m["customer_id"], sku=m["sku"],
-        pool=m["pool"], qty=m["qty"], status=HoldStatus(m["status"]),
-        created_at=m["created_at"], expires_at=m["expires_at"], source=m["source"],
-    )
-
-
-def customer_taken(drop_id: int, customer_id: int, now: datetime) -> ScalarSelect[int]:
-    """Units this customer holds or has bought in this drop (for the per-customer limit)."""
-    return (
-        select(func.coalesce(func.sum(holds.c.qty), 0))
-        .where(
-            holds.c.drop_id == drop_id,
-            holds.c.customer_id == customer_id,
-            or_(holds.c.status == "converted", active_hold_filter(now)),
-        )
-        .scalar_subquery()
+        id=m["id"],
+        drop_id=m["drop_id"],
+        customer_id=m["customer_id"],
+        sku=m["sku"],
+        pool=m["pool"],
+        qty=m["qty"],
+        status=HoldStatus(m["status"]),
+        created_at=m["created_at"],
+        expires_at=m["expires_at"],
+        source=m["source"],
     )
 
 
@@ -110,8 +95,12 @@ class ClaimService:
     def __init__(self, uow: UnitOfWork, shapes: ShapeCache) -> None:
         self.uow = uow
         self.shapes = shapes
-        dialect = uow.db.dialect
-        self._insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        # Per-drop FIFO queue inside this process: claims reach the database lock in the
+        # order they arrived (asyncio.Lock wakes waiters first-come, first-served), rather
+        # than in whatever order pooled connections happen to send them.
+        self._arrival_queues: dict[int, asyncio.Lock] = {}
+        self._sql = ClaimStatements(uow.db.dialect)
+        self._insert = postgresql.insert if uow.db.dialect == "postgresql" else sqlite.insert
 
     # -- commands -------------------------------------------------------------------------
 
@@ -134,7 +123,8 @@ class ClaimService:
         if len(key) > MAX_CLAIM_KEY:
             raise InvalidInput("claim_key", f"must be at most {MAX_CLAIM_KEY} characters")
         arrived = arrived_at or self.uow.clock.now()
-        async with self.uow.write() as tx:
+        queue = self._arrival_queues.setdefault(drop_id, asyncio.Lock())
+        async with queue, self.uow.write() as tx:
             shape = await self._shape(tx, drop_id, sku, pool)
             hold_sku, pool_name, lines = shape.target(sku, pool)
             if qty > shape.per_customer_limit:
@@ -145,8 +135,12 @@ class ClaimService:
             )
             await tx.conn.execute(
                 insert(claims).values(
-                    drop_id=drop_id, customer_id=customer_id, source=source[:32],
-                    arrived_at=arrived, decided_at=tx.now, outcome=result.outcome.value,
+                    drop_id=drop_id,
+                    customer_id=customer_id,
+                    source=source[:32],
+                    arrived_at=arrived,
+                    decided_at=tx.now,
+                    outcome=result.outcome.value,
                     hold_id=result.hold.id if result.hold else None,
                 )
             )
@@ -194,8 +188,12 @@ class ClaimService:
             inserted = await tx.conn.execute(
                 self._insert(waitlist)
                 .values(
-                    drop_id=drop_id, customer_id=customer_id, sku=hold_sku, pool=pool_name,
-                    status="waiting", joined_at=tx.now,
+                    drop_id=drop_id,
+                    customer_id=customer_id,
+                    sku=hold_sku,
+                    pool=pool_name,
+                    status="waiting",
+                    joined_at=tx.now,
                 )
                 .on_conflict_do_nothing(index_elements=["drop_id", "customer_id"])
                 .returning(waitlist.c.id)
@@ -287,8 +285,15 @@ class ClaimService:
                 continue
             hold_sku, pool, lines = shape.target(entry.sku, entry.pool)
             result = await self._claim_in_tx(
-                tx, shape, entry.customer_id, hold_sku, pool, lines, 1,
-                f"waitlist:{entry.id}:{tx.now.timestamp()}", WAITLIST_SOURCE,
+                tx,
+                shape,
+                entry.customer_id,
+                hold_sku,
+                pool,
+                lines,
+                1,
+                f"waitlist:{entry.id}:{tx.now.timestamp()}",
+                WAITLIST_SOURCE,
             )
             if result.outcome is ClaimOutcome.HELD and result.hold is not None:
                 await tx.conn.execute(
@@ -326,73 +331,27 @@ class ClaimService:
     ) -> ClaimResult:
         drop_id, now = shape.drop_id, tx.now
         expires_at = now + timedelta(seconds=shape.hold_seconds)
-        conditions: list[ColumnElement[bool]] = [
-            exists().where(
-                drops.c.id == drop_id,
-                drops.c.state == "live",
-                or_(drops.c.closes_at.is_(None), drops.c.closes_at > now),
-            ),
-            customer_taken(drop_id, customer_id, now) + qty <= shape.per_customer_limit,
-        ]
-        my_position = (
-            select(waitlist.c.id)
-            .where(
-                waitlist.c.drop_id == drop_id,
-                waitlist.c.customer_id == customer_id,
-                waitlist.c.status == "waiting",
-            )
-            .scalar_subquery()
-        )
-        for line in lines:
-            free = (
-                select(drop_stock.c.total - drop_stock.c.sold)
-                .where(drop_stock.c.id == line.stock_id)
-                .scalar_subquery()
-            )
-            waiting_ahead = (
-                select(func.count())
-                .select_from(waitlist)
-                .where(
-                    waitlist.c.drop_id == drop_id,
-                    waitlist.c.status == "waiting",
-                    waitlist.c.pool == line.pool,
-                    or_(waitlist.c.sku.is_(None), waitlist.c.sku == line.sku),
-                    waitlist.c.customer_id != customer_id,
-                    waitlist.c.id < func.coalesce(my_position, _NO_POSITION),
-                )
-                .scalar_subquery()
-            )
-            taken = held_qty(drop_id, line.sku, line.pool, now) + waiting_ahead + qty
-            conditions.append(free - line.per_unit * taken >= 0)
-        values = select(
-            literal(drop_id, BigInteger),
-            literal(customer_id, BigInteger),
-            literal(hold_sku, String),
-            literal(pool, String),
-            literal(qty, Integer),
-            literal("active", String),
-            literal(key, String),
-            literal(source, String),
-            literal(now, UTCDateTime),
-            literal(expires_at, UTCDateTime),
-        ).where(and_(*conditions))
-        stmt = (
-            self._insert(holds)
-            .from_select(
-                [
-                    "drop_id", "customer_id", "sku", "pool", "qty", "status", "claim_key",
-                    "source", "created_at", "expires_at",
-                ],
-                values,
-            )
-            .on_conflict_do_nothing(index_elements=["drop_id", "claim_key"])
-            .returning(holds.c.id)
-        )
-        hold_id = (await tx.conn.execute(stmt)).scalar()
+        params = {
+            "customer_id": customer_id,
+            "qty": qty,
+            "claim_key": key,
+            "source": source[:32],
+            "now": now,
+            "expires_at": expires_at,
+        }
+        stmt = self._sql.place_hold(shape, hold_sku, pool, lines)
+        hold_id = (await tx.conn.execute(stmt, params)).scalar()
         if hold_id is not None:
             hold = Hold(
-                id=hold_id, drop_id=drop_id, customer_id=customer_id, sku=hold_sku, pool=pool,
-                qty=qty, status=HoldStatus.ACTIVE, created_at=now, expires_at=expires_at,
+                id=hold_id,
+                drop_id=drop_id,
+                customer_id=customer_id,
+                sku=hold_sku,
+                pool=pool,
+                qty=qty,
+                status=HoldStatus.ACTIVE,
+                created_at=now,
+                expires_at=expires_at,
                 source=source,
             )
             if source != WAITLIST_SOURCE:
@@ -407,41 +366,26 @@ class ClaimService:
                 )
             tx.emit(HoldPlaced(drop_id, hold_id, customer_id, expires_at, source))
             return ClaimResult(ClaimOutcome.HELD, hold=hold)
-        return await self._why_not(tx, shape, customer_id, key, qty)
+        return await self._why_not(tx, shape, params)
 
-    async def _why_not(
-        self, tx: Tx, shape: DropShape, customer_id: int, key: str, qty: int
-    ) -> ClaimResult:
+    async def _why_not(self, tx: Tx, shape: DropShape, params: dict[str, object]) -> ClaimResult:
         """The insert placed nothing: find out which condition failed (same transaction)."""
-        drop_id, now = shape.drop_id, tx.now
-        same_claim = (
-            await tx.conn.execute(
-                select(holds).where(holds.c.drop_id == drop_id, holds.c.claim_key == key)
-            )
-        ).first()
-        if same_claim is not None:
-            return ClaimResult(ClaimOutcome.ALREADY_HELD, hold=hold_from_row(same_claim))
-        drop = (
-            await tx.conn.execute(
-                select(drops.c.state, drops.c.opens_at, drops.c.closes_at).where(
-                    drops.c.id == drop_id
-                )
-            )
-        ).one()
-        if drop.state in (DropState.DRAFT, DropState.SCHEDULED):
-            return ClaimResult(ClaimOutcome.NOT_OPEN, opens_at=drop.opens_at)
-        if drop.state == DropState.CLOSED or (drop.closes_at is not None and drop.closes_at <= now):
+        diag = (await tx.conn.execute(self._sql.diagnose(shape), params)).one()
+        known_hold = diag.same_claim or None
+        if known_hold is None and diag.state == DropState.LIVE:
+            known_hold = diag.active_hold
+        if known_hold is not None:
+            row = (await tx.conn.execute(select(holds).where(holds.c.id == known_hold))).one()
+            return ClaimResult(ClaimOutcome.ALREADY_HELD, hold=hold_from_row(row))
+        if diag.state in (DropState.DRAFT, DropState.SCHEDULED):
+            return ClaimResult(ClaimOutcome.NOT_OPEN, opens_at=diag.opens_at)
+        if diag.state == DropState.CLOSED or (
+            diag.closes_at is not None and diag.closes_at <= tx.now
+        ):
             return ClaimResult(ClaimOutcome.CLOSED)
-        active = await self._active_hold(tx, drop_id, customer_id)
-        if active is not None:
-            return ClaimResult(ClaimOutcome.ALREADY_HELD, hold=active)
-        taken = (await tx.conn.execute(select(customer_taken(drop_id, customer_id, now)))).scalar()
-        if int(taken or 0) + qty > shape.per_customer_limit:
+        if int(diag.taken or 0) + int(str(params["qty"])) > shape.per_customer_limit:
             return ClaimResult(ClaimOutcome.LIMIT_REACHED)
-        lines = await stock_lines(tx.conn, drop_id, now)
-        available = summarize(lines, shape.format)[0]
-        position = await self._waitlist_position(tx, drop_id, customer_id)
-        return ClaimResult(ClaimOutcome.SOLD_OUT, available=available, waitlist_position=position)
+        return ClaimResult(ClaimOutcome.SOLD_OUT, waitlist_position=diag.position or None)
 
     async def _active_hold(self, tx: Tx, drop_id: int, customer_id: int) -> Hold | None:
         row = (

@@ -80,9 +80,9 @@ class CustomerService:
                 update(customers).where(customers.c.id == other_id).values(merged_into=keep_id)
             )
             await tx.conn.execute(
-                update(customers).where(customers.c.merged_into == other_id).values(
-                    merged_into=keep_id
-                )
+                update(customers)
+                .where(customers.c.merged_into == other_id)
+                .values(merged_into=keep_id)
             )
         return keep_id
 

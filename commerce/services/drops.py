@@ -36,13 +36,22 @@ def drop_from_row(row: Row[tuple[object, ...]]) -> Drop:
         else None
     )
     return Drop(
-        id=m["id"], title=m["title"], format=DropFormat(m["format"]),
-        state=DropState(m["state"]), opens_at=m["opens_at"], closes_at=m["closes_at"],
-        demo_seconds=m["demo_seconds"], hold_seconds=m["hold_seconds"],
-        per_customer_limit=m["per_customer_limit"], created_at=m["created_at"],
-        opened_at=m["opened_at"], closed_at=m["closed_at"],
+        id=m["id"],
+        title=m["title"],
+        format=DropFormat(m["format"]),
+        state=DropState(m["state"]),
+        opens_at=m["opens_at"],
+        closes_at=m["closes_at"],
+        demo_seconds=m["demo_seconds"],
+        hold_seconds=m["hold_seconds"],
+        per_customer_limit=m["per_customer_limit"],
+        created_at=m["created_at"],
+        opened_at=m["opened_at"],
+        closed_at=m["closed_at"],
         close_reason=CloseReason(m["close_reason"]) if m["close_reason"] else None,
-        price=price, objective=m["objective"], replay_url=m["replay_url"],
+        price=price,
+        objective=m["objective"],
+        replay_url=m["replay_url"],
     )
 
 
@@ -80,8 +89,10 @@ class DropService:
             for product in spec.products:
                 money = prices[product.sku]
                 values = {
-                    "title": product.title, "price_minor": money.amount_minor,
-                    "currency": money.currency, "image_url": product.image_url,
+                    "title": product.title,
+                    "price_minor": money.amount_minor,
+                    "currency": money.currency,
+                    "image_url": product.image_url,
                 }
                 await tx.conn.execute(
                     self._insert(products)
@@ -106,23 +117,32 @@ class DropService:
                 await tx.conn.execute(
                     insert(drops)
                     .values(
-                        title=header.title, format=header.format.value,
+                        title=header.title,
+                        format=header.format.value,
                         state=(DropState.SCHEDULED if opens_at else DropState.DRAFT).value,
-                        opens_at=opens_at, closes_at=closes_at,
-                        demo_seconds=header.demo_seconds, hold_seconds=header.hold_seconds,
+                        opens_at=opens_at,
+                        closes_at=closes_at,
+                        demo_seconds=header.demo_seconds,
+                        hold_seconds=header.hold_seconds,
                         per_customer_limit=header.per_customer_limit,
                         price_minor=price.amount_minor if price else None,
                         currency=price.currency if price else None,
                         objective=header.objective.model_dump() if header.objective else None,
-                        replay_url=header.replay_url, created_at=tx.now,
+                        replay_url=header.replay_url,
+                        created_at=tx.now,
                     )
                     .returning(drops.c.id)
                 )
             ).scalar_one()
             rows = [
                 {
-                    "drop_id": drop_id, "sku": item.sku, "pool": pool, "total": units,
-                    "sold": 0, "per_unit": item.per_bundle, "position": position,
+                    "drop_id": drop_id,
+                    "sku": item.sku,
+                    "pool": pool,
+                    "total": units,
+                    "sold": 0,
+                    "per_unit": item.per_bundle,
+                    "position": position,
                 }
                 for position, item in enumerate(spec.items)
                 for pool, units in item.pools.items()
@@ -191,8 +211,13 @@ class DropService:
                 position = next(line for line in shape.lines if line.sku == match)
                 await tx.conn.execute(
                     insert(drop_stock).values(
-                        drop_id=drop_id, sku=match, pool=pool, total=units, sold=0,
-                        per_unit=position.per_unit, position=shape.lines.index(position),
+                        drop_id=drop_id,
+                        sku=match,
+                        pool=pool,
+                        total=units,
+                        sold=0,
+                        per_unit=position.per_unit,
+                        position=shape.lines.index(position),
                     )
                 )
                 self.shapes.forget(drop_id)
@@ -219,9 +244,7 @@ class DropService:
             raise InvalidInput("replay_url", "must be an http(s) URL")
         async with self.uow.write() as tx:
             await self._get(tx.conn, drop_id)
-            await tx.conn.execute(
-                update(drops).where(drops.c.id == drop_id).values(replay_url=url)
-            )
+            await tx.conn.execute(update(drops).where(drops.c.id == drop_id).values(replay_url=url))
             return await self._get(tx.conn, drop_id)
 
     async def open_due(self) -> list[int]:
@@ -276,9 +299,7 @@ class DropService:
                 .where(holds.c.drop_id == drop_id, active_hold_filter(tx.now))
             )
         ).scalar()
-        state = (
-            await tx.conn.execute(select(drops.c.state).where(drops.c.id == drop_id))
-        ).scalar()
+        state = (await tx.conn.execute(select(drops.c.state).where(drops.c.id == drop_id))).scalar()
         if remaining == 0 and pending == 0 and state == DropState.LIVE:
             await self._close(tx, drop_id, CloseReason.SOLD_OUT)
             return True

@@ -18,7 +18,13 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 
-from commerce.domain.errors import HoldNotActive, HoldNotFound, InvalidInput, InvalidState, OrderNotFound
+from commerce.domain.errors import (
+    HoldNotActive,
+    HoldNotFound,
+    InvalidInput,
+    InvalidState,
+    OrderNotFound,
+)
 from commerce.domain.events import OrderPaid, OrderRefunded
 from commerce.domain.model import Money, Order, OrderStatus
 from commerce.services.claims import ClaimService
@@ -45,10 +51,17 @@ class PaymentResult:
 def order_from_row(row: Row[tuple[object, ...]]) -> Order:
     m = row._mapping
     return Order(
-        id=m["id"], drop_id=m["drop_id"], hold_id=m["hold_id"], customer_id=m["customer_id"],
-        status=OrderStatus(m["status"]), qty=m["qty"],
-        amount=Money(m["amount_minor"], m["currency"]), provider=m["provider"],
-        provider_ref=m["provider_ref"], pool=m["pool"], created_at=m["created_at"],
+        id=m["id"],
+        drop_id=m["drop_id"],
+        hold_id=m["hold_id"],
+        customer_id=m["customer_id"],
+        status=OrderStatus(m["status"]),
+        qty=m["qty"],
+        amount=Money(m["amount_minor"], m["currency"]),
+        provider=m["provider"],
+        provider_ref=m["provider_ref"],
+        pool=m["pool"],
+        created_at=m["created_at"],
         paid_at=m["paid_at"],
     )
 
@@ -88,11 +101,17 @@ class OrderService:
             await tx.conn.execute(
                 self._insert(orders)
                 .values(
-                    drop_id=hold.drop_id, hold_id=hold_id, customer_id=customer_id,
-                    status="pending", qty=hold.qty, amount_minor=amount.amount_minor,
-                    currency=amount.currency, provider=provider,
+                    drop_id=hold.drop_id,
+                    hold_id=hold_id,
+                    customer_id=customer_id,
+                    status="pending",
+                    qty=hold.qty,
+                    amount_minor=amount.amount_minor,
+                    currency=amount.currency,
+                    provider=provider,
                     idempotency_key=idempotency_key or f"hold:{hold_id}:{uuid.uuid4().hex}",
-                    pool=hold.pool, created_at=tx.now,
+                    pool=hold.pool,
+                    created_at=tx.now,
                 )
                 .on_conflict_do_nothing(index_elements=["hold_id"])
             )
@@ -127,8 +146,16 @@ class OrderService:
                 if order.status is OrderStatus.PAID:
                     return PaymentResult(PaymentOutcome.ALREADY_PAID, order)
                 raise InvalidState(f"order {order_id} is {order.status}, not reserved")
-            tx.emit(OrderPaid(order.drop_id, order.id, order.hold_id, order.customer_id,
-                              order.amount.amount_minor, order.amount.currency))
+            tx.emit(
+                OrderPaid(
+                    order.drop_id,
+                    order.id,
+                    order.hold_id,
+                    order.customer_id,
+                    order.amount.amount_minor,
+                    order.amount.currency,
+                )
+            )
             return PaymentResult(PaymentOutcome.PAID, order)
 
     async def refund(self, order_id: int, reason: str = "requested") -> Order:
@@ -142,11 +169,13 @@ class OrderService:
             shape = await self.shapes.get(tx.conn, order.drop_id)
             if order.status is OrderStatus.PENDING:
                 await tx.conn.execute(
-                    update(orders).where(orders.c.id == order_id, orders.c.status == "pending")
+                    update(orders)
+                    .where(orders.c.id == order_id, orders.c.status == "pending")
                     .values(status="cancelled", ended_at=tx.now, refund_reason=reason[:64])
                 )
                 await tx.conn.execute(
-                    update(holds).where(holds.c.id == order.hold_id, holds.c.status == "active")
+                    update(holds)
+                    .where(holds.c.id == order.hold_id, holds.c.status == "active")
                     .values(status="cancelled", ended_at=tx.now)
                 )
             else:
@@ -158,7 +187,8 @@ class OrderService:
                 if changed.rowcount == 1:
                     hold = await self._hold(tx, order.hold_id)
                     await tx.conn.execute(
-                        update(holds).where(holds.c.id == order.hold_id)
+                        update(holds)
+                        .where(holds.c.id == order.hold_id)
                         .values(status="cancelled", ended_at=tx.now)
                     )
                     await tx.conn.execute(
@@ -203,7 +233,8 @@ class OrderService:
                 update(orders)
                 .where(orders.c.id == order_id, orders.c.status == "pending")
                 .values(
-                    status=target.value, provider_ref=provider_ref,
+                    status=target.value,
+                    provider_ref=provider_ref,
                     paid_at=tx.now if target is OrderStatus.PAID else None,
                 )
             )
@@ -219,15 +250,28 @@ class OrderService:
             order = await self._get(tx, order_id)
             if not await self._commit_units(tx, order):
                 await tx.conn.execute(
-                    update(orders).where(orders.c.id == order_id)
-                    .values(status="refunded", paid_at=None, ended_at=tx.now,
-                            refund_reason="hold_expired")
+                    update(orders)
+                    .where(orders.c.id == order_id)
+                    .values(
+                        status="refunded",
+                        paid_at=None,
+                        ended_at=tx.now,
+                        refund_reason="hold_expired",
+                    )
                 )
                 tx.emit(OrderRefunded(order.drop_id, order.id, order.customer_id, "hold_expired"))
                 return PaymentResult(PaymentOutcome.REFUND_DUE, await self._get(tx, order_id))
             if target is OrderStatus.PAID:
-                tx.emit(OrderPaid(order.drop_id, order.id, order.hold_id, order.customer_id,
-                                  order.amount.amount_minor, order.amount.currency))
+                tx.emit(
+                    OrderPaid(
+                        order.drop_id,
+                        order.id,
+                        order.hold_id,
+                        order.customer_id,
+                        order.amount.amount_minor,
+                        order.amount.currency,
+                    )
+                )
             shape = await self.shapes.get(tx.conn, order.drop_id)
             await self.claims.emit_stock(tx, shape)
             await self.drops.close_if_sold_through(tx, order.drop_id)
@@ -236,11 +280,20 @@ class OrderService:
 
     async def _paid_at_pickup(self, tx: Tx, order: Order, provider_ref: str) -> PaymentResult:
         await tx.conn.execute(
-            update(orders).where(orders.c.id == order.id, orders.c.status == "reserved")
+            update(orders)
+            .where(orders.c.id == order.id, orders.c.status == "reserved")
             .values(status="paid", provider_ref=provider_ref, paid_at=tx.now)
         )
-        tx.emit(OrderPaid(order.drop_id, order.id, order.hold_id, order.customer_id,
-                          order.amount.amount_minor, order.amount.currency))
+        tx.emit(
+            OrderPaid(
+                order.drop_id,
+                order.id,
+                order.hold_id,
+                order.customer_id,
+                order.amount.amount_minor,
+                order.amount.currency,
+            )
+        )
         return PaymentResult(PaymentOutcome.PAID, await self._get(tx, order.id))
 
     async def _commit_units(self, tx: Tx, order: Order) -> bool:

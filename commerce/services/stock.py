@@ -19,7 +19,9 @@ from commerce.domain.model import DropFormat, StockLine
 from commerce.storage.tables import drop_stock, drops, holds
 
 
-def line_matches_hold(sku: ColumnElement[str] | str, pool: ColumnElement[str] | str) -> ColumnElement[bool]:
+def line_matches_hold(
+    sku: ColumnElement[str] | str, pool: ColumnElement[str] | str
+) -> ColumnElement[bool]:
     return and_(holds.c.pool == pool, or_(holds.c.sku.is_(None), holds.c.sku == sku))
 
 
@@ -45,15 +47,18 @@ async def stock_lines(conn: AsyncConnection, drop_id: int, now: datetime) -> lis
     held = held_qty(drop_stock.c.drop_id, drop_stock.c.sku, drop_stock.c.pool, now)
     rows = await conn.execute(
         select(
-            drop_stock.c.id, drop_stock.c.sku, drop_stock.c.pool, drop_stock.c.per_unit,
-            drop_stock.c.total, drop_stock.c.sold, (held * drop_stock.c.per_unit).label("held"),
+            drop_stock.c.id,
+            drop_stock.c.sku,
+            drop_stock.c.pool,
+            drop_stock.c.per_unit,
+            drop_stock.c.total,
+            drop_stock.c.sold,
+            (held * drop_stock.c.per_unit).label("held"),
         )
         .where(drop_stock.c.drop_id == drop_id)
         .order_by(drop_stock.c.position, drop_stock.c.id)
     )
-    return [
-        StockLine(r.id, r.sku, r.pool, r.per_unit, r.total, r.sold, int(r.held)) for r in rows
-    ]
+    return [StockLine(r.id, r.sku, r.pool, r.per_unit, r.total, r.sold, int(r.held)) for r in rows]
 
 
 @dataclass(frozen=True, slots=True)

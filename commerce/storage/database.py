@@ -44,7 +44,10 @@ class Database:
             self.reader = self._sqlite_engine(url, echo=echo, immediate=False, pool_size=4)
         else:
             engine = create_async_engine(
-                url, echo=echo, pool_size=pool_size, max_overflow=pool_size * 2,
+                url,
+                echo=echo,
+                pool_size=pool_size,
+                max_overflow=pool_size * 2,
                 pool_pre_ping=False,
             )
             self.writer = self.reader = engine
@@ -52,7 +55,10 @@ class Database:
     @staticmethod
     def _sqlite_engine(url: str, *, echo: bool, immediate: bool, pool_size: int) -> AsyncEngine:
         engine = create_async_engine(
-            url, echo=echo, pool_size=pool_size, max_overflow=0,
+            url,
+            echo=echo,
+            pool_size=pool_size,
+            max_overflow=0,
             connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
         )
         begin_sql = "BEGIN IMMEDIATE" if immediate else "BEGIN"

@@ -1,0 +1,194 @@
+"""The claim path's SQL, built once per drop shape and reused with bound parameters.
+
+Building SQLAlchemy expressions costs more CPU than running them on SQLite, so the hot
+statements are constructed once per (drop, SKU, pool) and executed with fresh parameters:
+``customer_id``, ``qty``, ``claim_key``, ``source``, ``now`` and ``expires_at``.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Integer,
+    Select,
+    String,
+    and_,
+    bindparam,
+    exists,
+    func,
+    literal,
+    or_,
+    select,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.sql.dml import Insert
+
+from commerce.services.stock import DropShape, ShapeLine, active_hold_filter, held_qty
+from commerce.storage.tables import UTCDateTime, drop_stock, drops, holds, waitlist
+
+_NO_POSITION = 2**62  # "not in the waitlist": everyone waiting is ahead
+
+CUSTOMER = bindparam("customer_id", type_=BigInteger)
+QTY = bindparam("qty", type_=Integer)
+KEY = bindparam("claim_key", type_=String)
+SOURCE = bindparam("source", type_=String)
+NOW = bindparam("now", type_=UTCDateTime)
+EXPIRES = bindparam("expires_at", type_=UTCDateTime)
+
+HOLD_COLUMNS = [
+    "drop_id",
+    "customer_id",
+    "sku",
+    "pool",
+    "qty",
+    "status",
+    "claim_key",
+    "source",
+    "created_at",
+    "expires_at",
+]
+
+
+def customer_taken(drop_id: int) -> ColumnElement[int]:
+    """Units this customer holds or has bought in this drop (for the per-customer limit)."""
+    return (
+        select(func.coalesce(func.sum(holds.c.qty), 0))
+        .where(
+            holds.c.drop_id == drop_id,
+            holds.c.customer_id == CUSTOMER,
+            or_(holds.c.status == "converted", active_hold_filter(NOW)),
+        )
+        .scalar_subquery()
+    )
+
+
+def my_waitlist_entry(drop_id: int) -> ColumnElement[int]:
+    return (
+        select(waitlist.c.id)
+        .where(
+            waitlist.c.drop_id == drop_id,
+            waitlist.c.customer_id == CUSTOMER,
+            waitlist.c.status == "waiting",
+        )
+        .scalar_subquery()
+    )
+
+
+def waiting_ahead(drop_id: int, line: ShapeLine) -> ColumnElement[int]:
+    """Customers queued for this line before the claimant (everyone, if not queued)."""
+    return (
+        select(func.count())
+        .select_from(waitlist)
+        .where(
+            waitlist.c.drop_id == drop_id,
+            waitlist.c.status == "waiting",
+            waitlist.c.pool == line.pool,
+            or_(waitlist.c.sku.is_(None), waitlist.c.sku == line.sku),
+            waitlist.c.customer_id != CUSTOMER,
+            waitlist.c.id < func.coalesce(my_waitlist_entry(drop_id), _NO_POSITION),
+        )
+        .scalar_subquery()
+    )
+
+
+class ClaimStatements:
+    def __init__(self, dialect: str) -> None:
+        self._insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        self._holds: dict[tuple[object, ...], Insert] = {}
+        self._diagnoses: dict[tuple[int, int], Select[tuple[object, ...]]] = {}
+
+    def place_hold(
+        self, shape: DropShape, hold_sku: str | None, pool: str, lines: list[ShapeLine]
+    ) -> Insert:
+        """INSERT … SELECT … WHERE <drop live, under limit, every line has the units>."""
+        key = (shape, hold_sku, pool)
+        stmt = self._holds.get(key)
+        if stmt is None:
+            stmt = self._holds[key] = self._build_place_hold(shape, hold_sku, pool, lines)
+        return stmt
+
+    def _build_place_hold(
+        self, shape: DropShape, hold_sku: str | None, pool: str, lines: list[ShapeLine]
+    ) -> Insert:
+        drop_id = shape.drop_id
+        conditions: list[ColumnElement[bool]] = [
+            exists().where(
+                drops.c.id == drop_id,
+                drops.c.state == "live",
+                or_(drops.c.closes_at.is_(None), drops.c.closes_at > NOW),
+            ),
+            customer_taken(drop_id) + QTY <= shape.per_customer_limit,
+        ]
+        for line in lines:
+            free = (
+                select(drop_stock.c.total - drop_stock.c.sold)
+                .where(drop_stock.c.id == line.stock_id)
+                .scalar_subquery()
+            )
+            wanted = (
+                held_qty(drop_id, line.sku, line.pool, NOW) + waiting_ahead(drop_id, line) + QTY
+            )
+            conditions.append(free - line.per_unit * wanted >= 0)
+        values = select(
+            literal(drop_id, BigInteger),
+            CUSTOMER,
+            literal(hold_sku, String),
+            literal(pool, String),
+            QTY,
+            literal("active", String),
+            KEY,
+            SOURCE,
+            NOW,
+            EXPIRES,
+        ).where(and_(*conditions))
+        return (
+            self._insert(holds)
+            .from_select(HOLD_COLUMNS, values)
+            .on_conflict_do_nothing(index_elements=["drop_id", "claim_key"])
+            .returning(holds.c.id)
+        )
+
+    def diagnose(self, shape: DropShape) -> Select[tuple[object, ...]]:
+        """Why a hold was not placed, in one round trip."""
+        key = (shape.drop_id, shape.per_customer_limit)
+        stmt = self._diagnoses.get(key)
+        if stmt is None:
+            drop_id = shape.drop_id
+            same_claim = (
+                select(holds.c.id)
+                .where(holds.c.drop_id == drop_id, holds.c.claim_key == KEY)
+                .scalar_subquery()
+            )
+            active = (
+                select(holds.c.id)
+                .where(
+                    holds.c.drop_id == drop_id,
+                    holds.c.customer_id == CUSTOMER,
+                    active_hold_filter(NOW),
+                )
+                .order_by(holds.c.id)
+                .limit(1)
+                .scalar_subquery()
+            )
+            mine = my_waitlist_entry(drop_id)
+            position = (
+                select(func.count())
+                .select_from(waitlist)
+                .where(
+                    waitlist.c.drop_id == drop_id,
+                    waitlist.c.status == "waiting",
+                    waitlist.c.id <= mine,
+                )
+                .scalar_subquery()
+            )
+            stmt = self._diagnoses[key] = select(
+                same_claim.label("same_claim"),
+                drops.c.state,
+                drops.c.opens_at,
+                drops.c.closes_at,
+                active.label("active_hold"),
+                customer_taken(drop_id).label("taken"),
+                position.label("position"),
+            ).where(drops.c.id == drop_id)
+        return stmt
