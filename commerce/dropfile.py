@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from commerce.domain.errors import InvalidInput
 from commerce.domain.model import (
@@ -76,6 +77,16 @@ class DropHeader(_Strict):
     objective: Objective | None = None
     replay_url: str | None = None
 
+    @field_validator("opens_at", "closes_at")
+    @classmethod
+    def _when(cls, value: str | datetime | None) -> str | datetime | None:
+        if value is not None:
+            try:
+                parse_when(value, datetime.now(UTC), "time")
+            except InvalidInput as exc:
+                raise ValueError(exc.problem) from None
+        return value
+
 
 class ProductSpec(_Strict):
     sku: str
@@ -91,6 +102,16 @@ class ProductSpec(_Strict):
             return validate_sku(value)
         except InvalidInput as exc:
             raise ValueError(exc.problem) from None
+
+    @model_validator(mode="after")
+    def _price(self) -> ProductSpec:
+        try:
+            Money.parse(self.price, self.currency)
+        except InvalidInput as exc:
+            raise PydanticCustomError(
+                "price", "{field}: {problem}", {"field": exc.field, "problem": exc.problem}
+            ) from None
+        return self
 
 
 class ItemSpec(_Strict):
@@ -163,6 +184,9 @@ def validate_spec(data: dict[str, Any]) -> DropSpec:
         message = "unknown field" if first["type"] == "extra_forbidden" else first["msg"]
         message = message.removeprefix("Value error, ")
         loc = _location(first["loc"])
+        if first["type"] == "price":  # names its own field inside the product
+            ctx = first.get("ctx", {})
+            loc, message = f"{loc}.{ctx.get('field', 'price')}", str(ctx.get("problem", message))
         if first["type"] == "missing":
             message = "is required"
         raise InvalidInput(loc, message) from None

@@ -34,6 +34,8 @@ PG_ADMIN_URL = os.environ.get(
     "DROPCAST_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 )
 SKIP_PG = os.environ.get("DROPCAST_TEST_SKIP_PG") == "1"
+if SKIP_PG and os.environ.get("CI"):
+    raise RuntimeError("DROPCAST_TEST_SKIP_PG is not allowed in CI: the PostgreSQL suite must run")
 ENGINES = ["sqlite"] if SKIP_PG else ["sqlite", "postgresql"]
 
 
@@ -106,14 +108,24 @@ async def truncate_all(database: Database) -> None:
         await conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
 
 
-@pytest.fixture
+@pytest.fixture(params=ENGINES)
 def database_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path) -> str:
-    engine = getattr(request, "param", "sqlite")
-    if engine == "sqlite":
+    """The URL of an empty, migrated database on each engine (for processes and the CLI)."""
+    if request.param == "sqlite":
         path = tmp_path / "dropcast.db"
         shutil.copyfile(sqlite_template, path)
         return f"sqlite+aiosqlite:///{path}"
-    return str(request.getfixturevalue("pg_url"))
+    url = str(request.getfixturevalue("pg_url"))
+
+    async def empty() -> None:
+        database = Database(url)
+        try:
+            await truncate_all(database)
+        finally:
+            await database.dispose()
+
+    run_blocking(empty())
+    return url
 
 
 @pytest.fixture(params=ENGINES)
@@ -142,3 +154,19 @@ def clock() -> ManualClock:
 @pytest.fixture
 def commerce(db: Database, clock: ManualClock) -> Commerce:
     return Commerce.build(db, clock=clock)
+
+
+_postgres_passed = 0
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    global _postgres_passed
+    if report.when == "call" and report.passed and "postgresql" in report.nodeid:
+        _postgres_passed += 1
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """In CI the PostgreSQL half of the suite is not optional: fail if none of it ran."""
+    if os.environ.get("CI") and _postgres_passed == 0 and exitstatus == 0:
+        print("\nCI: no PostgreSQL test ran; failing the run", flush=True)
+        session.exitstatus = 1

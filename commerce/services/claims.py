@@ -13,15 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from sqlalchemy import (
-    func,
-    insert,
-    select,
-    update,
-)
+from sqlalchemy import func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Row
 
@@ -29,7 +24,6 @@ from commerce.domain.errors import (
     HoldNotActive,
     HoldNotFound,
     InvalidInput,
-    UnknownItem,
 )
 from commerce.domain.events import (
     HoldCancelled,
@@ -92,13 +86,12 @@ def summarize(lines: list[StockLine], fmt: DropFormat) -> tuple[int, int, int, i
 
 
 class ClaimService:
-    def __init__(self, uow: UnitOfWork, shapes: ShapeCache) -> None:
+    def __init__(self, uow: UnitOfWork, shapes: ShapeCache, *, max_batch: int = 256) -> None:
         self.uow = uow
         self.shapes = shapes
-        # Per-drop FIFO queue inside this process: claims reach the database lock in the
-        # order they arrived (asyncio.Lock wakes waiters first-come, first-served), rather
-        # than in whatever order pooled connections happen to send them.
-        self._arrival_queues: dict[int, asyncio.Lock] = {}
+        self.max_batch = max_batch
+        self._batchers: dict[int, _ClaimBatcher] = {}
+        self._shape_locks: dict[int, asyncio.Lock] = {}
         self._sql = ClaimStatements(uow.db.dialect)
         self._insert = postgresql.insert if uow.db.dialect == "postgresql" else sqlite.insert
 
@@ -116,37 +109,125 @@ class ClaimService:
         source: str = "chat",
         arrived_at: datetime | None = None,
     ) -> ClaimResult:
-        """Try to hold ``qty`` units for a customer. Sold out is an outcome, not an error."""
-        if not isinstance(qty, int) or qty < 1:
+        """Try to hold ``qty`` units for a customer. Sold out is an outcome, not an error.
+
+        Bad input raises before anything is queued. Valid claims join the drop's arrival
+        queue and are decided in arrival order, many to a transaction (see _ClaimBatcher).
+        """
+        if not isinstance(qty, int) or isinstance(qty, bool) or qty < 1:
             raise InvalidInput("qty", "must be a whole number of at least 1")
         key = claim_key or f"auto:{uuid.uuid4().hex}"
         if len(key) > MAX_CLAIM_KEY:
             raise InvalidInput("claim_key", f"must be at most {MAX_CLAIM_KEY} characters")
         arrived = arrived_at or self.uow.clock.now()
-        queue = self._arrival_queues.setdefault(drop_id, asyncio.Lock())
-        async with queue, self.uow.write() as tx:
-            shape = await self._shape(tx, drop_id, sku, pool)
-            hold_sku, pool_name, lines = shape.target(sku, pool)
-            if qty > shape.per_customer_limit:
-                raise InvalidInput("qty", f"at most {shape.per_customer_limit} per customer")
+        shape = await self._shape(drop_id, sku, pool)
+        hold_sku, pool_name, lines = shape.target(sku, pool)
+        if qty > shape.per_customer_limit:
+            raise InvalidInput("qty", f"at most {shape.per_customer_limit} per customer")
+        request = _ClaimRequest(
+            customer_id, hold_sku, pool_name, tuple(lines), qty, key, source[:32], arrived
+        )
+        batcher = self._batchers.get(drop_id)
+        if batcher is None:
+            batcher = self._batchers[drop_id] = _ClaimBatcher(self, drop_id)
+        return await batcher.submit(request)
+
+    async def _decide_batch(self, drop_id: int, batch: list[_ClaimRequest]) -> list[ClaimResult]:
+        """Decide queued claims in arrival order inside ONE transaction.
+
+        Each hold is still its own conditional INSERT; batching only shares the BEGIN,
+        the drop lock, the claim-log write and the COMMIT. Once a target is known sold out
+        in this batch, later claims for it skip the INSERT (nothing in a batch frees
+        units) and are answered together by ``_answer_sold_out``.
+        """
+        async with self.uow.write() as tx:
+            shape = await self.shapes.get(tx.conn, drop_id)
             await self.uow.db.lock_drop(tx.conn, drop_id)
-            result = await self._claim_in_tx(
-                tx, shape, customer_id, hold_sku, pool_name, lines, qty, key, source
-            )
-            await tx.conn.execute(
-                insert(claims).values(
-                    drop_id=drop_id,
-                    customer_id=customer_id,
-                    source=source[:32],
-                    arrived_at=arrived,
-                    decided_at=tx.now,
-                    outcome=result.outcome.value,
-                    hold_id=result.hold.id if result.hold else None,
+            results: list[ClaimResult | None] = []
+            exhausted: dict[tuple[str | None, str], int] = {}  # target -> smallest qty refused
+            for request in batch:
+                target = (request.hold_sku, request.pool)
+                if request.qty >= exhausted.get(target, request.qty + 1):
+                    results.append(None)
+                    continue
+                result = await self._claim_in_tx(
+                    tx,
+                    shape,
+                    request.customer_id,
+                    request.hold_sku,
+                    request.pool,
+                    list(request.lines),
+                    request.qty,
+                    request.key,
+                    request.source,
                 )
+                if result.outcome is ClaimOutcome.SOLD_OUT:
+                    exhausted[target] = min(exhausted.get(target, request.qty), request.qty)
+                results.append(result)
+            skipped = [r for r, res in zip(batch, results, strict=True) if res is None]
+            answers = await self._answer_sold_out(tx, shape, skipped) if skipped else {}
+            decided = [
+                res if res is not None else answers[id(req)]
+                for req, res in zip(batch, results, strict=True)
+            ]
+            await tx.conn.execute(
+                insert(claims),
+                [
+                    {
+                        "drop_id": drop_id,
+                        "customer_id": req.customer_id,
+                        "source": req.source,
+                        "arrived_at": req.arrived_at,
+                        "decided_at": tx.now,
+                        "outcome": res.outcome.value,
+                        "hold_id": res.hold.id if res.hold else None,
+                    }
+                    for req, res in zip(batch, decided, strict=True)
+                ],
             )
-            if result.outcome is ClaimOutcome.HELD:
+            if any(res.outcome is ClaimOutcome.HELD for res in decided):
                 await self.emit_stock(tx, shape, after_claim=True)
-        return result
+        return decided
+
+    async def _answer_sold_out(
+        self, tx: Tx, shape: DropShape, requests: list[_ClaimRequest]
+    ) -> dict[int, ClaimResult]:
+        """Claims on a target already sold out in this batch: replays and current holders
+        get their hold back, customers at their limit hear so, everyone else is sold out."""
+        drop_id = shape.drop_id
+        keys = {r.key for r in requests}
+        customers = {r.customer_id for r in requests}
+        by_key = {
+            row.claim_key: hold_from_row(row)
+            for row in await tx.conn.execute(
+                select(holds).where(holds.c.drop_id == drop_id, holds.c.claim_key.in_(keys))
+            )
+        }
+        active: dict[int, Hold] = {}
+        taken: dict[int, int] = {}
+        rows = await tx.conn.execute(
+            select(holds)
+            .where(
+                holds.c.drop_id == drop_id,
+                holds.c.customer_id.in_(customers),
+                or_(holds.c.status == "converted", active_hold_filter(tx.now)),
+            )
+            .order_by(holds.c.id)
+        )
+        for row in rows:
+            taken[row.customer_id] = taken.get(row.customer_id, 0) + row.qty
+            if row.status == "active":
+                active.setdefault(row.customer_id, hold_from_row(row))
+        answers: dict[int, ClaimResult] = {}
+        for request in requests:
+            hold = by_key.get(request.key) or active.get(request.customer_id)
+            if hold is not None:
+                answers[id(request)] = ClaimResult(ClaimOutcome.ALREADY_HELD, hold=hold)
+            elif taken.get(request.customer_id, 0) + request.qty > shape.per_customer_limit:
+                answers[id(request)] = ClaimResult(ClaimOutcome.LIMIT_REACHED)
+            else:
+                answers[id(request)] = ClaimResult(ClaimOutcome.SOLD_OUT)
+        return answers
 
     async def cancel_hold(self, hold_id: int, customer_id: int | None = None) -> Hold:
         """The viewer lets go of a hold; the unit goes to the waitlist first."""
@@ -174,7 +255,7 @@ class ClaimService:
     ) -> ClaimResult:
         """Queue for freed units. If a unit is free for them right now, they get it at once."""
         async with self.uow.write() as tx:
-            shape = await self._shape(tx, drop_id, sku, pool)
+            shape = await self._shape(drop_id, sku, pool)
             hold_sku, pool_name, _ = shape.target(sku, pool)
             await self.uow.db.lock_drop(tx.conn, drop_id)
             state = (
@@ -440,12 +521,63 @@ class ClaimService:
         if after_claim and available == 0:
             tx.emit(SoldOut(shape.drop_id))
 
-    async def _shape(self, tx: Tx, drop_id: int, sku: str | None, pool: str | None) -> DropShape:
-        shape = await self.shapes.get(tx.conn, drop_id)
-        try:
-            shape.target(sku, pool)
-        except UnknownItem:
-            # Another process may have restocked into a new pool: reload once.
+    async def _shape(self, drop_id: int, sku: str | None, pool: str | None) -> DropShape:
+        """The drop's cached shape; a miss loads it once however many claims wait on it."""
+        cached = self.shapes.cached(drop_id)
+        if cached is not None and cached.has_target(sku, pool):
+            return cached  # the hot path: no connection needed
+        loading = self._shape_locks.setdefault(drop_id, asyncio.Lock())
+        async with loading:
+            cached = self.shapes.cached(drop_id)
+            if cached is not None and cached.has_target(sku, pool):
+                return cached
+            # A miss, or a pool another process may have added by restocking: reload.
             self.shapes.forget(drop_id)
-            shape = await self.shapes.get(tx.conn, drop_id)
-        return shape
+            async with self.uow.read() as conn:
+                return await self.shapes.get(conn, drop_id)
+
+
+@dataclass(frozen=True, slots=True)
+class _ClaimRequest:
+    customer_id: int
+    hold_sku: str | None
+    pool: str
+    lines: tuple[ShapeLine, ...]
+    qty: int
+    key: str
+    source: str
+    arrived_at: datetime
+
+
+class _ClaimBatcher:
+    """One drop's arrival queue: claims wait here in arrival order and are decided in
+    batches by a single worker, so the database sees one writer per drop per process
+    (fair, FIFO) and a surge costs one COMMIT per batch instead of one per claim."""
+
+    def __init__(self, service: ClaimService, drop_id: int) -> None:
+        self.service = service
+        self.drop_id = drop_id
+        self.queue: list[tuple[_ClaimRequest, asyncio.Future[ClaimResult]]] = []
+        self.worker: asyncio.Task[None] | None = None
+
+    def submit(self, request: _ClaimRequest) -> asyncio.Future[ClaimResult]:
+        future: asyncio.Future[ClaimResult] = asyncio.get_running_loop().create_future()
+        self.queue.append((request, future))
+        if self.worker is None or self.worker.done():
+            self.worker = asyncio.get_running_loop().create_task(self._drain())
+        return future
+
+    async def _drain(self) -> None:
+        while self.queue:
+            taken = self.queue[: self.service.max_batch]
+            del self.queue[: self.service.max_batch]
+            try:
+                results = await self.service._decide_batch(self.drop_id, [r for r, _ in taken])
+            except Exception as exc:  # the whole batch rolled back: every claim hears why
+                for _, future in taken:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            for (_, future), result in zip(taken, results, strict=True):
+                if not future.done():
+                    future.set_result(result)

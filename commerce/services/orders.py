@@ -36,7 +36,7 @@ from commerce.storage.tables import drop_stock, holds, orders
 
 class PaymentOutcome(StrEnum):
     PAID = "paid"
-    ALREADY_PAID = "already_paid"  # the same provider payment again (retried webhook)
+    REPLAYED = "replayed"  # the same provider payment again (retried webhook): no change
     RESERVED = "reserved"  # manual payment: units committed, pay at pickup
     REFUND_DUE = "refund_due"  # money arrived for a hold that had lapsed: give it back
     DUPLICATE = "duplicate"  # a second, different payment for an order already paid
@@ -144,7 +144,7 @@ class OrderService:
             order = await self._get(tx, order_id)
             if changed.rowcount != 1:
                 if order.status is OrderStatus.PAID:
-                    return PaymentResult(PaymentOutcome.ALREADY_PAID, order)
+                    return PaymentResult(PaymentOutcome.REPLAYED, order)
                 raise InvalidState(f"order {order_id} is {order.status}, not reserved")
             tx.emit(
                 OrderPaid(
@@ -228,7 +228,7 @@ class OrderService:
                 if seen is not None:
                     if seen.id != order_id:
                         raise InvalidInput("provider_ref", "already used for another order")
-                    return PaymentResult(PaymentOutcome.ALREADY_PAID, order_from_row(seen))
+                    return PaymentResult(PaymentOutcome.REPLAYED, order_from_row(seen))
             changed = await tx.conn.execute(
                 update(orders)
                 .where(orders.c.id == order_id, orders.c.status == "pending")
@@ -240,6 +240,8 @@ class OrderService:
             )
             if changed.rowcount != 1:
                 order = await self._get(tx, order_id)  # raises when unknown
+                if provider_ref is not None and order.provider_ref == provider_ref:
+                    return PaymentResult(PaymentOutcome.REPLAYED, order)  # lost a race to it
                 if order.status in (OrderStatus.PAID, OrderStatus.RESERVED) and provider_ref:
                     if order.status is OrderStatus.RESERVED:
                         return await self._paid_at_pickup(tx, order, provider_ref)
@@ -329,7 +331,7 @@ class OrderService:
             ).first()
         if row is None or row.id != order_id:
             raise InvalidInput("provider_ref", "already used for another order")
-        return PaymentResult(PaymentOutcome.ALREADY_PAID, order_from_row(row))
+        return PaymentResult(PaymentOutcome.REPLAYED, order_from_row(row))
 
     async def _hold(self, tx: Tx, hold_id: int) -> Row[tuple[object, ...]]:
         return (await tx.conn.execute(select(holds).where(holds.c.id == hold_id))).one()

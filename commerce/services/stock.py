@@ -87,6 +87,13 @@ class DropShape:
     def pools(self) -> list[str]:
         return list(dict.fromkeys(line.pool for line in self.lines))
 
+    def has_target(self, sku: str | None, pool: str | None) -> bool:
+        try:
+            self.target(sku, pool)
+        except (UnknownItem, InvalidInput):
+            return False
+        return True
+
     def target(self, sku: str | None, pool: str | None) -> tuple[str | None, str, list[ShapeLine]]:
         """Resolve what a claim asks for: (hold sku, pool, stock lines it takes from)."""
         pool = pool or ("ship" if "ship" in self.pools else self.pools[0])
@@ -120,6 +127,9 @@ class ShapeCache:
             shape = await self._load(conn, drop_id)
             self._shapes[drop_id] = shape
         return shape
+
+    def cached(self, drop_id: int) -> DropShape | None:
+        return self._shapes.get(drop_id)
 
     def forget(self, drop_id: int) -> None:
         self._shapes.pop(drop_id, None)

@@ -1,0 +1,1 @@
+"""Chat adapters: one command parser and presenter, thin Discord / Twitch / studio adapters."""

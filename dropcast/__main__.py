@@ -1,0 +1,3 @@
+from dropcast.cli import main
+
+main()

@@ -1,0 +1,237 @@
+"""The ``dropcast`` command line. Bad input: exit code 2 and one line on stderr."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+
+import click
+
+from commerce.domain.errors import DomainError
+from commerce.domain.model import DropView
+from commerce.dropfile import load_drop_file
+from commerce.views import drop_state, iso
+from config.settings import ConfigError, Settings, load_settings
+from dropcast.app import App
+
+T = TypeVar("T")
+EXIT_BAD_INPUT = 2
+
+
+def fail(message: str) -> NoReturn:
+    click.echo(f"dropcast: error: {message}", err=True)
+    sys.exit(EXIT_BAD_INPUT)
+
+
+def settings_of(ctx: click.Context) -> Settings:
+    settings: Settings = ctx.obj["settings"]
+    return settings
+
+
+def with_app(
+    ctx: click.Context, work: Callable[[App], Awaitable[T]], *, reraise: bool = False
+) -> T:
+    """Open the app (migrating the schema), run ``work``, close; domain errors exit 2."""
+
+    async def go() -> T:
+        app = await App.open(settings_of(ctx))
+        try:
+            return await work(app)
+        finally:
+            await app.close()
+
+    try:
+        return asyncio.run(go())
+    except DomainError as exc:
+        if reraise:
+            raise
+        fail(str(exc))
+
+
+def emit(data: Any, as_json: bool, text: str) -> None:
+    click.echo(json.dumps(data, indent=2) if as_json else text)
+
+
+def render_view(view: DropView) -> str:
+    data = drop_state(view)
+    lines = [
+        f"drop {data['id']}: {data['title']} [{data['format']}, {data['state']}]",
+        f"  opens {data['opens_at'] or '-'}  closes {data['closes_at'] or '-'}  "
+        f"hold {data['hold_seconds']}s  limit {data['per_customer_limit']}/customer",
+        f"  available {data['available']}  held {data['held']}  sold {data['sold']}  "
+        f"of {data['total']}  waiting {data['waiting']}",
+        f"  {'SKU':<16} {'pool':<24} {'total':>6} {'avail':>6} {'held':>6} {'sold':>6}",
+    ]
+    for item in data["items"]:
+        for pool in item["pools"]:
+            lines.append(
+                f"  {item['sku']:<16} {pool['pool']:<24} {pool['total']:>6} "
+                f"{pool['available']:>6} {pool['held']:>6} {pool['sold']:>6}"
+            )
+    return "\n".join(lines)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Settings file (TOML). Default: ./dropcast.toml when present.",
+)
+@click.pass_context
+def cli(ctx: click.Context, config_path: Path | None) -> None:
+    """dropcast: live-commerce drops from chat."""
+    try:
+        settings = load_settings(config_path)
+    except ConfigError as exc:
+        fail(str(exc))
+    logging.basicConfig(
+        level=settings.log.level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # migrations speak only on trouble
+    ctx.obj = {"settings": settings}
+
+
+@cli.command()
+@click.option("--demo", is_flag=True, help="Seed a demo drop that opens in a minute.")
+@click.option("--host", default=None, help="Override web.host.")
+@click.option("--port", type=int, default=None, help="Override web.port.")
+@click.pass_context
+def run(ctx: click.Context, demo: bool, host: str | None, port: int | None) -> None:
+    """Run everything: web checkout, bots, scheduler (on SQLite by default)."""
+    settings = settings_of(ctx)
+    if host is not None:
+        settings.web.host = host
+    if port is not None:
+        settings.web.port = port
+    with_app(ctx, lambda app: app.serve(demo=demo))
+
+
+@cli.group()
+def db() -> None:
+    """Database maintenance."""
+
+
+@db.command("upgrade")
+@click.pass_context
+def db_upgrade(ctx: click.Context) -> None:
+    """Apply pending schema migrations."""
+
+    async def work(app: App) -> None:
+        click.echo(f"database at head ({app.db.dialect})")
+
+    with_app(ctx, work)
+
+
+@cli.group()
+def drop() -> None:
+    """Create, inspect and steer drops."""
+
+
+@drop.command("create")
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help='Print {"id": …}.')
+@click.pass_context
+def drop_create(ctx: click.Context, file: Path, as_json: bool) -> None:
+    """Create a drop from a drop file (TOML)."""
+    try:
+        spec = load_drop_file(file)  # validated before the database is touched
+        drop_id = with_app(ctx, lambda app: app.commerce.drops.create(spec), reraise=True)
+    except DomainError as exc:
+        fail(f"drop file {file}: {exc}")
+    emit({"id": drop_id}, as_json, f"created drop {drop_id}")
+
+
+@drop.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def drop_list(ctx: click.Context, as_json: bool) -> None:
+    """List drops."""
+
+    async def work(app: App) -> list[dict[str, Any]]:
+        return [
+            {
+                "id": d.id,
+                "title": d.title,
+                "format": d.format.value,
+                "state": d.state.value,
+                "opens_at": iso(d.opens_at),
+            }
+            for d in await app.commerce.drops.list()
+        ]
+
+    rows = with_app(ctx, work)
+    text = "\n".join(
+        f"{r['id']:>4}  {r['state']:<9} {r['format']:<8} {r['opens_at'] or '-':<26} {r['title']}"
+        for r in rows
+    )
+    emit(rows, as_json, text or "no drops yet")
+
+
+@drop.command("show")
+@click.argument("drop_id", type=int)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def drop_show(ctx: click.Context, drop_id: int, as_json: bool) -> None:
+    """Show a drop with stock per item and pool: total, available, held, sold."""
+    view = with_app(ctx, lambda app: app.commerce.drops.view(drop_id))
+    emit(drop_state(view), as_json, render_view(view))
+
+
+@drop.command("open")
+@click.argument("drop_id", type=int)
+@click.pass_context
+def drop_open(ctx: click.Context, drop_id: int) -> None:
+    """Open a drop for claims now."""
+    result = with_app(ctx, lambda app: app.commerce.drops.open(drop_id))
+    click.echo(f"drop {result.id} is {result.state.value}")
+
+
+@drop.command("close")
+@click.argument("drop_id", type=int)
+@click.pass_context
+def drop_close(ctx: click.Context, drop_id: int) -> None:
+    """Close a drop: no new claims; holds already placed can still be paid."""
+    result = with_app(ctx, lambda app: app.commerce.drops.close(drop_id))
+    click.echo(f"drop {result.id} is {result.state.value}")
+
+
+@drop.command("restock")
+@click.argument("drop_id", type=int)
+@click.argument("sku")
+@click.argument("units", type=click.IntRange(1, 1_000_000))
+@click.option("--pool", default="ship", show_default=True, help="ship or pickup:<location>")
+@click.pass_context
+def drop_restock(ctx: click.Context, drop_id: int, sku: str, units: int, pool: str) -> None:
+    """Add units to a pool; the waitlist is served first."""
+    offers = with_app(ctx, lambda app: app.commerce.drops.restock(drop_id, sku, units, pool))
+    click.echo(f"restocked {units} x {sku} ({pool}); {offers} offered to the waitlist")
+
+
+@cli.command()
+@click.argument("drop_id", type=int)
+@click.option("--customer", required=True, help="discord:<id>, twitch:<id> or web:<email>")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def link(ctx: click.Context, drop_id: int, customer: str, as_json: bool) -> None:
+    """Print a personal one-click checkout URL for a customer."""
+    url, expires_at = with_app(ctx, lambda app: app.issue_link(drop_id, customer))
+    emit({"url": url, "expires_at": iso(expires_at)}, as_json, url)
+
+
+def main() -> None:
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        sys.exit(1)
+    except click.ClickException as exc:
+        # One line, not click's usage block: scripts and humans both read it.
+        fail(exc.format_message().replace("\n", " "))
+    except SystemExit:
+        raise

@@ -1,0 +1,1 @@
+"""APScheduler wiring: jobs take ids and call commerce services. Our tables are the truth."""
