@@ -156,6 +156,25 @@ class SchedulerSettings(_Section):
         return sorted(set(value), reverse=True)
 
 
+class ChatSettings(_Section):
+    """What every chat platform shares: the command prefix, stock ticks, prepared drops."""
+
+    prefix: str = Field(default="!", min_length=1, max_length=3)
+    # Post a new message only when stock falls to one of these (sold out always posts);
+    # in between, the live message is edited, at most once per edit_interval_seconds.
+    tick_thresholds: list[int] = Field(default_factory=lambda: [10, 5, 3, 1])
+    edit_interval_seconds: float = Field(default=2.0, ge=0.2, le=60)
+    drops_dir: str = "drops"  # `!drop new NAME` creates a drop from <drops_dir>/NAME.toml
+    studio: bool | None = None  # the local /studio chat; None = on when no bot is configured
+
+    @field_validator("tick_thresholds")
+    @classmethod
+    def _thresholds(cls, value: list[int]) -> list[int]:
+        if any(v <= 0 for v in value):
+            raise ValueError("thresholds are units left and must be > 0")
+        return sorted(set(value), reverse=True)
+
+
 class LogSettings(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     json_format: bool = False
@@ -178,6 +197,7 @@ class Settings(BaseSettings):
     discord: DiscordSettings = Field(default_factory=DiscordSettings)
     twitch: TwitchSettings = Field(default_factory=TwitchSettings)
     scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
+    chat: ChatSettings = Field(default_factory=ChatSettings)
     log: LogSettings = Field(default_factory=LogSettings)
 
     @classmethod
@@ -212,8 +232,9 @@ def load_settings(path: Path | str | None = None, **overrides: Any) -> Settings:
 
     Raises ConfigError with one line naming the bad key.
     """
+    toml_path: Path | None
     if path is not None:
-        toml_path: Path | None = Path(path)
+        toml_path = Path(path)
         if not toml_path.is_file():
             raise ConfigError(f"config file {toml_path} does not exist")
     else:

@@ -1,0 +1,321 @@
+"""One command set for every platform: parsed once here, executed against the core.
+
+Viewers: ``!drop`` (status), ``!buy [SKU] [POOL]``, ``!stock``, ``!waitlist``.
+Creators and mods: ``!drop start|close ID``, ``!drop restock ID SKU N [POOL]``,
+``!drop new NAME``. A refused or malformed command gets a short reply saying why and
+changes nothing.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from bot.messages import Button, ChatUser, Message, Outbound
+from commerce.core import Commerce
+from commerce.domain.errors import DomainError
+from commerce.domain.model import ClaimOutcome, Drop, DropState, DropView
+from commerce.dropfile import load_drop_file
+
+LinkIssuer = Callable[[int, str], str]  # (drop_id, identity) -> personal one-click URL
+
+VIEWER_HELP = "Commands: !drop (status) · !buy [SKU] · !stock · !waitlist"
+CREATOR_HELP = (
+    "Creator: !drop start ID · !drop close ID · !drop restock ID SKU N [POOL] · !drop new NAME"
+)
+_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+class CommandError(Exception):
+    """Malformed or refused: the message is the reply, nothing changed."""
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    name: str  # drop | buy | stock | waitlist | help | drop.start | drop.close | …
+    args: tuple[str, ...] = ()
+
+
+def parse(text: str, prefix: str = "!") -> Command | None:
+    """The command in a chat line, or None when the line is ordinary chat."""
+    text = text.strip()
+    if not text.startswith(prefix):
+        return None
+    try:
+        words = shlex.split(text[len(prefix) :])
+    except ValueError:
+        raise CommandError("I couldn't read that: check the quotes.") from None
+    if not words:
+        return None
+    head, rest = words[0].lower(), words[1:]
+    if head in ("buy", "stock", "waitlist", "help", "drops"):
+        return Command(head, tuple(rest))
+    if head != "drop":
+        return None  # someone else's bot command: stay quiet
+    if not rest:
+        return Command("drop")
+    action = rest[0].lower()
+    if action in ("start", "open", "close", "restock", "new"):
+        return Command(f"drop.{'start' if action == 'open' else action}", tuple(rest[1:]))
+    if action.isdigit():
+        return Command("drop", (action,))
+    raise CommandError(f"Unknown drop command {rest[0]!r}. {CREATOR_HELP}")
+
+
+def _int(value: str, what: str) -> int:
+    if not value.isdigit():
+        raise CommandError(f"{what} must be a number, not {value!r}.")
+    return int(value)
+
+
+class CommandHandler:
+    """Executes parsed commands. Adapters only translate platform events in and out."""
+
+    def __init__(
+        self,
+        commerce: Commerce,
+        issue_link: LinkIssuer,
+        *,
+        public_url: str,
+        prefix: str = "!",
+        drops_dir: Path | str = "drops",
+    ) -> None:
+        self.commerce = commerce
+        self.issue_link = issue_link
+        self.public_url = public_url.rstrip("/")
+        self.prefix = prefix
+        self.drops_dir = Path(drops_dir)
+
+    async def handle(self, user: ChatUser, text: str, *, message_id: str) -> Outbound | None:
+        """React to one chat line; None when it is not a command for us."""
+        try:
+            command = parse(text, self.prefix)
+            if command is None:
+                return None
+            return await self.run(user, command, message_id=message_id)
+        except CommandError as exc:
+            return Outbound(replies=[Message(str(exc), kind="error")])
+        except DomainError as exc:
+            return Outbound(replies=[Message(describe_error(exc), kind="error")])
+
+    async def run(self, user: ChatUser, command: Command, *, message_id: str) -> Outbound:
+        if command.name.startswith("drop.") and not user.is_creator:
+            raise CommandError("Only the creator and mods can steer drops.")
+        match command.name:
+            case "help":
+                return Outbound(replies=[Message(CREATOR_HELP if user.is_creator else VIEWER_HELP)])
+            case "drop" | "stock":
+                drop = await self._drop(command.args[0] if command.args else None)
+                view = await self.commerce.drops.view(drop.id)
+                message = status(view, self.drop_page(drop.id))
+                if command.name == "stock":
+                    message = stock_message(view)
+                return Outbound(replies=[message])
+            case "buy":
+                return await self._buy(user, command.args, message_id)
+            case "waitlist":
+                return await self._waitlist(user, command.args)
+            case "drop.start":
+                drop_id = _int(self._one(command, "!drop start ID"), "The drop id")
+                drop = await self.commerce.drops.open(drop_id)
+                return Outbound(replies=[Message(f"Drop {drop.id} is live.")])
+            case "drop.close":
+                drop_id = _int(self._one(command, "!drop close ID"), "The drop id")
+                drop = await self.commerce.drops.close(drop_id)
+                return Outbound(replies=[Message(f"Drop {drop.id} is closed.")])
+            case "drop.restock":
+                return await self._restock(command.args)
+            case "drop.new":
+                return await self._new(self._one(command, "!drop new NAME"))
+        raise CommandError(VIEWER_HELP)  # pragma: no cover - parse() only yields the above
+
+    def drop_page(self, drop_id: int) -> str:
+        return f"{self.public_url}/d/{drop_id}"
+
+    @staticmethod
+    def _one(command: Command, usage: str) -> str:
+        if len(command.args) != 1:
+            raise CommandError(f"Usage: {usage}")
+        return command.args[0]
+
+    async def _drop(self, given: str | None) -> Drop:
+        if given is not None:
+            return await self.commerce.drops.get(_int(given, "The drop id"))
+        drop = await current_drop(self.commerce)
+        if drop is None:
+            raise CommandError("No drop is scheduled right now.")
+        return drop
+
+    async def _buy(self, user: ChatUser, args: tuple[str, ...], message_id: str) -> Outbound:
+        if len(args) > 2:
+            raise CommandError("Usage: !buy [SKU] [POOL]")
+        drop = await self._drop(None)
+        sku = args[0] if args else None
+        pool = args[1] if len(args) > 1 else None
+        customer = await self.commerce.customers.resolve(user.identity, user.name)
+        platform = user.identity.split(":", 1)[0]
+        result = await self.commerce.claims.claim(
+            drop.id,
+            customer,
+            sku=sku,
+            pool=pool,
+            source=platform,
+            claim_key=f"chat:{platform}:{message_id}",
+        )
+        page = self.drop_page(drop.id)
+        if result.ok and result.hold is not None:
+            url = self.issue_link(drop.id, user.identity)
+            return Outbound(
+                replies=[
+                    Message(
+                        f"{user.name}, a unit is yours until {{at}} — pay with your personal "
+                        "link (only you can see it).",
+                        kind="held",
+                        drop_id=drop.id,
+                        at=result.hold.expires_at,
+                        personal_link=url,
+                        public_link=page,
+                        private=True,
+                    )
+                ]
+            )
+        text = {
+            ClaimOutcome.SOLD_OUT: f"Sold out, {user.name}. Type {self.prefix}waitlist to be next "
+            "when a unit frees up.",
+            ClaimOutcome.NOT_OPEN: f"Not open yet, {user.name}: it opens {{at}}.",
+            ClaimOutcome.CLOSED: "This drop is closed.",
+            ClaimOutcome.LIMIT_REACHED: f"{user.name}, you've reached the limit for this drop.",
+        }[result.outcome]
+        return Outbound(
+            replies=[
+                Message(
+                    text,
+                    kind=result.outcome.value,
+                    drop_id=drop.id,
+                    at=result.opens_at,
+                    public_link=page,
+                )
+            ]
+        )
+
+    async def _waitlist(self, user: ChatUser, args: tuple[str, ...]) -> Outbound:
+        drop = await self._drop(None)
+        customer = await self.commerce.customers.resolve(user.identity, user.name)
+        result = await self.commerce.claims.join_waitlist(
+            drop.id,
+            customer,
+            sku=args[0] if args else None,
+            pool=args[1] if len(args) > 1 else None,
+        )
+        if result.ok:
+            url = self.issue_link(drop.id, user.identity)
+            return Outbound(
+                replies=[
+                    Message(
+                        f"{user.name}, a unit just freed up and it's yours until {{at}}.",
+                        kind="held",
+                        drop_id=drop.id,
+                        at=result.hold.expires_at if result.hold else None,
+                        personal_link=url,
+                        private=True,
+                    )
+                ]
+            )
+        if result.outcome is ClaimOutcome.CLOSED:
+            raise CommandError("This drop is closed.")
+        return Outbound(
+            replies=[
+                Message(
+                    f"{user.name}, you're number {result.waitlist_position} in line. I'll message you "
+                    "when a unit frees up.",
+                    kind="waitlist",
+                    drop_id=drop.id,
+                )
+            ]
+        )
+
+    async def _restock(self, args: tuple[str, ...]) -> Outbound:
+        if len(args) not in (3, 4):
+            raise CommandError("Usage: !drop restock ID SKU N [POOL]")
+        drop_id = _int(args[0], "The drop id")
+        units = _int(args[2], "The number of units")
+        offers = await self.commerce.drops.restock(
+            drop_id, args[1], units, args[3] if len(args) == 4 else None
+        )
+        note = f" ({offers} offered to the waitlist first)" if offers else ""
+        return Outbound(replies=[Message(f"Restocked {units} × {args[1].upper()}{note}.")])
+
+    async def _new(self, name: str) -> Outbound:
+        if not _NAME.match(name):
+            raise CommandError(
+                "Drop names are letters, digits, - and _ (a file in the drops folder)."
+            )
+        path = self.drops_dir / f"{name}.toml"
+        if not path.is_file():
+            raise CommandError(f"There is no prepared drop named {name!r}.")
+        try:
+            spec = load_drop_file(path)
+        except DomainError as exc:
+            raise CommandError(f"{name}.toml: {exc}") from None
+        drop_id = await self.commerce.drops.create(spec)
+        return Outbound(replies=[Message(f"Drop {drop_id} created from {name}.toml.")])
+
+
+async def current_drop(commerce: Commerce) -> Drop | None:
+    """The drop chat talks about: the live one, else the next scheduled, else the last."""
+    drops = await commerce.drops.list()
+    live = [d for d in drops if d.state is DropState.LIVE]
+    if live:
+        return max(live, key=lambda d: (d.opened_at or d.created_at, d.id))
+    scheduled = [d for d in drops if d.state is DropState.SCHEDULED and d.opens_at]
+    if scheduled:
+        return min(scheduled, key=lambda d: d.opens_at or d.created_at)
+    return drops[-1] if drops else None
+
+
+def stock_message(view: DropView) -> Message:
+    parts = []
+    for line in view.stock:
+        where = "" if line.pool == "ship" else f" ({line.pool.removeprefix('pickup:')} pickup)"
+        parts.append(f"{line.sku}{where}: {max(line.available, 0)} of {line.total} left")
+    return Message(" · ".join(parts), kind="stock", drop_id=view.drop.id)
+
+
+def status(view: DropView, page: str) -> Message:
+    drop = view.drop
+    left = view.available_units()
+    price = view.unit_price.format()
+    if drop.state is DropState.LIVE:
+        text = f"{drop.title} is LIVE: {left} left at {price}. Type !buy to claim."
+        return Message(
+            text,
+            kind="status",
+            drop_id=drop.id,
+            public_link=page,
+            buttons=(Button.BUY, Button.WAITLIST),
+        )
+    if drop.state is DropState.SCHEDULED:
+        return Message(
+            f"{drop.title} opens {{at}}: {left} units at {price}.",
+            kind="status",
+            drop_id=drop.id,
+            at=drop.opens_at,
+            public_link=page,
+            buttons=(Button.REMIND,),
+        )
+    if drop.state is DropState.CLOSED:
+        return Message(f"{drop.title} is closed.", kind="status", drop_id=drop.id)
+    return Message(f"{drop.title} is being prepared.", kind="status", drop_id=drop.id)
+
+
+def describe_error(error: DomainError) -> str:
+    """Chat wording for domain error codes (short; no internals)."""
+    return {
+        "DROP_NOT_FOUND": "There is no such drop.",
+        "INVALID_STATE": str(error),
+        "UNKNOWN_ITEM": f"{error} — type !stock to see what's on sale.",
+        "INVALID_INPUT": f"That doesn't work: {error}.",
+    }.get(error.code, f"That didn't work: {error}.")

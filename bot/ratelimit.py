@@ -1,0 +1,97 @@
+"""Token buckets shared by every sender, per platform and per channel.
+
+Platforms' limits are law: Discord allows ~50 requests/s globally and ~5 messages per 5 s
+per channel; Twitch 20 messages per 30 s per channel (100 as a moderator). A sender awaits
+``acquire`` for both its platform bucket and its channel bucket; a 429 answer pushes the
+bucket back by the server's ``retry_after``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+
+class TokenBucket:
+    def __init__(
+        self, rate: float, capacity: float, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        if rate <= 0 or capacity < 1:
+            raise ValueError("a bucket needs rate > 0 and capacity >= 1")
+        self.rate = rate
+        self.capacity = capacity
+        self._clock = clock
+        self._tokens = capacity
+        self._updated = clock()
+        self._blocked_until = 0.0
+        self._lock = asyncio.Lock()  # FIFO: senders go in the order they asked
+
+    def _refill(self, now: float) -> None:
+        self._tokens = min(self.capacity, self._tokens + (now - self._updated) * self.rate)
+        self._updated = now
+
+    def try_take(self) -> float:
+        """Take a token now and return 0, or return the seconds to wait (taking nothing)."""
+        now = self._clock()
+        if now < self._blocked_until:
+            return self._blocked_until - now
+        self._refill(now)
+        if self._tokens >= 1:
+            self._tokens -= 1
+            return 0.0
+        return (1 - self._tokens) / self.rate
+
+    async def acquire(self) -> None:
+        async with self._lock:
+            while (wait := self.try_take()) > 0:
+                await asyncio.sleep(wait)
+
+    def penalize(self, retry_after: float) -> None:
+        """The server said 429: nobody sends through this bucket for ``retry_after`` s."""
+        self._blocked_until = max(self._blocked_until, self._clock() + retry_after)
+        self._tokens = 0
+
+
+class RateLimiter:
+    """A platform-wide bucket plus one bucket per channel, created on first use."""
+
+    def __init__(
+        self,
+        *,
+        global_rate: float,
+        global_capacity: float,
+        channel_rate: float,
+        channel_capacity: float,
+    ) -> None:
+        self.global_bucket = TokenBucket(global_rate, global_capacity)
+        self._channel_rate = channel_rate
+        self._channel_capacity = channel_capacity
+        self._channels: dict[str, TokenBucket] = {}
+
+    def channel(self, key: str) -> TokenBucket:
+        bucket = self._channels.get(key)
+        if bucket is None:
+            bucket = self._channels[key] = TokenBucket(self._channel_rate, self._channel_capacity)
+        return bucket
+
+    async def acquire(self, channel: str | None = None) -> None:
+        if channel is not None:
+            await self.channel(channel).acquire()
+        await self.global_bucket.acquire()
+
+
+def discord_limiter() -> RateLimiter:
+    # 50 requests/s globally; 5 messages per 5 s per channel.
+    return RateLimiter(global_rate=50, global_capacity=50, channel_rate=1, channel_capacity=5)
+
+
+def twitch_limiter(*, moderator: bool) -> RateLimiter:
+    # Chat: 20 messages per 30 s per channel, 100 per 30 s when the bot is a moderator.
+    per_30s = 100 if moderator else 20
+    return RateLimiter(
+        global_rate=per_30s / 30,
+        global_capacity=per_30s,
+        channel_rate=per_30s / 30,
+        channel_capacity=per_30s,
+    )

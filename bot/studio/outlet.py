@@ -1,0 +1,153 @@
+"""Studio chat over WebSockets: every browser tab is a chat client."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import logging
+import weakref
+from pathlib import Path
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from bot.commands import CommandHandler
+from bot.messages import ChatUser, Message
+from commerce.domain.errors import InvalidInput
+from commerce.domain.model import normalize_identity
+
+log = logging.getLogger(__name__)
+STATIC = Path(__file__).with_name("static")
+MAX_LINE = 300
+HISTORY = 50
+
+
+def frame(
+    message: Message, *, msg_id: str, op: str = "post", private: bool = False
+) -> dict[str, Any]:
+    """The JSON a studio tab renders; ``{at}`` is filled in by the page, in its own zone."""
+    return {
+        "op": op,
+        "id": msg_id,
+        "kind": message.kind,
+        "text": message.text,
+        "at": message.at.isoformat() if message.at else None,
+        "title": message.title,
+        "fields": [list(f) for f in message.fields],
+        "link": message.personal_link if private else None,
+        "page": message.public_link,
+        "buttons": [b.value for b in message.buttons],
+        "private": private,
+    }
+
+
+class StudioOutlet:
+    """The hub's view of the studio: public posts go to every tab, private ones to the tabs
+    of that one local identity."""
+
+    platform = "local"
+
+    def __init__(self, handler: CommandHandler) -> None:
+        self.handler = handler
+        self._sockets: weakref.WeakSet[web.WebSocketResponse] = weakref.WeakSet()
+        self._who: weakref.WeakKeyDictionary[web.WebSocketResponse, str] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._ids = itertools.count(1)
+        self._history: list[dict[str, Any]] = []
+
+    # -- Outlet ---------------------------------------------------------------------------
+
+    async def post(self, message: Message) -> str | None:
+        msg_id = f"m{next(self._ids)}"
+        await self._broadcast(frame(message, msg_id=msg_id))
+        return msg_id
+
+    async def edit(self, handle: str, message: Message) -> None:
+        await self._broadcast(frame(message, msg_id=handle, op="edit"))
+
+    async def send_private(self, identity: str, message: Message) -> bool:
+        targets = [ws for ws in list(self._sockets) if self._who.get(ws) == identity]
+        data = frame(message, msg_id=f"m{next(self._ids)}", private=True)
+        for ws in targets:
+            await self._send(ws, data)
+        return bool(targets)
+
+    # -- the web side ---------------------------------------------------------------------
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.get("/studio", self.page),
+            web.get("/studio/ws", self.websocket),
+            web.get("/studio/studio.js", self.asset),
+            web.get("/studio/studio.css", self.asset),
+        ]
+
+    async def page(self, request: web.Request) -> web.FileResponse:
+        return web.FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
+
+    async def asset(self, request: web.Request) -> web.FileResponse:
+        return web.FileResponse(
+            STATIC / request.path.rsplit("/", 1)[1], headers={"Cache-Control": "no-cache"}
+        )
+
+    async def websocket(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(heartbeat=20, max_msg_size=4096)
+        await ws.prepare(request)
+        self._sockets.add(ws)
+        for data in self._history:
+            await self._send(ws, data)
+        try:
+            async for msg in ws:
+                if msg.type == WSMsgType.TEXT:
+                    await self._said(ws, msg.data)
+        finally:
+            self._sockets.discard(ws)
+        return ws
+
+    async def _said(self, ws: web.WebSocketResponse, raw: str) -> None:
+        try:
+            data = json.loads(raw)
+            name = str(data.get("name", "")).strip()
+            text = str(data.get("text", "")).strip()[:MAX_LINE]
+            identity = normalize_identity(f"local:{name}")
+        except (ValueError, InvalidInput):
+            await self._send(ws, {"op": "error", "text": "Pick a name: letters, digits, _ . -"})
+            return
+        if not text:
+            return
+        self._who[ws] = identity
+        user = ChatUser(identity, name, is_creator=bool(data.get("creator")))
+        said = {
+            "op": "chat",
+            "id": f"m{next(self._ids)}",
+            "name": name,
+            "text": text,
+            "creator": user.is_creator,
+        }
+        await self._broadcast(said)
+        out = await self.handler.handle(user, text, message_id=said["id"])
+        if out is None:
+            return
+        for reply in out.replies:
+            if reply.private or reply.personal_link:
+                await self.send_private(identity, reply)
+            else:
+                await self.post(reply)
+        for post in out.posts:
+            await self.post(post)
+
+    async def _broadcast(self, data: dict[str, Any]) -> None:
+        if data["op"] in ("post", "chat"):
+            self._history = [*self._history[-(HISTORY - 1) :], data]
+        await asyncio.gather(*(self._send(ws, data) for ws in list(self._sockets)))
+
+    @staticmethod
+    async def _send(ws: web.WebSocketResponse, data: dict[str, Any]) -> None:
+        if ws.closed:
+            return
+        try:
+            await ws.send_json(data)
+        except (ConnectionError, RuntimeError):
+            log.debug("studio tab went away")

@@ -1,0 +1,94 @@
+"use strict";
+(() => {
+  const log = document.getElementById("log");
+  const form = document.getElementById("say");
+  const nameInput = document.getElementById("name");
+  const creator = document.getElementById("creator");
+  const text = document.getElementById("text");
+  const nodes = new Map();
+  let ws = null;
+  let timers = [];
+
+  function when(iso) {
+    const at = new Date(iso);
+    const s = Math.round((at - Date.now()) / 1000);
+    const abs = Math.abs(s);
+    const span = abs < 60 ? abs + " s" : abs < 3600 ? Math.round(abs / 60) + " min" : Math.round(abs / 3600) + " h";
+    return (s >= 0 ? "in " + span : span + " ago") + " (" + at.toLocaleTimeString() + ")";
+  }
+
+  function render(node, m) {
+    node.textContent = "";
+    node.className = "line bot " + (m.kind || "") + (m.private ? " private" : "");
+    node.dataset.kind = m.kind || "";
+    const body = document.createElement("div");
+    body.className = "text";
+    const fill = () => { body.textContent = m.at ? m.text.replace("{at}", when(m.at)) : m.text; };
+    fill();
+    if (m.at) timers.push(setInterval(fill, 1000));
+    node.appendChild(body);
+    if (m.fields && m.fields.length) {
+      const f = document.createElement("div");
+      f.className = "fields";
+      f.textContent = m.fields.map(([k, v]) => k + ": " + v).join(" · ");
+      node.appendChild(f);
+    }
+    if (m.link) {
+      const a = document.createElement("a");
+      a.className = "pay"; a.href = m.link; a.target = "_blank"; a.rel = "noopener";
+      a.textContent = "Pay now (your personal link)";
+      node.appendChild(a);
+    } else if (m.page) {
+      const a = document.createElement("a");
+      a.href = m.page; a.target = "_blank"; a.rel = "noopener"; a.textContent = "drop page";
+      node.appendChild(document.createTextNode(" "));
+      node.appendChild(a);
+    }
+    for (const b of m.buttons || []) {
+      const btn = document.createElement("button");
+      btn.type = "button";
+      btn.textContent = { buy: "Buy", waitlist: "Join waitlist", remind: "Remind me" }[b] || b;
+      btn.dataset.command = { buy: "!buy", waitlist: "!waitlist", remind: "!remindme" }[b] || "";
+      btn.addEventListener("click", () => send(btn.dataset.command));
+      node.appendChild(btn);
+    }
+  }
+
+  function add(m) {
+    if (m.op === "edit" && nodes.has(m.id)) { render(nodes.get(m.id), m); return; }
+    const node = document.createElement("div");
+    if (m.op === "chat") {
+      node.className = "line chat";
+      const who = document.createElement("span");
+      who.className = "who"; who.textContent = m.name + (m.creator ? " (creator)" : "");
+      node.appendChild(who);
+      node.appendChild(document.createTextNode(m.text));
+    } else if (m.op === "error") {
+      node.className = "line bot error"; node.textContent = m.text;
+    } else {
+      render(node, m);
+    }
+    if (m.id) nodes.set(m.id, node);
+    log.appendChild(node);
+    log.scrollTop = log.scrollHeight;
+  }
+
+  function connect() {
+    const proto = location.protocol === "https:" ? "wss:" : "ws:";
+    ws = new WebSocket(proto + "//" + location.host + "/studio/ws");
+    ws.addEventListener("message", (e) => add(JSON.parse(e.data)));
+    ws.addEventListener("close", () => setTimeout(connect, 1000));
+  }
+
+  function send(line) {
+    if (!line || !ws || ws.readyState !== WebSocket.OPEN) return;
+    ws.send(JSON.stringify({ name: nameInput.value, creator: creator.checked, text: line }));
+  }
+
+  form.addEventListener("submit", (e) => {
+    e.preventDefault();
+    send(text.value.trim());
+    text.value = "";
+  });
+  connect();
+})();

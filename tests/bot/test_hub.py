@@ -1,0 +1,87 @@
+"""The chat hub: announcements, thresholds, coalesced edits, sold out never dropped."""
+
+from __future__ import annotations
+
+import asyncio
+
+from bot.hub import ChatHub
+from bot.messages import Message
+from bot.presenter import Presenter
+from tests.helpers import capsule_spec, customers, live_drop
+
+
+class RecordingOutlet:
+    platform = "local"
+
+    def __init__(self) -> None:
+        self.posts: list[Message] = []
+        self.edits: list[tuple[str, Message]] = []
+        self.private: list[tuple[str, Message]] = []
+
+    async def post(self, message: Message) -> str | None:
+        self.posts.append(message)
+        return f"h{len(self.posts)}"
+
+    async def edit(self, handle: str, message: Message) -> None:
+        self.edits.append((handle, message))
+
+    async def send_private(self, identity: str, message: Message) -> bool:
+        self.private.append((identity, message))
+        return True
+
+
+async def make_hub(commerce, edit_interval=0.05):
+    outlet = RecordingOutlet()
+    hub = ChatHub(
+        commerce,
+        Presenter(commerce, "https://x.test"),
+        lambda d, who: f"https://x.test/c/{who}",
+        thresholds=[5, 3, 1],
+        edit_interval=edit_interval,
+    )
+    hub.add_outlet(outlet)
+    await hub.start()
+    return hub, outlet
+
+
+async def test_a_burst_of_sales_posts_only_thresholds_and_sold_out(commerce):
+    hub, outlet = await make_hub(commerce)
+    drop_id = await live_drop(commerce, capsule_spec(8))
+    buyers = await customers(commerce, 12)
+    await asyncio.gather(*(commerce.claims.claim(drop_id, c) for c in buyers))
+    await hub.drain()
+    kinds = [m.kind for m in outlet.posts]
+    assert kinds[0] == "live"
+    assert kinds.count("sold_out") == 1
+    assert kinds.count("tick") <= 3  # thresholds 5, 3, 1 at most
+    # Edits are coalesced into far fewer calls than sales, and the last one is current.
+    assert 1 <= len(outlet.edits) < 8
+    assert outlet.edits[-1][0] == "h1"
+    assert "sold out" in outlet.edits[-1][1].text
+    await hub.stop()
+
+
+async def test_waitlist_offers_go_privately_to_the_customer(commerce, clock):
+    hub, outlet = await make_hub(commerce)
+    drop_id = await live_drop(commerce, capsule_spec(1, hold_seconds=30))
+    holder = await commerce.customers.resolve("local:holder")
+    waiter = await commerce.customers.resolve("local:waiter")
+    await commerce.claims.claim(drop_id, holder)
+    await commerce.claims.join_waitlist(drop_id, waiter)
+    clock.advance(31)
+    await commerce.claims.expire_due()
+    await hub.drain()
+    ((identity, message),) = outlet.private
+    assert identity == "local:waiter"
+    assert message.personal_link == "https://x.test/c/local:waiter"
+    assert all(m.personal_link is None for m in outlet.posts)  # never in public
+    await hub.stop()
+
+
+async def test_closing_posts_a_recap(commerce):
+    hub, outlet = await make_hub(commerce)
+    drop_id = await live_drop(commerce, capsule_spec(2))
+    await commerce.drops.close(drop_id)
+    await hub.drain()
+    assert outlet.posts[-1].kind == "closed" and "0 of 2 sold" in outlet.posts[-1].text
+    await hub.stop()
