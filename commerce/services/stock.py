@@ -25,7 +25,7 @@ def line_matches_hold(
     return and_(holds.c.pool == pool, or_(holds.c.sku.is_(None), holds.c.sku == sku))
 
 
-def active_hold_filter(now: datetime) -> ColumnElement[bool]:
+def active_hold_filter(now: datetime | ColumnElement[datetime]) -> ColumnElement[bool]:
     return and_(holds.c.status == "active", holds.c.expires_at > now)
 
 
@@ -33,7 +33,7 @@ def held_qty(
     drop_id: ColumnElement[int] | int,
     sku: ColumnElement[str] | str,
     pool: ColumnElement[str] | str,
-    now: datetime,
+    now: datetime | ColumnElement[datetime],
 ) -> ScalarSelect[int]:
     """Claim-units held on one stock line right now (multiply by per_unit for SKU units)."""
     return (
