@@ -93,8 +93,16 @@ class CommandHandler:
         """React to one chat line; None when it is not a command for us."""
         try:
             command = parse(text, self.prefix)
-            if command is None:
-                return None
+        except CommandError as exc:
+            return Outbound(replies=[Message(str(exc), kind="error")])
+        if command is None:
+            return None
+        return await self.execute(user, command, message_id=message_id)
+
+    async def execute(self, user: ChatUser, command: Command, *, message_id: str) -> Outbound:
+        """Run a command that a platform already parsed (e.g. a slash command or a button):
+        errors become short replies, never exceptions."""
+        try:
             return await self.run(user, command, message_id=message_id)
         except CommandError as exc:
             return Outbound(replies=[Message(str(exc), kind="error")])
