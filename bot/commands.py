@@ -22,7 +22,10 @@ from commerce.dropfile import load_drop_file
 
 LinkIssuer = Callable[[int, str], str]  # (drop_id, identity) -> personal one-click URL
 
-VIEWER_HELP = "Commands: !drop (status) · !buy [SKU] · !stock · !waitlist"
+VIEWER_HELP = (
+    "Commands: !drop (status) · !buy [SKU] · !stock · !waitlist · !remindme [drop|SKU] · "
+    "!unsubscribe"
+)
 CREATOR_HELP = (
     "Creator: !drop start ID · !drop close ID · !drop restock ID SKU N [POOL] · !drop new NAME"
 )
@@ -51,7 +54,7 @@ def parse(text: str, prefix: str = "!") -> Command | None:
     if not words:
         return None
     head, rest = words[0].lower(), words[1:]
-    if head in ("buy", "stock", "waitlist", "help", "drops"):
+    if head in ("buy", "stock", "waitlist", "help", "remindme", "unsubscribe"):
         return Command(head, tuple(rest))
     if head != "drop":
         return None  # someone else's bot command: stay quiet
@@ -126,6 +129,13 @@ class CommandHandler:
                 return await self._buy(user, command.args, message_id)
             case "waitlist":
                 return await self._waitlist(user, command.args)
+            case "remindme":
+                return await self._remind(user, command.args)
+            case "unsubscribe":
+                customer = await self.commerce.customers.resolve(user.identity, user.name)
+                ended = await self.commerce.subscriptions.unsubscribe(customer)
+                text = "Done: no more reminders." if ended else "You had no reminders."
+                return Outbound(replies=[Message(text, kind="unsubscribed", private=True)])
             case "drop.start":
                 drop_id = _int(self._one(command, "!drop start ID"), "The drop id")
                 drop = await self.commerce.drops.open(drop_id)
@@ -241,6 +251,29 @@ class CommandHandler:
                     "when a unit frees up.",
                     kind="waitlist",
                     drop_id=drop.id,
+                )
+            ]
+        )
+
+    async def _remind(self, user: ChatUser, args: tuple[str, ...]) -> Outbound:
+        """!remindme: every drop; !remindme drop: the current one; !remindme SKU: restocks."""
+        if len(args) > 1:
+            raise CommandError("Usage: !remindme [drop|SKU]")
+        customer = await self.commerce.customers.resolve(user.identity, user.name)
+        if not args:
+            scope, target, what = "creator", "*", "before every drop"
+        elif args[0].lower() == "drop":
+            drop = await self._drop(None)
+            scope, target, what = "drop", str(drop.id), f"before {drop.title}"
+        else:
+            scope, target, what = "sku", args[0].upper(), f"when {args[0].upper()} is restocked"
+        await self.commerce.subscriptions.subscribe(customer, scope, target)
+        return Outbound(
+            replies=[
+                Message(
+                    f"{user.name}, I'll message you {what}. {self.prefix}unsubscribe stops it.",
+                    kind="subscribed",
+                    private=True,
                 )
             ]
         )

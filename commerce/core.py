@@ -12,8 +12,10 @@ from commerce.clock import Clock, SystemClock
 from commerce.services.claims import ClaimService
 from commerce.services.customers import CustomerService
 from commerce.services.drops import DropService
+from commerce.services.notifications import NotificationService
 from commerce.services.orders import OrderService
 from commerce.services.stock import ShapeCache
+from commerce.services.subscriptions import SubscriptionService
 from commerce.services.unit_of_work import EventBus, OutboxRelay, UnitOfWork
 from commerce.storage.database import Database
 from commerce.storage.tables import kv
@@ -30,6 +32,8 @@ class Commerce:
     claims: ClaimService
     orders: OrderService
     outbox: OutboxRelay
+    subscriptions: SubscriptionService
+    notifications: NotificationService
 
     @classmethod
     def build(
@@ -51,6 +55,8 @@ class Commerce:
             claims=claims,
             orders=OrderService(uow, shapes, claims, drops),
             outbox=OutboxRelay(uow),
+            subscriptions=SubscriptionService(uow),
+            notifications=NotificationService(uow),
         )
 
     async def secret_key(self) -> str:

@@ -41,6 +41,7 @@ class ClaimLink:
 class LinkSigner:
     def __init__(self, secret_key: str, clock: Clock, ttl_seconds: int = 900) -> None:
         self._serializer = URLSafeSerializer(secret_key, salt="dropcast.claim-link")
+        self._unsubscribe = URLSafeSerializer(secret_key, salt="dropcast.unsubscribe")
         self._clock = clock
         self.ttl = timedelta(seconds=ttl_seconds)
 
@@ -74,3 +75,16 @@ class LinkSigner:
         if link.expires_at <= self._clock.now():
             raise LinkExpired("this link has expired; ask for a new one in chat", drop_id=drop_id)
         return link
+
+    def unsubscribe_token(self, customer_id: int) -> str:
+        """A one-click unsubscribe token for every reminder; it never expires."""
+        return str(self._unsubscribe.dumps(["u", customer_id]))
+
+    def verify_unsubscribe(self, token: str) -> int:
+        try:
+            kind, customer_id = self._unsubscribe.loads(token)
+            if kind != "u":
+                raise ValueError(kind)
+            return int(customer_id)
+        except (BadSignature, ValueError, TypeError):
+            raise LinkInvalid("this unsubscribe link is not valid") from None

@@ -122,6 +122,14 @@ class WaitlistOffered(Event):
     durable: ClassVar[bool] = True
 
 
+@dataclass(frozen=True, slots=True)
+class ReplayPosted(Event):
+    """The creator attached a replay or clip; subscribers and non-buyers hear of it."""
+
+    url: str
+    durable: ClassVar[bool] = True
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.__name__: cls
     for cls in (
@@ -138,6 +146,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         Restocked,
         WaitlistJoined,
         WaitlistOffered,
+        ReplayPosted,
     )
 }
 

@@ -10,7 +10,13 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from commerce.domain.errors import DropNotFound, InvalidInput, InvalidState, UnknownItem
-from commerce.domain.events import DropClosed, DropOpened, DropScheduled, Restocked
+from commerce.domain.events import (
+    DropClosed,
+    DropOpened,
+    DropScheduled,
+    ReplayPosted,
+    Restocked,
+)
 from commerce.domain.model import (
     CloseReason,
     Drop,
@@ -234,8 +240,10 @@ class DropService:
                     .values(status="waiting")
                 )
                 tx.emit(DropOpened(drop_id, tx.now))
-            tx.emit(Restocked(drop_id, match, pool, units))
+            # Waitlist first: their offers are decided (and announced privately) before the
+            # public "restocked" post goes out.
             offers = await self.claims.offer_waitlist(tx, shape)
+            tx.emit(Restocked(drop_id, match, pool, units))
             await self.claims.emit_stock(tx, shape)
         return offers
 
@@ -245,6 +253,7 @@ class DropService:
         async with self.uow.write() as tx:
             await self._get(tx.conn, drop_id)
             await tx.conn.execute(update(drops).where(drops.c.id == drop_id).values(replay_url=url))
+            tx.emit(ReplayPosted(drop_id, url))
             return await self._get(tx.conn, drop_id)
 
     async def open_due(self) -> list[int]:

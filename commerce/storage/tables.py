@@ -259,4 +259,91 @@ activity = Table(
 )
 Index("ix_activity_drop_kind_at", activity.c.drop_id, activity.c.kind, activity.c.at)
 
-ALL_TABLES = [t.name for t in metadata.sorted_tables]
+
+subscriptions = Table(
+    "subscriptions",
+    metadata,
+    # A superfan asked to hear about a creator's drops ('creator', target '*'), one drop
+    # ('drop', target = drop id) or restocks of a SKU ('sku', target = SKU).
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("customer_id", Id, ForeignKey("customers.id"), nullable=False),
+    Column("scope", String(16), nullable=False),
+    Column("target", String(64), nullable=False),
+    Column("channel", String(16), nullable=False),  # discord|twitch|local|webhook
+    Column("address", String(400), nullable=False),  # identity, or the webhook URL
+    Column("timezone", String(64), nullable=False, default="UTC"),
+    Column("quiet_start", Integer),  # local hour quiet hours begin (inclusive)
+    Column("quiet_end", Integer),  # local hour they end (exclusive)
+    Column("status", String(16), nullable=False),  # active|ended
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("ended_at", UTCDateTime),
+    UniqueConstraint("customer_id", "scope", "target", name="uq_subscriptions_who_what"),
+    CheckConstraint("scope IN ('creator', 'drop', 'sku')", name="scope_known"),
+    CheckConstraint("status IN ('active', 'ended')", name="status_known"),
+    CheckConstraint(
+        "(quiet_start IS NULL AND quiet_end IS NULL) OR "
+        "(quiet_start BETWEEN 0 AND 23 AND quiet_end BETWEEN 0 AND 23)",
+        name="quiet_hours_valid",
+    ),
+)
+Index("ix_subscriptions_scope_target", subscriptions.c.scope, subscriptions.c.target)
+
+notifications = Table(
+    "notifications",
+    metadata,
+    # The delivery outbox: one row per (kind, drop, customer), inserted before anything is
+    # sent; the dedupe key makes a second insert (another process, a restart) a no-op.
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("dedupe_key", String(200), nullable=False, unique=True),
+    Column("customer_id", Id, ForeignKey("customers.id"), nullable=False),
+    Column("drop_id", Id, ForeignKey("drops.id")),
+    Column("subscription_id", Id, ForeignKey("subscriptions.id")),
+    Column("kind", String(32), nullable=False),
+    Column("channel", String(16), nullable=False),
+    Column("address", String(400), nullable=False),
+    Column("payload", JSON, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("not_before", UTCDateTime, nullable=False),
+    Column("lease_until", UTCDateTime),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("sent_at", UTCDateTime),
+    Column("error", String(300)),
+    CheckConstraint(
+        "status IN ('pending', 'sending', 'sent', 'unreachable', 'failed', 'unsubscribed', "
+        "'skipped')",
+        name="status_known",
+    ),
+)
+Index("ix_notifications_due", notifications.c.status, notifications.c.not_before)
+
+drop_templates = Table(
+    "drop_templates",
+    metadata,
+    # Recurring capsule drops: a drop spec plus a cron schedule in the creator's zone.
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("spec", JSON, nullable=False),
+    Column("cron", String(120), nullable=False),
+    Column("timezone", String(64), nullable=False),
+    Column("lead_seconds", Integer, nullable=False),  # create each drop this long before
+    Column("active", Integer, nullable=False, default=1),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+template_runs = Table(
+    "template_runs",
+    metadata,
+    Column("template_id", Id, ForeignKey("drop_templates.id"), primary_key=True),
+    Column("occurrence", UTCDateTime, primary_key=True),  # one drop per occurrence, ever
+    Column("drop_id", Id, ForeignKey("drops.id"), nullable=False),
+)
+
+leases = Table(
+    "leases",
+    metadata,
+    # SQLite has no advisory locks; PostgreSQL uses pg_try_advisory_lock instead.
+    Column("name", String(64), primary_key=True),
+    Column("holder", String(128), nullable=False),
+    Column("until", UTCDateTime, nullable=False),
+)

@@ -1,0 +1,171 @@
+"""Subscriptions: superfans who asked to hear about drops, one drop, or restocks of a SKU.
+
+Delivery prefers a Discord DM; a Twitch whisper only when the viewer opted in; a webhook
+as a configured fallback. Ending a subscription takes effect at once: the dispatcher checks
+it again right before sending.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from commerce.domain.errors import InvalidInput
+from commerce.domain.model import normalize_identity, validate_sku
+from commerce.services.unit_of_work import UnitOfWork
+from commerce.storage.tables import identities, subscriptions
+
+SCOPES = ("creator", "drop", "sku")
+CHANNEL_PREFERENCE = ("discord", "local", "twitch")  # for the identities a customer has
+
+
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    id: int
+    customer_id: int
+    scope: str
+    target: str
+    channel: str
+    address: str
+    timezone: str
+    quiet_start: int | None
+    quiet_end: int | None
+    active: bool
+
+
+def _row(row: object) -> Subscription:
+    m = row._mapping  # type: ignore[attr-defined]
+    return Subscription(
+        m["id"],
+        m["customer_id"],
+        m["scope"],
+        m["target"],
+        m["channel"],
+        m["address"],
+        m["timezone"],
+        m["quiet_start"],
+        m["quiet_end"],
+        m["status"] == "active",
+    )
+
+
+class SubscriptionService:
+    def __init__(self, uow: UnitOfWork) -> None:
+        self.uow = uow
+        self._insert = postgresql.insert if uow.db.dialect == "postgresql" else sqlite.insert
+
+    async def subscribe(
+        self,
+        customer_id: int,
+        scope: str,
+        target: str = "*",
+        *,
+        webhook: str | None = None,
+        whisper_opt_in: bool = False,
+        timezone: str = "UTC",
+        quiet_hours: tuple[int, int] | None = None,
+    ) -> Subscription:
+        """Start (or restart) a subscription; asking again updates its settings."""
+        if scope not in SCOPES:
+            raise InvalidInput("scope", f"must be one of {', '.join(SCOPES)}")
+        if scope == "drop" and not target.isdigit():
+            raise InvalidInput("target", "a drop subscription names the drop id")
+        if scope == "sku":
+            target = validate_sku(target, "target")
+        if scope == "creator":
+            target = "*"
+        try:
+            ZoneInfo(timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise InvalidInput("timezone", f"unknown time zone {timezone!r}") from None
+        if quiet_hours is not None and not all(0 <= h <= 23 for h in quiet_hours):
+            raise InvalidInput("quiet_hours", "hours are 0 to 23")
+        channel, address = await self._route(customer_id, webhook, whisper_opt_in)
+        values = {
+            "channel": channel,
+            "address": address,
+            "timezone": timezone,
+            "quiet_start": quiet_hours[0] if quiet_hours else None,
+            "quiet_end": quiet_hours[1] if quiet_hours else None,
+            "status": "active",
+            "ended_at": None,
+        }
+        async with self.uow.write() as tx:
+            await tx.conn.execute(
+                self._insert(subscriptions)
+                .values(
+                    customer_id=customer_id, scope=scope, target=target, created_at=tx.now, **values
+                )
+                .on_conflict_do_update(
+                    index_elements=["customer_id", "scope", "target"], set_=values
+                )
+            )
+            row = (
+                await tx.conn.execute(
+                    select(subscriptions).where(
+                        subscriptions.c.customer_id == customer_id,
+                        subscriptions.c.scope == scope,
+                        subscriptions.c.target == target,
+                    )
+                )
+            ).one()
+        return _row(row)
+
+    async def unsubscribe(
+        self, customer_id: int, scope: str | None = None, target: str | None = None
+    ) -> int:
+        """End subscriptions (all of them when no scope is given); returns how many ended."""
+        conditions = [
+            subscriptions.c.customer_id == customer_id,
+            subscriptions.c.status == "active",
+        ]
+        if scope is not None:
+            conditions.append(subscriptions.c.scope == scope)
+        if target is not None:
+            conditions.append(subscriptions.c.target == target)
+        async with self.uow.write() as tx:
+            result = await tx.conn.execute(
+                update(subscriptions).where(*conditions).values(status="ended", ended_at=tx.now)
+            )
+        return int(result.rowcount)
+
+    async def of(self, customer_id: int) -> list[Subscription]:
+        async with self.uow.read() as conn:
+            rows = await conn.execute(
+                select(subscriptions)
+                .where(subscriptions.c.customer_id == customer_id)
+                .order_by(subscriptions.c.id)
+            )
+            return [_row(r) for r in rows]
+
+    async def _route(
+        self, customer_id: int, webhook: str | None, whisper_opt_in: bool
+    ) -> tuple[str, str]:
+        if webhook is not None:
+            if not webhook.startswith(("https://", "http://")):
+                raise InvalidInput("webhook", "must be an http(s) URL")
+            return "webhook", webhook
+        async with self.uow.read() as conn:
+            known = list(
+                (
+                    await conn.execute(
+                        select(identities.c.identity).where(identities.c.customer_id == customer_id)
+                    )
+                ).scalars()
+            )
+        by_platform = {normalize_identity(i).split(":", 1)[0]: i for i in known}
+        for platform in CHANNEL_PREFERENCE:
+            if platform == "twitch" and not whisper_opt_in:
+                continue  # whispers only for those who asked for them
+            if platform in by_platform:
+                return platform, by_platform[platform]
+        if "twitch" in by_platform:
+            raise InvalidInput(
+                "channel",
+                "reminders go by Discord DM: link your Discord account (!link), or opt in to "
+                "Twitch whispers",
+            )
+        raise InvalidInput("channel", "no way to reach this customer privately")

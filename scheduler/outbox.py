@@ -1,0 +1,307 @@
+"""Delivery: the dispatcher leases due notifications and sends them through the platform
+senders, paced by their rate limiters, retried with backoff, with every outcome recorded
+(sent, unreachable — e.g. Discord 50007 DMs closed —, failed after retries, unsubscribed,
+skipped when it no longer makes sense)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Protocol
+from zoneinfo import ZoneInfo
+
+import aiohttp
+from sqlalchemy import select
+
+from bot.hub import Outlet
+from bot.messages import Message
+from commerce.core import Commerce
+from commerce.domain.model import DropState
+from commerce.services.notifications import Notification
+from commerce.storage.tables import subscriptions
+
+log = logging.getLogger(__name__)
+
+
+class DeliveryStatus(StrEnum):
+    SENT = "sent"
+    UNREACHABLE = "unreachable"  # the person cannot be messaged there (DMs closed, 410)
+    RETRY = "retry"  # try again later (429, 5xx, network)
+    FAILED = "failed"  # a permanent error
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    status: DeliveryStatus
+    retry_after: float | None = None
+    error: str | None = None
+
+
+class Sender(Protocol):
+    async def send(self, address: str, message: Message, key: str) -> Delivery: ...
+
+
+class OutletSender:
+    """Private messages through a chat outlet (Discord DM, studio session)."""
+
+    def __init__(self, outlet: Outlet) -> None:
+        self.outlet = outlet
+
+    async def send(self, address: str, message: Message, key: str) -> Delivery:
+        try:
+            reached = await self.outlet.send_private(address, message)
+        except Exception as exc:  # network trouble: the dispatcher backs off and retries
+            return Delivery(DeliveryStatus.RETRY, error=f"{type(exc).__name__}: {exc}")
+        return Delivery(DeliveryStatus.SENT if reached else DeliveryStatus.UNREACHABLE)
+
+
+class WebhookSender:
+    """POSTs JSON to the subscriber's URL with an Idempotency-Key, so a resend after a crash
+    is recognisable as the same notification."""
+
+    def __init__(self, timeout: float = 10.0) -> None:
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._session: aiohttp.ClientSession | None = None
+
+    async def send(self, address: str, message: Message, key: str) -> Delivery:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(timeout=self._timeout)
+        body = {
+            "kind": message.kind,
+            "drop_id": message.drop_id,
+            "text": message.text,
+            "at": message.at.isoformat() if message.at else None,
+            "link": message.personal_link or message.public_link,
+        }
+        try:
+            async with self._session.post(
+                address, json=body, headers={"Idempotency-Key": key}
+            ) as response:
+                if response.status < 300:
+                    return Delivery(DeliveryStatus.SENT)
+                if response.status in (404, 410):
+                    return Delivery(DeliveryStatus.UNREACHABLE, error=f"HTTP {response.status}")
+                if response.status == 429 or response.status >= 500:
+                    retry = float(response.headers.get("Retry-After", "0") or 0) or None
+                    return Delivery(DeliveryStatus.RETRY, retry, f"HTTP {response.status}")
+                return Delivery(DeliveryStatus.FAILED, error=f"HTTP {response.status}")
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            return Delivery(DeliveryStatus.RETRY, error=f"{type(exc).__name__}: {exc}")
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+
+Renderer = Callable[[Notification, datetime], Awaitable[Message | None]]
+
+
+def in_quiet_hours(now: datetime, zone: str, start: int | None, end: int | None) -> datetime | None:
+    """If ``now`` falls in the subscriber's quiet hours, the UTC time they end."""
+    if start is None or end is None or start == end:
+        return None
+    local = now.astimezone(ZoneInfo(zone))
+    hour = local.hour
+    quiet = start <= hour < end if start < end else (hour >= start or hour < end)
+    if not quiet:
+        return None
+    wake = local.replace(hour=end, minute=0, second=0, microsecond=0)
+    if wake <= local:
+        wake += timedelta(days=1)
+    # Re-attach the zone after the day arithmetic so a DST change lands on the local hour.
+    wake = datetime(wake.year, wake.month, wake.day, end, tzinfo=ZoneInfo(zone))
+    return wake.astimezone(now.tzinfo)
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        commerce: Commerce,
+        render: Renderer,
+        senders: dict[str, Sender],
+        *,
+        batch: int = 100,
+        concurrency: int = 10,
+        lease_seconds: float = 60,
+        max_attempts: int = 5,
+        backoff_seconds: float = 2.0,
+    ) -> None:
+        self.commerce = commerce
+        self.render = render
+        self.senders = senders
+        self.batch = batch
+        self.lease_seconds = lease_seconds
+        self.max_attempts = max_attempts
+        self.backoff_seconds = backoff_seconds
+        self._slots = asyncio.Semaphore(concurrency)
+        self._wake = asyncio.Event()
+        self.sent = 0
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self, stop: asyncio.Event, idle_seconds: float = 1.0) -> None:
+        while not stop.is_set():
+            try:
+                done = await self.run_once()
+            except Exception:
+                log.exception("dispatcher pass failed")
+                done = 0
+            if done == 0:
+                self._wake.clear()
+                waiters = [
+                    asyncio.ensure_future(self._wake.wait()),
+                    asyncio.ensure_future(stop.wait()),
+                ]
+                await asyncio.wait(
+                    waiters, timeout=idle_seconds, return_when=asyncio.FIRST_COMPLETED
+                )
+                for waiter in waiters:
+                    waiter.cancel()
+
+    async def run_once(self) -> int:
+        """Lease one batch and deliver it; returns how many rows were handled."""
+        leased = await self.commerce.notifications.lease(self.batch, self.lease_seconds)
+        if not leased:
+            return 0
+        subs = await self._subscriptions([n.subscription_id for n in leased])
+        await asyncio.gather(*(self._deliver(n, subs.get(n.subscription_id)) for n in leased))
+        pending = await self.commerce.notifications.pending()
+        if pending:
+            log.info("fan-out progress: %d sent so far, %d still queued", self.sent, pending)
+        return len(leased)
+
+    async def _subscriptions(self, ids: list[int | None]) -> dict[int | None, dict[str, object]]:
+        wanted = [i for i in ids if i is not None]
+        if not wanted:
+            return {}
+        async with self.commerce.db.read() as conn:
+            rows = await conn.execute(select(subscriptions).where(subscriptions.c.id.in_(wanted)))
+            return {r.id: dict(r._mapping) for r in rows}
+
+    async def _deliver(self, item: Notification, sub: dict[str, object] | None) -> None:
+        notes = self.commerce.notifications
+        now = self.commerce.clock.now()
+        if sub is not None and sub["status"] != "active":
+            await notes.settle(item.id, "unsubscribed")
+            return
+        if sub is not None:
+            wake = in_quiet_hours(
+                now,
+                str(sub["timezone"]),
+                sub["quiet_start"],  # type: ignore[arg-type]
+                sub["quiet_end"],
+            )  # type: ignore[arg-type]
+            if wake is not None:
+                await notes.settle(item.id, "pending", retry_at=wake)
+                return
+        sender = self.senders.get(item.channel)
+        if sender is None:
+            await notes.settle(item.id, "failed", error=f"no sender for {item.channel}")
+            return
+        message = await self.render(item, now)
+        if message is None:
+            await notes.settle(item.id, "skipped")
+            return
+        async with self._slots:
+            result = await sender.send(item.address, message, item.dedupe_key)
+        if result.status is DeliveryStatus.RETRY:
+            if item.attempts >= self.max_attempts:
+                await notes.settle(item.id, "failed", error=result.error or "gave up")
+                return
+            delay = result.retry_after or self.backoff_seconds * 2 ** (item.attempts - 1)
+            await notes.settle(
+                item.id, "pending", error=result.error, retry_at=now + timedelta(seconds=delay)
+            )
+            return
+        if result.status is DeliveryStatus.SENT:
+            self.sent += 1
+        await notes.settle(item.id, result.status.value, error=result.error)
+
+
+class RetentionRenderer:
+    """Turns a notification into the message it should be *now* — or None when it no longer
+    makes sense (the drop is over) — with a fresh personal link tagged for attribution."""
+
+    def __init__(
+        self,
+        commerce: Commerce,
+        issue_link: Callable[[int, str, str | None], str],
+        unsubscribe_url: Callable[[int], str],
+        public_url: str,
+    ) -> None:
+        self.commerce = commerce
+        self.issue_link = issue_link
+        self.unsubscribe_url = unsubscribe_url
+        self.public_url = public_url.rstrip("/")
+
+    async def __call__(self, item: Notification, now: datetime) -> Message | None:
+        if item.drop_id is None:
+            return None
+        view = await self.commerce.drops.view(item.drop_id, now)
+        drop = view.drop
+        identity = item.address if item.channel != "webhook" else await self._identity(item)
+        tag = item.kind.split(":", 1)[0] if item.kind.startswith("restock") else item.kind
+        link = self.issue_link(drop.id, identity, tag) if identity else None
+        page = f"{self.public_url}/d/{drop.id}"
+        stop = f" Stop these: {self.unsubscribe_url(item.customer_id)} or reply !unsubscribe."
+        left = view.available_units()
+        late = now - item.created_at > timedelta(minutes=2)
+        if item.kind.startswith("reminder"):
+            if drop.state is DropState.CLOSED:
+                return None
+            if drop.state is DropState.LIVE:
+                text = f"{drop.title} is live now — {left} left."
+                text += " (This reminder is late: we were offline.)" if late else ""
+            else:
+                text = f"{drop.title} starts {{at}}: {left} units at {view.unit_price.format()}."
+            return Message(
+                text + stop,
+                kind=item.kind,
+                drop_id=drop.id,
+                at=drop.opens_at,
+                personal_link=link,
+                public_link=page,
+                private=True,
+            )
+        if item.kind == "live":
+            if drop.state is not DropState.LIVE:
+                return None
+            return Message(
+                f"{drop.title} is LIVE — {left} left. Your link:{stop}",
+                kind="live",
+                drop_id=drop.id,
+                personal_link=link,
+                public_link=page,
+                private=True,
+            )
+        if item.kind == "replay":
+            if not drop.replay_url:
+                return None
+            return Message(
+                f"The replay of {drop.title} is up: {drop.replay_url}{stop}",
+                kind="replay",
+                drop_id=drop.id,
+                public_link=drop.replay_url,
+                private=True,
+            )
+        if item.kind.startswith("restock"):
+            if drop.state is not DropState.LIVE or left == 0:
+                return None
+            return Message(
+                f"{drop.title} was restocked — {left} available now.{stop}",
+                kind="restock",
+                drop_id=drop.id,
+                personal_link=link,
+                public_link=page,
+                private=True,
+            )
+        return None
+
+    async def _identity(self, item: Notification) -> str | None:
+        customer = await self.commerce.customers.get(item.customer_id)
+        return customer.identities[0] if customer.identities else None
