@@ -16,6 +16,7 @@ from commerce.services.notifications import NotificationService
 from commerce.services.orders import OrderService
 from commerce.services.stock import ShapeCache
 from commerce.services.subscriptions import SubscriptionService
+from commerce.services.templates import TemplateService
 from commerce.services.unit_of_work import EventBus, OutboxRelay, UnitOfWork
 from commerce.storage.database import Database
 from commerce.storage.tables import kv
@@ -34,6 +35,7 @@ class Commerce:
     outbox: OutboxRelay
     subscriptions: SubscriptionService
     notifications: NotificationService
+    templates: TemplateService
 
     @classmethod
     def build(
@@ -57,6 +59,7 @@ class Commerce:
             outbox=OutboxRelay(uow),
             subscriptions=SubscriptionService(uow),
             notifications=NotificationService(uow),
+            templates=TemplateService(uow, drops),
         )
 
     async def secret_key(self) -> str:

@@ -1,0 +1,31 @@
+"""When recurring drops fall: cron in the creator's zone via APScheduler's CronTrigger,
+which computes in local wall-clock time, so a weekly 18:00 drop stays at 18:00 across
+daylight-saving changes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from apscheduler.triggers.cron import CronTrigger
+
+from commerce.core import Commerce
+from commerce.services.templates import DropTemplate, TemplateService
+
+
+def next_occurrence(template: DropTemplate, after: datetime) -> datetime | None:
+    trigger = CronTrigger.from_crontab(template.cron, timezone=template.timezone)
+    fire: datetime | None = trigger.get_next_fire_time(None, after)
+    return fire
+
+
+async def materialize_due(commerce: Commerce, templates: TemplateService) -> list[int]:
+    """Create each template's next drop once it is within the template's lead time."""
+    now = commerce.clock.now()
+    created = []
+    for template in await templates.active():
+        occurrence = next_occurrence(template, now)
+        if occurrence is not None and occurrence - now <= template.lead:
+            drop_id = await templates.materialize(template, occurrence)
+            if drop_id is not None:
+                created.append(drop_id)
+    return created
