@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from sqlalchemy import insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -11,45 +13,100 @@ from commerce.services.unit_of_work import UnitOfWork
 from commerce.storage.tables import customers, identities
 
 
-class _LostRace(Exception):
-    """Another request created the same identity first; roll back and read theirs."""
-
-
 class CustomerService:
-    def __init__(self, uow: UnitOfWork) -> None:
+    """Identities → customers. Known identities are answered from memory; new ones are
+    created in batches (one transaction for everyone who showed up at once), because a
+    surge of first-time buyers must not cost one write transaction each."""
+
+    def __init__(self, uow: UnitOfWork, *, cache_size: int = 200_000) -> None:
         self.uow = uow
         self._insert = postgresql.insert if uow.db.dialect == "postgresql" else sqlite.insert
+        self._cache: dict[str, int] = {}
+        self._cache_size = cache_size
+        self._waiting: dict[str, tuple[str | None, asyncio.Future[int]]] = {}
+        self._worker: asyncio.Task[None] | None = None
 
     async def resolve(self, identity: str, display_name: str | None = None) -> int:
         """The customer id behind an identity, created on first sight."""
         identity = normalize_identity(identity)
-        found = await self.find(identity)
-        if found is not None:
+        known = self._cache.get(identity)
+        if known is not None:
+            return known
+        pending = self._waiting.get(identity)
+        if pending is None:
+            future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+            self._waiting[identity] = (display_name, future)
+            if self._worker is None or self._worker.done():
+                self._worker = asyncio.get_running_loop().create_task(self._create_waiting())
+        else:
+            future = pending[1]
+        return await future
+
+    def _remember(self, identity: str, customer_id: int) -> None:
+        if len(self._cache) >= self._cache_size:
+            self._cache.pop(next(iter(self._cache)))  # oldest first: dicts keep order
+        self._cache[identity] = customer_id
+
+    async def _create_waiting(self) -> None:
+        while self._waiting:
+            batch = dict(self._waiting)
+            try:
+                found = await self._find_or_create(
+                    {identity: name for identity, (name, _) in batch.items()}
+                )
+            except Exception as exc:
+                for identity, (_, future) in batch.items():
+                    self._waiting.pop(identity, None)
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            for identity, (_, future) in batch.items():
+                self._waiting.pop(identity, None)
+                self._remember(identity, found[identity])
+                if not future.done():
+                    future.set_result(found[identity])
+
+    async def _find_or_create(self, wanted: dict[str, str | None]) -> dict[str, int]:
+        async with self.uow.read() as conn:
+            rows = await conn.execute(
+                select(identities.c.identity, identities.c.customer_id).where(
+                    identities.c.identity.in_(list(wanted))
+                )
+            )
+            found = {r.identity: int(r.customer_id) for r in rows}
+        missing = [identity for identity in wanted if identity not in found]
+        if not missing:
             return found
-        try:
-            async with self.uow.write() as tx:
-                customer_id = (
+        async with self.uow.write() as tx:
+            new_ids = (
+                (
                     await tx.conn.execute(
-                        insert(customers)
-                        .values(display_name=display_name, created_at=tx.now)
-                        .returning(customers.c.id)
+                        insert(customers).returning(customers.c.id, sort_by_parameter_order=True),
+                        [{"display_name": wanted[i], "created_at": tx.now} for i in missing],
                     )
-                ).scalar_one()
-                linked = (
-                    await tx.conn.execute(
-                        self._insert(identities)
-                        .values(identity=identity, customer_id=customer_id, created_at=tx.now)
-                        .on_conflict_do_nothing(index_elements=["identity"])
-                        .returning(identities.c.customer_id)
+                )
+                .scalars()
+                .all()
+            )
+            linked = await tx.conn.execute(
+                self._insert(identities)
+                .on_conflict_do_nothing(index_elements=["identity"])
+                .returning(identities.c.identity, identities.c.customer_id),
+                [
+                    {"identity": i, "customer_id": c, "created_at": tx.now}
+                    for i, c in zip(missing, new_ids, strict=True)
+                ],
+            )
+            found.update({r.identity: int(r.customer_id) for r in linked})
+            lost = [i for i in missing if i not in found]
+            if lost:  # another process created these first: use theirs
+                rows = await tx.conn.execute(
+                    select(identities.c.identity, identities.c.customer_id).where(
+                        identities.c.identity.in_(lost)
                     )
-                ).scalar()
-                if linked is None:
-                    raise _LostRace
-                return int(customer_id)
-        except _LostRace:
-            found = await self.find(identity)
-            assert found is not None
-            return found
+                )
+                found.update({r.identity: int(r.customer_id) for r in rows})
+        return found
 
     async def find(self, identity: str) -> int | None:
         async with self.uow.read() as conn:
@@ -69,12 +126,17 @@ class CustomerService:
         if keep_id == other_id:
             return keep_id
         async with self.uow.write() as tx:
-            moved = await tx.conn.execute(
-                update(identities)
-                .where(identities.c.customer_id == other_id)
-                .values(customer_id=keep_id)
+            moved = list(
+                (
+                    await tx.conn.execute(
+                        update(identities)
+                        .where(identities.c.customer_id == other_id)
+                        .values(customer_id=keep_id)
+                        .returning(identities.c.identity)
+                    )
+                ).scalars()
             )
-            if moved.rowcount == 0:
+            if not moved:
                 raise InvalidInput("customer", f"{other} is not known")
             await tx.conn.execute(
                 update(customers).where(customers.c.id == other_id).values(merged_into=keep_id)
@@ -84,6 +146,8 @@ class CustomerService:
                 .where(customers.c.merged_into == other_id)
                 .values(merged_into=keep_id)
             )
+        for identity in moved:
+            self._remember(identity, keep_id)
         return keep_id
 
     async def get(self, customer_id: int) -> Customer:
