@@ -1,0 +1,228 @@
+"""The aiohttp application factory: routes, the one error middleware, security headers,
+metrics, and the bus subscription that keeps every live surface in step."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+import stripe
+from aiohttp import web
+
+from commerce.core import Commerce
+from commerce.domain.errors import DomainError, InvalidInput
+from commerce.domain.events import Event, HoldPlaced, SoldOut
+from commerce.links import LinkSigner
+from commerce.payments.base import PaymentProvider, PaymentProviders
+from commerce.payments.simple import ManualProvider, TestProvider
+from commerce.payments.stripe_checkout import StripeProvider
+from commerce.web import api, pages
+from commerce.web.context import CONTEXT, WebContext
+from commerce.web.errors import SERVER_ERROR, ErrorKind, RateLimited, error_body, kind_of
+from commerce.web.live import LiveHub, SoldOutGate, ViewCache
+from commerce.web.metrics import Metrics
+from commerce.web.render import Assets, Templates
+from commerce.web.security import Csrf, RateLimiter, parse_networks, retry_after_header
+from config.settings import Settings
+
+log = logging.getLogger(__name__)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+DROP = r"{drop_id:\d{1,18}}"
+TOKEN = r"{token:[A-Za-z0-9_.\-]{1,1024}}"
+
+
+def build_payments(settings: Settings, commerce: Commerce) -> PaymentProviders:
+    """The providers the settings enable. ``manual`` is always there for pickup orders;
+    ``test`` only when it is the configured provider (it gives goods away)."""
+    pay = settings.payments
+    providers: dict[str, PaymentProvider] = {"manual": ManualProvider(commerce.orders)}
+    if pay.provider == "test":
+        providers["test"] = TestProvider(commerce.orders)
+    if pay.provider == "stripe":
+        if pay.stripe_api_key is None:
+            raise InvalidInput("payments.stripe_api_key", "is required when provider = 'stripe'")
+        providers["stripe"] = StripeProvider(
+            commerce.orders,
+            commerce.clock,
+            api_key=pay.stripe_api_key.get_secret_value(),
+            webhook_secret=(
+                pay.stripe_webhook_secret.get_secret_value() if pay.stripe_webhook_secret else None
+            ),
+            api_base=str(pay.stripe_api_base),
+            http_client=stripe.AIOHTTPClient(),  # the async client; aiohttp stays in web/
+        )
+    return PaymentProviders(pay.provider, providers)
+
+
+def wants_json(request: web.Request) -> bool:
+    if request.path.startswith(("/api/", "/webhooks/", "/healthz", "/metrics")):
+        return True
+    accept = request.headers.get("Accept", "")
+    return "application/json" in accept and "text/html" not in accept
+
+
+def error_response(request: web.Request, kind: ErrorKind, body: dict[str, object]) -> web.Response:
+    """Render an error as JSON (API) or a plain HTML page (people), never cached."""
+    ctx = request.app[CONTEXT]
+    headers = {"Cache-Control": "no-store"}
+    retry = body.pop("retry_after", None)
+    if retry is not None:
+        headers["Retry-After"] = str(retry)
+    if wants_json(request):
+        return web.json_response(body, status=kind.status, headers=headers)
+    response = pages.page(
+        ctx,
+        "error.html",
+        status=kind.status,
+        title=kind.title,
+        message=str(body["message"]),
+        retry_after=retry,
+    )
+    response.headers.update(headers)
+    return response
+
+
+@web.middleware
+async def edge(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Errors by domain code → status (one place), and latency per route."""
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except DomainError as exc:
+        kind = kind_of(exc)
+        body = error_body(exc)
+        if isinstance(exc, RateLimited):
+            body["retry_after"] = retry_after_header(exc.retry_after)
+        status = kind.status
+        return error_response(request, kind, body)
+    except web.HTTPException as exc:  # aiohttp's own 404 / 405 / 413: same look as ours
+        status = exc.status
+        if exc.status < 400:
+            raise
+        kind = ErrorKind(exc.status, exc.reason)
+        body = {"error": exc.reason.upper().replace(" ", "_"), "message": exc.reason}
+        response = error_response(request, kind, body)
+        if "Allow" in exc.headers:
+            response.headers["Allow"] = exc.headers["Allow"]
+        return response
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        body = {"error": "SERVER_ERROR", "message": "something broke on our side; try again"}
+        return error_response(request, SERVER_ERROR, body)
+    finally:
+        route = request.match_info.route.resource
+        label = route.canonical if route is not None else "unmatched"
+        request.app[CONTEXT].metrics.latency.labels(request.method, label, str(status)).observe(
+            time.perf_counter() - started
+        )
+
+
+def content_security_policy(settings: Settings) -> str:
+    form_action = "'self'"
+    if settings.payments.provider == "stripe":
+        form_action += " https://checkout.stripe.com"
+    return (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: https:; "
+        f"connect-src 'self'; form-action {form_action}; frame-ancestors 'none'; "
+        "base-uri 'none'; object-src 'none'"
+    )
+
+
+def create_app(
+    commerce: Commerce, settings: Settings, signer: LinkSigner, payments: PaymentProviders
+) -> web.Application:
+    """The web app. Pure assembly: nothing touches the database until start-up."""
+    web_settings = settings.web
+    admin = settings.security.admin_token
+    assets = Assets()
+    ctx = WebContext(
+        commerce=commerce,
+        settings=settings,
+        signer=signer,
+        payments=payments,
+        assets=assets,
+        templates=Templates(assets),
+        metrics=Metrics(),
+        hub=LiveHub(commerce.clock),
+        gate=SoldOutGate(commerce.clock),
+        states=ViewCache(commerce.drops.view, commerce.clock, ttl=1.0),
+        catalog=ViewCache(commerce.drops.view, commerce.clock, ttl=30.0),
+        trusted_proxies=parse_networks(web_settings.trusted_proxies),
+        ip_limiter=RateLimiter(web_settings.claim_rate_per_ip),
+        customer_limiter=RateLimiter(web_settings.claim_rate_per_customer),
+        admin_token=admin.get_secret_value() if admin else None,
+    )
+    app = web.Application(middlewares=[edge], client_max_size=1024 * 1024)
+    app[CONTEXT] = ctx
+    csp = content_security_policy(settings)
+
+    async def security_headers(request: web.Request, response: web.StreamResponse) -> None:
+        headers = response.headers
+        headers.setdefault("Content-Security-Policy", csp)
+        headers.setdefault("Referrer-Policy", "no-referrer")
+        headers.setdefault("X-Content-Type-Options", "nosniff")
+        headers.setdefault("X-Frame-Options", "DENY")
+
+    async def on_event(event: Event) -> None:
+        if ctx.hub.closed:
+            return
+        ctx.states.forget(event.drop_id)
+        if event.name in ("Restocked", "DropOpened", "DropClosed"):
+            ctx.catalog.forget(event.drop_id)
+        if isinstance(event, HoldPlaced):
+            ctx.metrics.holds.inc()
+        elif isinstance(event, SoldOut):
+            ctx.metrics.sold_outs.inc()
+        ctx.gate.on_event(event)
+        ctx.hub.on_event(event)
+
+    async def start(app: web.Application) -> None:
+        configured = settings.security.secret_key
+        secret = configured.get_secret_value() if configured else await commerce.secret_key()
+        ctx.csrf = Csrf(secret)
+        commerce.bus.subscribe(on_event)
+
+    async def shutdown(app: web.Application) -> None:
+        ctx.hub.close()  # end SSE streams so the runner can stop
+
+    async def cleanup(app: web.Application) -> None:
+        await payments.close()
+
+    app.on_response_prepare.append(security_headers)
+    app.on_startup.append(start)
+    app.on_shutdown.append(shutdown)
+    app.on_cleanup.append(cleanup)
+    add_routes(app.router)
+    return app
+
+
+def add_routes(router: web.UrlDispatcher) -> None:
+    router.add_get(f"/c/{TOKEN}", pages.claim_page)
+    router.add_post(f"/c/{TOKEN}/pay", pages.pay)
+    router.add_post(f"/c/{TOKEN}/waitlist", pages.join_waitlist)
+    router.add_get(f"/d/{DROP}", pages.drop_page)
+    router.add_post(f"/d/{DROP}/claim", pages.drop_claim)
+    router.add_get(f"/d/{DROP}/manifest.webmanifest", pages.manifest)
+    router.add_get(f"/overlay/{DROP}", pages.overlay)
+    router.add_get("/sw.js", pages.service_worker)
+    router.add_get("/static/{name}", pages.static)
+    router.add_get("/api/csrf", pages.csrf_token)
+    router.add_get(f"/api/drops/{DROP}", api.drop_json)
+    router.add_get(f"/api/drops/{DROP}/stream", api.drop_stream)
+    router.add_post("/api/drops", api.create_drop)
+    router.add_post(f"/api/drops/{DROP}/open", api.open_drop)
+    router.add_post(f"/api/drops/{DROP}/close", api.close_drop)
+    router.add_post(f"/api/drops/{DROP}/restock", api.restock)
+    router.add_post(f"/api/drops/{DROP}/links", api.issue_link)
+    router.add_get("/pickup/{location}", api.pickup_list)
+    router.add_post("/webhooks/{provider}", api.webhook)
+    router.add_get("/healthz", api.healthz)
+    router.add_get("/metrics", api.metrics)
+
+
+__all__ = ["CONTEXT", "build_payments", "create_app"]

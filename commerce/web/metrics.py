@@ -1,0 +1,48 @@
+"""Prometheus metrics, one registry per app so tests and several apps never share counters."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+class Metrics:
+    content_type = CONTENT_TYPE_LATEST
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.claims = Counter(
+            "dropcast_claims_total",
+            "Claims over HTTP by outcome",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.holds = Counter(
+            "dropcast_holds_total", "Holds placed (any entrypoint)", registry=self.registry
+        )
+        self.sold_outs = Counter(
+            "dropcast_sold_outs_total", "Drops that ran out of stock", registry=self.registry
+        )
+        self.gated = Counter(
+            "dropcast_sold_out_gate_total",
+            "Sold-out answers served from memory without a database round trip",
+            registry=self.registry,
+        )
+        self.payments = Counter(
+            "dropcast_payments_total",
+            "Payment outcomes by provider",
+            ["provider", "outcome"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "dropcast_http_request_duration_seconds",
+            "HTTP request latency by route",
+            ["method", "route", "status"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

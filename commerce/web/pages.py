@@ -1,0 +1,584 @@
+"""Server-rendered pages: the one-click checkout (/c/…), the public drop page (/d/…), the
+OBS overlay, and the PWA plumbing. Handlers translate; the core decides."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import Any
+
+import segno
+from aiohttp import web
+from multidict import MultiDictProxy
+
+from commerce.domain.errors import HoldNotFound, InvalidInput
+from commerce.domain.model import (
+    PICKUP_PREFIX,
+    SHIP_POOL,
+    ClaimOutcome,
+    ClaimResult,
+    DropFormat,
+    DropState,
+    DropView,
+    HoldStatus,
+    Money,
+    Order,
+    OrderStatus,
+    normalize_identity,
+    validate_pool,
+)
+from commerce.links import ClaimLink
+from commerce.payments.base import CheckoutRequest, Redirect, must_refund
+from commerce.services.orders import PaymentResult
+from commerce.web.context import CONTEXT, HELD_COOKIE, WebContext
+from commerce.web.errors import CsrfFailed
+from commerce.web.security import is_link_preview
+
+NO_STORE = "no-store"
+DROP_PAGE_CACHE = "public, max-age=5, stale-while-revalidate=30"
+CSRF_COOKIE = "dc_csrf"
+METHOD_LABELS = {"test": "Pay now (test mode)", "stripe": "Pay by card", "manual": "Pay later"}
+
+
+# -- helpers ---------------------------------------------------------------------------
+
+
+def page(
+    ctx: WebContext, template: str, *, status: int = 200, cache: str = NO_STORE, **context: Any
+) -> web.Response:
+    """Render a template into an HTML response with the given cache policy."""
+    return web.Response(
+        text=ctx.templates.render(template, **context),
+        status=status,
+        content_type="text/html",
+        charset="utf-8",
+        headers={"Cache-Control": cache},
+    )
+
+
+def see_other(location: str) -> web.Response:
+    return web.Response(status=303, headers={"Location": location, "Cache-Control": NO_STORE})
+
+
+def drop_id_of(request: web.Request) -> int:
+    return int(request.match_info["drop_id"])
+
+
+def pool_label(pool: str) -> str:
+    if pool == SHIP_POOL:
+        return "Shipping"
+    return "Pick up at " + pool.removeprefix(PICKUP_PREFIX).replace("-", " ").title()
+
+
+def form_int(form: MultiDictProxy[Any], name: str) -> int:
+    value = str(form.get(name, ""))
+    if not value.isdigit() or len(value) > 18:
+        raise InvalidInput(name, "is missing or not a number")
+    return int(value)
+
+
+def optional_pool(value: object) -> str | None:
+    return validate_pool(str(value)) if value else None
+
+
+@dataclass(frozen=True, slots=True)
+class Method:
+    name: str
+    label: str
+
+
+def payment_methods(ctx: WebContext, pool: str) -> list[Method]:
+    """The buttons a buyer gets: the configured provider, plus pay-at-pickup for pickups."""
+    names = [ctx.payments.default]
+    if pool.startswith(PICKUP_PREFIX) and "manual" in ctx.payments and "manual" not in names:
+        names.append("manual")
+    labels = dict(METHOD_LABELS)
+    if pool.startswith(PICKUP_PREFIX):
+        labels["manual"] = "Pay at pickup"
+    return [Method(n, labels.get(n, n)) for n in names]
+
+
+def item_of(view: DropView, sku: str | None) -> tuple[str, Money]:
+    """Title and unit price of what a hold covers (a bundle hold covers the whole bundle)."""
+    if sku is None:
+        return view.drop.title, view.unit_price
+    product = view.products[sku]
+    return product.title, product.price
+
+
+# -- one-click checkout -----------------------------------------------------------------
+
+
+async def claim_page(request: web.Request) -> web.Response:
+    """GET /c/{token}: verify, claim at once (idempotent per link), show what happened."""
+    ctx = request.app[CONTEXT]
+    token = request.match_info["token"]
+    link = ctx.signer.verify(token)
+    view = await ctx.catalog.get(link.drop_id)
+    if is_link_preview(request):
+        return preview(ctx, view, f"{ctx.base_url}/c/{token}")
+    pool = optional_pool(request.query.get("pool"))
+    if pool is None and view.drop.format is DropFormat.COLLAB:
+        live = await ctx.states.get(link.drop_id)
+        choices = [p for p in live.pools if live.available_units(pool=p) > 0]
+        if len(choices) > 1:
+            return page(
+                ctx,
+                "checkout.html",
+                kind="chooser",
+                token=token,
+                drop_title=view.drop.title,
+                choices=[
+                    {"pool": p, "label": pool_label(p), "available": live.available_units(pool=p)}
+                    for p in choices
+                ],
+            )
+        pool = choices[0] if choices else None
+    source = "web" if link.tag == "web" else "link"
+    result = await ctx.claim(request, link, pool, source)
+    return await claim_outcome(ctx, token, link, view, result)
+
+
+def preview(ctx: WebContext, view: DropView, url: str) -> web.Response:
+    """Open Graph card for chat unfurlers: no claim, nothing written."""
+    first = next(iter(view.products.values()), None)
+    return page(
+        ctx,
+        "preview.html",
+        title=view.drop.title,
+        description=f"Your personal checkout link for {view.drop.title}. "
+        "Open it to hold one for you.",
+        url=url,
+        image=first.image_url if first else None,
+    )
+
+
+async def claim_outcome(
+    ctx: WebContext, token: str, link: ClaimLink, view: DropView, result: ClaimResult
+) -> web.Response:
+    """The page for a claim result: held, already bought, sold out, not open, closed…"""
+    now = ctx.commerce.clock.now()
+    csrf = ctx.require_csrf()
+    base: dict[str, Any] = {"token": token, "drop_title": view.drop.title, "now": now}
+    wait: dict[str, Any] = {
+        "waitlist": True,
+        "csrf_wait": csrf.token("wait", link.nonce),
+        "position": None,
+    }
+    hold = result.hold
+    if result.ok and hold is not None:
+        if hold.is_active(now):
+            title, unit = item_of(view, hold.sku)
+            exp = int(hold.expires_at.timestamp())
+            response = page(
+                ctx,
+                "checkout.html",
+                kind="held",
+                item_title=title,
+                unit_price=unit,
+                amount=unit * hold.qty,
+                qty=hold.qty,
+                expires_at=hold.expires_at,
+                hold_id=hold.id,
+                pool=f"{hold.pool}|{exp}",
+                pool_label=pool_label(hold.pool) if len(view.pools) > 1 else "",
+                methods=payment_methods(ctx, hold.pool),
+                csrf=csrf.token("pay", link.nonce, hold.id, f"{hold.pool}|{exp}"),
+                **base,
+            )
+            max_age = max(1, int((hold.expires_at - now).total_seconds()))
+            response.set_cookie(
+                HELD_COOKIE,
+                csrf.token("held", link.nonce),
+                max_age=max_age,
+                path=f"/c/{token}",
+                httponly=True,
+                samesite="Strict",
+                secure=ctx.base_url.startswith("https://"),
+            )
+            return response
+        if hold.status is HoldStatus.CONVERTED:
+            order = await ctx.commerce.orders.for_hold(hold.id)
+            if order is not None:
+                return order_page(ctx, token, view, order)
+        return page(
+            ctx,
+            "checkout.html",
+            status=410,
+            kind="ended",
+            heading="Your hold has ended",
+            message="The time to pay ran out and the unit went back on sale.",
+            **wait,
+            **base,
+        )
+    match result.outcome:
+        case ClaimOutcome.SOLD_OUT:
+            joined = result.waitlist_position is not None
+            return page(
+                ctx,
+                "checkout.html",
+                status=200 if joined else 409,
+                kind="sold_out",
+                heading="Sold out",
+                message="Every unit is taken right now. If a hold lapses or the creator "
+                "restocks, the waitlist gets it first, in order.",
+                **{**wait, "position": result.waitlist_position},
+                **base,
+            )
+        case ClaimOutcome.LIMIT_REACHED:
+            return page(
+                ctx,
+                "checkout.html",
+                status=409,
+                kind="limit",
+                heading="You already have yours",
+                message=f"This drop allows {view.drop.per_customer_limit} per person.",
+                waitlist=False,
+                **base,
+            )
+        case ClaimOutcome.NOT_OPEN if result.opens_at is not None:
+            return page(
+                ctx, "checkout.html", status=425, kind="not_open", opens_at=result.opens_at, **base
+            )
+        case ClaimOutcome.NOT_OPEN:
+            return page(
+                ctx,
+                "checkout.html",
+                status=425,
+                kind="closed",
+                heading="Not open yet",
+                message="The creator has not started this drop yet. Watch the stream or chat.",
+                waitlist=False,
+                **base,
+            )
+        case _:
+            return page(
+                ctx,
+                "checkout.html",
+                status=410,
+                kind="closed",
+                heading="This drop has closed",
+                message="Claims are over for this drop. Follow the creator for the next one.",
+                waitlist=False,
+                **base,
+            )
+
+
+ORDER_PAGES: dict[OrderStatus, tuple[int, str, str]] = {
+    OrderStatus.PAID: (200, "It's yours!", "Payment confirmed. Thank you for buying."),
+    OrderStatus.RESERVED: (
+        200,
+        "Reserved: pay at pickup",
+        "Your unit is set aside. Pay when you pick it up; the shop has your name on its list.",
+    ),
+    OrderStatus.PENDING: (
+        202,
+        "Waiting for the payment",
+        "We have not heard from the card processor yet. Reload in a few seconds.",
+    ),
+    OrderStatus.REFUNDED: (
+        409,
+        "Refunded",
+        "Your hold ended before the payment arrived, so it was refused and refunded. "
+        "Nothing was sold to you and nothing is owed.",
+    ),
+    OrderStatus.CANCELLED: (409, "Cancelled", "This order was cancelled; nothing was charged."),
+}
+
+
+def order_page(ctx: WebContext, token: str, view: DropView, order: Order) -> web.Response:
+    status, title, message = ORDER_PAGES[order.status]
+    return page(
+        ctx,
+        "checkout.html",
+        status=status,
+        kind="order",
+        token=token,
+        drop_title=view.drop.title,
+        order=order,
+        order_title=title,
+        order_message=message,
+        now=ctx.commerce.clock.now(),
+    )
+
+
+async def pay(request: web.Request) -> web.Response:
+    """POST /c/{token}/pay: CSRF-checked hand-over to the payment provider."""
+    ctx = request.app[CONTEXT]
+    token = request.match_info["token"]
+    link = ctx.signer.verify(token)
+    form = await request.post()
+    hold_id = form_int(form, "hold_id")
+    bound = str(form.get("pool", ""))
+    if not ctx.require_csrf().check(form.get("csrf"), "pay", link.nonce, hold_id, bound):
+        raise CsrfFailed("this payment form is stale or was not made by us; reload the link")
+    pool, _, exp = bound.partition("|")
+    methods = {m.name for m in payment_methods(ctx, pool)}
+    method = str(form.get("provider") or ctx.payments.default)
+    if method not in methods:
+        raise InvalidInput("provider", f"{method!r} is not offered for this order")
+    commerce = ctx.commerce
+    customer_id = await commerce.customers.find(link.identity)
+    if customer_id is None:
+        raise HoldNotFound(f"hold {hold_id} does not exist", hold_id=hold_id)
+    order = await commerce.orders.checkout(hold_id, customer_id, method)
+    view = await ctx.catalog.get(order.drop_id)
+    if order.status is not OrderStatus.PENDING:
+        return order_page(ctx, token, view, order)  # a replayed pay: same answer, no charge
+    provider = ctx.payments.get(order.provider)
+    identity = link.identity
+    step = await provider.begin(
+        order,
+        CheckoutRequest(
+            title=line_title(view),
+            hold_expires_at=datetime.fromtimestamp(int(exp or 0), UTC),
+            success_url=f"{ctx.base_url}/c/{token}",
+            cancel_url=f"{ctx.base_url}/c/{token}",
+            email=identity.removeprefix("web:") if identity.startswith("web:") else None,
+        ),
+    )
+    if isinstance(step, Redirect):
+        return see_other(step.url)
+    await settle(ctx, provider.name, step.result)
+    return order_page(ctx, token, view, step.result.order)
+
+
+def line_title(view: DropView) -> str:
+    """What the card statement line says: the drop, and the product when there is one."""
+    if view.drop.format is DropFormat.BUNDLE or len(view.products) != 1:
+        return view.drop.title
+    return f"{view.drop.title}: {next(iter(view.products.values())).title}"
+
+
+async def settle(ctx: WebContext, provider_name: str, result: PaymentResult) -> None:
+    """Count a payment outcome and give back money that must not stand."""
+    ctx.metrics.payments.labels(provider_name, result.outcome.value).inc()
+    if must_refund(result):
+        provider = ctx.payments.get(provider_name)
+        ref = result.order.provider_ref or f"{provider_name}_{result.order.id}"
+        await provider.refund(result.order, ref, result.outcome.value)
+
+
+async def join_waitlist(request: web.Request) -> web.Response:
+    """POST /c/{token}/waitlist: queue for freed units (or get one at once if free)."""
+    ctx = request.app[CONTEXT]
+    token = request.match_info["token"]
+    link = ctx.signer.verify(token)
+    form = await request.post()
+    if not ctx.require_csrf().check(form.get("csrf"), "wait", link.nonce):
+        raise CsrfFailed("this form is stale; reload the link")
+    ctx.rate_limit(request, link.identity)
+    view = await ctx.catalog.get(link.drop_id)
+    customer_id = await ctx.commerce.customers.resolve(link.identity)
+    result = await ctx.commerce.claims.join_waitlist(
+        link.drop_id, customer_id, pool=optional_pool(form.get("pool"))
+    )
+    return await claim_outcome(ctx, token, link, view, result)
+
+
+# -- the public drop page ----------------------------------------------------------------
+
+
+def state_text(view: DropView) -> tuple[str, datetime | None, str, str]:
+    """(state line, countdown deadline, what the deadline is, text when it passes)."""
+    drop = view.drop
+    if drop.state in (DropState.DRAFT, DropState.SCHEDULED):
+        if drop.opens_at:
+            return "Starting soon", drop.opens_at, "until it opens", "Opening…"
+        return "Not scheduled yet", None, "", ""
+    if drop.state is DropState.LIVE:
+        if view.available_units() == 0:
+            return "Sold out: claim to join the waitlist", None, "", ""
+        return "Live now", drop.closes_at, "left to claim", "Closed"
+    return "This drop has closed", None, "", ""
+
+
+async def drop_page(request: web.Request) -> web.Response:
+    """GET /d/{id}: shareable, cacheable (ETag + short TTL); stock then updates live."""
+    ctx = request.app[CONTEXT]
+    view = await ctx.states.get(drop_id_of(request))
+    label, deadline, deadline_label, deadline_done = state_text(view)
+    bundle = view.drop.format is DropFormat.BUNDLE
+    body = ctx.templates.render(
+        "drop.html",
+        drop=view.drop,
+        products=list(view.products.values()),
+        bundle_price=view.unit_price if bundle else None,
+        state_label=label,
+        deadline=deadline,
+        deadline_label=deadline_label,
+        deadline_done=deadline_done,
+        available=view.available_units(),
+        total=sum(line.total for line in view.stock) // (len(view.products) if bundle else 1),
+        pools=[{"pool": p, "label": pool_label(p)} for p in view.pools],
+    ).encode()
+    etag = f'W/"{hashlib.blake2b(body, digest_size=10).hexdigest()}"'
+    headers = {"Cache-Control": DROP_PAGE_CACHE, "ETag": etag}
+    if etag in request.headers.get("If-None-Match", ""):
+        return web.Response(status=304, headers=headers)
+    return web.Response(body=body, content_type="text/html", charset="utf-8", headers=headers)
+
+
+def _csrf_cookie(request: web.Request) -> tuple[str, bool]:
+    """The visitor's double-submit cookie value, and whether it must be (re)set."""
+    value = request.cookies.get(CSRF_COOKIE, "")
+    if len(value) == 22 and value.replace("-", "").replace("_", "").isalnum():
+        return value, False
+    return secrets.token_urlsafe(16), True
+
+
+def _with_csrf_cookie(ctx: WebContext, response: web.StreamResponse, value: str) -> None:
+    response.set_cookie(
+        CSRF_COOKIE,
+        value,
+        httponly=True,
+        samesite="Strict",
+        path="/",
+        secure=ctx.base_url.startswith("https://"),
+    )
+
+
+async def csrf_token(request: web.Request) -> web.Response:
+    """GET /api/csrf: the token the cached drop page's form needs (double-submit cookie)."""
+    ctx = request.app[CONTEXT]
+    value, fresh = _csrf_cookie(request)
+    response = web.json_response(
+        {"token": ctx.require_csrf().token("d", value)}, headers={"Cache-Control": NO_STORE}
+    )
+    if fresh:
+        _with_csrf_cookie(ctx, response, value)
+    return response
+
+
+async def drop_claim(request: web.Request) -> web.Response:
+    """POST /d/{id}/claim: a light identity (email) becomes a personal link, then the same
+    one-click flow (and the same per-customer limit) as links handed out in chat."""
+    ctx = request.app[CONTEXT]
+    drop_id = drop_id_of(request)
+    view = await ctx.catalog.get(drop_id)
+    form = await request.post()
+    email = str(form.get("email", "")).strip()
+    try:
+        identity = normalize_identity(f"web:{email}")
+    except InvalidInput:
+        raise InvalidInput("email", "enter an email address like you@example.com") from None
+    pool = optional_pool(form.get("pool"))
+    value, fresh = _csrf_cookie(request)
+    csrf = ctx.require_csrf()
+    if fresh or not csrf.check(form.get("csrf"), "d", value):
+        # No script ran (or a stale form): ask once more with a fresh token, nothing claimed.
+        response = page(
+            ctx,
+            "checkout.html",
+            status=403,
+            kind="confirm",
+            heading="Confirm your claim",
+            message=f"Claim one of {view.drop.title} for {email}?",
+            waitlist=False,
+            token="",
+            drop_title=view.drop.title,
+            now=ctx.commerce.clock.now(),
+            confirm={
+                "drop_id": drop_id,
+                "email": email,
+                "pool": pool or "",
+                "csrf": csrf.token("d", value),
+            },
+        )
+        _with_csrf_cookie(ctx, response, value)
+        return response
+    token, _ = ctx.signer.issue(drop_id, identity, tag="web")
+    query = f"?pool={pool}" if pool else ""
+    return see_other(f"/c/{token}{query}")
+
+
+# -- overlay and PWA ------------------------------------------------------------------------
+
+OVERLAY_PARTS = ("title", "countdown", "stock", "qr")
+OVERLAY_THEMES = ("dark", "light", "clear")
+
+
+@lru_cache(maxsize=256)
+def qr_svg(url: str) -> str:
+    return str(segno.make(url, error="m").svg_inline(scale=4, dark="#000", light="#fff"))
+
+
+async def overlay(request: web.Request) -> web.Response:
+    """GET /overlay/{id}?theme=dark|light|clear&parts=title,countdown,stock,qr (OBS source)."""
+    ctx = request.app[CONTEXT]
+    drop_id = drop_id_of(request)
+    view = await ctx.states.get(drop_id)
+    theme = request.query.get("theme", "dark")
+    if theme not in OVERLAY_THEMES:
+        raise InvalidInput("theme", f"use one of {', '.join(OVERLAY_THEMES)}")
+    parts = [p for p in request.query.get("parts", ",".join(OVERLAY_PARTS)).split(",") if p]
+    unknown = sorted(set(parts) - set(OVERLAY_PARTS))
+    if unknown:
+        raise InvalidInput("parts", f"unknown part {unknown[0]!r}; use {', '.join(OVERLAY_PARTS)}")
+    drop_url = f"{ctx.base_url}/d/{drop_id}"
+    available = view.available_units()
+    total = sum(line.total for line in view.stock)
+    return page(
+        ctx,
+        "overlay.html",
+        cache="no-cache",
+        drop=view.drop,
+        theme=theme,
+        parts=parts,
+        available=available,
+        total=total,
+        sold_out=available == 0 and (total > 0 or view.drop.state is DropState.CLOSED),
+        qr=qr_svg(drop_url) if "qr" in parts else "",
+        drop_url=drop_url,
+        now=ctx.commerce.clock.now(),
+    )
+
+
+async def manifest(request: web.Request) -> web.Response:
+    """GET /d/{id}/manifest.webmanifest: makes the drop page installable."""
+    ctx = request.app[CONTEXT]
+    view = await ctx.catalog.get(drop_id_of(request))
+    data = {
+        "name": view.drop.title,
+        "short_name": view.drop.title[:12],
+        "start_url": f"/d/{view.drop.id}",
+        "scope": "/",
+        "display": "standalone",
+        "background_color": "#fafafa",
+        "theme_color": "#111111",
+        "icons": [
+            {"src": ctx.assets.url("icon.svg"), "sizes": "any", "type": "image/svg+xml"},
+        ],
+    }
+    return web.json_response(
+        data,
+        content_type="application/manifest+json",
+        headers={"Cache-Control": "public, max-age=300"},
+    )
+
+
+async def service_worker(request: web.Request) -> web.Response:
+    ctx = request.app[CONTEXT]
+    urls = ctx.assets.urls()
+    version = hashlib.blake2b("|".join(urls).encode(), digest_size=6).hexdigest()
+    return web.Response(
+        text=ctx.templates.render("sw.js", version=version, assets=urls),
+        content_type="application/javascript",
+        charset="utf-8",
+        headers={"Cache-Control": "no-cache", "Service-Worker-Allowed": "/"},
+    )
+
+
+async def static(request: web.Request) -> web.Response:
+    """GET /static/{name}: hashed names, so they can be cached forever."""
+    ctx = request.app[CONTEXT]
+    asset = ctx.assets.by_name.get(request.match_info["name"])
+    if asset is None:
+        raise web.HTTPNotFound()
+    headers = {"Cache-Control": "public, max-age=31536000, immutable", "ETag": asset.etag}
+    if request.headers.get("If-None-Match") == asset.etag:
+        return web.Response(status=304, headers=headers)
+    return web.Response(body=asset.body, headers={**headers, "Content-Type": asset.content_type})

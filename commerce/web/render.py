@@ -1,0 +1,91 @@
+"""Templates (Jinja2, autoescaped, compiled once) and static assets under content-hashed
+names, held in memory and served with immutable cache headers."""
+
+from __future__ import annotations
+
+import hashlib
+import mimetypes
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from commerce.domain.model import Money
+
+HERE = Path(__file__).parent
+STATIC_DIR = HERE / "static"
+TEMPLATE_DIR = HERE / "templates"
+# Served at fixed, uncached-ish paths because their URL is their identity.
+UNHASHED = frozenset({"sw.js"})
+
+
+@dataclass(frozen=True, slots=True)
+class Asset:
+    name: str  # the hashed URL name, e.g. app.3f2a1b9c0d.css
+    body: bytes
+    content_type: str
+    etag: str
+
+
+class Assets:
+    """Static files loaded once; ``url('app.css')`` gives the hashed, cacheable URL."""
+
+    def __init__(self, directory: Path = STATIC_DIR) -> None:
+        self._by_logical: dict[str, Asset] = {}
+        self.by_name: dict[str, Asset] = {}
+        for path in sorted(directory.iterdir()):
+            if not path.is_file() or path.name in UNHASHED:
+                continue
+            body = path.read_bytes()
+            digest = hashlib.sha256(body).hexdigest()[:12]
+            hashed = f"{path.stem}.{digest}{path.suffix}"
+            content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+            if content_type.startswith("text/") or content_type.endswith(("javascript", "json")):
+                content_type += "; charset=utf-8"
+            asset = Asset(hashed, body, content_type, f'"{digest}"')
+            self._by_logical[path.name] = asset
+            self.by_name[hashed] = asset
+
+    def url(self, logical: str) -> str:
+        return f"/static/{self._by_logical[logical].name}"
+
+    def urls(self) -> list[str]:
+        return [f"/static/{name}" for name in sorted(self.by_name)]
+
+
+def _iso(value: datetime | None) -> str:
+    return value.isoformat().replace("+00:00", "Z") if value else ""
+
+
+def _hms(value: datetime | None) -> str:
+    return value.strftime("%H:%M:%S UTC") if value else ""
+
+
+def _money(value: Money | None) -> str:
+    return value.format() if value else ""
+
+
+class Templates:
+    """Every template compiled at start-up; rendering is a dictionary lookup and a call."""
+
+    def __init__(self, assets: Assets, directory: Path = TEMPLATE_DIR) -> None:
+        self.env = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(directory),
+            autoescape=True,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            auto_reload=False,
+            undefined=jinja2.StrictUndefined,
+        )
+        self.env.globals["asset"] = assets.url
+        self.env.filters.update(iso=_iso, hms=_hms, money=_money)
+        self._compiled = {
+            path.name: self.env.get_template(path.name)
+            for path in directory.iterdir()
+            if path.suffix in (".html", ".js", ".webmanifest")
+        }
+
+    def render(self, name: str, **context: Any) -> str:
+        return self._compiled[name].render(**context)

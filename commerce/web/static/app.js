@@ -1,0 +1,56 @@
+// Countdowns (synced to server time), the drop page's live stock, CSRF token and the PWA.
+(() => {
+  "use strict";
+  const pad = (n) => String(n).padStart(2, "0");
+  const fmt = (ms) => {
+    const s = Math.max(0, Math.ceil(ms / 1000));
+    const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60);
+    return (h ? h + ":" + pad(m) : String(m)) + ":" + pad(s % 60);
+  };
+  let offset = 0;
+  const clocks = document.querySelectorAll("[data-deadline]");
+  clocks.forEach((el) => {
+    if (el.dataset.serverTime) offset = Date.parse(el.dataset.serverTime) - Date.now();
+  });
+  const tick = () => {
+    const now = Date.now() + offset;
+    clocks.forEach((el) => {
+      const left = Date.parse(el.dataset.deadline) - now;
+      if (left > 0) { el.textContent = fmt(left); return; }
+      if (el.dataset.reload) { if (!el.dataset.done) { el.dataset.done = "1"; setTimeout(() => location.reload(), 500); } return; }
+      el.textContent = el.dataset.expired || "0:00";
+      document.querySelectorAll("form.pay button").forEach((b) => { b.disabled = true; });
+    });
+  };
+  if (clocks.length) { tick(); setInterval(tick, 250); }
+
+  const drop = document.body.dataset.drop;
+  if (!drop) return;
+  const form = document.querySelector("form.claim");
+  if (form) {
+    fetch("/api/csrf", { credentials: "same-origin", cache: "no-store" })
+      .then((r) => r.json()).then((j) => { form.elements.csrf.value = j.token; }).catch(() => {});
+  }
+  const set = (name, fn) => document.querySelectorAll('[data-live="' + name + '"]').forEach(fn);
+  const stock = (d) => {
+    if (d.server_time) offset = Date.parse(d.server_time) - Date.now();
+    set("available", (el) => { el.textContent = d.available; });
+    set("total", (el) => { el.textContent = d.total; });
+    set("bar", (el) => { el.max = d.total; el.value = d.available; });
+    if (form) form.querySelector("button").disabled = d.available <= 0;
+  };
+  const state = (text) => set("state", (el) => { el.textContent = text; });
+  const connect = (delay) => {
+    const es = new EventSource("/api/drops/" + drop + "/stream");
+    es.addEventListener("stock", (e) => stock(JSON.parse(e.data)));
+    es.addEventListener("sold_out", () => state("Sold out: join the waitlist when you claim"));
+    es.addEventListener("restocked", () => state("Restocked!"));
+    es.addEventListener("closed", () => state("This drop has closed"));
+    es.addEventListener("countdown", (e) => { const d = JSON.parse(e.data); if (d.state === "live") state("Live now"); });
+    es.onopen = () => { delay = 1000; };
+    es.onerror = () => { if (es.readyState === 2) { setTimeout(() => connect(Math.min(delay * 2, 30000)), delay); } };
+  };
+  connect(1000);
+  const sw = document.body.dataset.sw;
+  if (sw && "serviceWorker" in navigator) navigator.serviceWorker.register(sw).catch(() => {});
+})();

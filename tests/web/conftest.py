@@ -1,0 +1,100 @@
+"""Web fixtures: the real app on a real port (aiohttp TestServer) over both engines."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from commerce.clock import ManualClock
+from commerce.core import Commerce
+from commerce.links import LinkSigner
+from commerce.web.app import build_payments, create_app
+from commerce.web.context import CONTEXT, WebContext
+from config.settings import Settings
+
+SECRET = "test-secret-key-0123456789abcdef"
+ADMIN = "admin-token-for-tests"
+CSRF_FIELD = re.compile(r'name="csrf" value="([^"]*)"')
+HOLD_FIELD = re.compile(r'name="hold_id" value="(\d+)"')
+POOL_FIELD = re.compile(r'name="pool" value="([^"]*)"')
+
+
+def make_settings(**sections: dict[str, Any]) -> Settings:
+    web_section = {"claim_rate_per_ip": 0, "claim_rate_per_customer": 0, **sections.pop("web", {})}
+    security = {"secret_key": SECRET, "admin_token": ADMIN, **sections.pop("security", {})}
+    return Settings(web=web_section, security=security, **sections)
+
+
+@dataclass
+class Web:
+    """A running app plus the handles tests need."""
+
+    client: TestClient[web.Request, web.Application]
+    app: web.Application
+    commerce: Commerce
+    clock: ManualClock
+    signer: LinkSigner
+    settings: Settings
+
+    @property
+    def ctx(self) -> WebContext:
+        return self.app[CONTEXT]
+
+    @property
+    def admin(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {ADMIN}"}
+
+    def token(self, drop_id: int, identity: str = "discord:1", tag: str | None = None) -> str:
+        token, _ = self.signer.issue(drop_id, identity, tag)
+        return token
+
+    async def held_page(self, drop_id: int, identity: str = "discord:1") -> tuple[str, str]:
+        """Open a fresh link and return (token, page html); asserts the hold was placed."""
+        token = self.token(drop_id, identity)
+        response = await self.client.get(f"/c/{token}")
+        text = await response.text()
+        assert response.status == 200, text
+        return token, text
+
+    async def pay(self, token: str, page: str, provider: str | None = None, **override: str) -> Any:
+        form = {
+            "csrf": CSRF_FIELD.search(page)[1],
+            "hold_id": HOLD_FIELD.search(page)[1],
+            "pool": POOL_FIELD.search(page)[1],
+        }
+        if provider:
+            form["provider"] = provider
+        form.update(override)
+        return await self.client.post(f"/c/{token}/pay", data=form, allow_redirects=False)
+
+
+WebFactory = Callable[..., Awaitable[Web]]
+
+
+@pytest.fixture
+async def make_web(commerce: Commerce, clock: ManualClock) -> AsyncIterator[WebFactory]:
+    clients: list[TestClient[web.Request, web.Application]] = []
+
+    async def build(**sections: dict[str, Any]) -> Web:
+        settings = make_settings(**sections)
+        signer = LinkSigner(SECRET, clock, settings.security.link_ttl_seconds)
+        app = create_app(commerce, settings, signer, build_payments(settings, commerce))
+        client = TestClient(TestServer(app))
+        await client.start_server()
+        clients.append(client)
+        return Web(client, app, commerce, clock, signer, settings)
+
+    yield build
+    for client in clients:
+        await client.close()
+
+
+@pytest.fixture
+async def site(make_web: WebFactory) -> Web:
+    return await make_web()

@@ -1,0 +1,67 @@
+"""Headless Chromium (Debian's, driven by Playwright) against the real app: a one-click link
+with its countdown, payment and confirmation; the OBS overlay ticking on a sale."""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+
+import pytest
+
+from tests.helpers import capsule_spec, live_drop
+
+CHROMIUM = "/usr/bin/chromium"
+pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="no /usr/bin/chromium")
+
+
+@pytest.fixture
+async def browser():
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        try:
+            yield browser
+        finally:
+            await browser.close()
+
+
+async def test_buy_through_a_link_and_watch_the_overlay_tick(site, browser, tmp_path):
+    from playwright.async_api import expect
+
+    drop_id = await live_drop(site.commerce, capsule_spec(3, hold_seconds=60))
+    base = str(site.client.make_url("")).rstrip("/")
+    errors: list[str] = []
+    context = await browser.new_context()
+    page = await context.new_page()
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+
+    await page.goto(f"{base}/c/{site.token(drop_id, 'web:buyer@example.com')}")
+    countdown = page.locator(".countdown")
+    await expect(countdown).to_have_text(re.compile(r"^[01]:\d\d$"))
+    await page.screenshot(path=tmp_path / "held.png")
+    await page.get_by_role("button", name=re.compile("Pay now")).click()
+    await expect(page.get_by_role("heading", name="It's yours!")).to_be_visible()
+    await page.screenshot(path=tmp_path / "paid.png")
+
+    overlay = await context.new_page()
+    overlay.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    await overlay.goto(f"{base}/overlay/{drop_id}")
+    left = overlay.locator('[data-live="left"]')
+    await expect(left).to_have_text("2 left!")
+    await expect(overlay.locator(".ov-qr svg")).to_be_visible()
+    await overlay.wait_for_function("document.querySelector('.ov-countdown').textContent !== ''")
+
+    token, held = await site.held_page(drop_id, "discord:42")  # a sale over HTTP
+    started = time.perf_counter()
+    await site.pay(token, held)
+    await expect(left).to_have_text("1 left!", timeout=1000)
+    assert time.perf_counter() - started < 1.0
+    await overlay.screenshot(path=tmp_path / "overlay.png")
+    assert (tmp_path / "overlay.png").stat().st_size > 0
+    assert not [e for e in errors if "Content Security Policy" in e], errors
+    await context.close()

@@ -1,0 +1,142 @@
+"""Stripe Checkout against a local fake: session per order, signed webhooks, refunds."""
+
+from __future__ import annotations
+
+import pytest
+from aiohttp.test_utils import TestServer
+
+from commerce.domain.model import OrderStatus
+from tests.helpers import capsule_spec, live_drop
+from tests.web.conftest import HOLD_FIELD
+from tests.web.fake_stripe import API_KEY, WEBHOOK_SECRET, FakeStripe, sign
+
+
+@pytest.fixture
+async def stripe_fake():
+    fake = FakeStripe()
+    fake.server = TestServer(fake.app())
+    await fake.server.start_server()
+    yield fake
+    await fake.server.close()
+
+
+@pytest.fixture
+async def shop(make_web, stripe_fake):
+    return await make_web(
+        payments={
+            "provider": "stripe",
+            "stripe_api_key": API_KEY,
+            "stripe_webhook_secret": WEBHOOK_SECRET,
+            "stripe_api_base": stripe_fake.base,
+        }
+    )
+
+
+async def start_checkout(shop, stripe_fake, units=3, hold_seconds=60):
+    drop_id = await live_drop(shop.commerce, capsule_spec(units, hold_seconds=hold_seconds))
+    token, page = await shop.held_page(drop_id)
+    response = await shop.pay(token, page)
+    assert response.status == 303, await response.text()
+    session_id = response.headers["Location"].rsplit("/", 1)[1]
+    order = await shop.commerce.orders.for_hold(int(HOLD_FIELD.search(page)[1]))
+    return drop_id, token, page, session_id, order
+
+
+async def webhook(shop, body, signature):
+    return await shop.client.post(
+        "/webhooks/stripe", data=body, headers={"Stripe-Signature": signature}
+    )
+
+
+async def test_pay_redirects_to_a_checkout_session_for_the_order(shop, stripe_fake):
+    _, token, _, session_id, order = await start_checkout(shop, stripe_fake)
+    session = stripe_fake.sessions[session_id]
+    assert session["client_reference_id"] == str(order.id)
+    assert session["metadata"]["order_id"] == str(order.id)
+    item = session["line_items"][0]
+    assert item["price_data"]["unit_amount"] == "1200" and item["price_data"]["currency"] == "usd"
+    assert session["success_url"].endswith(f"/c/{token}")
+    # Stripe's minimum session life is 30 minutes; the hold itself still bounds the sale.
+    now = shop.clock.now().timestamp()
+    assert now + 30 * 60 <= session["expires_at"] <= now + 32 * 60
+    assert order.status is OrderStatus.PENDING
+
+
+async def test_a_correctly_signed_webhook_marks_the_order_paid(shop, stripe_fake):
+    drop_id, token, _, session_id, order = await start_checkout(shop, stripe_fake)
+    body = stripe_fake.completed_event(session_id)
+    response = await webhook(shop, body, sign(body))
+    assert response.status == 200
+    assert (await response.json())["outcome"] == "paid"
+    assert (await shop.commerce.orders.get(order.id)).status is OrderStatus.PAID
+    assert (await shop.commerce.drops.view(drop_id)).stock[0].sold == 1
+    page = await shop.client.get(f"/c/{token}")
+    assert "It&#39;s yours!" in await page.text()
+
+
+async def test_a_wrongly_signed_webhook_is_rejected_and_changes_nothing(shop, stripe_fake):
+    _, _, _, session_id, order = await start_checkout(shop, stripe_fake)
+    body = stripe_fake.completed_event(session_id)
+    for signature in (sign(body, "whsec_wrong"), "t=1,v1=deadbeef", ""):
+        response = await webhook(shop, body, signature)
+        assert response.status == 400
+        assert (await response.json())["error"] == "WEBHOOK_INVALID"
+    tampered = body.replace(b'"paid"', b'"paid" ')
+    assert (await webhook(shop, tampered, sign(body))).status == 400
+    assert (await shop.commerce.orders.get(order.id)).status is OrderStatus.PENDING
+
+
+async def test_a_replayed_webhook_is_applied_once(shop, stripe_fake):
+    drop_id, _, _, session_id, _ = await start_checkout(shop, stripe_fake)
+    body = stripe_fake.completed_event(session_id)
+    outcomes = []
+    for _ in range(3):
+        response = await webhook(shop, body, sign(body))
+        assert response.status == 200
+        outcomes.append((await response.json())["outcome"])
+    assert outcomes == ["paid", "replayed", "replayed"]
+    assert (await shop.commerce.drops.view(drop_id)).stock[0].sold == 1
+    assert stripe_fake.refunds == []
+
+
+async def test_a_payment_after_the_hold_expired_is_refunded_not_oversold(shop, stripe_fake):
+    drop_id, _, _, session_id, order = await start_checkout(shop, stripe_fake, units=1)
+    shop.clock.advance(61)
+    _, _ = await shop.held_page(drop_id, "discord:2")  # the unit is sold on to someone else
+    body = stripe_fake.completed_event(session_id)
+    response = await webhook(shop, body, sign(body))
+    assert response.status == 200
+    assert (await response.json())["outcome"] == "refund_due"
+    assert [r["payment_intent"] for r in stripe_fake.refunds] == ["pi_test_1"]
+    assert (await shop.commerce.orders.get(order.id)).status is OrderStatus.REFUNDED
+    view = await shop.commerce.drops.view(drop_id)
+    assert (view.stock[0].sold, view.stock[0].held) == (0, 1)
+    again = await webhook(shop, body, sign(body))  # a retry refunds idempotently
+    assert again.status == 200 and len(stripe_fake.refunds) == 1
+
+
+async def test_other_event_types_are_acknowledged_and_ignored(shop, stripe_fake):
+    _, _, _, session_id, order = await start_checkout(shop, stripe_fake)
+    body = stripe_fake.completed_event(session_id).replace(
+        b"checkout.session.completed", b"checkout.session.expired"
+    )
+    response = await webhook(shop, body, sign(body))
+    assert response.status == 200 and (await response.json())["outcome"] is None
+    assert (await shop.commerce.orders.get(order.id)).status is OrderStatus.PENDING
+
+
+async def test_stripe_being_down_gives_a_502_and_the_hold_stays(shop, stripe_fake):
+    drop_id = await live_drop(shop.commerce, capsule_spec(3))
+    token, page = await shop.held_page(drop_id)
+    stripe_fake.failures = 2  # the client retries once by itself
+    response = await shop.pay(token, page)
+    assert response.status == 502
+    assert "try again" in await response.text()
+    assert (await shop.commerce.drops.view(drop_id)).stock[0].held == 1
+    retry = await shop.pay(token, page)  # the same order, a session this time
+    assert retry.status == 303
+
+
+async def test_a_webhook_for_an_unconfigured_provider_is_404(site):
+    response = await site.client.post("/webhooks/stripe", data=b"{}")
+    assert response.status == 404
