@@ -247,8 +247,8 @@ class CommandHandler:
         return Outbound(
             replies=[
                 Message(
-                    f"{user.name}, you're number {result.waitlist_position} in line. I'll message you "
-                    "when a unit frees up.",
+                    f"{user.name}, you're number {result.waitlist_position} in line. "
+                    "I'll message you when a unit frees up.",
                     kind="waitlist",
                     drop_id=drop.id,
                 )

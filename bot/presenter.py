@@ -63,7 +63,8 @@ class Presenter:
         drop = view.drop
         total = sum(line.total for line in view.stock)
         return Message(
-            f"New drop: {drop.title} — {_units(total)} at {view.unit_price.format()}, opens {{at}}.",
+            f"New drop: {drop.title} — {_units(total)} at {view.unit_price.format()}, "
+            "opens {at}.",
             kind="announcement",
             drop_id=drop.id,
             at=drop.opens_at,

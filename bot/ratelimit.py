@@ -44,7 +44,8 @@ class TokenBucket:
 
     async def acquire(self) -> None:
         async with self._lock:
-            while (wait := self.try_take()) > 0:
+            # Not a busy wait: each sleep is exactly the time until a token exists.
+            while (wait := self.try_take()) > 0:  # noqa: ASYNC110
                 await asyncio.sleep(wait)
 
     def penalize(self, retry_after: float) -> None:

@@ -122,7 +122,8 @@ class TwitchSettings(_Section):
     allowed_logins: list[str] = Field(default_factory=list)
     whisper_fallback: bool = False
     api_base: AnyHttpUrl = AnyHttpUrl("https://api.twitch.tv/helix/")
-    id_base: AnyHttpUrl = AnyHttpUrl("https://id.twitch.tv/oauth2/")
+    # twitchio appends "oauth2/token" etc. to this base itself
+    id_base: AnyHttpUrl = AnyHttpUrl("https://id.twitch.tv/")
     eventsub_url: str = "wss://eventsub.wss.twitch.tv/ws"
 
     @property
@@ -136,6 +137,10 @@ class SchedulerSettings(_Section):
     countdown_offsets: list[int] = Field(default_factory=lambda: [600, 300, 60, 10])
     reminder_offsets: list[int] = Field(default_factory=lambda: [300])
     sweep_interval_seconds: float = Field(default=1.0, gt=0, le=60)
+    # A notification being sent is leased this long; if the sender dies, another takes it.
+    lease_seconds: float = Field(default=60.0, ge=1, le=3600)
+    leader_poll_seconds: float = Field(default=2.0, gt=0, le=60)
+    dispatch_concurrency: int = Field(default=10, ge=1, le=200)
 
     @field_validator("timezone")
     @classmethod

@@ -4,13 +4,19 @@ app, the bots and the scheduler from settings, and owns start-up and shutdown.""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 from dataclasses import dataclass
 from datetime import datetime
 from importlib import resources
-from typing import Any
 
+from aiohttp import web
+
+from bot.commands import CommandHandler
+from bot.hub import ChatHub
+from bot.presenter import Presenter
+from bot.studio.outlet import StudioOutlet
 from commerce.clock import Clock, SystemClock
 from commerce.core import Commerce
 from commerce.domain.model import normalize_identity
@@ -18,9 +24,28 @@ from commerce.dropfile import validate_spec
 from commerce.links import LinkSigner
 from commerce.storage.database import Database
 from commerce.storage.migrate import upgrade
+from commerce.storage.pg_events import PgEventChannel
+from commerce.web.app import build_payments, create_app
 from config.settings import Settings
+from scheduler.leader import Leadership
+from scheduler.outbox import (
+    Dispatcher,
+    OutletSender,
+    RetentionRenderer,
+    Sender,
+    WebhookSender,
+)
+from scheduler.runner import SchedulerRole
 
 log = logging.getLogger("dropcast")
+ALL_ROLES = frozenset({"web", "bots", "scheduler"})
+
+
+@dataclass
+class Chat:
+    handler: CommandHandler
+    hub: ChatHub
+    studio: StudioOutlet | None
 
 
 @dataclass
@@ -71,45 +96,116 @@ class App:
         spec = validate_spec(tomllib.loads(text))
         return await self.commerce.drops.create(spec)
 
-    async def serve(self, *, demo: bool = False, stop: asyncio.Event | None = None) -> None:
-        """Run everything in this process until SIGINT/SIGTERM (or ``stop`` is set)."""
-        from scheduler.runner import LifecycleScheduler
+    async def serve(
+        self,
+        *,
+        demo: bool = False,
+        roles: frozenset[str] = ALL_ROLES,
+        stop: asyncio.Event | None = None,
+    ) -> None:
+        """Run the given roles in this process until SIGINT/SIGTERM (or ``stop`` is set).
 
+        web: checkout, pages, APIs and the studio chat; bots: Discord and Twitch;
+        scheduler: lifecycle jobs and reminder delivery (one leader per database).
+        """
         stop = stop or asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
+            with contextlib.suppress(NotImplementedError, RuntimeError):  # not main thread
                 loop.add_signal_handler(sig, stop.set)
-            except (NotImplementedError, RuntimeError):  # pragma: no cover - non-main thread
-                pass
-        await self.commerce.outbox.relay_pending()
-        scheduler = LifecycleScheduler(
-            self.commerce,
-            interval_seconds=self.settings.scheduler.sweep_interval_seconds,
-            timezone=self.settings.scheduler.timezone,
-        )
-        runner = await self._start_web()
-        scheduler.start()
-        if demo:
-            drop_id = await self.seed_demo()
-            self._print_demo(drop_id)
-        try:
+        async with contextlib.AsyncExitStack() as stack:
+            if self.db.dialect == "postgresql":
+                # Several processes share one stock count: events cross via LISTEN/NOTIFY.
+                channel = PgEventChannel(self.db, self.commerce.bus)
+                self.commerce.uow.stage = channel
+                await channel.start()
+                stack.push_async_callback(channel.stop)
+            await self.commerce.outbox.relay_pending()
+            chat = self.build_chat(web="web" in roles, bots="bots" in roles)
+            await chat.hub.start()
+            stack.push_async_callback(chat.hub.stop)
+            if "web" in roles:
+                runner = await self._start_web(chat)
+                stack.push_async_callback(runner.cleanup)
+            if "scheduler" in roles:
+                scheduler = self._scheduler(chat)
+                await scheduler.start()
+                stack.push_async_callback(scheduler.shutdown)
+            if demo:
+                drop_id = await self.seed_demo()
+                self._print_demo(drop_id, studio=chat.studio is not None)
             await stop.wait()
-        finally:
-            scheduler.shutdown()
-            if runner is not None:
-                await runner.cleanup()
 
-    async def _start_web(self) -> Any:
-        try:
-            from aiohttp import web
-            from commerce.web.app import build_payments, create_app
-        except ImportError:
-            log.warning("web app not available; running scheduler only")
-            return None
+    def _scheduler(self, chat: Chat) -> SchedulerRole:
+        """The scheduler role; it delivers through the outlets living in this process."""
+        senders: dict[str, Sender] = {"webhook": WebhookSender()}
+        for outlet in chat.hub.outlets:
+            senders[outlet.platform] = OutletSender(outlet)
+        sched = self.settings.scheduler
+        dispatcher = Dispatcher(
+            self.commerce,
+            self.renderer(),
+            senders,
+            lease_seconds=sched.lease_seconds,
+            concurrency=sched.dispatch_concurrency,
+        )
+        return SchedulerRole(
+            self.commerce,
+            sched,
+            hub=chat.hub,
+            dispatcher=dispatcher,
+            leadership=Leadership(self.db, poll_seconds=sched.leader_poll_seconds),
+        )
+
+    def renderer(self) -> RetentionRenderer:
+        base = self.settings.web.base_url
+
+        def issue(drop_id: int, identity: str, tag: str | None) -> str:
+            return self.link_url(drop_id, identity, tag)[0]
+
+        return RetentionRenderer(
+            self.commerce,
+            issue,
+            lambda customer_id: f"{base}/u/{self.signer.unsubscribe_token(customer_id)}",
+            base,
+        )
+
+    def build_chat(self, *, web: bool = True, bots: bool = True) -> Chat:
+        """The chat side: one command handler and hub, and the platform outlets."""
+        chat_settings = self.settings.chat
+        base = self.settings.web.base_url
+
+        def issue(drop_id: int, identity: str) -> str:
+            return self.link_url(drop_id, identity)[0]
+
+        handler = CommandHandler(
+            self.commerce,
+            issue,
+            public_url=base,
+            prefix=chat_settings.prefix,
+            drops_dir=chat_settings.drops_dir,
+        )
+        hub = ChatHub(
+            self.commerce,
+            Presenter(self.commerce, base, chat_settings.prefix),
+            issue,
+            thresholds=chat_settings.tick_thresholds,
+            edit_interval=chat_settings.edit_interval_seconds,
+        )
+        studio_on = chat_settings.studio
+        if studio_on is None:
+            studio_on = not (self.settings.discord.enabled or self.settings.twitch.enabled)
+        studio = StudioOutlet(handler) if studio_on and web else None
+        if studio is not None:
+            hub.add_outlet(studio)
+        return Chat(handler, hub, studio)
+
+    async def _start_web(self, chat: Chat) -> web.AppRunner:
         app = create_app(
             self.commerce, self.settings, self.signer, build_payments(self.settings, self.commerce)
         )
+        if chat.studio is not None:
+            app.router.add_routes(chat.studio.routes())
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, self.settings.web.host, self.settings.web.port)
@@ -117,10 +213,12 @@ class App:
         log.info("web listening on http://%s:%s", self.settings.web.host, self.settings.web.port)
         return runner
 
-    def _print_demo(self, drop_id: int) -> None:
+    def _print_demo(self, drop_id: int, *, studio: bool) -> None:
         base = self.settings.web.base_url
         url, _ = self.link_url(drop_id, "web:demo@example.com")
         print(f"demo drop {drop_id} opens in about a minute:")
+        if studio:
+            print(f"  studio chat {base}/studio   (type !drop, then !buy once it is live)")
         print(f"  drop page   {base}/d/{drop_id}")
         print(f"  overlay     {base}/overlay/{drop_id}")
         print(f"  buy link    {url}")

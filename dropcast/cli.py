@@ -5,19 +5,23 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import sys
+import tomllib
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 import click
+from pydantic import AnyHttpUrl
 
 from commerce.domain.errors import DomainError
 from commerce.domain.model import DropView
 from commerce.dropfile import load_drop_file
 from commerce.views import drop_state, iso
 from config.settings import ConfigError, Settings, load_settings
-from dropcast.app import App
+from dropcast.app import ALL_ROLES, App
 
 T = TypeVar("T")
 EXIT_BAD_INPUT = 2
@@ -94,7 +98,9 @@ def cli(ctx: click.Context, config_path: Path | None) -> None:
     logging.basicConfig(
         level=settings.log.level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    logging.getLogger("alembic").setLevel(logging.WARNING)  # migrations speak only on trouble
+    # Libraries speak only on trouble: migrations, and APScheduler's per-run chatter.
+    for name in ("alembic", "apscheduler"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     ctx.obj = {"settings": settings}
 
 
@@ -102,15 +108,27 @@ def cli(ctx: click.Context, config_path: Path | None) -> None:
 @click.option("--demo", is_flag=True, help="Seed a demo drop that opens in a minute.")
 @click.option("--host", default=None, help="Override web.host.")
 @click.option("--port", type=int, default=None, help="Override web.port.")
+@click.option(
+    "--role",
+    default="all",
+    show_default=True,
+    help="all, or a comma list of web, bots, scheduler (several processes on PostgreSQL).",
+)
 @click.pass_context
-def run(ctx: click.Context, demo: bool, host: str | None, port: int | None) -> None:
-    """Run everything: web checkout, bots, scheduler (on SQLite by default)."""
+def run(ctx: click.Context, demo: bool, host: str | None, port: int | None, role: str) -> None:
+    """Run web checkout, bots and scheduler (everything, on SQLite, by default)."""
+    roles = ALL_ROLES if role == "all" else frozenset(r.strip() for r in role.split(","))
+    if not roles or not roles <= ALL_ROLES:
+        fail(f"--role: {role!r} is not 'all' or a comma list of web, bots, scheduler")
     settings = settings_of(ctx)
     if host is not None:
         settings.web.host = host
     if port is not None:
         settings.web.port = port
-    with_app(ctx, lambda app: app.serve(demo=demo))
+    if "public_url" not in settings.web.model_fields_set and (host or port):
+        # No public address configured: links should point where we actually listen.
+        settings.web.public_url = AnyHttpUrl(f"http://{settings.web.host}:{settings.web.port}")
+    with_app(ctx, lambda app: app.serve(demo=demo, roles=roles))
 
 
 @cli.group()
@@ -212,6 +230,53 @@ def drop_restock(ctx: click.Context, drop_id: int, sku: str, units: int, pool: s
     """Add units to a pool; the waitlist is served first."""
     offers = with_app(ctx, lambda app: app.commerce.drops.restock(drop_id, sku, units, pool))
     click.echo(f"restocked {units} x {sku} ({pool}); {offers} offered to the waitlist")
+
+
+@drop.command("replay")
+@click.argument("drop_id", type=int)
+@click.argument("url")
+@click.pass_context
+def drop_replay(ctx: click.Context, drop_id: int, url: str) -> None:
+    """Attach the replay/clip URL; subscribers and non-buyers who claimed hear of it."""
+    result = with_app(ctx, lambda app: app.commerce.drops.set_replay(drop_id, url))
+    click.echo(f"drop {result.id}: replay set; reminders go out from the scheduler")
+
+
+@cli.group()
+def template() -> None:
+    """Recurring capsule drops (micro-subscriptions)."""
+
+
+def parse_duration(text: str, what: str) -> timedelta:
+    match = re.fullmatch(r"(\d+)\s*(s|m|h|d)", text.strip())
+    if match is None:
+        fail(f"{what}: {text!r} is not a duration like 30m, 12h or 1d")
+    return timedelta(seconds=int(match[1]) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[match[2]])
+
+
+@template.command("add")
+@click.argument("name")
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--cron", required=True, help='Five fields in the creator\'s zone: "0 18 * * fri".')
+@click.option("--tz", "timezone", default="UTC", show_default=True)
+@click.option("--lead", default="24h", show_default=True, help="Create each drop this early.")
+@click.pass_context
+def template_add(
+    ctx: click.Context, name: str, file: Path, cron: str, timezone: str, lead: str
+) -> None:
+    """Repeat a drop file on a schedule; each occurrence becomes one drop."""
+    lead_time = parse_duration(lead, "--lead")
+    try:
+        raw = tomllib.loads(file.read_text(encoding="utf-8"))
+        load_drop_file(file)
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        fail(f"drop file {file}: {exc}")
+    except DomainError as exc:
+        fail(f"drop file {file}: {exc}")
+    made = with_app(
+        ctx, lambda app: app.commerce.templates.add(name, raw, cron, timezone, lead_time)
+    )
+    click.echo(f"template {made.id} {made.name}: {made.cron} ({made.timezone})")
 
 
 @cli.command()

@@ -9,6 +9,7 @@ which is always the leader.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -70,10 +71,8 @@ class Leadership:
             except Exception:
                 log.exception("leader election failed; retrying")
                 await self._drop_connection()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self.poll_seconds)
-            except TimeoutError:
-                pass
         if self.is_leader:
             await on_deposed()
         await self.release()

@@ -184,6 +184,13 @@ class Dispatcher:
             return {r.id: dict(r._mapping) for r in rows}
 
     async def _deliver(self, item: Notification, sub: dict[str, object] | None) -> None:
+        # The whole delivery holds a slot, recording included: at most ``concurrency``
+        # messages are ever "sent but not yet recorded" — the most a crash can repeat, and
+        # each repeat carries the same idempotency key.
+        async with self._slots:
+            await self._deliver_one(item, sub)
+
+    async def _deliver_one(self, item: Notification, sub: dict[str, object] | None) -> None:
         notes = self.commerce.notifications
         now = self.commerce.clock.now()
         if sub is not None and sub["status"] != "active":
@@ -191,11 +198,8 @@ class Dispatcher:
             return
         if sub is not None:
             wake = in_quiet_hours(
-                now,
-                str(sub["timezone"]),
-                sub["quiet_start"],  # type: ignore[arg-type]
-                sub["quiet_end"],
-            )  # type: ignore[arg-type]
+                now, str(sub["timezone"]), _hour(sub["quiet_start"]), _hour(sub["quiet_end"])
+            )
             if wake is not None:
                 await notes.settle(item.id, "pending", retry_at=wake)
                 return
@@ -207,8 +211,7 @@ class Dispatcher:
         if message is None:
             await notes.settle(item.id, "skipped")
             return
-        async with self._slots:
-            result = await sender.send(item.address, message, item.dedupe_key)
+        result = await sender.send(item.address, message, item.dedupe_key)
         if result.status is DeliveryStatus.RETRY:
             if item.attempts >= self.max_attempts:
                 await notes.settle(item.id, "failed", error=result.error or "gave up")
@@ -221,6 +224,10 @@ class Dispatcher:
         if result.status is DeliveryStatus.SENT:
             self.sent += 1
         await notes.settle(item.id, result.status.value, error=result.error)
+
+
+def _hour(value: object) -> int | None:
+    return value if isinstance(value, int) else None
 
 
 class RetentionRenderer:

@@ -1,16 +1,36 @@
-"""The scheduler process role: APScheduler 3.11 ``AsyncIOScheduler`` driving the drop
-lifecycle. Jobs carry no state of their own: each run asks the database what is due, so a
-restart loses nothing and a missed run is simply caught up by the next one."""
+"""The scheduler role: APScheduler 3.11 ``AsyncIOScheduler`` driving drops and the
+retention loop, run only by the leader (see leader.py).
+
+Jobs carry ids, never state: each run asks the database what is due, and every fan-out is
+idempotent (dedupe keys), so a restart loses nothing and repeats nothing. There is one job
+per drop moment — a countdown offset, a reminder offset, the opening — never one per
+recipient; the dispatcher fans each moment out through the notification outbox.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+from datetime import timedelta
+from typing import Protocol
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from commerce.core import Commerce
+from commerce.domain.events import DropOpened, DropScheduled, Event, ReplayPosted, Restocked
+from commerce.domain.model import Drop, DropState
+from config.settings import SchedulerSettings
+from scheduler.leader import Leadership
+from scheduler.outbox import Dispatcher
+from scheduler.recurring import materialize_due
 
 log = logging.getLogger(__name__)
+RECONCILE_SECONDS = 30
+
+
+class Countdown(Protocol):
+    async def countdown(self, drop_id: int, seconds_left: int) -> None: ...
 
 
 async def housekeeping(commerce: Commerce) -> None:
@@ -27,24 +47,170 @@ async def housekeeping(commerce: Commerce) -> None:
             log.exception("housekeeping step %s failed", step.__qualname__)
 
 
-class LifecycleScheduler:
-    def __init__(self, commerce: Commerce, *, interval_seconds: float, timezone: str) -> None:
+class SchedulerRole:
+    def __init__(
+        self,
+        commerce: Commerce,
+        settings: SchedulerSettings,
+        *,
+        hub: Countdown | None = None,
+        dispatcher: Dispatcher | None = None,
+        leadership: Leadership | None = None,
+    ) -> None:
         self.commerce = commerce
-        self.scheduler = AsyncIOScheduler(timezone=timezone)
-        self.scheduler.add_job(
+        self.settings = settings
+        self.hub = hub
+        self.dispatcher = dispatcher
+        self.leadership = leadership or Leadership(commerce.db)
+        self.scheduler: AsyncIOScheduler | None = None
+        self._stop = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._dispatch_stop = asyncio.Event()
+        commerce.bus.subscribe(self._on_event, DropScheduled, DropOpened, ReplayPosted, Restocked)
+
+    @property
+    def leading(self) -> bool:
+        return self.scheduler is not None and self.scheduler.running
+
+    async def start(self) -> None:
+        if not self.settings.enabled:
+            return
+        self._tasks.append(
+            asyncio.create_task(self.leadership.run(self._stop, self._elected, self._deposed))
+        )
+
+    async def shutdown(self) -> None:
+        self._stop.set()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.wait_for(task, 10)
+        await self._deposed()
+
+    async def _elected(self) -> None:
+        scheduler = AsyncIOScheduler(timezone=self.settings.timezone)
+        scheduler.add_job(
             housekeeping,
             "interval",
-            seconds=interval_seconds,
-            args=[commerce],
+            seconds=self.settings.sweep_interval_seconds,
+            args=[self.commerce],
             id="housekeeping",
             max_instances=1,
             coalesce=True,
             misfire_grace_time=None,
         )
+        scheduler.add_job(
+            self.reconcile,
+            "interval",
+            seconds=RECONCILE_SECONDS,
+            id="reconcile",
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=None,
+        )
+        scheduler.add_job(
+            materialize_due,
+            "interval",
+            seconds=RECONCILE_SECONDS,
+            args=[self.commerce, self.commerce.templates],
+            id="recurring",
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=None,
+        )
+        scheduler.start()
+        self.scheduler = scheduler
+        if self.dispatcher is not None:
+            self._dispatch_stop = asyncio.Event()
+            self._tasks.append(asyncio.create_task(self.dispatcher.run(self._dispatch_stop)))
+        await self.reconcile()
 
-    def start(self) -> None:
-        self.scheduler.start()
-
-    def shutdown(self) -> None:
-        if self.scheduler.running:
+    async def _deposed(self) -> None:
+        self._dispatch_stop.set()
+        if self.scheduler is not None and self.scheduler.running:
             self.scheduler.shutdown(wait=False)
+        self.scheduler = None
+
+    async def reconcile(self) -> None:
+        """Rebuild jobs from the tables, and catch up on moments missed while down.
+
+        Fan-outs are idempotent, so re-running one that already happened adds nothing; a
+        reminder that became due while no leader ran is queued now and rendered late with a
+        note, or skipped by the renderer if the drop is already over.
+        """
+        now = self.commerce.clock.now()
+        await materialize_due(self.commerce, self.commerce.templates)
+        for drop in await self.commerce.drops.list((DropState.SCHEDULED, DropState.LIVE)):
+            if drop.state is DropState.SCHEDULED:
+                self.schedule_drop(drop)
+                for offset in self.settings.reminder_offsets:
+                    if drop.opens_at and drop.opens_at - timedelta(seconds=offset) <= now:
+                        await self.fan_out(drop.id, f"reminder:{offset}")
+            else:
+                await self.fan_out(drop.id, "live")
+            if drop.replay_url:
+                await self.fan_out(drop.id, "replay")
+
+    def schedule_drop(self, drop: Drop) -> None:
+        """One job per moment: open, each countdown offset, each reminder offset."""
+        scheduler = self.scheduler
+        if scheduler is None or drop.opens_at is None or drop.state is not DropState.SCHEDULED:
+            return
+        now = self.commerce.clock.now()
+        scheduler.add_job(
+            housekeeping,
+            "date",
+            run_date=drop.opens_at,
+            args=[self.commerce],
+            id=f"open:{drop.id}",
+            replace_existing=True,
+            misfire_grace_time=None,
+        )
+        for offset in self.settings.reminder_offsets:
+            when = drop.opens_at - timedelta(seconds=offset)
+            if when > now:
+                scheduler.add_job(
+                    self.fan_out,
+                    "date",
+                    run_date=when,
+                    args=[drop.id, f"reminder:{offset}"],
+                    id=f"reminder:{drop.id}:{offset}",
+                    replace_existing=True,
+                    misfire_grace_time=None,
+                )
+        if self.hub is None:
+            return
+        for offset in self.settings.countdown_offsets:
+            when = drop.opens_at - timedelta(seconds=offset)
+            if when > now:  # a countdown post that is already late would only confuse
+                scheduler.add_job(
+                    self.hub.countdown,
+                    "date",
+                    run_date=when,
+                    args=[drop.id, offset],
+                    id=f"countdown:{drop.id}:{offset}",
+                    replace_existing=True,
+                    misfire_grace_time=30,
+                )
+
+    async def fan_out(self, drop_id: int, kind: str, sku: str | None = None) -> int:
+        added = await self.commerce.notifications.fan_out(drop_id, kind, sku=sku)
+        if added:
+            log.info("queued %d %s notifications for drop %d", added, kind, drop_id)
+            if self.dispatcher is not None:
+                self.dispatcher.wake()
+        return added
+
+    async def _on_event(self, event: Event) -> None:
+        if not self.leading:
+            return
+        match event:
+            case DropScheduled():
+                self.schedule_drop(await self.commerce.drops.get(event.drop_id))
+            case DropOpened():
+                await self.fan_out(event.drop_id, "live")
+            case ReplayPosted():
+                await self.fan_out(event.drop_id, "replay")
+            case Restocked():
+                view = await self.commerce.drops.view(event.drop_id)
+                total = sum(s.total for s in view.stock if s.sku == event.sku)
+                await self.fan_out(event.drop_id, f"restock:{event.sku}:{total}", sku=event.sku)

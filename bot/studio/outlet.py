@@ -119,15 +119,16 @@ class StudioOutlet:
             return
         self._who[ws] = identity
         user = ChatUser(identity, name, is_creator=bool(data.get("creator")))
+        line_id = f"m{next(self._ids)}"
         said = {
             "op": "chat",
-            "id": f"m{next(self._ids)}",
+            "id": line_id,
             "name": name,
             "text": text,
             "creator": user.is_creator,
         }
         await self._broadcast(said)
-        out = await self.handler.handle(user, text, message_id=said["id"])
+        out = await self.handler.handle(user, text, message_id=line_id)
         if out is None:
             return
         for reply in out.replies:

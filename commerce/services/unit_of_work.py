@@ -8,10 +8,11 @@ whatever a crash left undispatched.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -58,11 +59,18 @@ class Tx:
         self.events.append(event)
 
 
+class EventStage(Protocol):
+    """Something that must see a transaction's events before it commits (e.g. NOTIFY)."""
+
+    async def stage(self, conn: AsyncConnection, events: Sequence[Event]) -> None: ...
+
+
 class UnitOfWork:
     def __init__(self, db: Database, bus: EventBus, clock: Clock) -> None:
         self.db = db
         self.bus = bus
         self.clock = clock
+        self.stage: EventStage | None = None  # set when events cross processes
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[Tx]:
@@ -78,6 +86,8 @@ class UnitOfWork:
                 ]
                 result = await conn.execute(insert(outbox).returning(outbox.c.id), rows)
                 outbox_ids = list(result.scalars())
+            if self.stage is not None and tx.events:
+                await self.stage.stage(conn, tx.events)
         # Committed: now the world may hear about it.
         await self.bus.publish(tx.events)
         if outbox_ids:

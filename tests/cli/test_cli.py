@@ -140,7 +140,7 @@ def test_a_bad_drop_file_names_the_field_exits_2_and_writes_nothing(dropcast, tm
     ],
 )
 def test_bad_arguments_exit_2_with_one_line(dropcast, args, expected):
-    code, out, err = dropcast(*args)
+    code, _, err = dropcast(*args)
     assert code == 2
     assert len(err.strip().splitlines()) == 1, err
     assert expected in err

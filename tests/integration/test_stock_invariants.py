@@ -4,6 +4,7 @@ keeps sold + held + available == total, nothing negative, and sold == units in o
 from __future__ import annotations
 
 import asyncio
+import itertools
 import shutil
 import tempfile
 from pathlib import Path
@@ -141,10 +142,11 @@ def make_machine(url_factory):
 @pytest.mark.parametrize("engine", ENGINES)
 def test_any_interleaving_keeps_stock_consistent(engine, request, sqlite_template):
     workdir = Path(tempfile.mkdtemp())
+    made = itertools.count()
 
     async def fresh_database() -> Database:
         if engine == "sqlite":
-            path = workdir / f"{len(list(workdir.iterdir()))}.db"
+            path = workdir / f"{next(made)}.db"
             shutil.copyfile(sqlite_template, path)
             return Database(f"sqlite+aiosqlite:///{path}")
         database = Database(request.getfixturevalue("pg_url"))

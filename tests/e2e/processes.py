@@ -1,0 +1,98 @@
+"""Helpers for tests that run real ``dropcast`` processes."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import sys
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def start_dropcast(
+    database_url: str, port: int, log_path: Path, **env: str
+) -> asyncio.subprocess.Process:
+    """``dropcast run`` as its own process (stdout/stderr to ``log_path``)."""
+    environment = {
+        **os.environ,
+        "DROPCAST_DATABASE__URL": database_url,
+        "DROPCAST_WEB__PORT": str(port),
+        "DROPCAST_WEB__PUBLIC_URL": f"http://127.0.0.1:{port}",
+        "DROPCAST_CHAT__STUDIO": "false",
+        **env,
+    }
+    log = log_path.open("ab")
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "dropcast",
+        "run",
+        cwd=str(log_path.parent),
+        env=environment,
+        stdout=log,
+        stderr=log,
+    )
+
+
+def kill(process: asyncio.subprocess.Process) -> None:
+    if process.returncode is None:
+        process.send_signal(signal.SIGKILL)
+
+
+class Inbox:
+    """A webhook receiver that remembers every delivery and its Idempotency-Key."""
+
+    def __init__(self, delay: float = 0.0) -> None:
+        self.delay = delay
+        self.deliveries: list[tuple[str, str, dict[str, Any]]] = []  # (path, key, body)
+        self.runner: web.AppRunner | None = None
+        self.port = free_port()
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_post("/hook/{who}", self._receive)
+        self.runner = web.AppRunner(app)
+        await self.runner.setup()
+        await web.TCPSite(self.runner, "127.0.0.1", self.port).start()
+
+    async def stop(self) -> None:
+        if self.runner is not None:
+            await self.runner.cleanup()
+
+    def url(self, who: str) -> str:
+        return f"http://127.0.0.1:{self.port}/hook/{who}"
+
+    async def _receive(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        self.deliveries.append(
+            (request.match_info["who"], request.headers.get("Idempotency-Key", ""), body)
+        )
+        return web.json_response({"ok": True})
+
+    def unique_per_recipient(self) -> dict[str, set[str]]:
+        keys: dict[str, set[str]] = {}
+        for who, key, _ in self.deliveries:
+            keys.setdefault(who, set()).add(key)
+        return keys
+
+    async def wait_until(self, predicate: Any, seconds: float) -> bool:
+        deadline = asyncio.get_running_loop().time() + seconds
+        while asyncio.get_running_loop().time() < deadline:
+            if predicate():
+                return True
+            await asyncio.sleep(0.05)
+        return predicate()
