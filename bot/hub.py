@@ -36,8 +36,10 @@ class Outlet(Protocol):
 
     async def edit(self, handle: str, message: Message) -> None: ...
 
-    async def send_private(self, identity: str, message: Message) -> bool:
-        """DM / whisper / session message; False when the person cannot be reached."""
+    async def send_private(self, identity: str, message: Message, key: str | None = None) -> bool:
+        """DM / whisper / session message; False when the person cannot be reached there.
+        Transient failures raise. ``key`` identifies the notification so that platforms
+        which can (Discord's nonce) drop a repeat."""
         ...
 
 

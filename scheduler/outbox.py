@@ -53,7 +53,7 @@ class OutletSender:
 
     async def send(self, address: str, message: Message, key: str) -> Delivery:
         try:
-            reached = await self.outlet.send_private(address, message)
+            reached = await self.outlet.send_private(address, message, key)
         except Exception as exc:  # network trouble: the dispatcher backs off and retries
             return Delivery(DeliveryStatus.RETRY, error=f"{type(exc).__name__}: {exc}")
         return Delivery(DeliveryStatus.SENT if reached else DeliveryStatus.UNREACHABLE)

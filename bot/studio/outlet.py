@@ -67,7 +67,7 @@ class StudioOutlet:
     async def edit(self, handle: str, message: Message) -> None:
         await self._broadcast(frame(message, msg_id=handle, op="edit"))
 
-    async def send_private(self, identity: str, message: Message) -> bool:
+    async def send_private(self, identity: str, message: Message, key: str | None = None) -> bool:
         targets = [ws for ws in list(self._sockets) if self._who.get(ws) == identity]
         data = frame(message, msg_id=f"m{next(self._ids)}", private=True)
         for ws in targets:

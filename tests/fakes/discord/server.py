@@ -207,10 +207,9 @@ class FakeDiscord:
     @contextlib.contextmanager
     def patch_discord_py(self) -> Iterator[None]:
         """Point discord.py's REST base and default gateway at this fake (restored after)."""
-        import yarl
-
         import discord.gateway
         import discord.http
+        import yarl
 
         old_base = discord.http.Route.BASE
         old_gateway = discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY

@@ -1,0 +1,249 @@
+"""The Discord bot: slash commands and drop buttons in, the shared command handler, and
+answers that never show a personal link to anyone but its owner."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from functools import partial
+from typing import Any, Protocol
+
+import discord
+import yarl
+from discord import app_commands
+
+from bot.commands import Command, CommandHandler, current_drop
+from bot.discord import render
+from bot.discord.buttons import DropButton
+from bot.discord.outlet import DiscordOutlet
+from bot.discord.pacing import paced
+from bot.discord.slash import CreatorCommands, Interaction, viewer_commands
+from bot.hub import ChatHub
+from bot.messages import Button, ChatUser, Message, Outbound
+from bot.ratelimit import RateLimiter, discord_limiter
+from config.settings import DiscordSettings
+
+log = logging.getLogger(__name__)
+
+
+class LinkCodes(Protocol):
+    def issue_link_code(self, identity: str) -> str: ...
+
+
+STALE_BUTTON = "That button belongs to an earlier drop. /drop shows the current one."
+SENT_PRIVATELY = "I've sent you the answer privately."
+FAILED = "Sorry, that did not work. Please try again in a moment."
+
+
+def use_endpoints(settings: DiscordSettings) -> None:
+    """Point discord.py (process-wide class attributes) at the configured REST base and
+    gateway, so the real client can run against a local fake or a proxy."""
+    discord.http.Route.BASE = str(settings.api_base).rstrip("/")
+    discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(settings.gateway_url)
+
+
+def minimal_intents() -> discord.Intents:
+    # GUILDS only: interactions arrive without any intent, and the guild/role cache is
+    # what the creator check needs. Nothing privileged.
+    intents = discord.Intents.none()
+    intents.guilds = True
+    return intents
+
+
+class DiscordBot(discord.Client):
+    """Built by the composition root from settings, the shared handler and the hub;
+    ``await start()`` logs in and connects in the background, ``await close()`` stops."""
+
+    def __init__(
+        self,
+        settings: DiscordSettings,
+        handler: CommandHandler,
+        hub: ChatHub,
+        *,
+        limiter: RateLimiter | None = None,
+        linker: LinkCodes | None = None,
+        **options: Any,
+    ) -> None:
+        super().__init__(intents=minimal_intents(), **options)
+        self.settings = settings
+        self.linker = linker
+        self.handler = handler
+        self.limiter = limiter or discord_limiter()
+        self.tree: app_commands.CommandTree[DiscordBot] = app_commands.CommandTree(self)
+        for command in viewer_commands(self):
+            self.tree.add_command(command)
+        self.tree.add_command(CreatorCommands(self))
+        self.tree.error(self._on_command_error)
+        self.outlet = DiscordOutlet(self, settings.channel_id, self.limiter, prefix=handler.prefix)
+        hub.add_outlet(self.outlet)
+        self.commands_synced = asyncio.Event()
+        self._creator_roles = frozenset(settings.creator_role_ids)
+        self._allowed_users = frozenset(settings.allowed_user_ids)
+        self._gateway: asyncio.Task[None] | None = None
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    async def start(self, token: str | None = None, *, reconnect: bool = True) -> None:
+        """Log in (a bad token fails here) and keep the gateway connected in the
+        background; unlike ``discord.Client.start`` this returns once logged in."""
+        secret = token or (self.settings.token.get_secret_value() if self.settings.token else "")
+        if not secret:
+            raise ValueError("discord.token is not set")
+        use_endpoints(self.settings)
+        await self.login(secret)
+        self._gateway = asyncio.create_task(self.connect(reconnect=reconnect), name="discord")
+        self._gateway.add_done_callback(_log_gateway_end)
+
+    async def close(self) -> None:
+        await super().close()
+        gateway, self._gateway = self._gateway, None
+        if gateway is not None and gateway is not asyncio.current_task():
+            await asyncio.gather(gateway, return_exceptions=True)
+
+    async def setup_hook(self) -> None:
+        self.add_dynamic_items(DropButton)
+
+    async def on_ready(self) -> None:
+        if not self.commands_synced.is_set():  # on_ready repeats after every re-IDENTIFY
+            await self.sync_commands()
+            self.commands_synced.set()
+
+    async def sync_commands(self) -> None:
+        """Register the slash commands in the configured guilds (instant), else globally
+        (Discord may take a while to show those). A failure is logged, not fatal."""
+        guilds: list[discord.Object | None] = [discord.Object(g) for g in self.settings.guild_ids]
+        for guild in guilds or [None]:
+            if guild is not None:
+                self.tree.copy_global_to(guild=guild)
+            try:
+                await paced(self.limiter, None, partial(self.tree.sync, guild=guild))
+            except discord.HTTPException as exc:
+                where = f"guild {guild.id}" if guild else "globally"
+                log.error("could not register the slash commands %s: %s", where, exc)
+
+    # -- who is asking --------------------------------------------------------------------
+
+    def is_creator(self, interaction: Interaction) -> bool:
+        """Manage Server, a configured creator role, or an allow-listed user id."""
+        user = interaction.user
+        if user.id in self._allowed_users:
+            return True
+        if not isinstance(user, discord.Member):
+            return False
+        permissions = interaction.permissions
+        if permissions.administrator or permissions.manage_guild:
+            return True
+        return any(role.id in self._creator_roles for role in user.roles)
+
+    def chat_user(self, interaction: Interaction) -> ChatUser:
+        user = interaction.user
+        return ChatUser(f"discord:{user.id}", user.display_name, self.is_creator(interaction))
+
+    # -- interactions ---------------------------------------------------------------------
+
+    async def run_command(
+        self,
+        interaction: Interaction,
+        command: Command,
+        *,
+        ephemeral: bool,
+        drop_id: int | None = None,
+    ) -> None:
+        """Defer at once (Discord allows 3 s for the first answer), run the command, and
+        follow up. ``drop_id``: a button's drop, which must still be the current one."""
+        user = self.chat_user(interaction)
+        # thinking=True: for a button click, answer with a new message (the "thinking"
+        # placeholder), not a silent acknowledgement that would edit the clicked one.
+        defer = partial(interaction.response.defer, ephemeral=ephemeral, thinking=True)
+        await paced(self.limiter, None, defer)
+        try:
+            if drop_id is not None and not await self._is_current(drop_id):
+                out = Outbound(replies=[Message(STALE_BUTTON, kind="error")])
+            else:
+                out = await self.handler.execute(user, command, message_id=str(interaction.id))
+            await self._answer(interaction, out, deferred_ephemeral=ephemeral)
+        except Exception:
+            log.exception("discord /%s failed", command.name)
+            await self._apologize(interaction)
+
+    async def refuse(self, interaction: Interaction, text: str) -> None:
+        await paced(
+            self.limiter, None, partial(interaction.response.send_message, text, ephemeral=True)
+        )
+
+    async def on_drop_button(self, interaction: Interaction, action: Button, drop_id: int) -> None:
+        """A click on an announcement's Buy / Join waitlist / Remind me button."""
+        if action is Button.REMIND:
+            command = Command("remindme", ("drop",))
+        else:
+            command = Command(action.value)
+        await self.run_command(interaction, command, ephemeral=True, drop_id=drop_id)
+
+    async def link_code(self, interaction: Interaction) -> None:
+        """/link: a one-time code, shown only to this person, to type in Twitch chat. This
+        direction is the safe one: a code posted in public chat could be redeemed by anyone."""
+        if self.linker is None:
+            await self.refuse(interaction, "Account linking is not set up on this server.")
+            return
+        code = self.linker.issue_link_code(f"discord:{interaction.user.id}")
+        await self.refuse(
+            interaction,
+            f"Type `!link {code}` in the Twitch chat within 10 minutes: your Twitch claims "
+            "then get their pay links here, by DM.",
+        )
+
+    async def _is_current(self, drop_id: int) -> bool:
+        drop = await current_drop(self.handler.commerce)
+        return drop is not None and drop.id == drop_id
+
+    async def _answer(
+        self, interaction: Interaction, out: Outbound, *, deferred_ephemeral: bool
+    ) -> None:
+        placeholder = True  # the deferred "… is thinking" message still stands
+        for message in out.replies:
+            hidden = deferred_ephemeral or message.private or message.personal_link is not None
+            if placeholder and hidden and not deferred_ephemeral:
+                # Discord quirk: the first answer after a defer takes over the "thinking"
+                # placeholder and keeps its visibility whatever flags it asks for. Settle
+                # the public placeholder with a neutral note; later follow-ups honour their
+                # own ephemeral flag. Deleting it instead is no way out: follow-ups to a
+                # deleted placeholder fail with 10008 (discord/discord-api-docs#3087).
+                await paced(
+                    self.limiter,
+                    None,
+                    partial(interaction.edit_original_response, content=SENT_PRIVATELY),
+                )
+            shown = render.reply(message, private=hidden, prefix=self.handler.prefix)
+            send = partial(
+                interaction.followup.send,
+                shown.content,
+                embeds=shown.embeds,
+                view=shown.view,
+                ephemeral=hidden,
+            )
+            await paced(self.limiter, None, send)
+            placeholder = False
+        if placeholder:
+            await paced(self.limiter, None, interaction.delete_original_response)
+        for post in out.posts:
+            await self.outlet.post(post)
+
+    async def _apologize(self, interaction: Interaction) -> None:
+        try:
+            if interaction.response.is_done():
+                await interaction.followup.send(FAILED, ephemeral=True)
+            else:
+                await interaction.response.send_message(FAILED, ephemeral=True)
+        except discord.HTTPException:
+            log.warning("could not tell a discord user that their command failed")
+
+    async def _on_command_error(
+        self, interaction: Interaction, error: app_commands.AppCommandError
+    ) -> None:
+        log.error("discord slash command failed", exc_info=error)
+        await self._apologize(interaction)
+
+
+def _log_gateway_end(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("the discord gateway connection ended", exc_info=task.exception())

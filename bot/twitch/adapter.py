@@ -1,0 +1,271 @@
+"""The Twitch adapter: chat in over EventSub (``channel.chat.message``), replies and posts out
+over Helix, personal links only privately (Discord DM, else an opt-in whisper).
+
+It only translates: chat lines go to the one ``CommandHandler``; what comes back is rendered
+as plain Twitch text. ``TwitchBot.start`` points twitchio at the configured endpoints, logs
+in, subscribes, and registers a ``TwitchOutlet`` with the hub.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import twitchio
+import twitchio.eventsub.websockets as eventsub_websockets
+from twitchio import eventsub
+from twitchio.http import Route
+
+from bot.commands import CommandHandler
+from bot.hub import ChatHub
+from bot.messages import ChatUser, Message, relative
+from bot.twitch.linking import AccountLinker
+from bot.twitch.outlet import SendPolicy, TwitchOutlet, render
+from bot.twitch.viewers import SAMPLE_INTERVAL, ViewerCallback, ViewerSampler
+from commerce.core import Commerce
+from config.settings import TwitchSettings
+
+log = logging.getLogger(__name__)
+
+CREATOR_BADGES = frozenset({"broadcaster", "moderator", "lead_moderator"})
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    helix: str
+    oauth: str
+    eventsub: str
+
+    @classmethod
+    def of(cls, settings: TwitchSettings) -> Endpoints:
+        oauth = str(settings.id_base).rstrip("/") + "/"
+        # twitchio appends "oauth2/token" itself; accept the full OAuth base too.
+        oauth = oauth.removesuffix("oauth2/")
+        return cls(str(settings.api_base).rstrip("/") + "/", oauth, settings.eventsub_url)
+
+    @classmethod
+    def current(cls) -> Endpoints:
+        return cls(Route.BASE, Route.ID_BASE, eventsub_websockets.WSS)
+
+    def install(self) -> None:
+        """twitchio reads its endpoints from module globals: set them for the process."""
+        Route.BASE, Route.ID_BASE = self.helix, self.oauth
+        eventsub_websockets.WSS = self.eventsub
+
+
+class TwitchBot:
+    """One Twitch channel, run by a bot account, for the composition root to start and close."""
+
+    def __init__(
+        self,
+        settings: TwitchSettings,
+        handler: CommandHandler,
+        hub: ChatHub,
+        commerce: Commerce,
+        *,
+        linker: AccountLinker | None = None,
+        on_viewers: ViewerCallback | None = None,
+        sample_interval: float = SAMPLE_INTERVAL,
+        policy: SendPolicy | None = None,
+    ) -> None:
+        missing = [
+            key
+            for key in ("client_id", "client_secret", "bot_id", "bot_token", "channel")
+            if getattr(settings, key) is None
+        ]
+        if missing:
+            raise ValueError(f"twitch.{missing[0]} is required to run the Twitch bot")
+        self.settings = settings
+        self.handler = handler
+        self.hub = hub
+        self.commerce = commerce
+        self.linker = linker or AccountLinker(commerce)
+        self.on_viewers = on_viewers
+        self.sample_interval = sample_interval
+        self.policy = policy
+        self.bot_id: str = settings.bot_id or ""
+        self.broadcaster_id: str | None = None
+        self._allowed = {login.lower() for login in settings.allowed_logins}
+        self._client: twitchio.Client | None = None
+        self._outlet: TwitchOutlet | None = None
+        self._sampler: ViewerSampler | None = None
+        self._saved_endpoints: Endpoints | None = None
+
+    @property
+    def outlet(self) -> TwitchOutlet:
+        if self._outlet is None:
+            raise RuntimeError("the Twitch bot has not been started")
+        return self._outlet
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Log in, subscribe to the channel's chat, and register the outlet with the hub."""
+        self._saved_endpoints = Endpoints.current()
+        Endpoints.of(self.settings).install()
+        try:
+            await self._connect()
+        except BaseException:
+            await self.close()
+            raise
+
+    async def _connect(self) -> None:
+        s = self.settings
+        assert s.client_secret is not None and s.bot_token is not None and s.channel is not None
+        client = self._client = twitchio.Client(
+            client_id=s.client_id or "",
+            client_secret=s.client_secret.get_secret_value(),
+            bot_id=self.bot_id,
+        )
+        # No OAuth web adapter and no .tio.tokens.json: tokens come from settings.
+        await client.login(load_tokens=False, save_tokens=False)
+        refresh = s.bot_refresh_token.get_secret_value() if s.bot_refresh_token else ""
+        token = await client.add_token(s.bot_token.get_secret_value(), refresh)
+        if token.user_id != self.bot_id:
+            raise ValueError(f"twitch.bot_token belongs to user {token.user_id}, not bot_id")
+        scopes = set(token.scopes)
+        channel = await self._channel(client, s.channel)
+        self.broadcaster_id = channel.id
+        if s.whisper_fallback and "user:manage:whispers" not in scopes:
+            log.warning("twitch.whisper_fallback needs the user:manage:whispers scope")
+        self._outlet = TwitchOutlet(
+            client.create_partialuser(channel.id, channel.name),
+            client.create_partialuser(self.bot_id),
+            clock=self.commerce.clock,
+            moderator=True if channel.id == self.bot_id else None,
+            can_announce="moderator:manage:announcements" in scopes,
+            whispers=s.whisper_fallback and "user:manage:whispers" in scopes,
+            policy=self.policy,
+        )
+        client.add_listener(self._on_message, event="event_message")
+        client.add_listener(self._on_revoked, event="event_subscription_revoked")
+        await client.subscribe_websocket(
+            eventsub.ChatMessageSubscription(broadcaster_user_id=channel.id, user_id=self.bot_id),
+            token_for=self.bot_id,
+        )
+        self.hub.add_outlet(self._outlet)
+        if self.on_viewers is not None:
+            self._sampler = ViewerSampler(
+                self.commerce, self._viewers, self.on_viewers, interval=self.sample_interval
+            )
+            await self._sampler.start()
+        log.info("twitch: listening to #%s as bot %s", channel.name, self.bot_id)
+
+    async def close(self) -> None:
+        """Stop sampling, flush queued posts, disconnect, restore twitchio's endpoints."""
+        if self._sampler is not None:
+            await self._sampler.stop()
+            self._sampler = None
+        if self._outlet is not None:
+            await self._outlet.close()
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
+        if self._saved_endpoints is not None:
+            self._saved_endpoints.install()
+            self._saved_endpoints = None
+
+    @staticmethod
+    async def _channel(client: twitchio.Client, channel: str) -> twitchio.User:
+        users = await client.fetch_users(logins=[channel.lower()])
+        if not users and channel.isdigit():
+            users = await client.fetch_users(ids=[channel])
+        if not users:
+            raise ValueError(f"twitch.channel {channel!r} is not a Twitch user")
+        return users[0]
+
+    async def _viewers(self) -> int | None:
+        assert self._client is not None and self.broadcaster_id is not None
+        streams = await self._client.fetch_streams(user_ids=[self.broadcaster_id])
+        return streams[0].viewer_count if streams else None
+
+    async def _on_revoked(self, payload: twitchio.SubscriptionRevoked) -> None:
+        # Twitch revokes on a ban, a revoked token or a removed user: the bot is deaf now.
+        log.error("twitch: chat subscription revoked (%s); restart with a valid setup", payload)
+
+    # -- chat in --------------------------------------------------------------------------------
+
+    async def _on_message(self, payload: twitchio.ChatMessage) -> None:
+        if payload.broadcaster.id != self.broadcaster_id:
+            return
+        chatter = payload.chatter
+        badges = {badge.set_id for badge in payload.badges}
+        if chatter.id == self.bot_id:
+            # Twitch echoes our own messages, with our badges: that tells us if we're a mod.
+            self.outlet.set_moderator(bool(badges & CREATOR_BADGES))
+            return
+        login = (chatter.name or "").lower()
+        user = ChatUser(
+            f"twitch:{chatter.id}",
+            chatter.display_name or login or chatter.id,
+            is_creator=bool(badges & CREATOR_BADGES) or login in self._allowed,
+        )
+        try:
+            await self.handle_chat(user, payload.text, payload.id)
+        except Exception:
+            log.exception("twitch: could not handle a chat message")
+
+    async def handle_chat(self, user: ChatUser, text: str, message_id: str) -> None:
+        """One chat line from ``user``: run it and answer in its thread."""
+        words = text.strip().split()
+        if words and words[0].lower() == f"{self.handler.prefix}link":
+            await self.outlet.reply(message_id, await self._link(user, words[1:]))
+            return
+        out = await self.handler.handle(user, text, message_id=message_id)
+        if out is None:
+            return
+        for reply in out.replies:
+            await self.outlet.reply(message_id, await self._public_reply(user, reply))
+        for post in out.posts:
+            await self.outlet.post(post)
+
+    # -- chat out -------------------------------------------------------------------------------
+
+    async def _public_reply(self, user: ChatUser, reply: Message) -> str:
+        """The Twitch text for a reply. A personal link never goes into chat: it is delivered
+        privately first, and the public text says where it went (or gives the drop page)."""
+        now = self.commerce.clock.now()
+        if reply.personal_link is None:
+            return render(reply, now)
+        via = await self._deliver_privately(user.identity, reply)
+        until = f" (it expires {relative(reply.at, now)})" if reply.at else ""
+        if via is not None:
+            return f"{user.name}, a unit is held for you{until}: your pay link is in your {via}."
+        page = reply.public_link or (
+            self.handler.drop_page(reply.drop_id) if reply.drop_id is not None else None
+        )
+        where = f" on the drop page: {page}" if page else " on the drop page"
+        return (
+            f"{user.name}, a unit is held for you{until}. Check out{where} — or type "
+            f"{self.handler.prefix}link to get private pay links by Discord DM."
+        )
+
+    async def _deliver_privately(self, identity: str, message: Message) -> str | None:
+        """Where the personal link went: a linked Discord account's DMs, else a whisper."""
+        customer_id = await self.commerce.customers.find(identity)
+        if customer_id is not None:
+            customer = await self.commerce.customers.get(customer_id)
+            discord = [o for o in self.hub.outlets if o.platform == "discord"]
+            for linked in (i for i in customer.identities if i.startswith("discord:")):
+                for outlet in discord:
+                    try:
+                        if await outlet.send_private(linked, message):
+                            return "Discord DMs"
+                    except Exception:
+                        log.exception("twitch: Discord DM to a linked account failed")
+        if await self.outlet.send_private(identity, message):
+            return "Twitch whispers"
+        return None
+
+    async def _link(self, user: ChatUser, args: list[str]) -> str:
+        prefix = self.handler.prefix
+        if len(args) != 1:
+            # Codes are only ever issued privately (Discord /link): one posted in this public
+            # chat could be redeemed by anyone reading it.
+            return (
+                f"{user.name}, use /link in our Discord to get a private code, then type "
+                f"{prefix}link CODE here."
+            )
+        if await self.linker.redeem_link_code(args[0], user.identity):
+            return f"{user.name}, your Twitch and Discord accounts are linked."
+        return "That code is unknown or expired: get a new one."

@@ -1,0 +1,409 @@
+"""The Discord adapter: the real discord.py client, our bot, against ``FakeDiscord``,
+with the real command handler, hub and database (both engines)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+
+from bot.commands import CommandHandler
+from bot.discord import DiscordBot
+from bot.hub import ChatHub
+from bot.messages import Button, Message, Outbound
+from bot.presenter import Presenter
+from commerce.core import Commerce
+from commerce.domain.model import DropState
+from commerce.dropfile import validate_spec
+from commerce.links import LinkSigner
+from config.settings import DiscordSettings
+from tests.helpers import capsule_spec, customers, live_drop
+
+# `tests.fakes` must be importable whether pytest runs as `python -m pytest` or bare `pytest`.
+_REPO_ROOT = str(Path(__file__).resolve().parents[2])
+if _REPO_ROOT not in sys.path:
+    sys.path.insert(0, _REPO_ROOT)
+
+from tests.fakes.discord import FakeDiscord, FakeGuild, FakeUser  # noqa: E402
+from tests.fakes.discord.models import FakeChannel  # noqa: E402
+
+pytestmark = pytest.mark.timeout(30)
+
+BASE = "https://shop.test"
+EPHEMERAL = 64
+MESSAGES = "/channels/{channel_id}/messages"
+MESSAGE = "/channels/{channel_id}/messages/{message_id}"
+
+
+@dataclass
+class World:
+    guild: FakeGuild
+    channel: FakeChannel
+    viewer: FakeUser
+    mod: FakeUser
+    creator_role_id: int
+
+
+@dataclass
+class Chat:
+    commerce: Commerce
+    signer: LinkSigner
+    handler: CommandHandler
+
+    def hub(self) -> ChatHub:
+        return ChatHub(
+            self.commerce,
+            Presenter(self.commerce, BASE),
+            self.handler.issue_link,
+            thresholds=[5, 3, 1],
+            edit_interval=0.2,
+        )
+
+
+class FastBot(DiscordBot):
+    """Only skips discord.py's 5 s pause before a *re*-IDENTIFY."""
+
+    async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:
+        return None
+
+
+@pytest_asyncio.fixture
+async def fake() -> AsyncIterator[FakeDiscord]:
+    async with FakeDiscord() as server:
+        with server.patch_discord_py():  # restores discord.py's endpoints afterwards
+            yield server
+
+
+@pytest.fixture
+def world(fake: FakeDiscord) -> World:
+    guild = fake.add_guild("Drop Shop")
+    crew = fake.add_role(guild, "Drop crew")
+    viewer = fake.add_user("alice", global_name="Alice")
+    mod = fake.add_user("marco", global_name="Marco")
+    fake.add_member(guild, viewer)
+    fake.add_member(guild, mod, roles=[crew])
+    return World(guild, guild.channel("general"), viewer, mod, crew.id)
+
+
+@pytest.fixture
+def chat(commerce: Commerce) -> Chat:
+    signer = LinkSigner("discord-test-secret", commerce.clock)
+
+    def issue(drop_id: int, identity: str) -> str:
+        return f"{BASE}/c/{signer.issue(drop_id, identity)[0]}"
+
+    return Chat(commerce, signer, CommandHandler(commerce, issue, public_url=BASE))
+
+
+def make_bot(
+    fake: FakeDiscord, world: World, chat: Chat, hub: ChatHub, *, in_guild: bool = True
+) -> DiscordBot:
+    settings = DiscordSettings(
+        token=fake.token,
+        guild_ids=[world.guild.id] if in_guild else [],
+        channel_id=world.channel.id,
+        creator_role_ids=[world.creator_role_id],
+        api_base=fake.api_base,
+        gateway_url=fake.gateway_url,
+    )
+    # guild_ready_timeout: discord.py otherwise waits 2 s for more GUILD_CREATEs.
+    return FastBot(settings, chat.handler, hub, guild_ready_timeout=0.05)
+
+
+@asynccontextmanager
+async def running(bot: DiscordBot) -> AsyncIterator[DiscordBot]:
+    await bot.start()
+    try:
+        await asyncio.wait_for(bot.commands_synced.wait(), 5)
+        yield bot
+    finally:
+        await bot.close()
+
+
+@asynccontextmanager
+async def bot_with_hub(
+    fake: FakeDiscord, world: World, chat: Chat
+) -> AsyncIterator[tuple[DiscordBot, ChatHub]]:
+    """A running bot and a started hub; the hub is drained before the bot closes."""
+    hub = chat.hub()
+    await hub.start()
+    try:
+        async with running(make_bot(fake, world, chat, hub)) as bot:
+            yield bot, hub
+            await hub.drain()
+    finally:
+        await hub.stop()
+
+
+def buttons(message: dict[str, Any]) -> list[dict[str, Any]]:
+    return [c for row in message.get("components") or [] for c in row.get("components", [])]
+
+
+def pay_link(message: dict[str, Any]) -> str:
+    [url] = [b["url"] for b in buttons(message) if b.get("label") == "Pay now"]
+    return str(url)
+
+
+def first_response(fake: FakeDiscord, interaction: Any) -> Any:
+    return next(r for r in fake.interaction_responses if r.interaction_id == interaction.id)
+
+
+async def answer(fake: FakeDiscord, interaction: Any) -> dict[str, Any]:
+    """The bot's one visible answer to ``interaction`` (after its deferral)."""
+    await fake.wait_for(lambda: interaction.followups)
+    [message] = interaction.followups
+    return message
+
+
+def public_messages(fake: FakeDiscord, channel: FakeChannel) -> list[dict[str, Any]]:
+    return [m for m in fake.messages[channel.id] if not int(m.get("flags") or 0) & EPHEMERAL]
+
+
+def embed_text(message: dict[str, Any]) -> str:
+    return " ".join(e.get("description") or "" for e in message.get("embeds") or [])
+
+
+async def held(commerce: Commerce, drop_id: int) -> int:
+    view = await commerce.drops.view(drop_id)
+    return sum(line.held for line in view.stock)
+
+
+async def test_slash_buy_defers_ephemerally_and_sends_a_valid_personal_link(
+    fake: FakeDiscord, world: World, chat: Chat
+) -> None:
+    drop_id = await live_drop(chat.commerce, capsule_spec(5))
+    async with bot_with_hub(fake, world, chat):
+        interaction = await fake.inject_slash_command(
+            "buy", user=world.viewer, channel=world.channel
+        )
+        reply = await answer(fake, interaction)
+
+    deferral = first_response(fake, interaction)
+    assert (deferral.type, deferral.ephemeral, deferral.status) == (5, True, 200)
+    assert int(reply["flags"]) & EPHEMERAL
+    assert "Alice, a unit is yours until <t:" in reply["content"]
+    token = pay_link(reply).removeprefix(f"{BASE}/c/")
+    link = chat.signer.verify(token)
+    assert (link.drop_id, link.identity) == (drop_id, f"discord:{world.viewer.id}")
+    assert await held(chat.commerce, drop_id) == 1
+    assert await chat.commerce.customers.find(f"discord:{world.viewer.id}") is not None
+    assert not [m for m in public_messages(fake, world.channel) if token in json.dumps(m)]
+
+
+async def test_unknown_sku_gets_a_short_private_error_and_holds_nothing(
+    fake: FakeDiscord, world: World, chat: Chat
+) -> None:
+    drop_id = await live_drop(chat.commerce, capsule_spec(5))
+    async with bot_with_hub(fake, world, chat):
+        interaction = await fake.inject_slash_command(
+            "buy", user=world.viewer, channel=world.channel, options={"sku": "NOPE-1"}
+        )
+        reply = await answer(fake, interaction)
+
+    assert int(reply["flags"]) & EPHEMERAL
+    assert "NOPE-1" in reply["content"] and len(reply["content"]) < 120
+    assert not buttons(reply)
+    assert await held(chat.commerce, drop_id) == 0
+
+
+async def test_status_is_public_with_buttons_and_errors_are_short(
+    fake: FakeDiscord, world: World, chat: Chat
+) -> None:
+    drop_id = await live_drop(chat.commerce, capsule_spec(5))
+    async with bot_with_hub(fake, world, chat):
+        status = await fake.inject_slash_command("drop", user=world.viewer, channel=world.channel)
+        shown = await answer(fake, status)
+        missing = await fake.inject_slash_command(
+            "drop", user=world.viewer, channel=world.channel, options={"drop": drop_id + 99}
+        )
+        refused = await answer(fake, missing)
+
+    assert not int(shown["flags"] or 0) & EPHEMERAL
+    assert "is LIVE: 5 left" in shown["content"]
+    assert f"dropcast:buy:{drop_id}" in {b.get("custom_id") for b in buttons(shown)}
+    assert refused["content"] == "There is no such drop."
+
+
+async def test_a_private_answer_to_a_public_command_never_shows_in_public(
+    fake: FakeDiscord, world: World, chat: Chat, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret = f"{BASE}/c/only-for-alice"
+
+    async def private_answer(user: Any, command: Any, *, message_id: str) -> Outbound:
+        return Outbound(replies=[Message("Yours:", personal_link=secret, private=True)])
+
+    monkeypatch.setattr(chat.handler, "execute", private_answer)
+    async with bot_with_hub(fake, world, chat):
+        interaction = await fake.inject_slash_command(
+            "stock", user=world.viewer, channel=world.channel
+        )
+        await fake.wait_for(lambda: len(interaction.followups) == 1 and interaction.original)
+
+    assert not first_response(fake, interaction).ephemeral  # /stock defers publicly
+    [private] = interaction.followups
+    assert int(private["flags"]) & EPHEMERAL and pay_link(private) == secret
+    assert not [m for m in public_messages(fake, world.channel) if secret in json.dumps(m)]
+
+
+async def test_viewer_cannot_steer_a_drop_but_the_crew_and_server_managers_can(
+    fake: FakeDiscord, world: World, chat: Chat
+) -> None:
+    drop_id = await live_drop(chat.commerce, capsule_spec(5))
+    async with bot_with_hub(fake, world, chat):
+        attempt = await fake.inject_slash_command(
+            "dropadmin close", user=world.viewer, channel=world.channel, options={"drop": drop_id}
+        )
+        refusal = await answer(fake, attempt)
+        assert (await chat.commerce.drops.get(drop_id)).state is DropState.LIVE
+
+        restocking = await fake.inject_slash_command(
+            "dropadmin restock",
+            user=fake.owner,  # Manage Server, no creator role
+            channel=world.channel,
+            options={"drop": drop_id, "sku": "chips-spicy", "units": 2},
+        )
+        restocked = await answer(fake, restocking)
+        closing = await fake.inject_slash_command(
+            "dropadmin close", user=world.mod, channel=world.channel, options={"drop": drop_id}
+        )
+        done = await answer(fake, closing)
+
+    assert refusal["content"] == "Only the creator and mods can steer drops."
+    assert int(refusal["flags"]) & EPHEMERAL
+    assert restocked["content"] == "Restocked 2 × CHIPS-SPICY."
+    assert done["content"] == f"Drop {drop_id} is closed."
+    assert (await chat.commerce.drops.get(drop_id)).state is DropState.CLOSED
+
+
+async def test_buy_button_still_works_after_the_bot_restarts(
+    fake: FakeDiscord, world: World, chat: Chat
+) -> None:
+    drop_id = await chat.commerce.drops.create(validate_spec(capsule_spec(5)))
+    async with bot_with_hub(fake, world, chat):
+        await chat.commerce.drops.open(drop_id)
+        live = await fake.wait_for_message(world.channel, lambda m: "LIVE NOW" in embed_text(m))
+
+    custom_id = f"dropcast:buy:{drop_id}"
+    assert custom_id in {b.get("custom_id") for b in buttons(live)}
+    # A new process: nothing remembered in memory, only the custom_id on the message.
+    async with running(make_bot(fake, world, chat, chat.hub())):
+        click = await fake.inject_component(custom_id, message=live["id"], user=world.viewer)
+        reply = await answer(fake, click)
+
+    assert first_response(fake, click).ephemeral
+    assert int(reply["flags"]) & EPHEMERAL
+    link = chat.signer.verify(pay_link(reply).removeprefix(f"{BASE}/c/"))
+    assert (link.drop_id, link.identity) == (drop_id, f"discord:{world.viewer.id}")
+    assert await held(chat.commerce, drop_id) == 1
+
+
+async def test_stock_ticks_edit_one_message_with_bounded_rest_calls(
+    fake: FakeDiscord, world: World, chat: Chat
+) -> None:
+    drop_id = await chat.commerce.drops.create(validate_spec(capsule_spec(10)))
+    buyers = await customers(chat.commerce, 20)
+    async with bot_with_hub(fake, world, chat):
+        await chat.commerce.drops.open(drop_id)
+        live = await fake.wait_for_message(world.channel, lambda m: "LIVE NOW" in embed_text(m))
+        await asyncio.gather(*(chat.commerce.claims.claim(drop_id, c) for c in buyers))
+        await fake.wait_for_message(world.channel, lambda m: "SOLD OUT" in embed_text(m))
+
+    channel_calls = fake.requests_to("POST", MESSAGES) + fake.requests_to("PATCH", MESSAGE)
+    channel_calls = [
+        r for r in channel_calls if r.path.startswith(f"/channels/{world.channel.id}/")
+    ]
+    edits = fake.requests_to("PATCH", f"/channels/{world.channel.id}/messages/{live['id']}")
+    assert 1 <= len(edits) <= 5
+    assert len(channel_calls) <= 10  # 20 claims, 10 sales: live, thresholds, sold out, recap
+    final = fake.get_message(live["id"])
+    assert final is not None and "sold out" in embed_text(final)
+    assert {b.get("custom_id") for b in buttons(final)} == {f"dropcast:waitlist:{drop_id}", None}
+    texts = [embed_text(m) for m in public_messages(fake, world.channel)]
+    assert sum("SOLD OUT" in t for t in texts) == 1
+    assert all(r.status == 200 for r in channel_calls)
+
+
+async def test_waitlist_offer_to_closed_dms_marks_unreachable_and_is_not_retried(
+    fake: FakeDiscord, world: World, chat: Chat
+) -> None:
+    drop_id = await live_drop(chat.commerce, capsule_spec(1))
+    [buyer] = await customers(chat.commerce, 1)
+    first = await chat.commerce.claims.claim(drop_id, buyer)
+    assert first.hold is not None
+    fake.close_dms(world.viewer)
+    async with bot_with_hub(fake, world, chat) as (bot, hub):
+        joined = await fake.inject_slash_command(
+            "waitlist", user=world.viewer, channel=world.channel
+        )
+        assert "number 1 in line" in (await answer(fake, joined))["content"]
+
+        await chat.commerce.claims.cancel_hold(first.hold.id)  # the unit goes to Alice
+        await hub.drain()
+        calls = len(fake.requests)
+        offer = Message("again", kind="waitlist_offer", personal_link=f"{BASE}/c/x", private=True)
+        assert not await bot.outlet.send_private(f"discord:{world.viewer.id}", offer)
+        assert len(fake.requests) == calls  # remembered: no second attempt
+
+    assert bot.outlet.unreachable == {world.viewer.id}
+    [opened] = fake.requests_to("POST", "/users/@me/channels")
+    assert opened.status == 200
+    dm = fake.dm_channel_for(world.viewer)
+    [refused] = fake.requests_to("POST", f"/channels/{dm.id}/messages")
+    assert (refused.status, refused.response["code"]) == (403, 50007)
+    assert fake.messages[dm.id] == []
+
+
+async def test_remind_subscribes_and_stale_buttons_change_nothing(
+    fake: FakeDiscord, world: World, chat: Chat
+) -> None:
+    old = await live_drop(chat.commerce, capsule_spec(5))
+    await chat.commerce.drops.close(old)
+    current = await live_drop(chat.commerce, capsule_spec(5))
+    async with bot_with_hub(fake, world, chat) as (bot, _):
+        posted = await bot.outlet.post(Message("Soon!", drop_id=current, buttons=(Button.REMIND,)))
+        stale = await bot.outlet.post(Message("Earlier", drop_id=old, buttons=(Button.BUY,)))
+        assert posted is not None and stale is not None
+        remind = await fake.inject_component(
+            f"dropcast:remind:{current}", message=int(posted), user=world.viewer
+        )
+        note = await answer(fake, remind)
+        click = await fake.inject_component(
+            f"dropcast:buy:{old}", message=int(stale), user=world.viewer
+        )
+        late = await answer(fake, click)
+
+    assert "I'll message you before" in note["content"] and int(note["flags"]) & EPHEMERAL
+    assert "earlier drop" in late["content"] and int(late["flags"]) & EPHEMERAL
+    viewer = await chat.commerce.customers.find(f"discord:{world.viewer.id}")
+    assert viewer is not None
+    (subscription,) = await chat.commerce.subscriptions.of(viewer)
+    assert (subscription.scope, subscription.target) == ("drop", str(current))
+    assert (subscription.channel, subscription.address) == ("discord", f"discord:{world.viewer.id}")
+    assert await held(chat.commerce, old) == 0 and await held(chat.commerce, current) == 0
+
+
+async def test_without_guild_ids_the_commands_are_registered_globally(
+    fake: FakeDiscord, world: World, chat: Chat
+) -> None:
+    async with running(make_bot(fake, world, chat, chat.hub(), in_guild=False)):
+        pass
+    names = {c["name"] for c in fake.commands[None]}
+    assert names == {
+        "drop",
+        "buy",
+        "stock",
+        "waitlist",
+        "remindme",
+        "unsubscribe",
+        "link",
+        "dropadmin",
+    }
+    assert not fake.commands.get(world.guild.id)
