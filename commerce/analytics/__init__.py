@@ -1,0 +1,16 @@
+"""Measurement: event tracking (``Tracker``), per-drop KPIs and comparisons
+(``DropAnalytics``), and the recap chart (``chart.render_png``, imports matplotlib lazily)."""
+
+from commerce.analytics.kpis import DropAnalytics, parse_period
+from commerce.analytics.results import DropKpis, DropSummary, to_json
+from commerce.analytics.tracking import ActivityKind, Tracker
+
+__all__ = [
+    "ActivityKind",
+    "DropAnalytics",
+    "DropKpis",
+    "DropSummary",
+    "Tracker",
+    "parse_period",
+    "to_json",
+]

@@ -1,0 +1,121 @@
+"""Event tracking: funnel steps the core tables do not already record, stamped with server
+time (UTC) in the ``activity`` table.
+
+Holds, orders, claims and the waitlist carry their own timestamps, so the KPIs read them
+directly; this records what happens outside those tables — a link issued or opened, a
+reminder sent or opened (with its attribution tag), viewer-count samples, restocks.
+
+Usage from an adapter (web, bot, scheduler)::
+
+    await tracker.record(drop_id, ActivityKind.LINK_OPENED, customer_id, tag=link.tag)
+    await tracker.record_viewers(drop_id, 412, "twitch")
+
+``detail`` keywords are stored as JSON; by convention ``tag`` is the attribution tag a
+personal link carries (e.g. ``"reminder:5m"``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import insert
+from sqlalchemy.exc import IntegrityError
+
+from commerce.domain.errors import InvalidInput
+from commerce.domain.events import Event, Restocked
+from commerce.services.unit_of_work import EventBus, Tx, UnitOfWork
+from commerce.storage.tables import activity
+
+_KIND = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+_PLATFORM = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+
+
+class ActivityKind(StrEnum):
+    """The kinds the KPIs read. Other kinds may be recorded; they are kept, not counted."""
+
+    LINK_ISSUED = "link_issued"  # a personal link was handed to a customer
+    LINK_OPENED = "link_opened"  # the customer opened it (GET /c/{token}, not a preview)
+    REMINDER_SENT = "reminder_sent"  # detail: tag
+    REMINDER_OPENED = "reminder_opened"  # detail: tag (the link's attribution tag)
+    VIEWERS = "viewers"  # detail: count, platform — a sample of the live audience
+    WAITLIST_OFFERED = "waitlist_offered"  # the offer reached the customer (DM sent)
+    RESTOCKED = "restocked"  # detail: sku, pool, added — recorded by ``follow``
+
+
+class Tracker:
+    """Writes activity rows. Each call is its own small transaction; ``record_in`` joins
+    the caller's transaction when the step must commit (or roll back) with a change."""
+
+    def __init__(self, uow: UnitOfWork) -> None:
+        self.uow = uow
+
+    async def record(
+        self, drop_id: int, kind: str, customer_id: int | None = None, **detail: Any
+    ) -> None:
+        """Record one step now. Raises InvalidInput for a malformed kind or detail, or an
+        unknown drop or customer (nothing is written)."""
+        row = _row(drop_id, kind, customer_id, detail)
+        try:
+            async with self.uow.write() as tx:
+                await tx.conn.execute(insert(activity).values(at=tx.now, **row))
+        except IntegrityError:
+            raise InvalidInput(
+                "activity", f"drop {drop_id} or customer {customer_id} does not exist"
+            ) from None
+
+    async def record_in(
+        self, tx: Tx, drop_id: int, kind: str, customer_id: int | None = None, **detail: Any
+    ) -> None:
+        """Record one step inside an open unit of work (same time, same commit)."""
+        row = _row(drop_id, kind, customer_id, detail)
+        await tx.conn.execute(insert(activity).values(at=tx.now, **row))
+
+    async def record_viewers(self, drop_id: int, count: int, platform: str) -> None:
+        """A sample of the live audience on one platform (``twitch``, ``discord``, ``manual``).
+
+        Samples from several platforms add up: the audience at any moment is the sum of each
+        platform's latest sample.
+        """
+        if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+            raise InvalidInput("viewers", "must be a whole number of zero or more")
+        if not isinstance(platform, str) or not _PLATFORM.match(platform):
+            raise InvalidInput("platform", f"{platform!r} is not a platform name")
+        await self.record(drop_id, ActivityKind.VIEWERS, count=count, platform=platform)
+
+    def follow(self, bus: EventBus) -> None:
+        """Record domain events the KPIs need from the event bus (restocks, for the stock
+        curve). Call once from the composition root."""
+        bus.subscribe(self._on_event, Restocked)
+
+    async def _on_event(self, event: Event) -> None:
+        if isinstance(event, Restocked):
+            await self.record(
+                event.drop_id,
+                ActivityKind.RESTOCKED,
+                sku=event.sku,
+                pool=event.pool,
+                added=event.added,
+            )
+
+
+def _row(
+    drop_id: int, kind: str, customer_id: int | None, detail: dict[str, Any]
+) -> dict[str, Any]:
+    """Validate one activity row before anything touches the database."""
+    if not isinstance(kind, str) or not _KIND.match(kind):
+        raise InvalidInput("kind", f"{kind!r} must be lower_snake_case, at most 32 characters")
+    try:
+        encoded = json.dumps(detail, allow_nan=False)
+    except (TypeError, ValueError):
+        raise InvalidInput("detail", "must be JSON values (str, int, float, bool, None)") from None
+    if len(encoded) > 4000:
+        raise InvalidInput("detail", "is too large (at most 4000 characters as JSON)")
+    return {
+        "drop_id": drop_id,
+        "customer_id": customer_id,
+        "kind": str(kind),
+        "detail": detail or None,
+    }
