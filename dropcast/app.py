@@ -57,7 +57,12 @@ class App:
 
     @classmethod
     async def open(
-        cls, settings: Settings, *, clock: Clock | None = None, migrate: bool = True
+        cls,
+        settings: Settings,
+        *,
+        clock: Clock | None = None,
+        migrate: bool = True,
+        hand_off: bool = False,
     ) -> App:
         """Connect, bring the schema up to date, and assemble the core."""
         db = Database(
@@ -68,6 +73,11 @@ class App:
         if migrate:
             await upgrade(db)
         commerce = Commerce.build(db, clock=clock or SystemClock())
+        if db.dialect == "postgresql":
+            # Changes made here reach every running process (LISTEN/NOTIFY on commit).
+            commerce.uow.stage = PgEventChannel(db, commerce.bus)
+        else:
+            commerce.uow.hand_off = hand_off
         configured = settings.security.secret_key
         secret = configured.get_secret_value() if configured else await commerce.secret_key()
         signer = LinkSigner(secret, commerce.clock, settings.security.link_ttl_seconds)
@@ -114,10 +124,10 @@ class App:
             with contextlib.suppress(NotImplementedError, RuntimeError):  # not main thread
                 loop.add_signal_handler(sig, stop.set)
         async with contextlib.AsyncExitStack() as stack:
-            if self.db.dialect == "postgresql":
+            self.commerce.uow.hand_off = False  # this process announces its own events
+            if isinstance(self.commerce.uow.stage, PgEventChannel):
                 # Several processes share one stock count: events cross via LISTEN/NOTIFY.
-                channel = PgEventChannel(self.db, self.commerce.bus)
-                self.commerce.uow.stage = channel
+                channel = self.commerce.uow.stage
                 await channel.start()
                 stack.push_async_callback(channel.stop)
             await self.commerce.outbox.relay_pending()

@@ -13,15 +13,17 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
+import aiohttp
 import click
 from pydantic import AnyHttpUrl
 
-from commerce.domain.errors import DomainError
+from commerce.domain.errors import DomainError, InvalidState
 from commerce.domain.model import DropView
 from commerce.dropfile import load_drop_file
 from commerce.views import drop_state, iso
 from config.settings import ConfigError, Settings, load_settings
 from dropcast.app import ALL_ROLES, App
+from dropcast.rehearse import Rehearsal, RehearsalError, run_rehearsal
 
 T = TypeVar("T")
 EXIT_BAD_INPUT = 2
@@ -43,7 +45,7 @@ def with_app(
     """Open the app (migrating the schema), run ``work``, close; domain errors exit 2."""
 
     async def go() -> T:
-        app = await App.open(settings_of(ctx))
+        app = await App.open(settings_of(ctx), hand_off=True)
         try:
             return await work(app)
         finally:
@@ -125,6 +127,9 @@ def run(ctx: click.Context, demo: bool, host: str | None, port: int | None, role
         settings.web.host = host
     if port is not None:
         settings.web.port = port
+    if demo and not settings.web.trusted_proxies:
+        # The demo is local: let `dropcast rehearse` stand in for many viewers by address.
+        settings.web.trusted_proxies = ["127.0.0.1/32", "::1/128"]
     if "public_url" not in settings.web.model_fields_set and (host or port):
         # No public address configured: links should point where we actually listen.
         settings.web.public_url = AnyHttpUrl(f"http://{settings.web.host}:{settings.web.port}")
@@ -281,6 +286,58 @@ def template_add(
 
 @cli.command()
 @click.argument("drop_id", type=int)
+@click.option("--viewers", type=click.IntRange(1, 20_000), default=1000, show_default=True)
+@click.option("--arrival", type=click.Choice(["burst", "ramp"]), default="burst", show_default=True)
+@click.option("--ramp-seconds", type=click.FloatRange(0.1, 600), default=10.0, show_default=True)
+@click.option("--url", default=None, help="The running dropcast (default: web.public_url).")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def rehearse(
+    ctx: click.Context,
+    drop_id: int,
+    viewers: int,
+    arrival: str,
+    ramp_seconds: float,
+    url: str | None,
+    as_json: bool,
+) -> None:
+    """Simulate a viewer surge on a live (staging) drop and check for oversell."""
+    settings = settings_of(ctx)
+    if settings.payments.provider != "test":
+        fail(
+            f"rehearse only runs where payments.provider = 'test' (it is "
+            f"{settings.payments.provider!r}): it buys with fake money"
+        )
+    target = url or settings.web.base_url
+
+    async def work(app: App) -> Rehearsal:
+        drop = await app.commerce.drops.get(drop_id)
+        if drop.state.value != "live":
+            raise InvalidState(f"drop {drop_id} is {drop.state.value}; open it to rehearse")
+        return await run_rehearsal(
+            app,
+            drop_id,
+            viewers=viewers,
+            arrival=arrival,
+            url=target,
+            ramp_seconds=ramp_seconds,
+        )
+
+    try:
+        result = with_app(ctx, work)
+    except RehearsalError as exc:
+        fail(str(exc))
+    except aiohttp.ClientError as exc:
+        fail(f"cannot reach {target}: {exc}")
+    summary = result.summary()
+    text = "\n".join(f"{key:<16} {value}" for key, value in summary.items())
+    emit(summary, as_json, text)
+    if summary["oversold"]:
+        sys.exit(1)
+
+
+@cli.command()
+@click.argument("drop_id", type=int)
 @click.option("--customer", required=True, help="discord:<id>, twitch:<id> or web:<email>")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
@@ -300,3 +357,8 @@ def main() -> None:
         fail(exc.format_message().replace("\n", " "))
     except SystemExit:
         raise
+
+
+from dropcast.report import report  # noqa: E402
+
+cli.add_command(report)

@@ -71,6 +71,10 @@ class UnitOfWork:
         self.bus = bus
         self.clock = clock
         self.stage: EventStage | None = None  # set when events cross processes
+        # A short-lived process (the CLI) beside a running server on SQLite: leave durable
+        # events in the outbox for the server's relay to announce, instead of publishing
+        # them to this process's empty bus.
+        self.hand_off = False
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[Tx]:
@@ -89,6 +93,8 @@ class UnitOfWork:
             if self.stage is not None and tx.events:
                 await self.stage.stage(conn, tx.events)
         # Committed: now the world may hear about it.
+        if self.hand_off:
+            return
         await self.bus.publish(tx.events)
         if outbox_ids:
             async with self.db.write() as conn:
@@ -107,7 +113,7 @@ class UnitOfWork:
 class OutboxRelay:
     """Re-publishes durable events whose publication a crash interrupted."""
 
-    def __init__(self, uow: UnitOfWork, *, grace: timedelta = timedelta(seconds=5)) -> None:
+    def __init__(self, uow: UnitOfWork, *, grace: timedelta = timedelta(seconds=2)) -> None:
         self.uow = uow
         self.grace = grace
 

@@ -22,7 +22,7 @@ def free_port() -> int:
 
 
 async def start_dropcast(
-    database_url: str, port: int, log_path: Path, **env: str
+    database_url: str, port: int, log_path: Path, *args: str, **env: str
 ) -> asyncio.subprocess.Process:
     """``dropcast run`` as its own process (stdout/stderr to ``log_path``)."""
     environment = {
@@ -39,6 +39,7 @@ async def start_dropcast(
         "-m",
         "dropcast",
         "run",
+        *args,
         cwd=str(log_path.parent),
         env=environment,
         stdout=log,

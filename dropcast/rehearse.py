@@ -1,0 +1,157 @@
+"""``dropcast rehearse``: prove before going live that a surge will not break a drop.
+
+It plays N distinct viewers against a running dropcast — each opens a personal one-click
+link (claim) and pays through the ``test`` provider — and reports claim latency, holds,
+sold-outs, errors, seconds-to-checkout and an oversell check that must read 0. Requests go
+only to the URL given (loopback by default), bounded in count and time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import statistics
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+
+from dropcast.app import App
+
+FORM_FIELD = re.compile(r'name="(csrf|hold_id|pool)" value="([^"]*)"')
+
+
+@dataclass
+class Rehearsal:
+    viewers: int
+    arrival: str
+    latencies: list[float] = field(default_factory=list)
+    checkout_seconds: list[float] = field(default_factory=list)
+    outcomes: Counter[str] = field(default_factory=Counter)
+    paid: int = 0
+    before: dict[str, Any] = field(default_factory=dict)
+    after: dict[str, Any] = field(default_factory=dict)
+    elapsed: float = 0.0
+
+    @property
+    def oversold(self) -> int:
+        """Units promised beyond what existed: must be 0."""
+        after = self.after
+        granted = self.outcomes["held"]
+        in_use = int(after.get("sold", 0)) + int(after.get("held", 0))
+        beyond_total = max(0, in_use - int(after.get("total", 0)))
+        beyond_start = max(0, granted - int(self.before.get("available", 0)))
+        return max(beyond_total, beyond_start)
+
+    def pct(self, values: list[float], p: int) -> float | None:
+        if len(values) < 2:
+            return values[0] if values else None
+        return statistics.quantiles(values, n=100, method="inclusive")[p - 1]
+
+    def summary(self) -> dict[str, Any]:
+        ms = [x * 1000 for x in self.latencies]
+        return {
+            "viewers": self.viewers,
+            "arrival": self.arrival,
+            "seconds": round(self.elapsed, 2),
+            "claim_p50_ms": _round(self.pct(ms, 50)),
+            "claim_p99_ms": _round(self.pct(ms, 99)),
+            "holds": self.outcomes["held"],
+            "sold_out": self.outcomes["sold_out"],
+            "rate_limited": self.outcomes["rate_limited"],
+            "errors": sum(n for k, n in self.outcomes.items() if k.startswith("error")),
+            "paid": self.paid,
+            "checkout_p50_s": _round(self.pct(self.checkout_seconds, 50)),
+            "checkout_p90_s": _round(self.pct(self.checkout_seconds, 90)),
+            "oversold": self.oversold,
+        }
+
+
+def _round(value: float | None) -> float | None:
+    return round(value, 2) if value is not None else None
+
+
+def fake_address(i: int) -> str:
+    """Distinct client addresses from the benchmarking range (RFC 2544, 198.18.0.0/15)."""
+    return f"198.{18 + (i >> 16) % 2}.{(i >> 8) % 256}.{i % 256}"
+
+
+async def run_rehearsal(
+    app: App,
+    drop_id: int,
+    *,
+    viewers: int,
+    arrival: str,
+    url: str,
+    ramp_seconds: float,
+    request_seconds: float = 60.0,
+) -> Rehearsal:
+    base = url.rstrip("/")
+    report = Rehearsal(viewers, arrival)
+    run = uuid.uuid4().hex[:8]
+    tokens = [
+        app.signer.issue(drop_id, f"web:rehearsal-{run}-{i}@rehearsal.invalid", "rehearsal")[0]
+        for i in range(viewers)
+    ]
+    connector = aiohttp.TCPConnector(limit=min(viewers, 1000))
+    client_timeout = aiohttp.ClientTimeout(total=request_seconds)
+    async with aiohttp.ClientSession(connector=connector, timeout=client_timeout) as http:
+        report.before = await _state(http, base, drop_id)
+
+        async def viewer(i: int, token: str) -> None:
+            if arrival == "ramp":
+                await asyncio.sleep(i * ramp_seconds / viewers)
+            headers = {"X-Forwarded-For": fake_address(i), "Accept": "text/html"}
+            started = time.perf_counter()
+            try:
+                async with http.get(f"{base}/c/{token}", headers=headers) as response:
+                    body = await response.text()
+                    status = response.status
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                report.outcomes[f"error:{type(exc).__name__}"] += 1
+                return
+            report.latencies.append(time.perf_counter() - started)
+            fields = dict(FORM_FIELD.findall(body))
+            if status == 200 and "hold_id" in fields:
+                report.outcomes["held"] += 1
+            elif status == 409:
+                report.outcomes["sold_out"] += 1
+                return
+            elif status == 429:
+                report.outcomes["rate_limited"] += 1
+                return
+            else:
+                report.outcomes[f"error:{status}"] += 1
+                return
+            form = {**fields, "provider": "test"}
+            try:
+                async with http.post(f"{base}/c/{token}/pay", data=form, headers=headers) as paid:
+                    await paid.read()
+                    if paid.status == 200:
+                        report.paid += 1
+                        report.checkout_seconds.append(time.perf_counter() - started)
+                    else:
+                        report.outcomes[f"error:pay {paid.status}"] += 1
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                report.outcomes[f"error:pay {type(exc).__name__}"] += 1
+
+        started = time.perf_counter()
+        await asyncio.gather(*(viewer(i, token) for i, token in enumerate(tokens)))
+        report.elapsed = time.perf_counter() - started
+        report.after = await _state(http, base, drop_id)
+    return report
+
+
+async def _state(http: aiohttp.ClientSession, base: str, drop_id: int) -> dict[str, Any]:
+    async with http.get(f"{base}/api/drops/{drop_id}") as response:
+        if response.status != 200:
+            raise RehearsalError(f"{base}/api/drops/{drop_id} answered {response.status}")
+        data: dict[str, Any] = await response.json()
+        return data
+
+
+class RehearsalError(Exception):
+    """The rehearsal cannot run (server unreachable, drop unknown or not live)."""
