@@ -193,5 +193,8 @@ class ChatHub:
                     private=True,
                 )
                 if await outlet.send_private(identity, message):
+                    self.commerce.tracker.note(
+                        event.drop_id, "waitlist_offered", event.customer_id, platform=platform
+                    )
                     return
         log.info("waitlist offer for customer %s could not be delivered in chat", event.customer_id)

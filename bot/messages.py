@@ -32,6 +32,7 @@ class Message:
     personal_link: str | None = None
     buttons: tuple[Button, ...] = ()
     private: bool = False
+    image: bytes | None = None  # a PNG to attach where the platform can (the recap chart)
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from dataclasses import replace
+
 from bot.messages import Button, Message
+from commerce.analytics.chart import render_png
 from commerce.core import Commerce
 from commerce.domain.events import (
     DropClosed,
@@ -13,6 +18,8 @@ from commerce.domain.events import (
     SoldOut,
 )
 from commerce.domain.model import DropView
+
+log = logging.getLogger(__name__)
 
 
 def _units(n: int) -> str:
@@ -56,7 +63,7 @@ class Presenter:
                     buttons=(Button.BUY,),
                 )
             case DropClosed():
-                return self.recap(view, event.reason)
+                return await self.recap_with_kpis(view, event.reason)
         return None  # pragma: no cover
 
     def announcement(self, view: DropView) -> Message:
@@ -114,6 +121,30 @@ class Presenter:
             public_link=self.page(view.drop.id),
             buttons=(Button.BUY,) if left else (Button.WAITLIST,),
         )
+
+    async def recap_with_kpis(self, view: DropView, reason: str) -> Message:
+        """The closing recap, leading with the drop's one objective, with the chart."""
+        base = self.recap(view, reason)
+        try:
+            kpis = await self.commerce.analytics.kpis(view.drop.id)
+        except Exception:  # the recap still goes out, without the numbers
+            log.exception("KPIs for the recap of drop %s failed", view.drop.id)
+            return base
+        lead = ""
+        fields = list(base.fields)
+        if kpis.objective is not None:
+            goal = kpis.objective
+            verdict = {True: "MET", False: "not met", None: "not measurable"}[goal.met]
+            actual = "—" if goal.actual is None else f"{goal.actual:g}"
+            lead = f"Goal {goal.metric.replace('_', ' ')} {goal.target:g}: {verdict} ({actual}). "
+        median = kpis.seconds_to_checkout.from_claim.p50
+        if median is not None:
+            fields.append(("Median checkout", f"{median:.0f} s"))
+        if kpis.viewers.peak is not None:
+            fields.append(("Peak viewers", str(kpis.viewers.peak)))
+        loop = asyncio.get_running_loop()
+        image = await loop.run_in_executor(None, render_png, kpis)  # matplotlib: off the loop
+        return replace(base, text=lead + base.text, fields=tuple(fields), image=image)
 
     def recap(self, view: DropView, reason: str) -> Message:
         drop = view.drop

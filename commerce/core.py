@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 
+from commerce.analytics import DropAnalytics, Tracker
 from commerce.clock import Clock, SystemClock
 from commerce.services.claims import ClaimService
 from commerce.services.customers import CustomerService
@@ -36,6 +37,8 @@ class Commerce:
     subscriptions: SubscriptionService
     notifications: NotificationService
     templates: TemplateService
+    tracker: Tracker
+    analytics: DropAnalytics
 
     @classmethod
     def build(
@@ -60,6 +63,8 @@ class Commerce:
             subscriptions=SubscriptionService(uow),
             notifications=NotificationService(uow),
             templates=TemplateService(uow, drops),
+            tracker=Tracker(uow),
+            analytics=DropAnalytics(uow),
         )
 
     async def secret_key(self) -> str:

@@ -7,16 +7,18 @@ import asyncio
 import contextlib
 import logging
 import signal
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from importlib import resources
 
 from aiohttp import web
 
 from bot.commands import CommandHandler
+from bot.discord import DiscordBot
 from bot.hub import ChatHub
 from bot.presenter import Presenter
 from bot.studio.outlet import StudioOutlet
+from bot.twitch import AccountLinker, TwitchBot
 from commerce.clock import Clock, SystemClock
 from commerce.core import Commerce
 from commerce.domain.model import normalize_identity
@@ -54,6 +56,11 @@ class App:
     db: Database
     commerce: Commerce
     signer: LinkSigner
+    _background: set[asyncio.Task[None]] = field(default_factory=set)
+
+    async def _track_issued(self, drop_id: int, identity: str, tag: str | None) -> None:
+        customer_id = await self.commerce.customers.resolve(identity)
+        self.commerce.tracker.note(drop_id, "link_issued", customer_id, tag=tag)
 
     @classmethod
     async def open(
@@ -87,8 +94,14 @@ class App:
         await self.db.dispose()
 
     def link_url(self, drop_id: int, identity: str, tag: str | None = None) -> tuple[str, datetime]:
-        """A personal one-click URL for ``identity`` on ``drop_id``."""
+        """A personal one-click URL for ``identity`` on ``drop_id`` (counted as issued)."""
         token, link = self.signer.issue(drop_id, identity, tag)
+        with contextlib.suppress(RuntimeError):  # no running loop: nothing to measure into
+            task = asyncio.get_running_loop().create_task(
+                self._track_issued(drop_id, link.identity, tag)
+            )
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
         return f"{self.settings.web.base_url}/c/{token}", link.expires_at
 
     async def issue_link(
@@ -131,9 +144,17 @@ class App:
                 await channel.start()
                 stack.push_async_callback(channel.stop)
             await self.commerce.outbox.relay_pending()
+            tracker = self.commerce.tracker
+            tracker.follow(self.commerce.bus)
+            flusher = asyncio.create_task(tracker.run(stop))
+            stack.push_async_callback(lambda: asyncio.wait_for(flusher, 10))
             chat = self.build_chat(web="web" in roles, bots="bots" in roles)
             await chat.hub.start()
             stack.push_async_callback(chat.hub.stop)
+            if "bots" in roles:
+                for bot in self._bots(chat):
+                    await bot.start()
+                    stack.push_async_callback(bot.close)
             if "web" in roles:
                 runner = await self._start_web(chat)
                 stack.push_async_callback(runner.cleanup)
@@ -145,6 +166,30 @@ class App:
                 drop_id = await self.seed_demo()
                 self._print_demo(drop_id, studio=chat.studio is not None)
             await stop.wait()
+
+    def _bots(self, chat: Chat) -> list[DiscordBot | TwitchBot]:
+        """The chat platforms with credentials in the settings, sharing one linker."""
+        bots: list[DiscordBot | TwitchBot] = []
+        linker = AccountLinker(self.commerce)
+        if self.settings.discord.enabled:
+            bots.append(DiscordBot(self.settings.discord, chat.handler, chat.hub, linker=linker))
+        if self.settings.twitch.enabled:
+            tracker = self.commerce.tracker
+
+            async def viewers(drop_id: int, count: int) -> None:
+                await tracker.record_viewers(drop_id, count, "twitch")
+
+            bots.append(
+                TwitchBot(
+                    self.settings.twitch,
+                    chat.handler,
+                    chat.hub,
+                    self.commerce,
+                    linker=linker,
+                    on_viewers=viewers,
+                )
+            )
+        return bots
 
     def _scheduler(self, chat: Chat) -> SchedulerRole:
         """The scheduler role; it delivers through the outlets living in this process."""

@@ -223,6 +223,10 @@ class Dispatcher:
             return
         if result.status is DeliveryStatus.SENT:
             self.sent += 1
+            if item.drop_id is not None and item.kind.startswith("reminder"):
+                self.commerce.tracker.note(
+                    item.drop_id, "reminder_sent", item.customer_id, tag=item.kind
+                )
         await notes.settle(item.id, result.status.value, error=result.error)
 
 

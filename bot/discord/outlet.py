@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
 from functools import partial
 
@@ -47,11 +48,15 @@ class DiscordOutlet:
             return None
         channel = self.client.get_partial_messageable(self.channel_id)
         shown = render.channel_post(message, self.prefix)
+        files = []
+        if message.image is not None and shown.embeds:
+            files.append(discord.File(io.BytesIO(message.image), filename="recap.png"))
+            shown.embeds[0].set_image(url="attachment://recap.png")
         # Creating and editing messages are separate Discord routes with separate buckets.
         sent = await paced(
             self.limiter,
             f"post:{self.channel_id}",
-            partial(channel.send, embeds=shown.embeds, view=shown.view),
+            partial(channel.send, embeds=shown.embeds, view=shown.view, files=files),
         )
         return str(sent.id)
 

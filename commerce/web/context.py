@@ -75,6 +75,7 @@ class WebContext:
             return self._gated()
         commerce = self.commerce
         customer_id = await commerce.customers.resolve(link.identity)
+        self._track_opened(link, customer_id)
         if gated and self.gate.closed(link.drop_id, link.claim_key):
             return self._gated()
         result = await commerce.claims.claim(
@@ -84,6 +85,13 @@ class WebContext:
         if result.ok:
             self.gate.won(link.drop_id, link.claim_key)
         return result
+
+    def _track_opened(self, link: ClaimLink, customer_id: int) -> None:
+        """Funnel step "link opened" (and which reminder brought them), written in batches."""
+        tracker = self.commerce.tracker
+        tracker.note(link.drop_id, "link_opened", customer_id, tag=link.tag)
+        if link.tag and link.tag.startswith("reminder"):
+            tracker.note(link.drop_id, "reminder_opened", customer_id, tag=link.tag)
 
     def _gated(self) -> ClaimResult:
         self.metrics.gated.inc()

@@ -407,3 +407,25 @@ async def test_without_guild_ids_the_commands_are_registered_globally(
         "dropadmin",
     }
     assert not fake.commands.get(world.guild.id)
+
+
+async def test_closing_a_drop_posts_a_recap_with_the_chart_attached(
+    fake: FakeDiscord, world: World, chat: Chat
+) -> None:
+    drop_id = await chat.commerce.drops.create(
+        validate_spec(capsule_spec(2, objective={"metric": "units_first_10m", "target": 1}))
+    )
+    (buyer,) = await customers(chat.commerce, 1)
+    async with bot_with_hub(fake, world, chat):
+        await chat.commerce.drops.open(drop_id)
+        held = await chat.commerce.claims.claim(drop_id, buyer)
+        order = await chat.commerce.orders.checkout(held.hold.id, buyer, "test")
+        await chat.commerce.orders.confirm_payment(order.id, "pi_recap")
+        await chat.commerce.drops.close(drop_id)
+        recap = await fake.wait_for_message(world.channel, lambda m: "is over" in embed_text(m))
+
+    text = embed_text(recap)
+    assert "Goal units first 10m 1: MET (1)" in text and "1 of 2 sold" in text
+    (attachment,) = recap["attachments"]
+    assert attachment["filename"] == "recap.png"
+    assert recap["embeds"][0]["image"]["url"] == "attachment://recap.png"

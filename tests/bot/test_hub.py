@@ -83,5 +83,7 @@ async def test_closing_posts_a_recap(commerce):
     drop_id = await live_drop(commerce, capsule_spec(2))
     await commerce.drops.close(drop_id)
     await hub.drain()
-    assert outlet.posts[-1].kind == "closed" and "0 of 2 sold" in outlet.posts[-1].text
+    recap = outlet.posts[-1]
+    assert recap.kind == "closed" and "0 of 2 sold" in recap.text
+    assert recap.image is not None and recap.image.startswith(b"\x89PNG\r\n\x1a\n")
     await hub.stop()
