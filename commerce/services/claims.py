@@ -143,6 +143,7 @@ class ClaimService:
         async with self.uow.write() as tx:
             shape = await self.shapes.get(tx.conn, drop_id)
             await self.uow.db.lock_drop(tx.conn, drop_id)
+            queue_in_use = await self._queue_in_use(tx, drop_id)
             results: list[ClaimResult | None] = []
             exhausted: dict[tuple[str | None, str], int] = {}  # target -> smallest qty refused
             for request in batch:
@@ -160,6 +161,7 @@ class ClaimService:
                     request.qty,
                     request.key,
                     request.source,
+                    queue_in_use=queue_in_use,
                 )
                 if result.outcome is ClaimOutcome.SOLD_OUT:
                     exhausted[target] = min(exhausted.get(target, request.qty), request.qty)
@@ -188,6 +190,15 @@ class ClaimService:
             if any(res.outcome is ClaimOutcome.HELD for res in decided):
                 await self.emit_stock(tx, shape, after_claim=True)
         return decided
+
+    async def _queue_in_use(self, tx: Tx, drop_id: int) -> bool:
+        """Is anyone waiting or holding an offer on this drop? (One query per batch.)"""
+        row = await tx.conn.execute(
+            select(waitlist.c.id)
+            .where(waitlist.c.drop_id == drop_id, waitlist.c.status.in_(("waiting", "offered")))
+            .limit(1)
+        )
+        return row.first() is not None
 
     async def _answer_sold_out(
         self, tx: Tx, shape: DropShape, requests: list[_ClaimRequest]
@@ -409,7 +420,11 @@ class ClaimService:
         qty: int,
         key: str,
         source: str,
+        *,
+        queue_in_use: bool = True,
     ) -> ClaimResult:
+        """One conditional INSERT. ``queue_in_use=False`` (nobody is queued for this drop,
+        checked once per batch) skips settling the claimant's waitlist entry."""
         drop_id, now = shape.drop_id, tx.now
         expires_at = now + timedelta(seconds=shape.hold_seconds)
         params = {
@@ -435,7 +450,7 @@ class ClaimService:
                 expires_at=expires_at,
                 source=source,
             )
-            if source != WAITLIST_SOURCE:
+            if source != WAITLIST_SOURCE and queue_in_use:
                 await tx.conn.execute(
                     update(waitlist)
                     .where(
