@@ -92,6 +92,20 @@ def waiting_ahead(drop_id: int, line: ShapeLine) -> ColumnElement[int]:
     )
 
 
+def waitlist_position(drop_id: int) -> ColumnElement[int]:
+    """The claimant's place in the queue (1 = next), or 0 when not waiting."""
+    return (
+        select(func.count())
+        .select_from(waitlist)
+        .where(
+            waitlist.c.drop_id == drop_id,
+            waitlist.c.status == "waiting",
+            waitlist.c.id <= my_waitlist_entry(drop_id),
+        )
+        .scalar_subquery()
+    )
+
+
 class ClaimStatements:
     def __init__(self, dialect: str) -> None:
         self._insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
@@ -171,17 +185,7 @@ class ClaimStatements:
                 .limit(1)
                 .scalar_subquery()
             )
-            mine = my_waitlist_entry(drop_id)
-            position = (
-                select(func.count())
-                .select_from(waitlist)
-                .where(
-                    waitlist.c.drop_id == drop_id,
-                    waitlist.c.status == "waiting",
-                    waitlist.c.id <= mine,
-                )
-                .scalar_subquery()
-            )
+            position = waitlist_position(drop_id)
             stmt = self._diagnoses[key] = select(
                 same_claim.label("same_claim"),
                 drops.c.state,

@@ -16,7 +16,7 @@ import uuid
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, insert, or_, select, update
+from sqlalchemy import insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Row
 
@@ -44,7 +44,7 @@ from commerce.domain.model import (
     StockLine,
     claimable_units,
 )
-from commerce.services.claim_sql import ClaimStatements
+from commerce.services.claim_sql import ClaimStatements, waitlist_position
 from commerce.services.stock import (
     DropShape,
     ShapeCache,
@@ -499,25 +499,8 @@ class ClaimService:
         return hold_from_row(row) if row is not None else None
 
     async def _waitlist_position(self, tx: Tx, drop_id: int, customer_id: int) -> int | None:
-        mine = (
-            select(waitlist.c.id)
-            .where(
-                waitlist.c.drop_id == drop_id,
-                waitlist.c.customer_id == customer_id,
-                waitlist.c.status == "waiting",
-            )
-            .scalar_subquery()
-        )
         position = (
-            await tx.conn.execute(
-                select(func.count())
-                .select_from(waitlist)
-                .where(
-                    waitlist.c.drop_id == drop_id,
-                    waitlist.c.status == "waiting",
-                    waitlist.c.id <= mine,
-                )
-            )
+            await tx.conn.execute(select(waitlist_position(drop_id)), {"customer_id": customer_id})
         ).scalar()
         return int(position) if position else None
 

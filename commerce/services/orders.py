@@ -48,6 +48,17 @@ class PaymentResult:
     order: Order
 
 
+def order_paid(order: Order) -> OrderPaid:
+    return OrderPaid(
+        order.drop_id,
+        order.id,
+        order.hold_id,
+        order.customer_id,
+        order.amount.amount_minor,
+        order.amount.currency,
+    )
+
+
 def order_from_row(row: Row[tuple[object, ...]]) -> Order:
     m = row._mapping
     return Order(
@@ -136,27 +147,12 @@ class OrderService:
     async def mark_paid(self, order_id: int, provider_ref: str) -> PaymentResult:
         """A reserved (manual) order was paid at pickup."""
         async with self.uow.write() as tx:
-            changed = await tx.conn.execute(
-                update(orders)
-                .where(orders.c.id == order_id, orders.c.status == "reserved")
-                .values(status="paid", provider_ref=provider_ref, paid_at=tx.now)
-            )
             order = await self._get(tx, order_id)
-            if changed.rowcount != 1:
-                if order.status is OrderStatus.PAID:
-                    return PaymentResult(PaymentOutcome.REPLAYED, order)
+            if order.status is OrderStatus.PAID:
+                return PaymentResult(PaymentOutcome.REPLAYED, order)
+            if order.status is not OrderStatus.RESERVED:
                 raise InvalidState(f"order {order_id} is {order.status}, not reserved")
-            tx.emit(
-                OrderPaid(
-                    order.drop_id,
-                    order.id,
-                    order.hold_id,
-                    order.customer_id,
-                    order.amount.amount_minor,
-                    order.amount.currency,
-                )
-            )
-            return PaymentResult(PaymentOutcome.PAID, order)
+            return await self._paid_at_pickup(tx, order, provider_ref)
 
     async def refund(self, order_id: int, reason: str = "requested") -> Order:
         """Refund a paid or reserved order (its units go back, waitlist first) or cancel a
@@ -264,16 +260,7 @@ class OrderService:
                 tx.emit(OrderRefunded(order.drop_id, order.id, order.customer_id, "hold_expired"))
                 return PaymentResult(PaymentOutcome.REFUND_DUE, await self._get(tx, order_id))
             if target is OrderStatus.PAID:
-                tx.emit(
-                    OrderPaid(
-                        order.drop_id,
-                        order.id,
-                        order.hold_id,
-                        order.customer_id,
-                        order.amount.amount_minor,
-                        order.amount.currency,
-                    )
-                )
+                tx.emit(order_paid(order))
             shape = await self.shapes.get(tx.conn, order.drop_id)
             await self.claims.emit_stock(tx, shape)
             await self.drops.close_if_sold_through(tx, order.drop_id)
@@ -281,21 +268,14 @@ class OrderService:
             return PaymentResult(outcome, order)
 
     async def _paid_at_pickup(self, tx: Tx, order: Order, provider_ref: str) -> PaymentResult:
-        await tx.conn.execute(
+        changed = await tx.conn.execute(
             update(orders)
             .where(orders.c.id == order.id, orders.c.status == "reserved")
             .values(status="paid", provider_ref=provider_ref, paid_at=tx.now)
         )
-        tx.emit(
-            OrderPaid(
-                order.drop_id,
-                order.id,
-                order.hold_id,
-                order.customer_id,
-                order.amount.amount_minor,
-                order.amount.currency,
-            )
-        )
+        if changed.rowcount != 1:  # someone marked it first: same answer, no second event
+            return PaymentResult(PaymentOutcome.REPLAYED, await self._get(tx, order.id))
+        tx.emit(order_paid(order))
         return PaymentResult(PaymentOutcome.PAID, await self._get(tx, order.id))
 
     async def _commit_units(self, tx: Tx, order: Order) -> bool:
