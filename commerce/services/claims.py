@@ -571,11 +571,34 @@ class _ClaimBatcher:
             del self.queue[: self.service.max_batch]
             try:
                 results = await self.service._decide_batch(self.drop_id, [r for r, _ in taken])
-            except Exception as exc:  # the whole batch rolled back: every claim hears why
-                for _, future in taken:
-                    if not future.done():
-                        future.set_exception(exc)
+            except Exception as exc:
+                if len(taken) == 1:
+                    _settle(taken[0][1], error=exc)
+                    continue
+                # The batch rolled back as a whole. Decide each claim on its own, in the
+                # same order, so one bad claim cannot fail everyone queued beside it.
+                for request, future in taken:
+                    try:
+                        (result,) = await self.service._decide_batch(self.drop_id, [request])
+                    except Exception as own:
+                        _settle(future, error=own)
+                    else:
+                        _settle(future, result=result)
                 continue
             for (_, future), result in zip(taken, results, strict=True):
-                if not future.done():
-                    future.set_result(result)
+                _settle(future, result=result)
+
+
+def _settle(
+    future: asyncio.Future[ClaimResult],
+    *,
+    result: ClaimResult | None = None,
+    error: BaseException | None = None,
+) -> None:
+    if future.done():  # the caller gave up (cancelled); nothing to tell
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        assert result is not None
+        future.set_result(result)

@@ -170,3 +170,16 @@ async def test_events_reach_subscribers_after_commit_and_sold_out_is_announced(c
     assert names.count("SoldOut") == 1
     assert names.index("SoldOut") > names.index("HoldPlaced")
     assert "DropOpened" in names
+
+
+async def test_one_bad_claim_in_a_batch_does_not_fail_the_others(commerce):
+    drop_id = await live_drop(commerce, capsule_spec(5))
+    buyers = await customers(commerce, 4)
+    ghost = 999_999  # no such customer: its insert violates the foreign key
+    results = await asyncio.gather(
+        *(commerce.claims.claim(drop_id, c) for c in [buyers[0], ghost, *buyers[1:]]),
+        return_exceptions=True,
+    )
+    assert isinstance(results[1], Exception)
+    assert [r.outcome for i, r in enumerate(results) if i != 1] == [ClaimOutcome.HELD] * 4
+    assert await count_rows(commerce, holds, holds.c.drop_id == drop_id) == 4
