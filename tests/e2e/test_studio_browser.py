@@ -1,0 +1,95 @@
+"""The studio chat in headless Chromium: type !buy, get a private link, pay, see the tick."""
+
+from __future__ import annotations
+
+import os
+import re
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from bot.commands import CommandHandler
+from bot.hub import ChatHub
+from bot.presenter import Presenter
+from bot.studio.outlet import StudioOutlet
+from commerce.links import LinkSigner
+from commerce.web.app import build_payments, create_app
+from tests.helpers import capsule_spec
+from tests.web.conftest import SECRET, make_settings
+
+CHROMIUM = "/usr/bin/chromium"
+pytestmark = [
+    pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="no /usr/bin/chromium"),
+    pytest.mark.timeout(90),
+]
+
+
+async def test_a_viewer_buys_in_the_studio_pays_and_sees_the_tick(commerce, clock, tmp_path):
+    from playwright.async_api import async_playwright, expect
+
+    from commerce.dropfile import validate_spec
+
+    settings = make_settings()
+    signer = LinkSigner(SECRET, clock, settings.security.link_ttl_seconds)
+    base: list[str] = []
+
+    def issue(drop_id: int, identity: str) -> str:
+        return f"{base[0]}/c/{signer.issue(drop_id, identity)[0]}"
+
+    handler = CommandHandler(commerce, issue, public_url="http://studio.test")
+    hub = ChatHub(
+        commerce,
+        Presenter(commerce, "http://studio.test"),
+        issue,
+        thresholds=[1],
+        edit_interval=0.2,
+    )
+    studio = StudioOutlet(handler)
+    hub.add_outlet(studio)
+    app = create_app(commerce, settings, signer, build_payments(settings, commerce))
+    app.router.add_routes(studio.routes())
+    client = TestClient(TestServer(app))
+    await client.start_server()
+    base.append(str(client.make_url("")).rstrip("/"))
+    await hub.start()
+    drop_id = await commerce.drops.create(validate_spec(capsule_spec(3)))
+    errors: list[str] = []
+    try:
+        async with async_playwright() as playwright:
+            browser = await playwright.chromium.launch(
+                executable_path=CHROMIUM,
+                args=[
+                    "--headless",
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--disable-background-networking",
+                ],
+            )
+            context = await browser.new_context()
+            page = await context.new_page()
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            await page.goto(f"{base[0]}/studio")
+            await page.fill("#name", "ann")
+            await commerce.drops.open(drop_id)  # the hub announces it in the studio
+            live = page.locator(".bot", has_text="LIVE").first  # edited in place as stock ticks
+            await expect(live).to_contain_text("LIVE NOW")
+
+            await page.fill("#text", "!buy")
+            await page.press("#text", "Enter")
+            pay_link = page.get_by_role("link", name=re.compile("Pay now"))
+            await expect(pay_link).to_be_visible()
+            await expect(live).to_contain_text("2 left")  # the live message was edited
+            await page.screenshot(path=tmp_path / "studio.png")
+
+            async with context.expect_page() as opened:
+                await pay_link.click()
+            checkout = await opened.value
+            await checkout.get_by_role("button", name=re.compile("Pay now")).click()
+            await expect(checkout.get_by_role("heading", name="It's yours!")).to_be_visible()
+            await browser.close()
+    finally:
+        await hub.stop()
+        await client.close()
+    view = await commerce.drops.view(drop_id)
+    assert (view.stock[0].sold, view.stock[0].available) == (1, 2)
+    assert errors == []
