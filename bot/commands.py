@@ -19,6 +19,7 @@ from commerce.core import Commerce
 from commerce.domain.errors import DomainError
 from commerce.domain.model import ClaimOutcome, Drop, DropState, DropView
 from commerce.dropfile import load_drop_file
+from commerce.observability import bind_request_id
 
 LinkIssuer = Callable[[int, str], str]  # (drop_id, identity) -> personal one-click URL
 
@@ -105,6 +106,7 @@ class CommandHandler:
     async def execute(self, user: ChatUser, command: Command, *, message_id: str) -> Outbound:
         """Run a command that a platform already parsed (e.g. a slash command or a button):
         errors become short replies, never exceptions."""
+        bind_request_id(f"{user.identity.split(':', 1)[0]}:{message_id}")
         try:
             return await self.run(user, command, message_id=message_id)
         except CommandError as exc:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import re
 import sys
 import tomllib
@@ -22,6 +21,7 @@ from commerce.domain.model import DropView
 from commerce.dropfile import load_drop_file
 from commerce.views import drop_state, iso
 from config.settings import ConfigError, Settings, load_settings
+from dropcast import logs
 from dropcast.app import ALL_ROLES, App
 from dropcast.rehearse import Rehearsal, RehearsalError, run_rehearsal
 
@@ -97,12 +97,7 @@ def cli(ctx: click.Context, config_path: Path | None) -> None:
         settings = load_settings(config_path)
     except ConfigError as exc:
         fail(str(exc))
-    logging.basicConfig(
-        level=settings.log.level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    # Libraries speak only on trouble: migrations, and APScheduler's per-run chatter.
-    for name in ("alembic", "apscheduler"):
-        logging.getLogger(name).setLevel(logging.WARNING)
+    logs.configure(settings.log.level, settings.log.json_format)
     ctx.obj = {"settings": settings}
 
 

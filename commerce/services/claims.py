@@ -12,6 +12,7 @@ Lock order, for every write that takes stock: the drop row (PostgreSQL), then ho
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -55,6 +56,7 @@ from commerce.services.stock import (
 from commerce.services.unit_of_work import Tx, UnitOfWork
 from commerce.storage.tables import claims, drops, holds, waitlist
 
+log = logging.getLogger(__name__)
 MAX_CLAIM_KEY = 128
 WAITLIST_SOURCE = "waitlist"
 
@@ -130,7 +132,21 @@ class ClaimService:
         batcher = self._batchers.get(drop_id)
         if batcher is None:
             batcher = self._batchers[drop_id] = _ClaimBatcher(self, drop_id)
-        return await batcher.submit(request)
+        result = await batcher.submit(request)
+        log.info(
+            "claim %s: drop %s customer %s hold %s",
+            result.outcome.value,
+            drop_id,
+            customer_id,
+            result.hold.id if result.hold else None,
+            extra={
+                "drop_id": drop_id,
+                "customer_id": customer_id,
+                "outcome": result.outcome.value,
+                "hold_id": result.hold.id if result.hold else None,
+            },
+        )
+        return result
 
     async def _decide_batch(self, drop_id: int, batch: list[_ClaimRequest]) -> list[ClaimResult]:
         """Decide queued claims in arrival order inside ONE transaction.

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from dataclasses import dataclass
 from enum import StrEnum
@@ -32,6 +33,8 @@ from commerce.services.drops import DropService
 from commerce.services.stock import ShapeCache, active_hold_filter
 from commerce.services.unit_of_work import Tx, UnitOfWork
 from commerce.storage.tables import drop_stock, holds, orders
+
+log = logging.getLogger(__name__)
 
 
 class PaymentOutcome(StrEnum):
@@ -135,10 +138,24 @@ class OrderService:
         if not provider_ref or len(provider_ref) > 200:
             raise InvalidInput("provider_ref", "must be 1 to 200 characters")
         try:
-            return await self._settle(order_id, provider_ref, OrderStatus.PAID)
+            result = await self._settle(order_id, provider_ref, OrderStatus.PAID)
         except IntegrityError:
             # A concurrent delivery of the same payment won the unique provider_ref.
-            return await self._replay(order_id, provider_ref)
+            result = await self._replay(order_id, provider_ref)
+        order = result.order
+        log.info(
+            "payment %s: order %s hold %s",
+            result.outcome.value,
+            order.id,
+            order.hold_id,
+            extra={
+                "order_id": order.id,
+                "hold_id": order.hold_id,
+                "drop_id": order.drop_id,
+                "outcome": result.outcome.value,
+            },
+        )
+        return result
 
     async def reserve(self, order_id: int) -> PaymentResult:
         """Manual payment (pickup / invoice): commit the units now, collect the money later."""

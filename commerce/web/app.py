@@ -14,10 +14,11 @@ from commerce.core import Commerce
 from commerce.domain.errors import DomainError, InvalidInput
 from commerce.domain.events import Event, HoldPlaced, SoldOut
 from commerce.links import LinkSigner
+from commerce.observability import bind_request_id
 from commerce.payments.base import PaymentProvider, PaymentProviders
 from commerce.payments.simple import ManualProvider, TestProvider
 from commerce.payments.stripe_checkout import StripeProvider
-from commerce.web import api, pages
+from commerce.web import api, dashboard, pages
 from commerce.web.context import CONTEXT, WebContext
 from commerce.web.errors import SERVER_ERROR, ErrorKind, RateLimited, error_body, kind_of
 from commerce.web.live import LiveHub, SoldOutGate, ViewCache
@@ -86,12 +87,16 @@ def error_response(request: web.Request, kind: ErrorKind, body: dict[str, object
 
 @web.middleware
 async def edge(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Errors by domain code → status (one place), and latency per route."""
+    """Errors by domain code → status (one place), latency per route, and the request id
+    that follows this request into the logs (echoed as X-Request-Id)."""
     started = time.perf_counter()
     status = 500
+    rid = bind_request_id(request.headers.get("X-Request-Id"))
     try:
         response = await handler(request)
         status = response.status
+        if not response.prepared:  # a stream has sent its headers already
+            response.headers["X-Request-Id"] = rid
         return response
     except DomainError as exc:
         kind = kind_of(exc)
@@ -221,6 +226,8 @@ def add_routes(router: web.UrlDispatcher) -> None:
     router.add_post(f"/api/drops/{DROP}/links", api.issue_link)
     router.add_get("/pickup/{location}", api.pickup_list)
     router.add_post("/webhooks/{provider}", api.webhook)
+    router.add_get("/dashboard", dashboard.dashboard)
+    router.add_get(f"/api/drops/{DROP}/kpis", dashboard.kpis_json)
     router.add_get("/healthz", api.healthz)
     router.add_get("/metrics", api.metrics)
 
