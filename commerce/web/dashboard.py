@@ -1,0 +1,399 @@
+"""The creator's dashboard: ``/dashboard`` leads with the current drop's one objective and
+whether it is (on track to be) met, then its live KPIs, then past drops; and the KPI JSON
+(``/api/drops/{id}/kpis``) the page re-fetches after stock ticks from the SSE stream.
+
+Admin only. A browser cannot send a bearer header, so ``/dashboard?token=…`` logs in once:
+it sets an HttpOnly, SameSite=Strict cookie holding an expiring HMAC (keyed by the server
+secret) over the admin token, and redirects to a URL without the token. Changing either the
+admin token or the secret key ends every dashboard session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import time
+import weakref
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import urlencode
+
+from aiohttp import web
+
+from commerce.analytics import DropKpis, DropSummary, to_json
+from commerce.analytics.results import ObjectiveResult
+from commerce.core import Commerce
+from commerce.domain.errors import InvalidInput
+from commerce.domain.model import Drop, DropState
+from commerce.web.api import json_ok, state_json
+from commerce.web.context import CONTEXT, WebContext
+from commerce.web.errors import Unauthorized
+from commerce.web.pages import NO_STORE, drop_id_of, page, see_other
+from commerce.web.security import require_admin
+
+COOKIE = "dc_admin"
+SESSION = timedelta(days=7)
+PAST = timedelta(days=90)
+KPI_MAX_AGE = 5.0  # seconds a KPI result is reused while no stock tick has happened
+WINDOW_10M = 600.0
+
+# metric → (what it means, display format); formats match dashboard.js's ``fmt``.
+METRICS: dict[str, tuple[str, str]] = {
+    "units_first_10m": ("Units sold in the first 10 minutes", "int"),
+    "seconds_to_checkout_p50": ("Median seconds to checkout", "s"),
+    "sell_through_pct": ("Sell-through", "pct"),
+    "units_per_1k_viewers": ("Units per 1,000 viewers (average)", "num"),
+}
+
+
+# -- formatting (mirrored by ``fmt`` in static/dashboard.js) ---------------------------------
+
+
+def fmt(value: object, kind: str) -> str:
+    if value is None or isinstance(value, bool) or not isinstance(value, int | float):
+        return "—"
+    if kind == "int":
+        return f"{round(value):,}"
+    if kind == "pct":
+        return f"{value:.1f} %"
+    if kind == "s":
+        if value < 100:
+            return f"{value:.1f} s"
+        seconds = round(value)
+        return f"{seconds // 60}:{seconds % 60:02d} min"
+    return f"{value:,.1f}"
+
+
+def lookup(data: Any, path: str) -> Any:
+    """``a.b.0.c`` into nested JSON data; None where the path does not lead anywhere."""
+    for part in path.split("."):
+        if isinstance(data, dict):
+            data = data.get(part)
+        elif isinstance(data, list) and part.isdigit() and int(part) < len(data):
+            data = data[int(part)]
+        else:
+            return None
+    return data
+
+
+@dataclass(frozen=True, slots=True)
+class Tile:
+    label: str
+    path: str  # into the KPI JSON
+    kind: str  # fmt kind
+
+
+TILES = (
+    Tile("Units sold", "units_sold", "int"),
+    Tile("Sell-through", "sell_through_pct", "pct"),
+    Tile("Checkout p50 (claim → paid)", "seconds_to_checkout.from_claim.p50", "s"),
+    Tile("Checkout p90 (claim → paid)", "seconds_to_checkout.from_claim.p90", "s"),
+    Tile("Open → paid p50", "seconds_to_checkout.from_open.p50", "s"),
+    Tile("Viewers peak", "viewers.peak", "int"),
+    Tile("Viewers average", "viewers.average", "int"),
+    Tile("Units per 1k viewers", "units_per_1k_viewers.average", "num"),
+    Tile("Sold out after", "sold_out_after_s", "s"),
+    Tile("Holds active", "holds.active", "int"),
+    Tile("Holds expired", "holds.expired", "int"),
+    Tile("Waitlist joined", "waitlist.joined", "int"),
+    Tile("Waitlist offered", "waitlist.offered", "int"),
+    Tile("Waitlist converted", "waitlist.converted", "int"),
+)
+FUNNEL_LABELS = {
+    "link_issued": "Link issued",
+    "link_opened": "Link opened",
+    "held": "Held",
+    "paid": "Paid",
+}
+
+
+# -- the objective, first ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """Whether the objective is met (or, while live, on track): what the page leads with."""
+
+    tone: str  # met | on-track | behind | missed | pending | none (a CSS class)
+    label: str
+    goal: str  # "Sell-through ≥ 80.0 %"
+    detail: str
+
+
+def verdict(kpis: DropKpis, closes_at: datetime | None) -> Verdict:
+    objective = kpis.objective
+    if objective is None:
+        return Verdict(
+            "none",
+            "No objective set",
+            "",
+            "Name one in the drop file: drop.objective = {metric, target}.",
+        )
+    label, kind = METRICS.get(objective.metric, (objective.metric, "num"))
+    goal = f"{label} {'≥' if objective.higher_is_better else '≤'} {fmt(objective.target, kind)}"
+    actual = f"Now {fmt(objective.actual, kind)}"
+    opened = kpis.drop.opened_at
+    if opened is None or kpis.drop.state in (DropState.DRAFT, DropState.SCHEDULED):
+        return Verdict("pending", "Not started", goal, "The drop has not opened yet.")
+    elapsed = max((kpis.as_of - opened).total_seconds(), 1.0)
+    final = kpis.drop.state != DropState.LIVE
+    if objective.metric == "units_first_10m" and elapsed >= WINDOW_10M:
+        final = True  # the window is over: the number cannot change any more
+    if final:
+        tone, text = {
+            True: ("met", "Met"),
+            False: ("missed", "Not met"),
+            None: ("pending", "Not measurable"),
+        }[objective.met]
+        return Verdict(tone, text, goal, actual.replace("Now", "Final"))
+    if objective.met is None:
+        return Verdict("pending", "Not measurable yet", goal, "No data for this metric yet.")
+    if objective.met:
+        if objective.metric == "units_first_10m":
+            return Verdict("met", "Met", goal, actual)
+        return Verdict("on-track", "On track", goal, actual)
+    projected = projection(objective, opened, closes_at, elapsed)
+    if projected is None:
+        return Verdict("behind", "Not met yet", goal, actual)
+    detail = f"{actual}, projected {fmt(projected, kind)} at this pace"
+    if projected >= objective.target:
+        return Verdict("on-track", "On track", goal, detail)
+    return Verdict("behind", "Behind pace", goal, detail)
+
+
+def projection(
+    objective: ObjectiveResult, opened: datetime, closes_at: datetime | None, elapsed: float
+) -> float | None:
+    """Where a higher-is-better count ends at the current pace, when its window is known."""
+    if objective.actual is None or not objective.higher_is_better:
+        return None
+    if objective.metric == "units_first_10m":
+        return objective.actual * WINDOW_10M / elapsed
+    if objective.metric == "sell_through_pct" and closes_at is not None:
+        window = (closes_at - opened).total_seconds()
+        return min(100.0, objective.actual * window / elapsed) if window > elapsed else None
+    return None
+
+
+# -- authentication ----------------------------------------------------------------------------
+
+
+def _mac(ctx: WebContext, expires: int) -> str:
+    return ctx.require_csrf().token("dashboard", ctx.admin_token, expires)
+
+
+def session_value(ctx: WebContext) -> str:
+    expires = int((ctx.commerce.clock.now() + SESSION).timestamp())
+    return f"{expires}.{_mac(ctx, expires)}"
+
+
+def valid_session(ctx: WebContext, value: str) -> bool:
+    expires, _, mac = value.partition(".")
+    if not ctx.admin_token or not expires.isdigit() or len(expires) > 12:
+        return False
+    if int(expires) <= ctx.commerce.clock.now().timestamp():
+        return False
+    return ctx.require_csrf().check(mac, "dashboard", ctx.admin_token, int(expires))
+
+
+def require_dashboard(request: web.Request) -> WebContext:
+    """Bearer token or the dashboard cookie; AdminDisabled (403) / Unauthorized (401)."""
+    ctx = request.app[CONTEXT]
+    try:
+        require_admin(request, ctx.admin_token)
+    except Unauthorized:
+        if not valid_session(ctx, request.cookies.get(COOKIE, "")):
+            raise Unauthorized(
+                "send Authorization: Bearer <admin token>, or log in at /dashboard?token=…"
+            ) from None
+    return ctx
+
+
+def _gate(ctx: WebContext, status: int, reason: str) -> web.Response:
+    response = page(ctx, "dashboard.html", status=status, kind="gate", reason=reason)
+    if status == 401:
+        response.headers["WWW-Authenticate"] = 'Bearer realm="dropcast"'
+    return response
+
+
+def _login(request: web.Request, ctx: WebContext, given: str) -> web.Response:
+    """``?token=`` once: the cookie, then the same URL without the token."""
+    admin = ctx.admin_token
+    assert admin
+    digest = hashlib.sha256  # equal-length digests: constant time whatever was typed
+    if not hmac.compare_digest(digest(given.encode()).digest(), digest(admin.encode()).digest()):
+        return _gate(ctx, 401, "wrong")
+    rest = [(k, v) for k, v in request.query.items() if k != "token"]
+    location = "/dashboard" + (f"?{urlencode(rest)}" if rest else "")
+    if request.headers.get("Sec-Fetch-Site") == "cross-site":
+        # A SameSite=Strict cookie is not sent on a redirect that a cross-site link started:
+        # continue from our own page instead (a same-site navigation).
+        response = page(ctx, "dashboard.html", kind="continue", location=location)
+    else:
+        response = see_other(location)
+    response.set_cookie(
+        COOKIE,
+        session_value(ctx),
+        max_age=int(SESSION.total_seconds()),
+        path="/",
+        httponly=True,
+        samesite="Strict",
+        secure=request.secure or ctx.base_url.startswith("https://"),
+    )
+    return response
+
+
+# -- KPIs, computed once per stock tick however many dashboards watch --------------------------
+
+
+class KpiCache:
+    """KPI results per drop, keyed by the drop's SSE sequence: a stock tick makes the next
+    request recompute; between ticks (and for ``max_age`` s) concurrent dashboards share one
+    computation (single flight), so watching a surge does not add load per viewer."""
+
+    def __init__(
+        self, load: Callable[[int], Awaitable[DropKpis]], max_age: float = KPI_MAX_AGE
+    ) -> None:
+        self._load = load
+        self._max_age = max_age
+        self._entries: dict[int, tuple[int, float, asyncio.Future[DropKpis]]] = {}
+
+    async def get(self, drop_id: int, seq: int) -> DropKpis:
+        now = time.monotonic()
+        entry = self._entries.get(drop_id)
+        if entry is not None:
+            at_seq, started, future = entry
+            if at_seq == seq and (not future.done() or now - started < self._max_age):
+                return await asyncio.shield(future)
+        future = asyncio.ensure_future(self._load(drop_id))
+        future.add_done_callback(lambda f: f.cancelled() or f.exception())  # never "unretrieved"
+        self._entries[drop_id] = (seq, now, future)
+        try:
+            return await asyncio.shield(future)
+        except BaseException:
+            if self._entries.get(drop_id, (0, 0.0, None))[2] is future:
+                del self._entries[drop_id]  # failures are not cached
+            raise
+
+
+_caches: weakref.WeakKeyDictionary[web.Application, KpiCache] = weakref.WeakKeyDictionary()
+
+
+async def kpis_of(request: web.Request, ctx: WebContext, drop_id: int) -> DropKpis:
+    cache = _caches.get(request.app)
+    if cache is None:
+        cache = _caches[request.app] = KpiCache(ctx.commerce.analytics.kpis)
+    return await cache.get(drop_id, ctx.hub.last_seq(drop_id))
+
+
+async def kpi_data(request: web.Request, ctx: WebContext, drop_id: int) -> dict[str, Any]:
+    """``to_json(kpis)`` plus what the page shows beside it (``dashboard``)."""
+    kpis = await kpis_of(request, ctx, drop_id)
+    view = await ctx.catalog.get(drop_id)
+    data: dict[str, Any] = to_json(kpis)
+    data["dashboard"] = {
+        "verdict": asdict(verdict(kpis, view.drop.closes_at)),
+        "revenue": kpis.revenue.format() if kpis.revenue else None,
+    }
+    return data
+
+
+async def kpis_json(request: web.Request) -> web.Response:
+    """GET /api/drops/{id}/kpis (bearer or dashboard cookie): every KPI of one drop."""
+    ctx = require_dashboard(request)
+    return json_ok(await kpi_data(request, ctx, drop_id_of(request)))
+
+
+# -- the page ----------------------------------------------------------------------------------
+
+
+async def current_drop(commerce: Commerce) -> Drop | None:
+    """The live drop, else the next scheduled, else the last (as chat's ``!drop``)."""
+    drops = await commerce.drops.list()
+    live = [d for d in drops if d.state is DropState.LIVE]
+    if live:
+        return max(live, key=lambda d: (d.opened_at or d.created_at, d.id))
+    scheduled = [d for d in drops if d.state is DropState.SCHEDULED and d.opens_at]
+    if scheduled:
+        return min(scheduled, key=lambda d: d.opens_at or d.created_at)
+    return drops[-1] if drops else None
+
+
+def past_row(summary: DropSummary, current: int | None) -> dict[str, Any]:
+    objective = summary.objective
+    goal = ""
+    if objective is not None:
+        label, kind = METRICS.get(objective.metric, (objective.metric, "num"))
+        sign = "≥" if objective.higher_is_better else "≤"
+        goal = f"{label} {sign} {fmt(objective.target, kind)}"
+    met = {True: "yes", False: "no", None: "n/a"}[objective.met] if objective else "—"
+    return {
+        "id": summary.drop_id,
+        "title": summary.title,
+        "opened_at": summary.opened_at.strftime("%Y-%m-%d %H:%M UTC") if summary.opened_at else "—",
+        "current": summary.drop_id == current,
+        "goal": goal or "—",
+        "met": met,
+        "sold": f"{summary.units_sold:,} / {summary.capacity:,}",
+        "sell_through": fmt(summary.sell_through_pct, "pct"),
+        "sold_out_after": fmt(summary.sold_out_after_s, "s"),
+        "checkout_p50": fmt(summary.checkout_p50_s, "s"),
+        "viewer_peak": fmt(summary.viewer_peak, "int"),
+        "per_1k": fmt(summary.units_per_1k_avg, "num"),
+        "expired": fmt(summary.expired_holds, "int"),
+        "repeat_30d": fmt(summary.repeat_30d_pct, "pct"),
+    }
+
+
+async def dashboard(request: web.Request) -> web.Response:
+    """GET /dashboard[?drop=ID]: objective, live KPIs, past drops. ``?token=`` logs in."""
+    ctx = request.app[CONTEXT]
+    if not ctx.admin_token:
+        return _gate(ctx, 403, "disabled")
+    given = request.query.get("token")
+    if given is not None:
+        return _login(request, ctx, given)
+    try:
+        require_dashboard(request)
+    except Unauthorized:
+        return _gate(ctx, 401, "login")
+    chosen = request.query.get("drop")
+    if chosen is not None and (not chosen.isdigit() or len(chosen) > 18):
+        raise InvalidInput("drop", "must be a drop id")
+    drop_id = int(chosen) if chosen else None
+    if drop_id is None:
+        drop = await current_drop(ctx.commerce)
+        drop_id = drop.id if drop else None
+    context: dict[str, Any] = {"kind": "dashboard", "drop_id": drop_id, "chosen": bool(chosen)}
+    if drop_id is not None:
+        view = await ctx.states.get(drop_id)  # unknown id: 404
+        data = await kpi_data(request, ctx, drop_id)
+        context.update(
+            drop=view.drop,
+            live=view.drop.state is not DropState.CLOSED,
+            stock=state_json(ctx, view),
+            kpis=data,
+            verdict=data["dashboard"]["verdict"],
+            revenue=data["dashboard"]["revenue"],
+            tiles=[(t, fmt(lookup(data, t.path), t.kind)) for t in TILES],
+            funnel=[
+                {
+                    "index": i,
+                    "label": FUNNEL_LABELS.get(step["step"], step["step"]),
+                    "people": fmt(step["people"], "int"),
+                    "drop_off": fmt(step["drop_off_pct"], "pct"),
+                }
+                for i, step in enumerate(data["funnel"])
+            ],
+        )
+    summaries = await ctx.commerce.analytics.compare(PAST)
+    shown_live = drop_id if context.get("live") else None  # live above, not "past"
+    context["past"] = [past_row(s, drop_id) for s in reversed(summaries) if s.drop_id != shown_live]
+    context["past_days"] = PAST.days
+    return page(ctx, "dashboard.html", cache=NO_STORE, **context)
+
+
+__all__ = ["dashboard", "kpis_json"]
