@@ -308,15 +308,8 @@ class CommandHandler:
 
 
 async def current_drop(commerce: Commerce) -> Drop | None:
-    """The drop chat talks about: the live one, else the next scheduled, else the last."""
-    drops = await commerce.drops.list()
-    live = [d for d in drops if d.state is DropState.LIVE]
-    if live:
-        return max(live, key=lambda d: (d.opened_at or d.created_at, d.id))
-    scheduled = [d for d in drops if d.state is DropState.SCHEDULED and d.opens_at]
-    if scheduled:
-        return min(scheduled, key=lambda d: d.opens_at or d.created_at)
-    return drops[-1] if drops else None
+    """The drop chat talks about (see DropService.current)."""
+    return await commerce.drops.current()
 
 
 def stock_message(view: DropView) -> Message:

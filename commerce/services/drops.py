@@ -341,6 +341,18 @@ class DropService:
             ).scalar()
         return DropView(drop, catalog, lines, int(waiting or 0), now)
 
+    async def current(self) -> Drop | None:
+        """The drop everyone talks about: the live one (latest opened), else the next
+        scheduled, else the most recent."""
+        drops = await self.list()
+        live = [d for d in drops if d.state is DropState.LIVE]
+        if live:
+            return max(live, key=lambda d: (d.opened_at or d.created_at, d.id))
+        scheduled = [d for d in drops if d.state is DropState.SCHEDULED and d.opens_at]
+        if scheduled:
+            return min(scheduled, key=lambda d: d.opens_at or d.created_at)
+        return drops[-1] if drops else None
+
     async def list(self, states: tuple[DropState, ...] | None = None) -> list[Drop]:
         query = select(drops).order_by(drops.c.id)
         if states:

@@ -25,9 +25,8 @@ from aiohttp import web
 
 from commerce.analytics import DropKpis, DropSummary, to_json
 from commerce.analytics.results import ObjectiveResult
-from commerce.core import Commerce
 from commerce.domain.errors import InvalidInput
-from commerce.domain.model import Drop, DropState
+from commerce.domain.model import DropState
 from commerce.web.api import json_ok, state_json
 from commerce.web.context import CONTEXT, WebContext
 from commerce.web.errors import Unauthorized
@@ -310,18 +309,6 @@ async def kpis_json(request: web.Request) -> web.Response:
 # -- the page ----------------------------------------------------------------------------------
 
 
-async def current_drop(commerce: Commerce) -> Drop | None:
-    """The live drop, else the next scheduled, else the last (as chat's ``!drop``)."""
-    drops = await commerce.drops.list()
-    live = [d for d in drops if d.state is DropState.LIVE]
-    if live:
-        return max(live, key=lambda d: (d.opened_at or d.created_at, d.id))
-    scheduled = [d for d in drops if d.state is DropState.SCHEDULED and d.opens_at]
-    if scheduled:
-        return min(scheduled, key=lambda d: d.opens_at or d.created_at)
-    return drops[-1] if drops else None
-
-
 def past_row(summary: DropSummary, current: int | None) -> dict[str, Any]:
     objective = summary.objective
     goal = ""
@@ -365,7 +352,7 @@ async def dashboard(request: web.Request) -> web.Response:
         raise InvalidInput("drop", "must be a drop id")
     drop_id = int(chosen) if chosen else None
     if drop_id is None:
-        drop = await current_drop(ctx.commerce)
+        drop = await ctx.commerce.drops.current()
         drop_id = drop.id if drop else None
     context: dict[str, Any] = {"kind": "dashboard", "drop_id": drop_id, "chosen": bool(chosen)}
     if drop_id is not None:
