@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -25,6 +26,7 @@ from commerce.services.notifications import Notification
 from commerce.storage.tables import subscriptions
 
 log = logging.getLogger(__name__)
+PROGRESS_SECONDS = 10.0
 
 
 class DeliveryStatus(StrEnum):
@@ -56,7 +58,10 @@ class OutletSender:
             reached = await self.outlet.send_private(address, message, key)
         except Exception as exc:  # network trouble: the dispatcher backs off and retries
             return Delivery(DeliveryStatus.RETRY, error=f"{type(exc).__name__}: {exc}")
-        return Delivery(DeliveryStatus.SENT if reached else DeliveryStatus.UNREACHABLE)
+        if reached:
+            return Delivery(DeliveryStatus.SENT)
+        reason = f"{self.outlet.platform} will not deliver privately (e.g. DMs closed, 50007)"
+        return Delivery(DeliveryStatus.UNREACHABLE, error=reason)
 
 
 class WebhookSender:
@@ -139,6 +144,7 @@ class Dispatcher:
         self.backoff_seconds = backoff_seconds
         self._slots = asyncio.Semaphore(concurrency)
         self._wake = asyncio.Event()
+        self._reported = time.monotonic()
         self.sent = 0
 
     def wake(self) -> None:
@@ -170,8 +176,10 @@ class Dispatcher:
             return 0
         subs = await self._subscriptions([n.subscription_id for n in leased])
         await asyncio.gather(*(self._deliver(n, subs.get(n.subscription_id)) for n in leased))
-        pending = await self.commerce.notifications.pending()
-        if pending:
+        now = time.monotonic()
+        if now - self._reported >= PROGRESS_SECONDS:  # progress on a timer, not per batch
+            self._reported = now
+            pending = await self.commerce.notifications.pending()
             log.info("fan-out progress: %d sent so far, %d still queued", self.sent, pending)
         return len(leased)
 

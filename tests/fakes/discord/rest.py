@@ -593,6 +593,14 @@ class RestApi:
             if ctx.files:
                 self._need(channel, Permissions.ATTACH_FILES, MISSING_PERMISSIONS)
         validate_body(body)
+        nonce = _nonce(body)
+        if nonce is not None and body.get("enforce_nonce") in (True, *_TRUE):
+            # Discord: a message by the same author with this nonce in the past few
+            # minutes is returned as is, and no new message is created.
+            existing = fake.message_by_nonce(channel, fake.bot, nonce)
+            if existing is not None:
+                fake.nonce_replays.append(int(existing["id"]))
+                return 200, existing
         reference = body.get("message_reference")
         msg = fake.build_message(
             channel,
@@ -617,6 +625,7 @@ class RestApi:
             msg["referenced_message"] = copy.deepcopy(referenced)
         require_not_empty(msg)
         fake.store_message(msg)
+        fake.remember_nonce(msg)
         await fake.dispatch_message("MESSAGE_CREATE", msg)
         return 200, msg
 
@@ -1057,3 +1066,15 @@ def _validate_options(path: str, options: Any) -> None:
             raise form_error(
                 f"{here}.choices", "BASE_TYPE_MAX_LENGTH", "Must be 25 or fewer in length."
             )
+
+
+def _nonce(body: Json) -> str | int | None:
+    """A message nonce: an integer or a string of at most 25 characters."""
+    nonce = body.get("nonce")
+    if nonce is None or (isinstance(nonce, int) and not isinstance(nonce, bool)):
+        return nonce
+    if not isinstance(nonce, str):
+        raise form_error("nonce", "STRING_TYPE_CONVERT", "Could not interpret value as string.")
+    if len(nonce) > 25:
+        raise form_error("nonce", "BASE_TYPE_MAX_LENGTH", "Must be 25 or fewer in length.")
+    return nonce

@@ -10,7 +10,7 @@ import re
 import secrets
 import socket
 import time
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
@@ -104,6 +104,7 @@ class FakeDiscord:
         global_rate_limit: int = 50,
         shard_count: int = 1,
         require_mutual_guild_for_dm: bool = True,
+        nonce_window: float = 5 * 60.0,
         host: str = "127.0.0.1",
     ) -> None:
         self.snowflake = SnowflakeGenerator()
@@ -119,6 +120,9 @@ class FakeDiscord:
         self.interaction_token_ttl = interaction_token_ttl
         self.shard_count = shard_count
         self.require_mutual_guild_for_dm = require_mutual_guild_for_dm
+        # Seconds a message nonce is remembered for ``enforce_nonce`` ("the past few
+        # minutes" in Discord's docs).
+        self.nonce_window = nonce_window
         self.host = host
         self.port = 0
 
@@ -141,6 +145,10 @@ class FakeDiscord:
         self.attachments: dict[int, UploadedFile] = {}
         self.pinned_at: dict[int, str] = {}
         self._message_index: dict[int, Json] = {}
+        # (channel id, author id, nonce) -> (monotonic time, message id), oldest first.
+        self._nonces: OrderedDict[tuple[int, int, str], tuple[float, int]] = OrderedDict()
+        # Ids of existing messages answered to an enforce_nonce repeat (nothing created).
+        self.nonce_replays: list[int] = []
         self.forced_errors: list[ForcedError] = []
         # Exceptions raised inside the fake's own handlers (bugs); re-raised by stop().
         self.internal_errors: list[BaseException] = []
@@ -511,6 +519,26 @@ class FakeDiscord:
         )
         self._notify()
         return msg
+
+    def remember_nonce(self, msg: Json) -> None:
+        """Note a created message's nonce, for later ``enforce_nonce`` requests."""
+        if msg.get("nonce") is None:
+            return
+        key = (int(msg["channel_id"]), int(msg["author"]["id"]), str(msg["nonce"]))
+        self._nonces.pop(key, None)
+        self._nonces[key] = (time.monotonic(), int(msg["id"]))
+
+    def message_by_nonce(self, channel: IdLike, author: IdLike, nonce: str | int) -> Json | None:
+        """The message ``author`` created in ``channel`` with ``nonce`` within the last
+        ``nonce_window`` seconds, if it still exists."""
+        now = time.monotonic()
+        while self._nonces:  # forget expired nonces, oldest first
+            oldest = next(iter(self._nonces.values()))[0]
+            if now - oldest <= self.nonce_window:
+                break
+            self._nonces.popitem(last=False)
+        found = self._nonces.get((as_id(channel), as_id(author), str(nonce)))
+        return None if found is None else self.get_message(found[1])
 
     def log_edit(self, msg: Json) -> None:
         self.message_log.append(
@@ -891,7 +919,7 @@ class FakeDiscord:
     async def wait_for(
         self,
         predicate: Callable[[], T | None],
-        timeout: float = 5.0,  # noqa: ASYNC109 (deadline helpers, by design)
+        timeout: float = 5.0,
     ) -> T:
         """Wait until ``predicate()`` is truthy and return it (re-checked on every change).
 
@@ -923,7 +951,7 @@ class FakeDiscord:
         route: str,
         *,
         count: int = 1,
-        timeout: float = 5.0,  # noqa: ASYNC109 (deadline helpers, by design)
+        timeout: float = 5.0,
     ) -> list[RecordedRequest]:
         """Until ``count`` matching requests have been answered; returns them."""
 
@@ -938,7 +966,7 @@ class FakeDiscord:
         channel: IdLike,
         predicate: Callable[[Json], bool] | None = None,
         *,
-        timeout: float = 5.0,  # noqa: ASYNC109 (deadline helpers, by design)
+        timeout: float = 5.0,
     ) -> Json:
         """First message (current state) in ``channel`` matching ``predicate``."""
         channel_id = as_id(channel)
@@ -955,7 +983,7 @@ class FakeDiscord:
         self,
         interaction: FakeInteraction,
         *,
-        timeout: float = 5.0,  # noqa: ASYNC109 (deadline helpers, by design)
+        timeout: float = 5.0,
     ) -> InteractionResponseRecord:
         """The first callback attempt (accepted or rejected) for ``interaction``."""
 
@@ -971,7 +999,7 @@ class FakeDiscord:
         self,
         *,
         sessions: int = 1,
-        timeout: float = 5.0,  # noqa: ASYNC109 (deadline helpers, by design)
+        timeout: float = 5.0,
     ) -> None:
         """Until ``sessions`` sessions got READY and all GUILD_CREATEs and are connected."""
         await self.wait_for(

@@ -707,7 +707,7 @@ class FakeTwitch:
     async def wait_for(
         self,
         predicate: Callable[[], T],
-        timeout: float = 5.0,  # noqa: ASYNC109 (deadline helper, by design)
+        timeout: float = 5.0,
     ) -> T:
         """Wait until ``predicate()`` is truthy (re-checked on every request, frame, record)."""
         deadline = time.monotonic() + timeout
@@ -727,7 +727,7 @@ class FakeTwitch:
         self,
         sub_type: str = "channel.chat.message",
         count: int = 1,
-        timeout: float = 5.0,  # noqa: ASYNC109 (deadline helper, by design)
+        timeout: float = 5.0,
     ) -> list[Subscription]:
         def enough() -> list[Subscription]:
             subs = self.active_subscriptions(sub_type)
