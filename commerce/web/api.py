@@ -190,8 +190,11 @@ async def issue_link(request: web.Request) -> web.Response:
 
 
 async def pickup_list(request: web.Request) -> web.StreamResponse:
-    """GET /pickup/{location}[?format=csv]: who picks up what at a partner shop."""
-    ctx = admin(request)
+    """GET /pickup/{location}[?format=csv]: who picks up what at a partner shop. A browser
+    signed in at /dashboard?token=… may open it too (a shop cannot send bearer headers)."""
+    from commerce.web.dashboard import require_dashboard  # dashboard imports this module
+
+    ctx = require_dashboard(request)
     location = request.match_info["location"]
     pool = validate_pool(PICKUP_PREFIX + location, "location")
     rows = await pickup_orders(ctx.commerce.db, pool)

@@ -226,3 +226,11 @@ async def test_the_dashboard_shows_a_sale_within_two_seconds(site, tmp_path):
         finally:
             await browser.close()
     assert not [e for e in errors if "Content Security Policy" in e], errors
+
+
+async def test_a_shop_signed_in_at_the_dashboard_can_open_its_pickup_list(site):
+    assert (await site.client.get("/pickup/corner-deli")).status == 401
+    await site.client.get(f"/dashboard?token={ADMIN}")  # the cookie lands in the jar
+    response = await site.client.get("/pickup/corner-deli?format=csv")
+    assert response.status == 200
+    assert response.headers["Content-Type"].startswith("text/csv")
