@@ -24,7 +24,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.dml import Insert
 
-from commerce.services.stock import DropShape, ShapeLine, active_hold_filter, held_qty
+from commerce.services.stock import DropShape, ShapeLine, active_hold_filter, lapsed_qty
 from commerce.storage.tables import UTCDateTime, drop_stock, drops, holds, waitlist
 
 _NO_POSITION = 2**62  # "not in the waitlist": everyone waiting is ahead
@@ -136,12 +136,13 @@ class ClaimStatements:
         ]
         for line in lines:
             free = (
-                select(drop_stock.c.total - drop_stock.c.sold)
+                select(drop_stock.c.total - drop_stock.c.sold - drop_stock.c.held)
                 .where(drop_stock.c.id == line.stock_id)
                 .scalar_subquery()
             )
+            # Holds that expired a moment ago still sit in the counter until swept.
             wanted = (
-                held_qty(drop_id, line.sku, line.pool, NOW) + waiting_ahead(drop_id, line) + QTY
+                waiting_ahead(drop_id, line) + QTY - lapsed_qty(drop_id, line.sku, line.pool, NOW)
             )
             conditions.append(free - line.per_unit * wanted >= 0)
         values = select(

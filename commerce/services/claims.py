@@ -51,6 +51,7 @@ from commerce.services.stock import (
     ShapeCache,
     ShapeLine,
     active_hold_filter,
+    move_held,
     stock_lines,
 )
 from commerce.services.unit_of_work import Tx, UnitOfWork
@@ -271,6 +272,9 @@ class ClaimService:
             )
             if changed.rowcount != 1:
                 raise HoldNotActive(f"hold {hold_id} is no longer active", hold_id=hold_id)
+            await move_held(
+                tx.conn, drop_id=row.drop_id, sku=row.sku, pool=row.pool, qty=row.qty, sign=-1
+            )
             tx.emit(HoldCancelled(row.drop_id, hold_id, row.customer_id))
             await self._lapse_offers(tx, [hold_id])
             await self.offer_waitlist(tx, shape)
@@ -358,10 +362,24 @@ class ClaimService:
                             holds.c.expires_at <= tx.now,
                         )
                         .values(status="expired", ended_at=tx.now)
-                        .returning(holds.c.id, holds.c.customer_id)
+                        .returning(
+                            holds.c.id,
+                            holds.c.customer_id,
+                            holds.c.sku,
+                            holds.c.pool,
+                            holds.c.qty,
+                        )
                     )
                 ).all()
                 for row in rows:
+                    await move_held(
+                        tx.conn,
+                        drop_id=drop_id,
+                        sku=row.sku,
+                        pool=row.pool,
+                        qty=row.qty,
+                        sign=-1,
+                    )
                     tx.emit(HoldExpired(drop_id, row.id, row.customer_id))
                 expired += len(rows)
                 await self._lapse_offers(tx, [r.id for r in rows])
@@ -454,6 +472,7 @@ class ClaimService:
         stmt = self._sql.place_hold(shape, hold_sku, pool, lines)
         hold_id = (await tx.conn.execute(stmt, params)).scalar()
         if hold_id is not None:
+            await move_held(tx.conn, drop_id=drop_id, sku=hold_sku, pool=pool, qty=qty, sign=1)
             hold = Hold(
                 id=hold_id,
                 drop_id=drop_id,

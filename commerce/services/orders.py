@@ -30,7 +30,7 @@ from commerce.domain.events import OrderPaid, OrderRefunded
 from commerce.domain.model import Money, Order, OrderStatus
 from commerce.services.claims import ClaimService
 from commerce.services.drops import DropService
-from commerce.services.stock import ShapeCache, active_hold_filter
+from commerce.services.stock import ShapeCache, active_hold_filter, move_held
 from commerce.services.unit_of_work import Tx, UnitOfWork
 from commerce.storage.tables import drop_stock, holds, orders
 
@@ -186,11 +186,21 @@ class OrderService:
                     .where(orders.c.id == order_id, orders.c.status == "pending")
                     .values(status="cancelled", ended_at=tx.now, refund_reason=reason[:64])
                 )
-                await tx.conn.execute(
+                released = await tx.conn.execute(
                     update(holds)
                     .where(holds.c.id == order.hold_id, holds.c.status == "active")
                     .values(status="cancelled", ended_at=tx.now)
                 )
+                if released.rowcount == 1:
+                    hold = await self._hold(tx, order.hold_id)
+                    await move_held(
+                        tx.conn,
+                        drop_id=hold.drop_id,
+                        sku=hold.sku,
+                        pool=hold.pool,
+                        qty=hold.qty,
+                        sign=-1,
+                    )
             else:
                 changed = await tx.conn.execute(
                     update(orders)
@@ -305,11 +315,13 @@ class OrderService:
         if converted.rowcount != 1:
             return False
         hold = await self._hold(tx, order.hold_id)
-        # The CHECK (sold <= total) is the backstop should anything upstream be wrong.
+        # Held → sold in one statement. The CHECKs (sold <= total, held >= 0) are the
+        # backstop should anything upstream be wrong.
+        units = drop_stock.c.per_unit * hold.qty
         await tx.conn.execute(
             update(drop_stock)
             .where(self._lines_of(hold))
-            .values(sold=drop_stock.c.sold + drop_stock.c.per_unit * hold.qty)
+            .values(sold=drop_stock.c.sold + units, held=drop_stock.c.held - units)
         )
         return True
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, and_, func, or_, select
+from sqlalchemy import ColumnElement, and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.expression import ScalarSelect
 
@@ -29,22 +29,45 @@ def active_hold_filter(now: datetime | ColumnElement[datetime]) -> ColumnElement
     return and_(holds.c.status == "active", holds.c.expires_at > now)
 
 
-def held_qty(
+def lapsed_qty(
     drop_id: ColumnElement[int] | int,
     sku: ColumnElement[str] | str,
     pool: ColumnElement[str] | str,
     now: datetime | ColumnElement[datetime],
 ) -> ScalarSelect[int]:
-    """Claim-units held on one stock line right now (multiply by per_unit for SKU units)."""
+    """Claim-units in holds that have expired but are still 'active' (the sweeper has not
+    tidied them yet). ``drop_stock.held`` still counts them; they must not count as held.
+    The index on (drop_id, status, expires_at) keeps this to the few just-expired rows."""
     return (
         select(func.coalesce(func.sum(holds.c.qty), 0))
-        .where(holds.c.drop_id == drop_id, line_matches_hold(sku, pool), active_hold_filter(now))
+        .where(
+            holds.c.drop_id == drop_id,
+            holds.c.status == "active",
+            holds.c.expires_at <= now,
+            line_matches_hold(sku, pool),
+        )
         .scalar_subquery()
     )
 
 
+async def move_held(
+    conn: AsyncConnection, *, drop_id: int, sku: str | None, pool: str, qty: int, sign: int
+) -> None:
+    """Keep ``drop_stock.held`` in step with a hold entering (+1) or leaving (-1) the
+    'active' status: one SKU's line, or every part of a bundle's pool."""
+    conditions = [drop_stock.c.drop_id == drop_id, drop_stock.c.pool == pool]
+    if sku is not None:
+        conditions.append(drop_stock.c.sku == sku)
+    await conn.execute(
+        update(drop_stock)
+        .where(*conditions)
+        .values(held=drop_stock.c.held + sign * drop_stock.c.per_unit * qty)
+    )
+
+
 async def stock_lines(conn: AsyncConnection, drop_id: int, now: datetime) -> list[StockLine]:
-    held = held_qty(drop_stock.c.drop_id, drop_stock.c.sku, drop_stock.c.pool, now)
+    lapsed = lapsed_qty(drop_stock.c.drop_id, drop_stock.c.sku, drop_stock.c.pool, now)
+    held = drop_stock.c.held - lapsed * drop_stock.c.per_unit
     rows = await conn.execute(
         select(
             drop_stock.c.id,
@@ -53,7 +76,7 @@ async def stock_lines(conn: AsyncConnection, drop_id: int, now: datetime) -> lis
             drop_stock.c.per_unit,
             drop_stock.c.total,
             drop_stock.c.sold,
-            (held * drop_stock.c.per_unit).label("held"),
+            held.label("held"),
         )
         .where(drop_stock.c.drop_id == drop_id)
         .order_by(drop_stock.c.position, drop_stock.c.id)

@@ -141,9 +141,14 @@ drop_stock = Table(
     Column("position", Integer, nullable=False, default=0),
     Column("total", Integer, nullable=False),
     Column("sold", Integer, nullable=False, default=0),
+    # SKU units in holds whose status is still 'active' — including any that expired a
+    # moment ago and await the sweeper, which the claim subtracts by filter. Kept by every
+    # hold transition in the same transaction, so a claim never sums all active holds.
+    Column("held", Integer, nullable=False, default=0, server_default="0"),
     UniqueConstraint("drop_id", "sku", "pool", name="uq_drop_stock_item_pool"),
     CheckConstraint("sold >= 0 AND total >= 0 AND sold <= total", name="stock_bounds"),
     CheckConstraint("per_unit > 0", name="per_unit_positive"),
+    CheckConstraint("held >= 0", name="held_not_negative"),
 )
 
 holds = Table(
