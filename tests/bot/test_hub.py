@@ -87,3 +87,45 @@ async def test_closing_posts_a_recap(commerce):
     assert recap.kind == "closed" and "0 of 2 sold" in recap.text
     assert recap.image is not None and recap.image.startswith(b"\x89PNG\r\n\x1a\n")
     await hub.stop()
+
+
+async def test_restock_reaches_the_waitlist_privately_in_order_before_the_public_post(commerce):
+    timeline: list[tuple[str, str]] = []
+
+    class TimelineOutlet(RecordingOutlet):
+        async def post(self, message):
+            timeline.append(("post", message.kind))
+            return await super().post(message)
+
+        async def send_private(self, identity, message, key=None):
+            timeline.append(("private", identity))
+            return await super().send_private(identity, message)
+
+    outlet = TimelineOutlet()
+    hub = ChatHub(
+        commerce,
+        Presenter(commerce, "https://x.test"),
+        lambda d, who: f"https://x.test/c/{who}",
+        thresholds=[1],
+        edit_interval=0.05,
+    )
+    hub.add_outlet(outlet)
+    await hub.start()
+    drop_id = await live_drop(commerce, capsule_spec(1))
+    holder = await commerce.customers.resolve("local:holder")
+    await commerce.claims.claim(drop_id, holder)
+    waiters = ["local:w1", "local:w2", "local:w3", "local:w4"]
+    for who in waiters:
+        await commerce.claims.join_waitlist(drop_id, await commerce.customers.resolve(who))
+    await hub.drain()
+    timeline.clear()
+
+    await commerce.drops.restock(drop_id, "CHIPS-SPICY", 3)
+    await hub.drain()
+
+    privates = [who for kind, who in timeline if kind == "private"]
+    assert privates == waiters[:3]  # queue order, one personal link each
+    restocked = timeline.index(("post", "restocked"))
+    assert all(timeline.index(("private", who)) < restocked for who in waiters[:3])
+    assert all(m.personal_link for _, m in outlet.private)
+    await hub.stop()
