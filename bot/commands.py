@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import shlex
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,6 +89,10 @@ class CommandHandler:
     ) -> None:
         self.commerce = commerce
         self.issue_link = issue_link
+        # Per platform: can a personal link reach this person privately? A platform whose
+        # chat is public (Twitch) registers a check; where it says no, a claim would only
+        # block a unit its holder can never pay for, so we send them to the drop page.
+        self.reachability: dict[str, Callable[[ChatUser], Awaitable[bool]]] = {}
         self.public_url = public_url.rstrip("/")
         self.prefix = prefix
         self.drops_dir = Path(drops_dir)
@@ -175,8 +179,11 @@ class CommandHandler:
         drop = await self._drop(None)
         sku = args[0] if args else None
         pool = args[1] if len(args) > 1 else None
-        customer = await self.commerce.customers.resolve(user.identity, user.name)
         platform = user.identity.split(":", 1)[0]
+        elsewhere = await self._claim_elsewhere(user, drop.id, sku, pool)
+        if elsewhere is not None:
+            return elsewhere
+        customer = await self.commerce.customers.resolve(user.identity, user.name)
         result = await self.commerce.claims.claim(
             drop.id,
             customer,
@@ -221,8 +228,36 @@ class CommandHandler:
             ]
         )
 
+    async def _claim_elsewhere(
+        self, user: ChatUser, drop_id: int, sku: str | None, pool: str | None
+    ) -> Outbound | None:
+        """For someone a personal link cannot reach privately: the drop page instead of a
+        hold (or an offer) that would block a unit they can never pay for."""
+        reachable = self.reachability.get(user.identity.split(":", 1)[0])
+        if reachable is None or await reachable(user):
+            return None
+        await self.commerce.claims.validate(drop_id, sku=sku, pool=pool)  # bad input first
+        page = self.drop_page(drop_id)
+        return Outbound(
+            replies=[
+                Message(
+                    f"{user.name}, chat here is public, so I can't hand you a pay link: claim "
+                    f"on the drop page {page} — or link your Discord once (/link there) to buy "
+                    "from chat.",
+                    kind="claim_elsewhere",
+                    drop_id=drop_id,
+                    public_link=page,
+                )
+            ]
+        )
+
     async def _waitlist(self, user: ChatUser, args: tuple[str, ...]) -> Outbound:
         drop = await self._drop(None)
+        elsewhere = await self._claim_elsewhere(
+            user, drop.id, args[0] if args else None, args[1] if len(args) > 1 else None
+        )
+        if elsewhere is not None:
+            return elsewhere
         customer = await self.commerce.customers.resolve(user.identity, user.name)
         result = await self.commerce.claims.join_waitlist(
             drop.id,

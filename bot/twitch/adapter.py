@@ -80,6 +80,7 @@ class TwitchBot:
         self.hub = hub
         self.commerce = commerce
         self.linker = linker or AccountLinker(commerce)
+        handler.reachability["twitch"] = self._reachable
         self.on_viewers = on_viewers
         self.sample_interval = sample_interval
         self.policy = policy
@@ -239,6 +240,19 @@ class TwitchBot:
             f"{user.name}, a unit is held for you{until}. Check out{where} — or type "
             f"{self.handler.prefix}link to get private pay links by Discord DM."
         )
+
+    async def _reachable(self, user: ChatUser) -> bool:
+        """Can a personal link reach this viewer privately: a linked Discord account with a
+        Discord bot running, or opted-in whispers?"""
+        if self._outlet is not None and self._outlet.whispers:
+            return True
+        if not any(o.platform == "discord" for o in self.hub.outlets):
+            return False
+        customer_id = await self.commerce.customers.find(user.identity)
+        if customer_id is None:
+            return False
+        customer = await self.commerce.customers.get(customer_id)
+        return any(i.startswith("discord:") for i in customer.identities)
 
     async def _deliver_privately(self, identity: str, message: Message) -> str | None:
         """Where the personal link went: a linked Discord account's DMs, else a whisper."""

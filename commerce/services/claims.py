@@ -149,6 +149,13 @@ class ClaimService:
         )
         return result
 
+    async def validate(
+        self, drop_id: int, *, sku: str | None = None, pool: str | None = None
+    ) -> None:
+        """Raise exactly what ``claim`` would for this SKU and pool, placing nothing."""
+        shape = await self._shape(drop_id, sku, pool)
+        shape.target(sku, pool)
+
     async def _decide_batch(self, drop_id: int, batch: list[_ClaimRequest]) -> list[ClaimResult]:
         """Decide queued claims in arrival order inside ONE transaction.
 

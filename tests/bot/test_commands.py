@@ -130,3 +130,24 @@ async def test_drop_new_creates_a_prepared_drop(commerce, tmp_path):
     assert "Drop names are" in out.replies[0].text
     out = await handler.handle(CREATOR, "!drop new missing", message_id="3")
     assert "no prepared drop" in out.replies[0].text
+
+
+async def test_someone_a_pay_link_cannot_reach_is_sent_to_the_drop_page_not_held(handler, commerce):
+    drop_id = await live_drop(commerce, capsule_spec(1))
+
+    async def nobody(_user):
+        return False
+
+    handler.reachability["twitch"] = nobody
+    viewer = ChatUser("twitch:77", "tw")
+    for line in ("!buy", "!waitlist"):
+        out = await handler.handle(viewer, line, message_id=line)
+        assert out.replies[0].kind == "claim_elsewhere"
+        assert out.replies[0].public_link == f"https://x.test/d/{drop_id}"
+        assert out.replies[0].personal_link is None
+    bad = await handler.handle(viewer, "!buy NOPE", message_id="bad")
+    assert bad.replies[0].kind == "error"  # bad input is still named as such
+    view = await commerce.drops.view(drop_id)
+    assert (view.stock[0].held, view.waiting) == (0, 0)
+    # Other platforms are unaffected.
+    assert (await handler.handle(VIEWER, "!buy", message_id="d1")).replies[0].kind == "held"
