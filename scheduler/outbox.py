@@ -16,14 +16,13 @@ from typing import Protocol
 from zoneinfo import ZoneInfo
 
 import aiohttp
-from sqlalchemy import select
 
 from bot.hub import Outlet
 from bot.messages import Message
 from commerce.core import Commerce
 from commerce.domain.model import DropState
 from commerce.services.notifications import Notification
-from commerce.storage.tables import subscriptions
+from commerce.services.subscriptions import Subscription
 
 log = logging.getLogger(__name__)
 PROGRESS_SECONDS = 10.0
@@ -174,8 +173,10 @@ class Dispatcher:
         leased = await self.commerce.notifications.lease(self.batch, self.lease_seconds)
         if not leased:
             return 0
-        subs = await self._subscriptions([n.subscription_id for n in leased])
-        await asyncio.gather(*(self._deliver(n, subs.get(n.subscription_id)) for n in leased))
+        subs = await self.commerce.subscriptions.by_ids(
+            [n.subscription_id for n in leased if n.subscription_id is not None]
+        )
+        await asyncio.gather(*(self._deliver(n, subs.get(n.subscription_id or 0)) for n in leased))
         now = time.monotonic()
         if now - self._reported >= PROGRESS_SECONDS:  # progress on a timer, not per batch
             self._reported = now
@@ -183,31 +184,21 @@ class Dispatcher:
             log.info("fan-out progress: %d sent so far, %d still queued", self.sent, pending)
         return len(leased)
 
-    async def _subscriptions(self, ids: list[int | None]) -> dict[int | None, dict[str, object]]:
-        wanted = [i for i in ids if i is not None]
-        if not wanted:
-            return {}
-        async with self.commerce.db.read() as conn:
-            rows = await conn.execute(select(subscriptions).where(subscriptions.c.id.in_(wanted)))
-            return {r.id: dict(r._mapping) for r in rows}
-
-    async def _deliver(self, item: Notification, sub: dict[str, object] | None) -> None:
+    async def _deliver(self, item: Notification, sub: Subscription | None) -> None:
         # The whole delivery holds a slot, recording included: at most ``concurrency``
         # messages are ever "sent but not yet recorded" — the most a crash can repeat, and
         # each repeat carries the same idempotency key.
         async with self._slots:
             await self._deliver_one(item, sub)
 
-    async def _deliver_one(self, item: Notification, sub: dict[str, object] | None) -> None:
+    async def _deliver_one(self, item: Notification, sub: Subscription | None) -> None:
         notes = self.commerce.notifications
         now = self.commerce.clock.now()
-        if sub is not None and sub["status"] != "active":
+        if sub is not None and not sub.active:
             await notes.settle(item.id, "unsubscribed")
             return
         if sub is not None:
-            wake = in_quiet_hours(
-                now, str(sub["timezone"]), _hour(sub["quiet_start"]), _hour(sub["quiet_end"])
-            )
+            wake = in_quiet_hours(now, sub.timezone, sub.quiet_start, sub.quiet_end)
             if wake is not None:
                 await notes.settle(item.id, "pending", retry_at=wake)
                 return
@@ -236,10 +227,6 @@ class Dispatcher:
                     item.drop_id, "reminder_sent", item.customer_id, tag=item.kind
                 )
         await notes.settle(item.id, result.status.value, error=result.error)
-
-
-def _hour(value: object) -> int | None:
-    return value if isinstance(value, int) else None
 
 
 class RetentionRenderer:

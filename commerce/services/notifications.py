@@ -220,17 +220,6 @@ class NotificationService:
                 update(notifications).where(notifications.c.id == notification_id).values(**values)
             )
 
-    async def subscription_active(self, subscription_id: int | None) -> bool:
-        if subscription_id is None:
-            return True
-        async with self.uow.read() as conn:
-            status = (
-                await conn.execute(
-                    select(subscriptions.c.status).where(subscriptions.c.id == subscription_id)
-                )
-            ).scalar()
-        return status == "active"
-
     async def counts(self, drop_id: int | None = None) -> dict[str, int]:
         query = select(notifications.c.status, func.count()).group_by(notifications.c.status)
         if drop_id is not None:

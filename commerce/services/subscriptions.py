@@ -132,6 +132,14 @@ class SubscriptionService:
             )
         return int(result.rowcount)
 
+    async def by_ids(self, ids: list[int]) -> dict[int, Subscription]:
+        """Several subscriptions at once (the dispatcher re-checks each before sending)."""
+        if not ids:
+            return {}
+        async with self.uow.read() as conn:
+            rows = await conn.execute(select(subscriptions).where(subscriptions.c.id.in_(ids)))
+            return {r.id: _row(r) for r in rows}
+
     async def of(self, customer_id: int) -> list[Subscription]:
         async with self.uow.read() as conn:
             rows = await conn.execute(
