@@ -24,6 +24,7 @@ from config.settings import ConfigError, Settings, load_settings
 from dropcast import logs
 from dropcast.app import ALL_ROLES, App
 from dropcast.rehearse import Rehearsal, RehearsalError, run_rehearsal
+from scheduler.recurring import check_cron
 
 T = TypeVar("T")
 EXIT_BAD_INPUT = 2
@@ -266,6 +267,9 @@ def template_add(
 ) -> None:
     """Repeat a drop file on a schedule; each occurrence becomes one drop."""
     lead_time = parse_duration(lead, "--lead")
+    problem = check_cron(cron, timezone) if len(cron.split()) == 5 else None
+    if problem is not None:
+        fail(f"--cron: {cron!r} is not a schedule: {problem}")
     try:
         raw = tomllib.loads(file.read_text(encoding="utf-8"))
         load_drop_file(file)

@@ -4,12 +4,24 @@ daylight-saving changes."""
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 
 from apscheduler.triggers.cron import CronTrigger
 
 from commerce.core import Commerce
 from commerce.services.templates import DropTemplate, TemplateService
+
+log = logging.getLogger(__name__)
+
+
+def check_cron(cron: str, timezone: str) -> str | None:
+    """None when APScheduler accepts the schedule, else its reason (for a clear refusal)."""
+    try:
+        CronTrigger.from_crontab(cron, timezone=timezone)
+    except (ValueError, KeyError) as exc:
+        return str(exc)
+    return None
 
 
 def next_occurrence(template: DropTemplate, after: datetime) -> datetime | None:
@@ -23,9 +35,12 @@ async def materialize_due(commerce: Commerce, templates: TemplateService) -> lis
     now = commerce.clock.now()
     created = []
     for template in await templates.active():
-        occurrence = next_occurrence(template, now)
-        if occurrence is not None and occurrence - now <= template.lead:
-            drop_id = await templates.materialize(template, occurrence)
-            if drop_id is not None:
-                created.append(drop_id)
+        try:
+            occurrence = next_occurrence(template, now)
+            if occurrence is not None and occurrence - now <= template.lead:
+                drop_id = await templates.materialize(template, occurrence)
+                if drop_id is not None:
+                    created.append(drop_id)
+        except Exception:  # one broken template must not stop the others
+            log.exception("recurring drop %r could not be created", template.name)
     return created

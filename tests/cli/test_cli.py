@@ -166,3 +166,23 @@ def test_capsule_spec_helper_matches_the_file_format():
     import tomllib
 
     assert tomllib.loads(GOOD_DROP).keys() == capsule_spec().keys()
+
+
+def test_template_add_checks_the_schedule_and_writes_nothing_when_bad(dropcast, tmp_path):
+    from commerce.storage.tables import drop_templates
+
+    body = GOOD_DROP.replace('opens_at = "+2m"\n', "")
+    path = write(tmp_path, body)
+    for args, expected in [
+        (["--cron", "99 * * * *"], "--cron"),
+        (["--cron", "0 18 * * fri", "--tz", "Mars/Base"], "time zone"),
+        (["--cron", "0 18 * * fri", "--lead", "soon"], "--lead"),
+    ]:
+        code, _, err = dropcast("template", "add", "friday", path, *args)
+        assert code == 2 and expected in err and len(err.strip().splitlines()) == 1, err
+    assert row_count(dropcast.url, drop_templates) == 0
+    code, out, err = dropcast(
+        "template", "add", "friday", path, "--cron", "0 18 * * fri", "--tz", "Europe/Berlin"
+    )
+    assert code == 0, err
+    assert "friday" in out and row_count(dropcast.url, drop_templates) == 1
