@@ -57,6 +57,7 @@ if _REPO_ROOT not in sys.path:
     sys.path.insert(0, _REPO_ROOT)
 
 from tests.fakes.discord import FakeDiscord, FakeGuild, RecordedRequest  # noqa: E402
+from tests.helpers import links  # noqa: E402
 
 LIMIT = 50  # Discord's global requests/s, enforced by the fake
 BASE = "https://shop.bench"
@@ -178,7 +179,7 @@ async def running_bot(
         api_base=fake.api_base,
         gateway_url=fake.gateway_url,
     )
-    handler = CommandHandler(commerce, lambda d, who: f"{BASE}/c/{d}/{who}", public_url=BASE)
+    handler = CommandHandler(commerce, links(lambda d, who: f"{BASE}/c/{d}/{who}"), public_url=BASE)
     hub = ChatHub(commerce, Presenter(commerce, BASE), handler.issue_link, thresholds=[5])
     bot = BenchBot(settings, handler, hub, limiter=limiter, guild_ready_timeout=0.05)
     await bot.start()
@@ -214,7 +215,7 @@ async def dispatch(
     async with running_bot(commerce, fake, guild, pacing) as bot:
         render = RetentionRenderer(
             commerce,
-            lambda d, who, tag: f"{BASE}/c/{d}/{who}?tag={tag}",
+            links(lambda d, who, tag: f"{BASE}/c/{d}/{who}?tag={tag}"),
             lambda c: f"{BASE}/u/{c}",
             BASE,
         )

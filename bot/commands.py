@@ -1,9 +1,10 @@
 """One command set for every platform: parsed once here, executed against the core.
 
-Viewers: ``!drop`` (status), ``!buy [SKU] [POOL]``, ``!stock``, ``!waitlist``.
-Creators and mods: ``!drop start|close ID``, ``!drop restock ID SKU N [POOL]``,
-``!drop new NAME``. A refused or malformed command gets a short reply saying why and
-changes nothing.
+Viewers: ``!drop`` (status), ``!buy [SKU] [POOL]`` (or ``!buy POOL`` when the drop sells
+one item), ``!stock``, ``!waitlist``. Creators and mods: ``!drop start|close ID``,
+``!drop restock ID SKU N [POOL]``, ``!drop new NAME``. A refused or malformed command gets
+a short reply saying why and changes nothing; an unknown one gets the list of commands, at
+most once in a while per person and per channel.
 """
 
 from __future__ import annotations
@@ -14,23 +15,35 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from bot.messages import Button, ChatUser, Message, Outbound
+from bot.messages import ChatUser, Message, Outbound, a_unit
+from bot.presenter import Presenter
+from bot.ratelimit import AnswerThrottle
 from commerce.core import Commerce
 from commerce.domain.errors import DomainError
-from commerce.domain.model import ClaimOutcome, Drop, DropState, DropView
+from commerce.domain.model import ClaimOutcome, ClaimResult, Drop, DropFormat
 from commerce.dropfile import load_drop_file
 from commerce.observability import bind_request_id
 
-LinkIssuer = Callable[[int, str], str]  # (drop_id, identity) -> personal one-click URL
+LinkIssuer = Callable[[int, str], Awaitable[str]]  # (drop_id, identity) -> personal URL
 
 VIEWER_HELP = (
-    "Commands: !drop (status) · !buy [SKU] · !stock · !waitlist · !remindme [drop|SKU] · "
-    "!unsubscribe"
+    "Commands: !drop (status) · !buy [SKU] [POOL] · !stock · !waitlist · !remindme [drop|SKU] · "
+    "!unsubscribe · !help"
 )
 CREATOR_HELP = (
     "Creator: !drop start ID · !drop close ID · !drop restock ID SKU N [POOL] · !drop new NAME"
 )
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_WORD = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")  # what reads as a command name ("!foo")
+_POOL = re.compile(r"^(ship|pickup:[a-z0-9][a-z0-9-]{0,70})$")  # as the core names pools
+
+
+def viewer_help(prefix: str = "!") -> str:
+    return VIEWER_HELP.replace("!", prefix)
+
+
+def creator_help(prefix: str = "!") -> str:
+    return CREATOR_HELP.replace("!", prefix)
 
 
 class CommandError(Exception):
@@ -39,15 +52,16 @@ class CommandError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Command:
-    name: str  # drop | buy | stock | waitlist | help | drop.start | drop.close | …
+    name: str  # drop | buy | stock | waitlist | help | drop.start | drop.close | unknown | …
     args: tuple[str, ...] = ()
 
 
 def parse(text: str, prefix: str = "!") -> Command | None:
-    """The command in a chat line, or None when the line is ordinary chat."""
+    """The command in a chat line, or None when the line is ordinary chat. A word after the
+    prefix that is none of ours is ``Command("unknown", (word,))``."""
     text = text.strip()
-    if not text.startswith(prefix):
-        return None
+    if not text.startswith(prefix) or text[len(prefix) : len(prefix) + 1].isspace():
+        return None  # "! hello" is chat, not a command
     try:
         words = shlex.split(text[len(prefix) :])
     except ValueError:
@@ -58,7 +72,7 @@ def parse(text: str, prefix: str = "!") -> Command | None:
     if head in ("buy", "stock", "waitlist", "help", "remindme", "unsubscribe"):
         return Command(head, tuple(rest))
     if head != "drop":
-        return None  # someone else's bot command: stay quiet
+        return Command("unknown", (head,)) if _WORD.match(head) else None
     if not rest:
         return Command("drop")
     action = rest[0].lower()
@@ -86,9 +100,17 @@ class CommandHandler:
         public_url: str,
         prefix: str = "!",
         drops_dir: Path | str = "drops",
+        locale: str | None = None,
+        help_throttle: AnswerThrottle | None = None,
     ) -> None:
         self.commerce = commerce
         self.issue_link = issue_link
+        self.presenter = Presenter(commerce, public_url, prefix, locale)
+        self.locale = locale  # for people whose platform tells us none (chat.locale)
+        # ``!waitlist`` holds announced in the command's reply; the hub reads this too.
+        self.help_throttle = help_throttle or AnswerThrottle(
+            clock=lambda: commerce.clock.now().timestamp()
+        )
         # Per platform: can a personal link reach this person privately? A platform whose
         # chat is public (Twitch) registers a check; where it says no, a claim would only
         # block a unit its holder can never pay for, so we send them to the drop page.
@@ -97,15 +119,31 @@ class CommandHandler:
         self.prefix = prefix
         self.drops_dir = Path(drops_dir)
 
-    async def handle(self, user: ChatUser, text: str, *, message_id: str) -> Outbound | None:
-        """React to one chat line; None when it is not a command for us."""
+    async def handle(
+        self, user: ChatUser, text: str, *, message_id: str, channel: str | None = None
+    ) -> Outbound | None:
+        """React to one chat line; None when it is not for us, or when it is an unknown
+        command whose help this person or ``channel`` got a moment ago."""
         try:
             command = parse(text, self.prefix)
         except CommandError as exc:
-            return Outbound(replies=[Message(str(exc), kind="error")])
+            return self._unasked(user, channel, str(exc))
         if command is None:
             return None
+        if command.name == "unknown":
+            return self._unasked(
+                user,
+                channel,
+                f"I don't know {self.prefix}{command.args[0]}. {viewer_help(self.prefix)}",
+            )
         return await self.execute(user, command, message_id=message_id)
+
+    def _unasked(self, user: ChatUser, channel: str | None, text: str) -> Outbound | None:
+        """A reply to a line that was no valid command, unless it would flood the chat."""
+        where = channel or user.identity.split(":", 1)[0]
+        if not self.help_throttle.allow(user.identity, where):
+            return None
+        return Outbound(replies=[Message(text, kind="help")])
 
     async def execute(self, user: ChatUser, command: Command, *, message_id: str) -> Outbound:
         """Run a command that a platform already parsed (e.g. a slash command or a button):
@@ -123,14 +161,15 @@ class CommandHandler:
             raise CommandError("Only the creator and mods can steer drops.")
         match command.name:
             case "help":
-                return Outbound(replies=[Message(CREATOR_HELP if user.is_creator else VIEWER_HELP)])
+                text = creator_help(self.prefix) if user.is_creator else viewer_help(self.prefix)
+                return Outbound(replies=[Message(text, kind="help")])
             case "drop" | "stock":
                 drop = await self._drop(command.args[0] if command.args else None)
                 view = await self.commerce.drops.view(drop.id)
-                message = status(view, self.drop_page(drop.id))
+                locale = user.locale or self.locale
                 if command.name == "stock":
-                    message = stock_message(view)
-                return Outbound(replies=[message])
+                    return Outbound(replies=[self.presenter.stock(view, locale)])
+                return Outbound(replies=[self.presenter.status(view, locale=locale)])
             case "buy":
                 return await self._buy(user, command.args, message_id)
             case "waitlist":
@@ -154,7 +193,7 @@ class CommandHandler:
                 return await self._restock(command.args)
             case "drop.new":
                 return await self._new(self._one(command, "!drop new NAME"))
-        raise CommandError(VIEWER_HELP)  # pragma: no cover - parse() only yields the above
+        raise CommandError(viewer_help(self.prefix))  # pragma: no cover - parse() yields these
 
     def drop_page(self, drop_id: int) -> str:
         return f"{self.public_url}/d/{drop_id}"
@@ -173,12 +212,20 @@ class CommandHandler:
             raise CommandError("No drop is scheduled right now.")
         return drop
 
+    @staticmethod
+    def _target(args: tuple[str, ...]) -> tuple[str | None, str | None]:
+        """(sku, pool) from ``[SKU] [POOL]``, or from a lone POOL: ``!buy pickup:corner-deli``
+        asks for that pool of the drop's one item (the core picks the only SKU, and refuses
+        with the list of SKUs when there are several)."""
+        if len(args) == 1 and _POOL.match(args[0].lower()):
+            return None, args[0].lower()
+        return (args[0] if args else None), (args[1] if len(args) > 1 else None)
+
     async def _buy(self, user: ChatUser, args: tuple[str, ...], message_id: str) -> Outbound:
         if len(args) > 2:
-            raise CommandError("Usage: !buy [SKU] [POOL]")
+            raise CommandError(f"Usage: {self.prefix}buy [SKU] [POOL]")
         drop = await self._drop(None)
-        sku = args[0] if args else None
-        pool = args[1] if len(args) > 1 else None
+        sku, pool = self._target(args)
         platform = user.identity.split(":", 1)[0]
         elsewhere = await self._claim_elsewhere(user, drop.id, sku, pool)
         if elsewhere is not None:
@@ -192,26 +239,14 @@ class CommandHandler:
             source=platform,
             claim_key=f"chat:{platform}:{message_id}",
         )
+        unit = unit_word(drop)
         page = self.drop_page(drop.id)
         if result.ok and result.hold is not None:
-            url = self.issue_link(drop.id, user.identity)
-            return Outbound(
-                replies=[
-                    Message(
-                        f"{user.name}, a unit is yours until {{at}} — pay with your personal "
-                        "link (only you can see it).",
-                        kind="held",
-                        drop_id=drop.id,
-                        at=result.hold.expires_at,
-                        personal_link=url,
-                        public_link=page,
-                        private=True,
-                    )
-                ]
-            )
+            return Outbound(replies=[await self._held(user, drop.id, result, unit)])
+        p = self.prefix
         text = {
-            ClaimOutcome.SOLD_OUT: f"Sold out, {user.name}. Type {self.prefix}waitlist to be next "
-            "when a unit frees up.",
+            ClaimOutcome.SOLD_OUT: f"Sold out, {user.name}. Type {p}waitlist to be next if "
+            f"{a_unit(unit)} frees up.",
             ClaimOutcome.NOT_OPEN: f"Not open yet, {user.name}: it opens {{at}}.",
             ClaimOutcome.CLOSED: "This drop is closed.",
             ClaimOutcome.LIMIT_REACHED: f"{user.name}, you've reached the limit for this drop.",
@@ -224,8 +259,33 @@ class CommandHandler:
                     drop_id=drop.id,
                     at=result.opens_at,
                     public_link=page,
+                    unit=unit,
                 )
             ]
+        )
+
+    async def _held(
+        self, user: ChatUser, drop_id: int, result: ClaimResult, unit: str, *, instant: bool = False
+    ) -> Message:
+        """The one private answer about a hold: whose it is, how to pay, when it lapses."""
+        assert result.hold is not None
+        what = a_unit(unit)
+        if result.outcome is ClaimOutcome.ALREADY_HELD:
+            lead = f"{user.name}, you already hold {what}"
+        elif instant:
+            lead = f"{user.name}, no need to wait: {what} is free, so it's yours now"
+        else:
+            lead = f"{user.name}, {what} is yours"
+        return Message(
+            f"{lead}. Pay with your personal link (only you can see it); the hold expires {{at}}.",
+            kind="held",
+            drop_id=drop_id,
+            at=result.hold.expires_at,
+            personal_link=await self.issue_link(drop_id, user.identity),
+            public_link=self.drop_page(drop_id),
+            private=True,
+            hold_id=result.hold.id,
+            unit=unit,
         )
 
     async def _claim_elsewhere(
@@ -252,42 +312,32 @@ class CommandHandler:
         )
 
     async def _waitlist(self, user: ChatUser, args: tuple[str, ...]) -> Outbound:
+        if len(args) > 2:
+            raise CommandError(f"Usage: {self.prefix}waitlist [SKU] [POOL]")
         drop = await self._drop(None)
-        elsewhere = await self._claim_elsewhere(
-            user, drop.id, args[0] if args else None, args[1] if len(args) > 1 else None
-        )
+        sku, pool = self._target(args)
+        elsewhere = await self._claim_elsewhere(user, drop.id, sku, pool)
         if elsewhere is not None:
             return elsewhere
         customer = await self.commerce.customers.resolve(user.identity, user.name)
-        result = await self.commerce.claims.join_waitlist(
-            drop.id,
-            customer,
-            sku=args[0] if args else None,
-            pool=args[1] if len(args) > 1 else None,
-        )
-        if result.ok:
-            url = self.issue_link(drop.id, user.identity)
-            return Outbound(
-                replies=[
-                    Message(
-                        f"{user.name}, a unit just freed up and it's yours until {{at}}.",
-                        kind="held",
-                        drop_id=drop.id,
-                        at=result.hold.expires_at if result.hold else None,
-                        personal_link=url,
-                        private=True,
-                    )
-                ]
-            )
+        # With a unit free, joining holds it at once: this reply is the one answer (the core
+        # announces no waitlist offer for the joiner's own instant hold).
+        result = await self.commerce.claims.join_waitlist(drop.id, customer, sku=sku, pool=pool)
+        unit = unit_word(drop)
+        if result.ok and result.hold is not None:
+            return Outbound(replies=[await self._held(user, drop.id, result, unit, instant=True)])
         if result.outcome is ClaimOutcome.CLOSED:
             raise CommandError("This drop is closed.")
+        if result.outcome is ClaimOutcome.LIMIT_REACHED:
+            raise CommandError(f"{user.name}, you already have as many as this drop allows.")
         return Outbound(
             replies=[
                 Message(
                     f"{user.name}, you're number {result.waitlist_position} in line. "
-                    "I'll message you when a unit frees up.",
+                    f"I'll message you privately if {a_unit(unit)} frees up.",
                     kind="waitlist",
                     drop_id=drop.id,
+                    unit=unit,
                 )
             ]
         )
@@ -342,44 +392,14 @@ class CommandHandler:
         return Outbound(replies=[Message(f"Drop {drop_id} created from {name}.toml.")])
 
 
+def unit_word(drop: Drop) -> str:
+    """What one claim takes, as ``DropView.unit_word`` says it, without reading the stock."""
+    return "bundle" if drop.format is DropFormat.BUNDLE else "unit"
+
+
 async def current_drop(commerce: Commerce) -> Drop | None:
     """The drop chat talks about (see DropService.current)."""
     return await commerce.drops.current()
-
-
-def stock_message(view: DropView) -> Message:
-    parts = []
-    for line in view.stock:
-        where = "" if line.pool == "ship" else f" ({line.pool.removeprefix('pickup:')} pickup)"
-        parts.append(f"{line.sku}{where}: {max(line.available, 0)} of {line.total} left")
-    return Message(" · ".join(parts), kind="stock", drop_id=view.drop.id)
-
-
-def status(view: DropView, page: str) -> Message:
-    drop = view.drop
-    left = view.available_units()
-    price = view.unit_price.format()
-    if drop.state is DropState.LIVE:
-        text = f"{drop.title} is LIVE: {left} left at {price}. Type !buy to claim."
-        return Message(
-            text,
-            kind="status",
-            drop_id=drop.id,
-            public_link=page,
-            buttons=(Button.BUY, Button.WAITLIST),
-        )
-    if drop.state is DropState.SCHEDULED:
-        return Message(
-            f"{drop.title} opens {{at}}: {left} units at {price}.",
-            kind="status",
-            drop_id=drop.id,
-            at=drop.opens_at,
-            public_link=page,
-            buttons=(Button.REMIND,),
-        )
-    if drop.state is DropState.CLOSED:
-        return Message(f"{drop.title} is closed.", kind="status", drop_id=drop.id)
-    return Message(f"{drop.title} is being prepared.", kind="status", drop_id=drop.id)
 
 
 def describe_error(error: DomainError) -> str:

@@ -4,6 +4,11 @@ Bus handlers only enqueue; one worker posts in event order, so a slow platform n
 a claim. Stock ticks edit one live message per platform (coalesced: at most one edit per
 ``edit_interval``) and post new messages only when stock falls to a threshold; "sold out"
 is its own event and is never coalesced away.
+
+Where a platform can edit, nothing the hub posted goes stale: once a drop opens, its
+announcement and countdowns stop counting down ("opened 2 min ago", never "opens 2 min
+ago"); once it closes, they and the live post say so; once a hold is paid, the private
+messages that carried its pay link say "paid".
 """
 
 from __future__ import annotations
@@ -11,18 +16,26 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from bot.messages import Message
+from bot.messages import Message, a_unit
 from bot.presenter import Presenter
 from commerce.core import Commerce
-from commerce.domain.events import Event, StockChanged, WaitlistOffered
+from commerce.domain.events import (
+    DropClosed,
+    DropOpened,
+    Event,
+    OrderPaid,
+    StockChanged,
+    WaitlistOffered,
+)
+from commerce.domain.model import DropState
 
 log = logging.getLogger(__name__)
 
-LinkIssuer = Callable[[int, str], str]
+LinkIssuer = Callable[[int, str], Awaitable[str]]
 
 
 class Outlet(Protocol):
@@ -39,7 +52,13 @@ class Outlet(Protocol):
     async def send_private(self, identity: str, message: Message, key: str | None = None) -> bool:
         """DM / whisper / session message; False when the person cannot be reached there.
         Transient failures raise. ``key`` identifies the notification so that platforms
-        which can (Discord's nonce) drop a repeat."""
+        which can (Discord's nonce) drop a repeat. A message with a ``hold_id`` is
+        remembered for ``edit_private``."""
+        ...
+
+    async def edit_private(self, hold_id: int, message: Message) -> None:
+        """Replace the private messages sent about ``hold_id`` (its pay link) with
+        ``message``; nothing where the platform cannot edit them."""
         ...
 
 
@@ -47,6 +66,7 @@ class Outlet(Protocol):
 class _DropTicks:
     last_available: int | None = None
     handles: dict[str, str] = field(default_factory=dict)  # platform -> live message
+    before_live: list[dict[str, str]] = field(default_factory=list)  # announcement, countdowns
     pending: asyncio.Task[None] | None = None
     last_edit: float = 0.0
 
@@ -82,11 +102,16 @@ class ChatHub:
         self._worker = asyncio.create_task(self._run(), name="chat-hub")
 
     async def stop(self) -> None:
-        for ticks in self._ticks.values():
-            if ticks.pending is not None:
-                ticks.pending.cancel()
+        """Cancel the worker and pending edits, and wait until they have ended: a task still
+        mid-query when the event loop closes is cancelled a second time there, which can
+        leave its aiosqlite connection's close waiting forever (and the loop with it)."""
+        tasks = [t.pending for t in self._ticks.values() if t.pending is not None]
         if self._worker is not None:
-            self._worker.cancel()
+            tasks.append(self._worker)
+            self._worker = None
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     async def drain(self) -> None:
         """Wait until every queued event has been handled (tests, shutdown)."""
@@ -116,8 +141,10 @@ class ChatHub:
         if isinstance(item, tuple):
             _, drop_id, seconds = item
             view = await self.commerce.drops.view(drop_id)
-            if view.drop.state.value == "scheduled":
-                await self._post_all(self.presenter.countdown(view, seconds))
+            countdown = self.presenter.countdown(view, seconds)
+            if countdown is not None:
+                handles = await self._post_all(countdown)
+                self._ticks.setdefault(drop_id, _DropTicks()).before_live.append(handles)
             return
         if isinstance(item, StockChanged):
             await self._tick(item)
@@ -125,13 +152,53 @@ class ChatHub:
         if isinstance(item, WaitlistOffered):
             await self._offer(item)
             return
+        if isinstance(item, OrderPaid):
+            await self._paid(item)
+            return
+        if isinstance(item, DropOpened):
+            await self._opened(item.drop_id)
+        elif isinstance(item, DropClosed):
+            await self._closed(item.drop_id)
         message = await self.presenter.for_event(item)
         if message is None:
             return
         handles = await self._post_all(message)
+        ticks = self._ticks.setdefault(item.drop_id, _DropTicks())
         if message.kind == "live":
-            ticks = self._ticks.setdefault(item.drop_id, _DropTicks())
             ticks.handles.update(handles)
+        elif message.kind == "announcement":
+            ticks.before_live.append(handles)
+        elif message.kind == "closed":
+            self._ticks.pop(item.drop_id, None)
+
+    async def _opened(self, drop_id: int) -> None:
+        """The announcement and countdowns stop counting down: the drop opened."""
+        ticks = self._ticks.get(drop_id)
+        if ticks is None or not ticks.before_live:
+            return
+        view = await self.commerce.drops.view(drop_id)
+        await self._edit_all(ticks.before_live, self.presenter.opened_note(view))
+
+    async def _closed(self, drop_id: int) -> None:
+        """Every post about the drop that is still up says it has ended."""
+        ticks = self._ticks.get(drop_id)
+        if ticks is None:
+            return
+        if ticks.pending is not None:
+            ticks.pending.cancel()
+        view = await self.commerce.drops.view(drop_id)
+        await self._edit_all([*ticks.before_live, ticks.handles], self.presenter.ended_note(view))
+
+    async def _edit_all(self, posts: list[dict[str, str]], message: Message) -> None:
+        for handles in posts:
+            for outlet in self.outlets:
+                handle = handles.get(outlet.platform)
+                if handle is None:
+                    continue
+                try:
+                    await outlet.edit(handle, message)
+                except Exception:
+                    log.exception("%s could not edit a %s post", outlet.platform, message.kind)
 
     async def _post_all(self, message: Message) -> dict[str, str]:
         handles: dict[str, str] = {}
@@ -155,7 +222,8 @@ class ChatHub:
         ]
         if crossed and before is not None:
             view = await self.commerce.drops.view(event.drop_id)
-            await self._post_all(self.presenter.tick(view, threshold=True))
+            if view.drop.state is DropState.LIVE:
+                await self._post_all(self.presenter.tick(view, left=event.available))
         if ticks.handles and (ticks.pending is None or ticks.pending.done()):
             delay = max(0.0, ticks.last_edit + self.edit_interval - time.monotonic())
             ticks.pending = asyncio.create_task(self._edit_live(event.drop_id, ticks, delay))
@@ -165,15 +233,7 @@ class ChatHub:
         await asyncio.sleep(delay)
         ticks.last_edit = time.monotonic()
         view = await self.commerce.drops.view(drop_id)
-        message = self.presenter.tick(view, threshold=False)
-        for outlet in self.outlets:
-            handle = ticks.handles.get(outlet.platform)
-            if handle is None:
-                continue
-            try:
-                await outlet.edit(handle, message)
-            except Exception:
-                log.exception("%s could not edit the live message", outlet.platform)
+        await self._edit_all([ticks.handles], self.presenter.tick(view))
 
     async def _offer(self, event: WaitlistOffered) -> None:
         customer = await self.commerce.customers.get(event.customer_id)
@@ -184,13 +244,15 @@ class ChatHub:
                 if outlet.platform != platform:
                     continue
                 message = Message(
-                    f"A unit of {view.drop.title} freed up and it's yours until {{at}}: pay with "
-                    "your personal link.",
+                    f"{a_unit(view.unit_word).capitalize()} of {view.drop.title} freed up and "
+                    "it's yours: pay with your personal link. The hold expires {at}.",
                     kind="waitlist_offer",
                     drop_id=event.drop_id,
                     at=event.expires_at,
-                    personal_link=self.issue_link(event.drop_id, identity),
+                    personal_link=await self.issue_link(event.drop_id, identity),
                     private=True,
+                    hold_id=event.hold_id,
+                    unit=view.unit_word,
                 )
                 if await outlet.send_private(identity, message):
                     self.commerce.tracker.note(
@@ -198,3 +260,13 @@ class ChatHub:
                     )
                     return
         log.info("waitlist offer for customer %s could not be delivered in chat", event.customer_id)
+
+    async def _paid(self, event: OrderPaid) -> None:
+        """The private messages that carried this hold's pay link now say it is paid."""
+        view = await self.commerce.drops.view(event.drop_id)
+        message = self.presenter.paid(view, event)
+        for outlet in self.outlets:
+            try:
+                await outlet.edit_private(event.hold_id, message)
+            except Exception:
+                log.exception("%s could not mark a private message paid", outlet.platform)

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
+from commerce.views import DropStatus
+
 
 class Button(StrEnum):
     BUY = "buy"
@@ -19,7 +21,10 @@ class Message:
     the viewer's own time zone (Discord ``<t:…:R>``; plain "in 4 min" elsewhere).
 
     ``personal_link`` is for one person only: adapters send it privately (ephemeral reply,
-    DM, studio session) and never post it in public chat.
+    DM, studio session) and never post it in public chat. ``hold_id`` names the hold such a
+    private message is about, so that the platforms that can edit it say "paid" once it is.
+    ``status`` is the drop's one headline and action (``commerce.views.drop_status``) for
+    outlets that show it apart from the text (the studio's status bar).
     """
 
     text: str
@@ -33,6 +38,9 @@ class Message:
     buttons: tuple[Button, ...] = ()
     private: bool = False
     image: bytes | None = None  # a PNG to attach where the platform can (the recap chart)
+    hold_id: int | None = None
+    unit: str = "unit"  # what one claim takes here: "unit", or "bundle" for a bundle drop
+    status: DropStatus | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +50,7 @@ class ChatUser:
     identity: str  # "discord:123", "twitch:456", "local:ann"
     name: str
     is_creator: bool = False  # broadcaster / mod / creator role / allow-listed
+    locale: str | None = None  # "en-US", "de": how they read money; None = the chat default
 
 
 @dataclass(slots=True)
@@ -52,8 +61,15 @@ class Outbound:
     posts: list[Message] = field(default_factory=list)
 
 
+def a_unit(unit: str) -> str:
+    """ "a unit", "a bundle": what one claim takes, with its article."""
+    return f"a {unit}"
+
+
 def relative(at: datetime, now: datetime) -> str:
-    """'in 4 min', '30 s ago' — for platforms without native timestamps."""
+    """'in 4 min', '30 s ago' — for platforms without native timestamps. It stands where a
+    Discord timestamp would, so texts put it after a verb ("opens {at}", "expires {at}"),
+    never after "until"."""
     seconds = int((at - now).total_seconds())
     future = seconds >= 0
     seconds = abs(seconds)

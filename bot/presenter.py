@@ -1,12 +1,20 @@
-"""Domain events → neutral chat messages (announcement, countdown, live, sold out, …)."""
+"""Domain events and drop state → neutral chat messages (announcement, countdown, live,
+sold out, status, stock, recap, paid).
+
+Every line about a drop's state leads with the one headline of ``commerce.views.drop_status``
+(in capitals in chat: "LIVE NOW", "SOLD OUT") and offers its one action, so chat never
+contradicts the drop page, the overlay or the studio. Counts are claim units: whole bundles
+for a bundle drop. Money is the drop's currency in the reader's locale.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 from dataclasses import replace
+from datetime import datetime
 
-from bot.messages import Button, Message
+from bot.messages import Button, Message, a_unit
 from commerce.analytics.chart import render_png
 from commerce.core import Commerce
 from commerce.domain.events import (
@@ -14,26 +22,56 @@ from commerce.domain.events import (
     DropOpened,
     DropScheduled,
     Event,
+    OrderPaid,
     Restocked,
     SoldOut,
 )
-from commerce.domain.model import DropView
+from commerce.domain.model import DropFormat, DropView
+from commerce.money_format import format_money
+from commerce.views import Action, DropStatus, Phase, drop_status, left_text
 
 log = logging.getLogger(__name__)
 
+_BUTTONS = {
+    Action.CLAIM: (Button.BUY,),
+    Action.WAITLIST: (Button.WAITLIST,),
+    Action.REMIND: (Button.REMIND,),
+    Action.NONE: (),
+}
 
-def _units(n: int) -> str:
-    return f"{n} unit" if n == 1 else f"{n} units"
+
+def count(n: int, unit: str) -> str:
+    """ "1 unit", "4 bundles"."""
+    return f"{n} {unit}" if n == 1 else f"{n} {unit}s"
+
+
+def pool_label(pool: str) -> str:
+    return "ship" if pool == "ship" else f"pickup at {pool.removeprefix('pickup:')}"
 
 
 class Presenter:
-    def __init__(self, commerce: Commerce, public_url: str, prefix: str = "!") -> None:
+    def __init__(
+        self, commerce: Commerce, public_url: str, prefix: str = "!", locale: str | None = None
+    ) -> None:
         self.commerce = commerce
         self.public_url = public_url.rstrip("/")
         self.prefix = prefix
+        self.locale = locale  # for public posts; None: the process default (chat.locale)
 
     def page(self, drop_id: int) -> str:
         return f"{self.public_url}/d/{drop_id}"
+
+    def price(self, view: DropView, locale: str | None = None) -> str:
+        """What one claim costs, in the reader's locale ("from …" when items differ)."""
+        locale = locale or self.locale
+        if not view.products:
+            return ""
+        if view.drop.format is DropFormat.BUNDLE or view.drop.price is not None:
+            return format_money(view.unit_price, locale)
+        prices = {p.price for p in view.products.values()}
+        cheapest = min(prices, key=lambda m: m.amount_minor)
+        text = format_money(cheapest, locale)
+        return text if len(prices) == 1 else f"from {text}"
 
     async def for_event(self, event: Event) -> Message | None:
         """The public post for an event, or None for events chat does not announce."""
@@ -46,80 +84,158 @@ class Presenter:
             case DropOpened():
                 return self.live(view)
             case SoldOut():
-                return Message(
-                    f"SOLD OUT: {view.drop.title}! Type {self.prefix}waitlist to be next if a "
-                    "unit frees up.",
-                    kind="sold_out",
-                    drop_id=view.drop.id,
-                    buttons=(Button.WAITLIST,),
-                )
+                return self.status(view, kind="sold_out")
             case Restocked():
-                return Message(
-                    f"Restocked: {event.added} more {event.sku}. {self._left(view)} — "
-                    f"{self.prefix}buy to claim.",
-                    kind="restocked",
-                    drop_id=view.drop.id,
-                    public_link=self.page(view.drop.id),
-                    buttons=(Button.BUY,),
-                )
+                return self.restocked(view)
             case DropClosed():
                 return await self.recap_with_kpis(view, event.reason)
         return None  # pragma: no cover
 
-    def announcement(self, view: DropView) -> Message:
+    # -- the drop's state -------------------------------------------------------------------
+
+    def status(
+        self, view: DropView, *, kind: str = "status", locale: str | None = None, lead: str = ""
+    ) -> Message:
+        """The drop's headline, detail and action as one chat line: ``!drop``, the live
+        post and every edit of it, sold out, and the status bar of the studio."""
+        status = drop_status(view)
         drop = view.drop
-        total = sum(line.total for line in view.stock)
-        return Message(
-            f"New drop: {drop.title} — {_units(total)} at {view.unit_price.format()}, "
-            "opens {at}.",
-            kind="announcement",
-            drop_id=drop.id,
-            at=drop.opens_at,
-            title=drop.title,
-            fields=(
-                ("Units", str(total)),
-                ("Price", view.unit_price.format()),
-                ("Checkout window", f"{drop.hold_seconds} s"),
-            ),
-            public_link=self.page(drop.id),
-            buttons=(Button.REMIND,),
-        )
-
-    def countdown(self, view: DropView, seconds_left: int) -> Message:
-        return Message(
-            f"{view.drop.title} opens {{at}} — {_units(view.available_units())}. Get ready: "
-            f"{self.prefix}buy",
-            kind="countdown",
-            drop_id=view.drop.id,
-            at=view.drop.opens_at,
-            public_link=self.page(view.drop.id),
-        )
-
-    def live(self, view: DropView) -> Message:
-        drop = view.drop
-        return Message(
-            f"LIVE NOW: {drop.title} — {self._left(view)} at {view.unit_price.format()}. "
-            f"Type {self.prefix}buy or press Buy.",
-            kind="live",
-            drop_id=drop.id,
-            title=drop.title,
-            public_link=self.page(drop.id),
-            buttons=(Button.BUY, Button.WAITLIST),
-        )
-
-    def tick(self, view: DropView, *, threshold: bool) -> Message:
-        left = view.available_units()
-        text = (
-            f"Only {left} left of {view.drop.title}! {self.prefix}buy"
-            if threshold
-            else f"LIVE: {view.drop.title} — {self._left(view)}. {self.prefix}buy"
-        )
+        p = self.prefix
+        price = self.price(view, locale)
+        at_price = f" at {price}" if price else ""
+        head = f"{lead}{status.headline.upper()}: {drop.title} — "
+        at: datetime | None = None
+        match status.phase:
+            case Phase.LIVE:
+                text = f"{head}{status.detail}{at_price}. Type {p}buy to claim."
+            case Phase.SOLD_OUT:
+                text = f"{head}{status.detail} Type {p}waitlist to be next."
+            case Phase.SCHEDULED:
+                opens = self._opens(view)
+                at = drop.opens_at if "{at}" in opens else None
+                text = (
+                    f"{head}{count(status.total, status.unit)}{at_price}, {opens}. "
+                    f"Type {p}remindme drop for a DM when it starts."
+                )
+            case _:
+                text = f"{head}{status.detail}"
         return Message(
             text,
-            kind="tick",
-            drop_id=view.drop.id,
-            public_link=self.page(view.drop.id),
-            buttons=(Button.BUY,) if left else (Button.WAITLIST,),
+            kind=kind,
+            drop_id=drop.id,
+            at=at,
+            title=drop.title,
+            public_link=self.page(drop.id),
+            buttons=_BUTTONS[status.action],
+            unit=status.unit,
+            status=status,
+        )
+
+    def _opens(self, view: DropView) -> str:
+        """ "opens {at}" while the opening is ahead; never "opens 2 min ago"."""
+        opens_at = view.drop.opens_at
+        now = view.as_of or self.commerce.clock.now()
+        if opens_at is None:
+            return "opening time to be announced"
+        return "opens {at}" if opens_at > now else "opening any moment now"
+
+    def announcement(self, view: DropView) -> Message | None:
+        """The first post about a scheduled drop; None once it is no longer scheduled (an
+        announcement handled late must not say it "opens" when it already has)."""
+        if drop_status(view).phase is not Phase.SCHEDULED:
+            return None
+        drop = view.drop
+        message = self.status(view, kind="announcement", lead="New drop! ")
+        return replace(
+            message,
+            fields=(
+                (f"{view.unit_word.capitalize()}s", str(view.counts().total)),
+                ("Price", self.price(view)),
+                ("Checkout window", f"{drop.hold_seconds} s"),
+            ),
+        )
+
+    def countdown(self, view: DropView, seconds_left: int) -> Message | None:
+        if drop_status(view).phase is not Phase.SCHEDULED:
+            return None
+        return self.status(view, kind="countdown")
+
+    def live(self, view: DropView) -> Message:
+        """The post when a drop opens; edited in place as stock moves (``tick``)."""
+        return self.status(view, kind="live")
+
+    def tick(self, view: DropView, *, left: int | None = None) -> Message:
+        """The current state for the live post's edit; with ``left``, the post for a
+        threshold the stock just crossed ("Only 3 left"), worded with the count of the
+        event that crossed it (the drop may have moved on since)."""
+        message = self.status(view, kind="tick")
+        if left is None:
+            return message
+        unit = view.unit_word
+        amount = count(left, unit) if unit != "unit" else str(left)
+        return replace(message, text=f"Only {amount} left: {view.drop.title}! {self.prefix}buy")
+
+    def restocked(self, view: DropView) -> Message:
+        return self.status(view, kind="restocked", lead="Restocked! ")
+
+    def opened_note(self, view: DropView) -> Message:
+        """What the announcement and countdown posts become once the drop is live: no
+        countdown left to show, and nothing that goes stale as stock moves."""
+        drop = view.drop
+        return Message(
+            f"{drop.title} opened {{at}}: the live post below has the stock.",
+            kind="opened",
+            drop_id=drop.id,
+            at=drop.opened_at,
+            title=drop.title,
+            public_link=self.page(drop.id),
+            unit=view.unit_word,
+        )
+
+    def ended_note(self, view: DropView) -> Message:
+        """What the announcement, countdown and live posts become once the drop closed."""
+        return self.status(view, kind="closed")
+
+    def stock(self, view: DropView, locale: str | None = None) -> Message:
+        """``!stock``: the status line, then what is left per item and pool."""
+        status = drop_status(view)
+        parts = []
+        if status.phase in (Phase.LIVE, Phase.SOLD_OUT, Phase.SCHEDULED):
+            parts = self._stock_parts(view, status)
+        message = self.status(view, kind="stock", locale=locale)
+        if len(parts) > 1:
+            message = replace(message, text=f"{message.text} · {' · '.join(parts)}")
+        return message
+
+    def _stock_parts(self, view: DropView, status: DropStatus) -> list[str]:
+        if view.drop.format is DropFormat.BUNDLE:
+            return [
+                f"{pool_label(pool)} ({self.prefix}buy {pool}): "
+                f"{left_text(c.available, c.total, status.unit)}"
+                for pool in view.pools
+                for c in [view.counts(pool)]
+            ]
+        parts = []
+        for line in view.stock:
+            where = "" if len(view.pools) == 1 else f" {line.pool}"
+            left = left_text(max(line.available, 0), line.total, "unit")
+            parts.append(f"{line.sku}{where}: {left}")
+        return parts
+
+    # -- after the sale ---------------------------------------------------------------------
+
+    def paid(self, view: DropView, event: OrderPaid) -> Message:
+        """What a private pay message becomes once its hold is paid (where it can be edited)."""
+        drop = view.drop
+        return Message(
+            f"Paid, thank you! {a_unit(view.unit_word).capitalize()} of {drop.title} is yours "
+            f"(order #{event.order_id}).",
+            kind="paid",
+            drop_id=drop.id,
+            public_link=self.page(drop.id),
+            private=True,
+            hold_id=event.hold_id,
+            unit=view.unit_word,
         )
 
     async def recap_with_kpis(self, view: DropView, reason: str) -> Message:
@@ -147,26 +263,13 @@ class Presenter:
         return replace(base, text=lead + base.text, fields=tuple(fields), image=image)
 
     def recap(self, view: DropView, reason: str) -> Message:
+        """The closed status, thanked, with the numbers as fields (in claim units)."""
         drop = view.drop
-        sold = sum(line.sold for line in view.stock)
-        total = sum(line.total for line in view.stock)
-        fields = [("Sold", f"{sold} of {total}")]
+        counts = view.counts()
+        fields = [("Sold", f"{counts.sold} of {count(counts.total, view.unit_word)}")]
         if drop.opened_at and drop.closed_at:
             fields.append(
                 ("Open for", f"{int((drop.closed_at - drop.opened_at).total_seconds())} s")
             )
-        why = {"sold_out": "sold out", "window_ended": "time's up", "manual": "closed"}.get(
-            reason, reason
-        )
-        return Message(
-            f"{drop.title} is over ({why}): {sold} of {total} sold. Thank you!",
-            kind="closed",
-            drop_id=drop.id,
-            title=drop.title,
-            fields=tuple(fields),
-        )
-
-    @staticmethod
-    def _left(view: DropView) -> str:
-        left = view.available_units()
-        return "sold out" if left == 0 else f"{left} left"
+        message = self.status(view, kind="closed")
+        return replace(message, text=f"{message.text} Thank you!", fields=tuple(fields))

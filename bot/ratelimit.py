@@ -9,6 +9,7 @@ bucket back by the server's ``retry_after``.
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Callable
 
@@ -99,3 +100,38 @@ def twitch_limiter(*, moderator: bool) -> RateLimiter:
         channel_rate=per_30s / 30,
         channel_capacity=per_30s,
     )
+
+
+class AnswerThrottle:
+    """At most one answer per ``per_user`` seconds to each person and per ``per_channel``
+    seconds in each channel: for answers nobody asked for in earnest (help for an unknown
+    command), so that someone typing ``!foo`` in a loop cannot make the bot flood chat."""
+
+    def __init__(
+        self,
+        *,
+        per_user: float = 120.0,
+        per_channel: float = 15.0,
+        clock: Callable[[], float] = time.monotonic,
+        max_keys: int = 10_000,
+    ) -> None:
+        self.per_user = per_user
+        self.per_channel = per_channel
+        self._clock = clock
+        self._max_keys = max_keys
+        self._users: dict[str, float] = {}
+        self._channels: dict[str, float] = {}
+
+    def allow(self, user: str, channel: str) -> bool:
+        """True (and counted) when both the person and the channel may get an answer now."""
+        now = self._clock()
+        if now - self._users.get(user, -math.inf) < self.per_user:
+            return False
+        if now - self._channels.get(channel, -math.inf) < self.per_channel:
+            return False
+        self._users[user] = self._channels[channel] = now
+        if len(self._users) > self._max_keys:  # forget people whose pause is over
+            self._users = {k: t for k, t in self._users.items() if now - t < self.per_user}
+        if len(self._channels) > self._max_keys:
+            self._channels = {k: t for k, t in self._channels.items() if now - t < self.per_channel}
+        return True

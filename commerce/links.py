@@ -12,9 +12,11 @@ from datetime import UTC, datetime, timedelta
 
 from itsdangerous import BadSignature, URLSafeSerializer
 
+from commerce.analytics.tracking import Tracker
 from commerce.clock import Clock
 from commerce.domain.errors import DomainError
 from commerce.domain.model import normalize_identity
+from commerce.services.customers import CustomerService
 
 
 class LinkInvalid(DomainError):
@@ -88,3 +90,33 @@ class LinkSigner:
             return int(customer_id)
         except (BadSignature, ValueError, TypeError):
             raise LinkInvalid("this unsubscribe link is not valid") from None
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedLink:
+    url: str
+    token: str
+    link: ClaimLink
+
+
+class LinkIssuer:
+    """Hands out personal links, from every path (chat, the admin API, the drop page,
+    reminders, the CLI): signs one and records ``link_issued`` durably before the URL is
+    handed out, so the funnel's first step is never missing."""
+
+    def __init__(
+        self, signer: LinkSigner, customers: CustomerService, tracker: Tracker, base_url: str
+    ) -> None:
+        self.signer = signer
+        self.customers = customers
+        self.tracker = tracker
+        self.base_url = base_url.rstrip("/")
+
+    async def issue(self, drop_id: int, identity: str, tag: str | None = None) -> IssuedLink:
+        token, link = self.signer.issue(drop_id, identity, tag)
+        customer_id = await self.customers.resolve(link.identity)
+        await self.tracker.log(drop_id, "link_issued", customer_id, tag=tag)
+        return IssuedLink(f"{self.base_url}/c/{token}", token, link)
+
+    async def url(self, drop_id: int, identity: str, tag: str | None = None) -> str:
+        return (await self.issue(drop_id, identity, tag)).url

@@ -171,6 +171,20 @@ class ChatSettings(_Section):
     edit_interval_seconds: float = Field(default=2.0, ge=0.2, le=60)
     drops_dir: str = "drops"  # `!drop new NAME` creates a drop from <drops_dir>/NAME.toml
     studio: bool | None = None  # the local /studio chat; None = on when no bot is configured
+    # How money reads when the reader's own locale is unknown (Twitch chat, public posts,
+    # DMs, pages without Accept-Language): "en_US" writes $12.00, "de_DE" 12,00 €.
+    locale: str = "en_US"
+
+    @field_validator("locale")
+    @classmethod
+    def _known_locale(cls, value: str) -> str:
+        from babel import Locale, UnknownLocaleError
+
+        try:
+            Locale.parse(value.replace("-", "_"))
+        except (UnknownLocaleError, ValueError) as exc:
+            raise ValueError(f"unknown locale {value!r} (e.g. en_US, de_DE)") from exc
+        return value
 
     @field_validator("tick_thresholds")
     @classmethod

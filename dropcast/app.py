@@ -6,12 +6,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import signal
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from importlib import resources
+from typing import Any
 
 from aiohttp import web
+from pydantic import SecretStr
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
 
 from bot.commands import CommandHandler
 from bot.discord import DiscordBot
@@ -21,12 +27,23 @@ from bot.studio.outlet import StudioOutlet
 from bot.twitch import AccountLinker, TwitchBot
 from commerce.clock import Clock, SystemClock
 from commerce.core import Commerce
-from commerce.domain.model import normalize_identity
+from commerce.domain.errors import DropNotFound
+from commerce.domain.model import (
+    DropFormat,
+    DropState,
+    DropView,
+    Money,
+    currency_exponent,
+    normalize_identity,
+)
 from commerce.dropfile import validate_spec
-from commerce.links import LinkSigner
+from commerce.links import LinkIssuer, LinkSigner
+from commerce.money_format import set_default_locale
+from commerce.services.unit_of_work import Tx
 from commerce.storage.database import Database
 from commerce.storage.migrate import upgrade
 from commerce.storage.pg_events import PgEventChannel
+from commerce.storage.tables import kv
 from commerce.web.app import build_payments, create_app
 from config.settings import Settings
 from scheduler.leader import Leadership
@@ -41,6 +58,50 @@ from scheduler.runner import SchedulerRole
 
 log = logging.getLogger("dropcast")
 ALL_ROLES = frozenset({"web", "bots", "scheduler"})
+DEMO_KEY = "demo_drop_id"  # kv: the demo drop `run --demo` reuses while it is open
+
+
+def drop_file_of(view: DropView) -> dict[str, Any]:
+    """The drop file (as parsed TOML) that makes a copy of ``view``'s drop: its settings,
+    its own catalogue (titles and prices as this drop sold them) and every pool's total,
+    restocks included. No times and no replay: those belong to the original."""
+    drop = view.drop
+    header: dict[str, Any] = {
+        "title": drop.title,
+        "format": drop.format.value,
+        "hold_seconds": drop.hold_seconds,
+        "per_customer_limit": drop.per_customer_limit,
+    }
+    if drop.demo_seconds is not None:
+        header["demo_seconds"] = drop.demo_seconds
+    if drop.objective:
+        header["objective"] = dict(drop.objective)
+    if drop.format is DropFormat.BUNDLE and drop.price is not None:
+        header["price"], header["currency"] = _decimal(drop.price), drop.price.currency
+    items: dict[str, dict[str, Any]] = {}
+    for line in view.stock:  # in the drop's item order
+        item = items.setdefault(line.sku, {"sku": line.sku, "pools": {}})
+        item["pools"][line.pool] = line.total
+        if drop.format is DropFormat.BUNDLE:
+            item["per_bundle"] = line.per_unit
+    products = []
+    for sku in items:
+        product = view.products[sku]
+        entry = {
+            "sku": sku,
+            "title": product.title,
+            "price": _decimal(product.price),
+            "currency": product.price.currency,
+        }
+        if product.image_url:
+            entry["image_url"] = product.image_url
+        products.append(entry)
+    return {"drop": header, "products": products, "items": list(items.values())}
+
+
+def _decimal(money: Money) -> str:
+    exponent = currency_exponent(money.currency)
+    return f"{Decimal(money.amount_minor).scaleb(-exponent):.{exponent}f}"
 
 
 @dataclass
@@ -56,11 +117,7 @@ class App:
     db: Database
     commerce: Commerce
     signer: LinkSigner
-    _background: set[asyncio.Task[None]] = field(default_factory=set)
-
-    async def _track_issued(self, drop_id: int, identity: str, tag: str | None) -> None:
-        customer_id = await self.commerce.customers.resolve(identity)
-        self.commerce.tracker.note(drop_id, "link_issued", customer_id, tag=tag)
+    links: LinkIssuer
 
     @classmethod
     async def open(
@@ -79,6 +136,7 @@ class App:
         )
         if migrate:
             await upgrade(db)
+        set_default_locale(settings.chat.locale)  # money for readers of unknown locale
         commerce = Commerce.build(db, clock=clock or SystemClock())
         if db.dialect == "postgresql":
             # Changes made here reach every running process (LISTEN/NOTIFY on commit).
@@ -88,36 +146,62 @@ class App:
         configured = settings.security.secret_key
         secret = configured.get_secret_value() if configured else await commerce.secret_key()
         signer = LinkSigner(secret, commerce.clock, settings.security.link_ttl_seconds)
-        return cls(settings, db, commerce, signer)
+        links = LinkIssuer(signer, commerce.customers, commerce.tracker, settings.web.base_url)
+        return cls(settings, db, commerce, signer, links)
 
     async def close(self) -> None:
         await self.db.dispose()
 
-    def link_url(self, drop_id: int, identity: str, tag: str | None = None) -> tuple[str, datetime]:
-        """A personal one-click URL for ``identity`` on ``drop_id`` (counted as issued)."""
-        token, link = self.signer.issue(drop_id, identity, tag)
-        with contextlib.suppress(RuntimeError):  # no running loop: nothing to measure into
-            task = asyncio.get_running_loop().create_task(
-                self._track_issued(drop_id, link.identity, tag)
-            )
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
-        return f"{self.settings.web.base_url}/c/{token}", link.expires_at
-
     async def issue_link(
         self, drop_id: int, identity: str, tag: str | None = None
     ) -> tuple[str, datetime]:
+        """A personal one-click URL for ``identity`` on ``drop_id`` (recorded as issued)."""
         identity = normalize_identity(identity)  # bad input first: it needs no database
         await self.commerce.drops.get(drop_id)  # raises DropNotFound
-        return self.link_url(drop_id, identity, tag)
+        issued = await self.links.issue(drop_id, identity, tag)
+        return issued.url, issued.link.expires_at
 
     async def seed_demo(self) -> int:
-        """The demo drop: opens a minute from now, so the countdown is visible."""
+        """The demo drop: the one the last demo run made while it is still open, so its id
+        and links survive a restart; once it has closed, a fresh one that opens a minute
+        from now (so the countdown is visible)."""
         import tomllib
 
+        async with self.db.read() as conn:
+            kept = (await conn.execute(select(kv.c.value).where(kv.c.key == DEMO_KEY))).scalar()
+        if kept is not None and kept.isdigit():
+            with contextlib.suppress(DropNotFound):
+                drop = await self.commerce.drops.get(int(kept))
+                if drop.state is not DropState.CLOSED:
+                    return drop.id
         text = resources.files("config").joinpath("demo_drop.toml").read_text(encoding="utf-8")
-        spec = validate_spec(tomllib.loads(text))
-        return await self.commerce.drops.create(spec)
+        insert = postgresql.insert if self.db.dialect == "postgresql" else sqlite.insert
+
+        async def remember(tx: Tx, drop_id: int) -> None:  # in the drop's own transaction
+            await tx.conn.execute(
+                insert(kv)
+                .values(key=DEMO_KEY, value=str(drop_id))
+                .on_conflict_do_update(index_elements=["key"], set_={"value": str(drop_id)})
+            )
+
+        return await self.commerce.drops.create(validate_spec(tomllib.loads(text)), then=remember)
+
+    async def copy_drop(self, drop_id: int, opens_at: str | None = None) -> int:
+        """A new drop made from another (any state): a closed drop never reopens, so this is
+        how a creator runs it again. Without ``opens_at`` the copy is a draft."""
+        spec = drop_file_of(await self.commerce.drops.view(drop_id))
+        if opens_at is not None:
+            spec["drop"]["opens_at"] = opens_at
+        return await self.commerce.drops.create(validate_spec(spec))
+
+    def _demo_admin_token(self) -> str | None:
+        """The demo's dashboard needs an admin token: when none is configured, make one for
+        this run only (printed with the demo's links, never stored)."""
+        if self.settings.security.admin_token is not None:
+            return None
+        token = secrets.token_urlsafe(24)
+        self.settings.security.admin_token = SecretStr(token)
+        return token
 
     async def serve(
         self,
@@ -138,6 +222,7 @@ class App:
                 loop.add_signal_handler(sig, stop.set)
         async with contextlib.AsyncExitStack() as stack:
             self.commerce.uow.hand_off = False  # this process announces its own events
+            demo_token = self._demo_admin_token() if demo else None
             if isinstance(self.commerce.uow.stage, PgEventChannel):
                 # Several processes share one stock count: events cross via LISTEN/NOTIFY.
                 channel = self.commerce.uow.stage
@@ -164,7 +249,7 @@ class App:
                 stack.push_async_callback(scheduler.shutdown)
             if demo:
                 drop_id = await self.seed_demo()
-                self._print_demo(drop_id, studio=chat.studio is not None)
+                await self._print_demo(drop_id, studio=chat.studio is not None, token=demo_token)
             await stop.wait()
 
     def _bots(self, chat: Chat) -> list[DiscordBot | TwitchBot]:
@@ -215,14 +300,12 @@ class App:
     def renderer(self) -> RetentionRenderer:
         base = self.settings.web.base_url
 
-        def issue(drop_id: int, identity: str, tag: str | None) -> str:
-            return self.link_url(drop_id, identity, tag)[0]
-
         return RetentionRenderer(
             self.commerce,
-            issue,
+            self.links.url,
             lambda customer_id: f"{base}/u/{self.signer.unsubscribe_token(customer_id)}",
             base,
+            self.settings.chat.locale,
         )
 
     def build_chat(self, *, web: bool = True, bots: bool = True) -> Chat:
@@ -230,20 +313,18 @@ class App:
         chat_settings = self.settings.chat
         base = self.settings.web.base_url
 
-        def issue(drop_id: int, identity: str) -> str:
-            return self.link_url(drop_id, identity)[0]
-
         handler = CommandHandler(
             self.commerce,
-            issue,
+            self.links.url,
             public_url=base,
             prefix=chat_settings.prefix,
             drops_dir=chat_settings.drops_dir,
+            locale=chat_settings.locale,
         )
         hub = ChatHub(
             self.commerce,
-            Presenter(self.commerce, base, chat_settings.prefix),
-            issue,
+            Presenter(self.commerce, base, chat_settings.prefix, chat_settings.locale),
+            self.links.url,
             thresholds=chat_settings.tick_thresholds,
             edit_interval=chat_settings.edit_interval_seconds,
         )
@@ -268,13 +349,30 @@ class App:
         log.info("web listening on http://%s:%s", self.settings.web.host, self.settings.web.port)
         return runner
 
-    def _print_demo(self, drop_id: int, *, studio: bool) -> None:
+    async def _print_demo(self, drop_id: int, *, studio: bool, token: str | None) -> None:
+        """Where to go, with the demo drop's real id (a restart may have reused it)."""
         base = self.settings.web.base_url
-        url, _ = self.link_url(drop_id, "web:demo@example.com")
-        print(f"demo drop {drop_id} opens in about a minute:")
+        drop = await self.commerce.drops.get(drop_id)
+        url, _ = await self.issue_link(drop_id, "web:demo@example.com")
+        if drop.state is DropState.LIVE:
+            print(f"demo drop {drop_id} is live:")
+        else:
+            wait = (drop.opens_at or self.commerce.clock.now()) - self.commerce.clock.now()
+            print(
+                f"demo drop {drop_id} opens in {max(0, round(wait.total_seconds()))} s "
+                f"(or now: dropcast drop open {drop_id}):"
+            )
         if studio:
             print(f"  studio chat {base}/studio   (type !drop, then !buy once it is live)")
         print(f"  drop page   {base}/d/{drop_id}")
         print(f"  overlay     {base}/overlay/{drop_id}")
+        if token is not None:
+            print(f"  dashboard   {base}/dashboard?token={token}   (demo admin token, this run)")
+        else:
+            print(f"  dashboard   {base}/dashboard?token=<security.admin_token>")
         print(f"  buy link    {url}")
+        print(
+            "It stays live until it sells out or is closed; once it has closed, the next demo "
+            "run starts a fresh one."
+        )
         print("Ctrl-C stops.", flush=True)

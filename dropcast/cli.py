@@ -8,7 +8,7 @@ import re
 import sys
 import tomllib
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
@@ -17,14 +17,15 @@ import click
 from pydantic import AnyHttpUrl
 
 from commerce.domain.errors import DomainError, InvalidState
-from commerce.domain.model import DropView
-from commerce.dropfile import load_drop_file
+from commerce.domain.model import DropState, DropView
+from commerce.dropfile import load_drop_file, parse_when
+from commerce.money_format import format_money
 from commerce.views import drop_state, iso
 from config.settings import ConfigError, Settings, load_settings
 from dropcast import logs
 from dropcast.app import ALL_ROLES, App
 from dropcast.rehearse import Rehearsal, RehearsalError, run_rehearsal
-from scheduler.recurring import check_cron
+from scheduler.recurring import check_cron, known_timezone
 
 T = TypeVar("T")
 EXIT_BAD_INPUT = 2
@@ -103,7 +104,11 @@ def cli(ctx: click.Context, config_path: Path | None) -> None:
 
 
 @cli.command()
-@click.option("--demo", is_flag=True, help="Seed a demo drop that opens in a minute.")
+@click.option(
+    "--demo",
+    is_flag=True,
+    help="The demo: reuse the demo drop while it is open, else seed one that opens in a minute.",
+)
 @click.option("--host", default=None, help="Override web.host.")
 @click.option("--port", type=int, default=None, help="Override web.port.")
 @click.option(
@@ -208,7 +213,12 @@ def drop_show(ctx: click.Context, drop_id: int, as_json: bool) -> None:
 @click.pass_context
 def drop_open(ctx: click.Context, drop_id: int) -> None:
     """Open a drop for claims now."""
-    result = with_app(ctx, lambda app: app.commerce.drops.open(drop_id))
+    try:
+        result = with_app(ctx, lambda app: app.commerce.drops.open(drop_id), reraise=True)
+    except InvalidState as exc:  # closed: say how to run it again
+        fail(f"{exc}; `dropcast drop copy {drop_id}` makes a new drop from it")
+    except DomainError as exc:
+        fail(str(exc))
     click.echo(f"drop {result.id} is {result.state.value}")
 
 
@@ -221,16 +231,63 @@ def drop_close(ctx: click.Context, drop_id: int) -> None:
     click.echo(f"drop {result.id} is {result.state.value}")
 
 
-@drop.command("restock")
+@drop.command("copy")
+@click.argument("drop_id", type=int)
+@click.option(
+    "--opens",
+    "opens_at",
+    default=None,
+    help='When the copy opens ("+2m" or ISO 8601). Default: a draft, opened by `drop open`.',
+)
+@click.option("--json", "as_json", is_flag=True, help='Print {"id": …, "copy_of": …}.')
+@click.pass_context
+def drop_copy(ctx: click.Context, drop_id: int, opens_at: str | None, as_json: bool) -> None:
+    """Create a new drop with another drop's items, prices and settings (a drop closed by
+    hand never reopens: copy it to run it again). Pools get the totals the original ended
+    with."""
+    if opens_at is not None:
+        try:
+            parse_when(opens_at, datetime.now(UTC), "--opens")
+        except DomainError as exc:
+            fail(str(exc))
+    new_id = with_app(ctx, lambda app: app.copy_drop(drop_id, opens_at))
+    then = f"it opens at {opens_at}" if opens_at else f"open it with: dropcast drop open {new_id}"
+    emit(
+        {"id": new_id, "copy_of": drop_id},
+        as_json,
+        f"created drop {new_id}, a copy of drop {drop_id}; {then}",
+    )
+
+
+# ignore_unknown_options: "-3" reaches UNITS and gets a range message, not "No such option".
+@drop.command("restock", context_settings={"ignore_unknown_options": True})
 @click.argument("drop_id", type=int)
 @click.argument("sku")
 @click.argument("units", type=click.IntRange(1, 1_000_000))
 @click.option("--pool", default="ship", show_default=True, help="ship or pickup:<location>")
+@click.option("--new-pool", is_flag=True, help="Open POOL if the item does not have it yet.")
 @click.pass_context
-def drop_restock(ctx: click.Context, drop_id: int, sku: str, units: int, pool: str) -> None:
-    """Add units to a pool; the waitlist is served first."""
-    offers = with_app(ctx, lambda app: app.commerce.drops.restock(drop_id, sku, units, pool))
+def drop_restock(
+    ctx: click.Context, drop_id: int, sku: str, units: int, pool: str, new_pool: bool
+) -> None:
+    """Add units to one of the item's pools; the waitlist is served first."""
+    offers = with_app(
+        ctx,
+        lambda app: app.commerce.drops.restock(drop_id, sku, units, pool, new_pool=new_pool),
+    )
     click.echo(f"restocked {units} x {sku} ({pool}); {offers} offered to the waitlist")
+
+
+@drop.command("price", context_settings={"ignore_unknown_options": True})
+@click.argument("drop_id", type=int)
+@click.argument("price")
+@click.option("--sku", default=None, help="The item (needed when the drop sells several).")
+@click.pass_context
+def drop_price(ctx: click.Context, drop_id: int, price: str, sku: str | None) -> None:
+    """Change what one claim costs from now on; refused while any hold is open."""
+    money = with_app(ctx, lambda app: app.commerce.drops.set_price(drop_id, price, sku))
+    what = f"{sku.upper()} in drop {drop_id}" if sku else f"drop {drop_id}"
+    click.echo(f"{what} now costs {format_money(money, None)}; recorded as price_changed")
 
 
 @drop.command("replay")
@@ -267,6 +324,8 @@ def template_add(
 ) -> None:
     """Repeat a drop file on a schedule; each occurrence becomes one drop."""
     lead_time = parse_duration(lead, "--lead")
+    if not known_timezone(timezone):  # before the cron check, which needs a zone to run
+        fail(f"--tz: {timezone!r} is not a time zone (an IANA name like Europe/Berlin or UTC)")
     problem = check_cron(cron, timezone) if len(cron.split()) == 5 else None
     if problem is not None:
         fail(f"--cron: {cron!r} is not a schedule: {problem}")
@@ -289,6 +348,11 @@ def template_add(
 @click.option("--arrival", type=click.Choice(["burst", "ramp"]), default="burst", show_default=True)
 @click.option("--ramp-seconds", type=click.FloatRange(0.1, 600), default=10.0, show_default=True)
 @click.option("--url", default=None, help="The running dropcast (default: web.public_url).")
+@click.option(
+    "--fresh",
+    is_flag=True,
+    help="Rehearse on a new copy of the drop, opened now (e.g. when the drop has closed).",
+)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 def rehearse(
@@ -298,9 +362,11 @@ def rehearse(
     arrival: str,
     ramp_seconds: float,
     url: str | None,
+    fresh: bool,
     as_json: bool,
 ) -> None:
-    """Simulate a viewer surge on a live (staging) drop and check for oversell."""
+    """Simulate a viewer surge on a live (staging) drop and check for oversell. The report
+    starts with the id of the drop rehearsed on (a new one with --fresh)."""
     settings = settings_of(ctx)
     if settings.payments.provider != "test":
         fail(
@@ -309,13 +375,27 @@ def rehearse(
         )
     target = url or settings.web.base_url
 
+    rehearsed = drop_id
+
     async def work(app: App) -> Rehearsal:
-        drop = await app.commerce.drops.get(drop_id)
-        if drop.state.value != "live":
-            raise InvalidState(f"drop {drop_id} is {drop.state.value}; open it to rehearse")
+        nonlocal rehearsed
+        if fresh:
+            rehearsed = await app.copy_drop(drop_id)
+            await app.commerce.drops.open(rehearsed)
+        drop = await app.commerce.drops.get(rehearsed)
+        if drop.state is DropState.CLOSED:
+            raise InvalidState(
+                f"drop {drop_id} is closed; `dropcast rehearse {drop_id} --fresh` rehearses "
+                f"on a new copy of it"
+            )
+        if drop.state is not DropState.LIVE:
+            raise InvalidState(
+                f"drop {drop_id} is {drop.state.value}; open it first "
+                f"(`dropcast drop open {drop_id}`) or add --fresh to rehearse on a copy"
+            )
         return await run_rehearsal(
             app,
-            drop_id,
+            rehearsed,
             viewers=viewers,
             arrival=arrival,
             url=target,
@@ -328,10 +408,10 @@ def rehearse(
         fail(str(exc))
     except aiohttp.ClientError as exc:
         fail(f"cannot reach {target}: {exc}")
-    summary = result.summary()
+    summary = {"drop_id": rehearsed, **result.summary()}
     text = "\n".join(f"{key:<16} {value}" for key, value in summary.items())
     emit(summary, as_json, text)
-    if summary["oversold"]:
+    if summary["oversold"] or summary["holders_refused"]:
         sys.exit(1)
 
 

@@ -66,6 +66,7 @@ class Rehearsal:
             "paid": self.paid,
             "checkout_p50_s": _round(self.pct(self.checkout_seconds, 50)),
             "checkout_p90_s": _round(self.pct(self.checkout_seconds, 90)),
+            "holders_refused": self.outcomes["holder_refused"],
             "oversold": self.oversold,
         }
 
@@ -92,10 +93,12 @@ async def run_rehearsal(
     base = url.rstrip("/")
     report = Rehearsal(viewers, arrival)
     run = uuid.uuid4().hex[:8]
-    tokens = [
-        app.signer.issue(drop_id, f"web:rehearsal-{run}-{i}@rehearsal.invalid", "rehearsal")[0]
-        for i in range(viewers)
-    ]
+    # Issued like any link (recorded as the funnel's first step), so the report adds up.
+    identities = [f"web:rehearsal-{run}-{i}@rehearsal.invalid" for i in range(viewers)]
+    issued = await asyncio.gather(
+        *(app.links.issue(drop_id, identity, "rehearsal") for identity in identities)
+    )
+    tokens = [link.token for link in issued]
     connector = aiohttp.TCPConnector(limit=min(viewers, 1000))
     client_timeout = aiohttp.ClientTimeout(total=request_seconds)
     async with aiohttp.ClientSession(connector=connector, timeout=client_timeout) as http:
@@ -126,6 +129,16 @@ async def run_rehearsal(
             else:
                 report.outcomes[f"error:{status}"] += 1
                 return
+            # A holder opens another personal link of theirs (as from chat or a reminder) at
+            # the busiest moment: it must show the same hold, never "sold out".
+            again = await app.links.issue(drop_id, identities[i], "rehearsal")
+            try:
+                async with http.get(f"{base}/c/{again.token}", headers=headers) as response:
+                    same = dict(FORM_FIELD.findall(await response.text())).get("hold_id")
+                    if response.status != 200 or same != fields["hold_id"]:
+                        report.outcomes["holder_refused"] += 1
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                report.outcomes[f"error:reopen {type(exc).__name__}"] += 1
             form = {**fields, "provider": "test"}
             try:
                 async with http.post(f"{base}/c/{token}/pay", data=form, headers=headers) as paid:

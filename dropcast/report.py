@@ -17,6 +17,7 @@ from rich.table import Table
 from commerce.analytics import DropAnalytics, DropKpis, DropSummary, parse_period, to_json
 from commerce.analytics.results import ObjectiveResult, RepeatRate, headline
 from commerce.domain.errors import InvalidInput
+from commerce.money_format import format_money
 from commerce.views import iso
 
 DASH = "–"
@@ -108,14 +109,15 @@ def _objective_line(objective: ObjectiveResult | None, text: str) -> str:
 def kpi_table(k: DropKpis) -> Table:
     table = _table("KPIs", ("KPI", "left"), ("value", "left"))
     ct = k.seconds_to_checkout
+    units = f"{k.drop.unit}s"
     rows = [
-        ("units sold", f"{k.units_sold} of {k.capacity} ({_num(k.sell_through_pct, '%')} sold)"),
+        (f"{units} sold", f"{k.units_sold} of {k.capacity} ({_num(k.sell_through_pct, '%')} sold)"),
         ("time to sell out", _num(k.sold_out_after_s, " s")),
-        ("units in the first 10 min", str(k.units_first_10m)),
-        ("revenue", k.revenue.format() if k.revenue else DASH),
+        (f"{units} in the first 10 min", str(k.units_first_10m)),
+        ("revenue", format_money(k.revenue, None) if k.revenue else DASH),
         ("viewers peak / average", f"{_num(k.viewers.peak)} / {_num(k.viewers.average)}"),
         (
-            "units per 1k viewers (peak / avg)",
+            f"{units} per 1k viewers (peak / avg)",
             f"{_num(k.units_per_1k_viewers.peak)} / {_num(k.units_per_1k_viewers.average)}",
         ),
         (

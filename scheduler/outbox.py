@@ -19,8 +19,10 @@ import aiohttp
 
 from bot.hub import Outlet
 from bot.messages import Message
+from bot.presenter import count
 from commerce.core import Commerce
 from commerce.domain.model import DropState
+from commerce.money_format import format_money
 from commerce.services.notifications import Notification
 from commerce.services.subscriptions import Subscription
 
@@ -236,14 +238,16 @@ class RetentionRenderer:
     def __init__(
         self,
         commerce: Commerce,
-        issue_link: Callable[[int, str, str | None], str],
+        issue_link: Callable[[int, str, str | None], Awaitable[str]],
         unsubscribe_url: Callable[[int], str],
         public_url: str,
+        locale: str | None = None,
     ) -> None:
         self.commerce = commerce
         self.issue_link = issue_link
         self.unsubscribe_url = unsubscribe_url
         self.public_url = public_url.rstrip("/")
+        self.locale = locale  # money in these messages; None: the process default
 
     async def __call__(self, item: Notification, now: datetime) -> Message | None:
         if item.drop_id is None:
@@ -252,24 +256,30 @@ class RetentionRenderer:
         drop = view.drop
         identity = item.address if item.channel != "webhook" else await self._identity(item)
         tag = item.kind.split(":", 1)[0] if item.kind.startswith("restock") else item.kind
-        link = self.issue_link(drop.id, identity, tag) if identity else None
+        link = await self.issue_link(drop.id, identity, tag) if identity else None
         page = f"{self.public_url}/d/{drop.id}"
         stop = f" Stop these: {self.unsubscribe_url(item.customer_id)} or reply !unsubscribe."
-        left = view.available_units()
+        counts = view.counts()  # claim units: whole bundles for a bundle drop
+        left = f"{counts.available} of {count(counts.total, view.unit_word)} left"
         late = now - item.created_at > timedelta(minutes=2)
         if item.kind.startswith("reminder"):
             if drop.state is DropState.CLOSED:
                 return None
+            starts = "{at}" if drop.opens_at is not None and drop.opens_at > now else "any moment"
             if drop.state is DropState.LIVE:
-                text = f"{drop.title} is live now — {left} left."
+                text = f"{drop.title} is live now — {left}."
                 text += " (This reminder is late: we were offline.)" if late else ""
             else:
-                text = f"{drop.title} starts {{at}}: {left} units at {view.unit_price.format()}."
+                price = format_money(view.unit_price, self.locale)
+                text = (
+                    f"{drop.title} starts {starts}: {count(counts.total, view.unit_word)} at "
+                    f"{price}."
+                )
             return Message(
                 text + stop,
                 kind=item.kind,
                 drop_id=drop.id,
-                at=drop.opens_at,
+                at=drop.opens_at if "{at}" in text else None,
                 personal_link=link,
                 public_link=page,
                 private=True,
@@ -278,7 +288,7 @@ class RetentionRenderer:
             if drop.state is not DropState.LIVE:
                 return None
             return Message(
-                f"{drop.title} is LIVE — {left} left. Your link:{stop}",
+                f"{drop.title} is LIVE — {left}. Your link:{stop}",
                 kind="live",
                 drop_id=drop.id,
                 personal_link=link,
@@ -296,10 +306,11 @@ class RetentionRenderer:
                 private=True,
             )
         if item.kind.startswith("restock"):
-            if drop.state is not DropState.LIVE or left == 0:
+            if drop.state is not DropState.LIVE or counts.available == 0:
                 return None
             return Message(
-                f"{drop.title} was restocked — {left} available now.{stop}",
+                f"{drop.title} was restocked — {count(counts.available, view.unit_word)} "
+                f"available now.{stop}",
                 kind="restock",
                 drop_id=drop.id,
                 personal_link=link,

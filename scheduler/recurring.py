@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from apscheduler.triggers.cron import CronTrigger
 
@@ -13,6 +14,16 @@ from commerce.core import Commerce
 from commerce.services.templates import DropTemplate, TemplateService
 
 log = logging.getLogger(__name__)
+
+
+def known_timezone(name: str) -> bool:
+    """Whether ``name`` is an IANA time zone (checked apart from the cron, so that a bad
+    zone is reported against the zone)."""
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
 
 
 def check_cron(cron: str, timezone: str) -> str | None:

@@ -98,21 +98,12 @@ class SchedulerRole:
             coalesce=True,
             misfire_grace_time=None,
         )
+        # Reconcile also materializes recurring drops (one job, so two never race).
         scheduler.add_job(
             self.reconcile,
             "interval",
             seconds=RECONCILE_SECONDS,
             id="reconcile",
-            max_instances=1,
-            coalesce=True,
-            misfire_grace_time=None,
-        )
-        scheduler.add_job(
-            materialize_due,
-            "interval",
-            seconds=RECONCILE_SECONDS,
-            args=[self.commerce, self.commerce.templates],
-            id="recurring",
             max_instances=1,
             coalesce=True,
             misfire_grace_time=None,

@@ -27,6 +27,7 @@ from commerce.core import Commerce
 from commerce.storage.database import Database
 from commerce.storage.migrate import upgrade
 from commerce.storage.tables import metadata
+from tests.helpers import patient_browser
 
 T = TypeVar("T")
 
@@ -170,3 +171,24 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if os.environ.get("CI") and _postgres_passed == 0 and exitstatus == 0:
         print("\nCI: no PostgreSQL test ran; failing the run", flush=True)
         session.exitstatus = 1
+
+
+# Browser tests drive Debian's chromium through Playwright (never a downloaded browser).
+CHROMIUM = "/usr/bin/chromium"
+needs_chromium = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="no /usr/bin/chromium")
+
+
+@pytest.fixture
+async def browser():
+    from playwright.async_api import async_playwright
+
+    patient_browser()
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        try:
+            yield browser
+        finally:
+            await browser.close()

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import inspect
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from commerce.core import Commerce
 from commerce.domain.events import Event
 from commerce.domain.model import DropView
 from commerce.dropfile import validate_spec
+
+# How long a test waits for something that should happen "soon". Only a failing test waits
+# this long; a passing one goes on as soon as the condition holds.
+PATIENCE = 15.0
 
 
 def capsule_spec(units: int = 10, **drop: Any) -> dict[str, Any]:
@@ -76,3 +83,42 @@ class EventLog:
 
     def of(self, kind: type[Event]) -> list[Event]:
         return [e for e in self.events if isinstance(e, kind)]
+
+
+def links(make: Callable[..., str]) -> Callable[..., Awaitable[str]]:
+    """A stand-in for ``LinkIssuer.url`` from a plain function of the same arguments."""
+
+    async def issue(*args: Any) -> str:
+        return make(*args)
+
+    return issue
+
+
+async def eventually(
+    condition: Callable[[], Any],
+    *,
+    timeout: float = PATIENCE,
+    what: str = "the condition",
+    interval: float = 0.01,
+) -> Any:
+    """Poll ``condition`` (a function, or one returning an awaitable) until it gives a truthy
+    value, and return it. The deadline is generous: CI runs on a busy machine, and a test
+    asserts behaviour, never a time bound. ``interval``: longer for costly conditions."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        value = condition()
+        if inspect.isawaitable(value):
+            value = await value
+        if value:
+            return value
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        await asyncio.sleep(interval)
+
+
+def patient_browser() -> None:
+    """Playwright's ``expect`` gives up after 5 s by default: make it wait as long as
+    ``eventually`` (the page is not slower; the machine may be busy)."""
+    from playwright.async_api import expect
+
+    expect.set_options(timeout=PATIENCE * 1000)

@@ -30,6 +30,7 @@ class LinkCodes(Protocol):
     def issue_link_code(self, identity: str) -> str: ...
 
 
+COMMAND_GRACE = 5.0  # at close, how long commands being run may take to finish
 STALE_BUTTON = "That button belongs to an earlier drop. /drop shows the current one."
 SENT_PRIVATELY = "I've sent you the answer privately."
 FAILED = "Sorry, that did not work. Please try again in a moment."
@@ -80,6 +81,9 @@ class DiscordBot(discord.Client):
         self._creator_roles = frozenset(settings.creator_role_ids)
         self._allowed_users = frozenset(settings.allowed_user_ids)
         self._gateway: asyncio.Task[None] | None = None
+        # discord.py runs each interaction in a task it keeps no handle on; run_command keeps
+        # one, so that close() can wait for commands that may be mid-claim in the database.
+        self._commands: set[asyncio.Task[Any]] = set()
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -95,10 +99,28 @@ class DiscordBot(discord.Client):
         self._gateway.add_done_callback(_log_gateway_end)
 
     async def close(self) -> None:
+        """Let commands being run finish (for a few seconds), disconnect, and wait for the
+        gateway task: when this returns, nothing this bot started is still running."""
+        await self._end_commands(COMMAND_GRACE)
         await super().close()
+        await self._end_commands(0)
         gateway, self._gateway = self._gateway, None
         if gateway is not None and gateway is not asyncio.current_task():
             await asyncio.gather(gateway, return_exceptions=True)
+
+    async def _end_commands(self, grace: float) -> None:
+        """Wait up to ``grace`` seconds for the commands being run, then cancel the rest and
+        wait until they have ended."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        while self._commands and (remaining := deadline - loop.time()) > 0:
+            await asyncio.wait(set(self._commands), timeout=remaining)
+        late = set(self._commands)
+        if late:
+            log.warning("discord: %d commands still running at shutdown; cancelled", len(late))
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
 
     async def setup_hook(self) -> None:
         self.add_dynamic_items(DropButton)
@@ -137,7 +159,12 @@ class DiscordBot(discord.Client):
 
     def chat_user(self, interaction: Interaction) -> ChatUser:
         user = interaction.user
-        return ChatUser(f"discord:{user.id}", user.display_name, self.is_creator(interaction))
+        return ChatUser(
+            f"discord:{user.id}",
+            user.display_name,
+            self.is_creator(interaction),
+            locale=str(interaction.locale),  # the client's language, e.g. "en-US", "de"
+        )
 
     # -- interactions ---------------------------------------------------------------------
 
@@ -151,6 +178,22 @@ class DiscordBot(discord.Client):
     ) -> None:
         """Defer at once (Discord allows 3 s for the first answer), run the command, and
         follow up. ``drop_id``: a button's drop, which must still be the current one."""
+        task = asyncio.current_task()
+        assert task is not None  # discord.py runs every interaction in a task
+        self._commands.add(task)
+        try:
+            await self._run_command(interaction, command, ephemeral=ephemeral, drop_id=drop_id)
+        finally:
+            self._commands.discard(task)
+
+    async def _run_command(
+        self,
+        interaction: Interaction,
+        command: Command,
+        *,
+        ephemeral: bool,
+        drop_id: int | None,
+    ) -> None:
         user = self.chat_user(interaction)
         # thinking=True: for a button click, answer with a new message (the "thinking"
         # placeholder), not a silent acknowledgement that would edit the clicked one.
@@ -220,8 +263,11 @@ class DiscordBot(discord.Client):
                 embeds=shown.embeds,
                 view=shown.view,
                 ephemeral=hidden,
+                wait=True,
             )
-            await paced(self.limiter, None, send)
+            sent = await paced(self.limiter, None, send)
+            if hidden:  # its pay link becomes "paid" once paid (within the token's 15 min)
+                self.outlet.remember_private(message, sent.edit)
             placeholder = False
         if placeholder:
             await paced(self.limiter, None, interaction.delete_original_response)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
+from collections.abc import Awaitable, Callable
 from functools import partial
+from typing import Any
 
 import aiohttp
 import discord
@@ -13,12 +15,14 @@ import discord
 from bot.discord import render
 from bot.discord.pacing import paced
 from bot.messages import Message
+from bot.private import PrivateTrail
 from bot.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
 
 CANNOT_DM = 50007  # "Cannot send messages to this user": DMs closed or the bot blocked
 _NETWORK_ERRORS = (discord.HTTPException, aiohttp.ClientError, OSError, TimeoutError)
+Edit = Callable[..., Awaitable[Any]]  # a sent message's own ``edit``
 
 
 class DiscordOutlet:
@@ -40,6 +44,8 @@ class DiscordOutlet:
         self.limiter = limiter
         self.prefix = prefix  # the chat prefix in shared texts, shown here as slash commands
         self.unreachable: set[int] = set()
+        # Pay links sent privately (DMs, ephemeral follow-ups), by hold: (bucket, edit).
+        self.private: PrivateTrail[tuple[str | None, Edit]] = PrivateTrail()
         if channel_id is None:
             log.warning("discord.channel_id is not set: drops will not be announced on Discord")
 
@@ -72,6 +78,26 @@ class DiscordOutlet:
             partial(target.edit, embeds=shown.embeds, view=shown.view),
         )
 
+    def remember_private(self, message: Message, edit: Edit, bucket: str | None = None) -> None:
+        """Note a private message sent about a hold (a DM, or an ephemeral follow-up the
+        client sent), so that ``edit_private`` can turn it into "paid"."""
+        if message.hold_id is not None and message.personal_link is not None:
+            self.private.add(message.hold_id, (bucket, edit))
+
+    async def edit_private(self, hold_id: int, message: Message) -> None:
+        """Edit every private message that carried ``hold_id``'s pay link. An ephemeral
+        follow-up can be edited only while its interaction token lives (15 minutes)."""
+        shown = render.reply(message, private=True, prefix=self.prefix)
+        for bucket, edit in self.private.pop(hold_id):
+            try:
+                await paced(
+                    self.limiter,
+                    bucket,
+                    partial(edit, content=shown.content, embeds=shown.embeds, view=shown.view),
+                )
+            except _NETWORK_ERRORS as exc:
+                log.info("could not mark a private discord message paid: %s", exc)
+
     async def send_private(self, identity: str, message: Message, key: str | None = None) -> bool:
         """DM ``identity``. False: this person cannot be DMed (50007, remembered). Transient
         failures raise, so the caller retries; ``key`` becomes the message nonce, which
@@ -87,7 +113,7 @@ class DiscordOutlet:
             dm = await paced(
                 self.limiter, None, partial(self.client.create_dm, discord.Object(user_id))
             )
-            await paced(
+            sent = await paced(
                 self.limiter,
                 f"post:{dm.id}",
                 partial(
@@ -108,6 +134,7 @@ class DiscordOutlet:
         except _NETWORK_ERRORS as exc:
             log.warning("DM to discord user %s failed, will retry: %s", user_id, exc)
             raise
+        self.remember_private(message, sent.edit, f"edit:{dm.id}")
         return True
 
 

@@ -27,7 +27,7 @@ _COLOURS = {
 }
 
 
-SLASH_COMMANDS = ("buy", "drop", "stock", "waitlist")
+SLASH_COMMANDS = ("buy", "drop", "stock", "waitlist", "remindme", "unsubscribe")
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,11 +36,10 @@ def _args(*values: object) -> tuple[str, ...]:
 async def _claim(
     runner: CommandRunner, interaction: Interaction, name: str, sku: str | None, pool: str | None
 ) -> None:
-    if pool is not None and sku is None:
-        # The chat grammar is positional (!buy SKU POOL): a pool needs its SKU.
-        await runner.refuse(interaction, f"Choose a sku too when you pick a pool: /{name} sku pool")
-        return
-    await runner.run_command(interaction, Command(name, _args(sku, pool)), ephemeral=True)
+    # A pool alone (``!buy pickup:corner-deli``) means that pool of the drop's one item; with
+    # several items the core answers with the SKUs to choose from.
+    args = (pool,) if pool is not None and sku is None else _args(sku, pool)
+    await runner.run_command(interaction, Command(name, args), ephemeral=True)
 
 
 def viewer_commands(runner: CommandRunner) -> list[app_commands.Command[Any, ..., None]]:

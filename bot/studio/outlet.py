@@ -14,6 +14,7 @@ from aiohttp import WSMsgType, web
 
 from bot.commands import CommandHandler
 from bot.messages import ChatUser, Message
+from bot.private import PrivateTrail
 from commerce.domain.errors import InvalidInput
 from commerce.domain.model import normalize_identity
 
@@ -39,6 +40,9 @@ def frame(
         "page": message.public_link,
         "buttons": [b.value for b in message.buttons],
         "private": private,
+        "drop_id": message.drop_id,
+        # The drop's one headline and action, as on the drop page: the status bar shows it.
+        "status": message.status.as_dict() if message.status else None,
     }
 
 
@@ -56,6 +60,7 @@ class StudioOutlet:
         )
         self._ids = itertools.count(1)
         self._history: list[dict[str, Any]] = []
+        self._private: PrivateTrail[tuple[str, str]] = PrivateTrail()  # hold: (who, msg id)
 
     # -- Outlet ---------------------------------------------------------------------------
 
@@ -68,8 +73,18 @@ class StudioOutlet:
         await self._broadcast(frame(message, msg_id=handle, op="edit"))
 
     async def send_private(self, identity: str, message: Message, key: str | None = None) -> bool:
-        targets = [ws for ws in list(self._sockets) if self._who.get(ws) == identity]
         data = frame(message, msg_id=f"m{next(self._ids)}", private=True)
+        reached = await self._to(identity, data)
+        if reached and message.hold_id is not None and message.personal_link is not None:
+            self._private.add(message.hold_id, (identity, data["id"]))
+        return reached
+
+    async def edit_private(self, hold_id: int, message: Message) -> None:
+        for identity, msg_id in self._private.pop(hold_id):
+            await self._to(identity, frame(message, msg_id=msg_id, op="edit", private=True))
+
+    async def _to(self, identity: str, data: dict[str, Any]) -> bool:
+        targets = [ws for ws in list(self._sockets) if self._who.get(ws) == identity]
         for ws in targets:
             await self._send(ws, data)
         return bool(targets)
@@ -118,7 +133,8 @@ class StudioOutlet:
         if not text:
             return
         self._who[ws] = identity
-        user = ChatUser(identity, name, is_creator=bool(data.get("creator")))
+        locale = str(data.get("locale") or "")[:35] or None  # the browser's language
+        user = ChatUser(identity, name, is_creator=bool(data.get("creator")), locale=locale)
         line_id = f"m{next(self._ids)}"
         said = {
             "op": "chat",
@@ -128,7 +144,7 @@ class StudioOutlet:
             "creator": user.is_creator,
         }
         await self._broadcast(said)
-        out = await self.handler.handle(user, text, message_id=line_id)
+        out = await self.handler.handle(user, text, message_id=line_id, channel="studio")
         if out is None:
             return
         for reply in out.replies:
@@ -142,6 +158,10 @@ class StudioOutlet:
     async def _broadcast(self, data: dict[str, Any]) -> None:
         if data["op"] in ("post", "chat"):
             self._history = [*self._history[-(HISTORY - 1) :], data]
+        elif data["op"] == "edit":  # a tab that opens later sees the post as it is now
+            self._history = [
+                {**data, "op": "post"} if old["id"] == data["id"] else old for old in self._history
+            ]
         await asyncio.gather(*(self._send(ws, data) for ws in list(self._sockets)))
 
     @staticmethod

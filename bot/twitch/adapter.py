@@ -8,6 +8,7 @@ in, subscribes, and registers a ``TwitchOutlet`` with the hub.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 
@@ -18,7 +19,7 @@ from twitchio.http import Route
 
 from bot.commands import CommandHandler
 from bot.hub import ChatHub
-from bot.messages import ChatUser, Message, relative
+from bot.messages import ChatUser, Message, a_unit, relative
 from bot.twitch.linking import AccountLinker
 from bot.twitch.outlet import SendPolicy, TwitchOutlet, render
 from bot.twitch.viewers import SAMPLE_INTERVAL, ViewerCallback, ViewerSampler
@@ -28,6 +29,8 @@ from config.settings import TwitchSettings
 log = logging.getLogger(__name__)
 
 CREATOR_BADGES = frozenset({"broadcaster", "moderator", "lead_moderator"})
+CHAT_GRACE = 5.0  # at close, how long chat lines being handled may take to finish
+CLIENT_CLOSE_TIMEOUT = 15.0  # twitchio's own waits (a websocket close) are 10 s
 
 
 @dataclass(frozen=True)
@@ -91,6 +94,10 @@ class TwitchBot:
         self._outlet: TwitchOutlet | None = None
         self._sampler: ViewerSampler | None = None
         self._saved_endpoints: Endpoints | None = None
+        # twitchio runs each listener call in a task it keeps no handle on: ours keep one,
+        # so that close() can wait for them (a chat line may be mid-claim in the database).
+        self._handling: set[asyncio.Task[None]] = set()
+        self._closing = False
 
     @property
     def outlet(self) -> TwitchOutlet:
@@ -153,18 +160,38 @@ class TwitchBot:
         log.info("twitch: listening to #%s as bot %s", channel.name, self.bot_id)
 
     async def close(self) -> None:
-        """Stop sampling, flush queued posts, disconnect, restore twitchio's endpoints."""
+        """Stop taking chat, let the lines being handled finish, stop sampling, flush queued
+        posts, disconnect, restore twitchio's endpoints. Bounded; when it returns, no task
+        this bot started is still running."""
+        self._closing = True
+        await self._finish_handling(CHAT_GRACE)
         if self._sampler is not None:
             await self._sampler.stop()
             self._sampler = None
         if self._outlet is not None:
             await self._outlet.close()
         if self._client is not None:
-            await self._client.close()
-            self._client = None
+            client, self._client = self._client, None
+            try:
+                async with asyncio.timeout(CLIENT_CLOSE_TIMEOUT):
+                    await client.close()
+            except TimeoutError:
+                log.warning("twitch: the client did not close within %s s", CLIENT_CLOSE_TIMEOUT)
         if self._saved_endpoints is not None:
             self._saved_endpoints.install()
             self._saved_endpoints = None
+
+    async def _finish_handling(self, grace: float) -> None:
+        """Wait up to ``grace`` seconds for chat lines being handled, then cancel the rest
+        and wait until they have ended."""
+        if not self._handling:
+            return
+        _, late = await asyncio.wait(set(self._handling), timeout=grace)
+        if late:
+            log.warning("twitch: %d chat lines still running at shutdown; cancelled", len(late))
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
 
     @staticmethod
     async def _channel(client: twitchio.Client, channel: str) -> twitchio.User:
@@ -187,6 +214,16 @@ class TwitchBot:
     # -- chat in --------------------------------------------------------------------------------
 
     async def _on_message(self, payload: twitchio.ChatMessage) -> None:
+        task = asyncio.current_task()
+        if self._closing or task is None:
+            return
+        self._handling.add(task)
+        try:
+            await self._chat_message(payload)
+        finally:
+            self._handling.discard(task)
+
+    async def _chat_message(self, payload: twitchio.ChatMessage) -> None:
         if payload.broadcaster.id != self.broadcaster_id:
             return
         chatter = payload.chatter
@@ -212,7 +249,9 @@ class TwitchBot:
         if words and words[0].lower() == f"{self.handler.prefix}link":
             await self.outlet.reply(message_id, await self._link(user, words[1:]))
             return
-        out = await self.handler.handle(user, text, message_id=message_id)
+        out = await self.handler.handle(
+            user, text, message_id=message_id, channel=f"twitch:{self.broadcaster_id}"
+        )
         if out is None:
             return
         for reply in out.replies:
@@ -230,14 +269,15 @@ class TwitchBot:
             return render(reply, now)
         via = await self._deliver_privately(user.identity, reply)
         until = f" (it expires {relative(reply.at, now)})" if reply.at else ""
+        held = f"{user.name}, {a_unit(reply.unit)} is held for you{until}"
         if via is not None:
-            return f"{user.name}, a unit is held for you{until}: your pay link is in your {via}."
+            return f"{held}: your pay link is in your {via}."
         page = reply.public_link or (
             self.handler.drop_page(reply.drop_id) if reply.drop_id is not None else None
         )
         where = f" on the drop page: {page}" if page else " on the drop page"
         return (
-            f"{user.name}, a unit is held for you{until}. Check out{where} — or type "
+            f"{held}. Check out{where} — or type "
             f"{self.handler.prefix}link to get private pay links by Discord DM."
         )
 

@@ -168,6 +168,9 @@ class TwitchOutlet:
     async def edit(self, handle: str, message: Message) -> None:
         """Twitch chat messages cannot be edited; the hub posts thresholds separately."""
 
+    async def edit_private(self, hold_id: int, message: Message) -> None:
+        """Whispers cannot be edited: a paid hold's pay link stays as it was sent."""
+
     async def send_private(self, identity: str, message: Message, key: str | None = None) -> bool:
         """A whisper, when whispers are opted in and Twitch's whisper limits allow it."""
         platform, _, user_id = identity.partition(":")
@@ -209,14 +212,18 @@ class TwitchOutlet:
         await self._idle.wait()
 
     async def close(self, flush_timeout: float = 5.0) -> None:
-        """Stop taking posts; give queued ones (a final "sold out") a moment to go out."""
+        """Stop taking posts; give queued ones (a final "sold out") a moment to go out, then
+        stop the sender and wait until it has stopped."""
         self._closed = True
         try:
-            await asyncio.wait_for(self.drain(), timeout=flush_timeout)
+            async with asyncio.timeout(flush_timeout):
+                await self.drain()
         except TimeoutError:
             log.warning("twitch: %d posts not sent at shutdown", len(self._pending))
-        if self._worker is not None:
-            self._worker.cancel()
+        worker, self._worker = self._worker, None
+        if worker is not None:
+            worker.cancel()
+            await asyncio.gather(worker, return_exceptions=True)
 
     # -- the sender ---------------------------------------------------------------------------
 

@@ -38,17 +38,23 @@ class ViewerSampler:
         self.interval = interval
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     async def start(self) -> None:
         self.commerce.bus.subscribe(self._opened, DropOpened)
         self._task = asyncio.create_task(self._run(), name="twitch-viewers")
 
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+    async def stop(self, grace: float = 5.0) -> None:
+        """Stop sampling: a sample under way may finish (up to ``grace`` seconds), so no
+        query is cut off; then the sampler is cancelled. Returns once it has ended."""
+        task, self._task = self._task, None
+        if task is None:
+            return
+        self._stopping = True
+        self._wake.set()
+        await asyncio.wait({task}, timeout=grace)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
 
     async def sample(self) -> int | None:
         """One sample for every live drop; returns the count recorded, if any."""
@@ -68,11 +74,14 @@ class ViewerSampler:
         self._wake.set()
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             try:
                 await self.sample()
             except Exception:  # a Helix hiccup costs one sample, not the sampler
                 log.exception("twitch: viewer sample failed")
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for swallows a cancel that
+            # lands as the event is set (cpython gh-86296), and stop() would wait forever.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self.interval)
+                async with asyncio.timeout(self.interval):
+                    await self._wake.wait()
             self._wake.clear()

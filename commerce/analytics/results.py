@@ -29,6 +29,11 @@ class DropInfo:
     closed_at: datetime | None
     close_reason: str | None
 
+    @property
+    def unit(self) -> str:
+        """What the drop's counts count: whole bundles for a bundle drop, else units."""
+        return "bundle" if self.format == "bundle" else "unit"
+
 
 @dataclass(frozen=True, slots=True)
 class ObjectiveResult:

@@ -107,6 +107,15 @@ class Restocked(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class PriceChanged(Event):
+    """The creator changed what a claim costs (``sku`` None: a bundle's price)."""
+
+    sku: str | None
+    price_minor: int
+    currency: str
+
+
+@dataclass(frozen=True, slots=True)
 class WaitlistJoined(Event):
     customer_id: int
     position: int
@@ -144,6 +153,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         StockChanged,
         SoldOut,
         Restocked,
+        PriceChanged,
         WaitlistJoined,
         WaitlistOffered,
         ReplayPosted,

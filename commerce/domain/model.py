@@ -162,13 +162,40 @@ class StockLine:
 
 def claimable_units(lines: Iterable[StockLine], fmt: DropFormat) -> int:
     """Units a claim could still take: for a bundle, whole bundles (bounded by every part)."""
+    return stock_counts(lines, fmt).available
+
+
+@dataclass(frozen=True, slots=True)
+class StockCounts:
+    """A drop's stock in claim units: units, or whole bundles for a bundle drop."""
+
+    available: int
+    held: int
+    sold: int
+    total: int
+
+
+def stock_counts(lines: Iterable[StockLine], fmt: DropFormat) -> StockCounts:
+    """Available, held, sold and total in the unit a buyer claims. A bundle pool has as many
+    bundles as its scarcest part allows; held and sold move every part together."""
+    lines = list(lines)
     if fmt is not DropFormat.BUNDLE:
-        return sum(max(line.available, 0) for line in lines)
-    by_pool: dict[str, int] = {}
+        return StockCounts(
+            sum(max(line.available, 0) for line in lines),
+            sum(line.held for line in lines),
+            sum(line.sold for line in lines),
+            sum(line.total for line in lines),
+        )
+    pools: dict[str, list[StockLine]] = {}
     for line in lines:
-        units = max(line.available, 0) // line.per_unit
-        by_pool[line.pool] = min(by_pool.get(line.pool, units), units)
-    return sum(by_pool.values())
+        pools.setdefault(line.pool, []).append(line)
+    available = held = sold = total = 0
+    for parts in pools.values():
+        available += min(max(p.available, 0) // p.per_unit for p in parts)
+        held += max(max(p.held, 0) // p.per_unit for p in parts)
+        sold += max(p.sold // p.per_unit for p in parts)
+        total += min(p.total // p.per_unit for p in parts)
+    return StockCounts(available, held, sold, total)
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,7 +213,8 @@ class Drop:
     opened_at: datetime | None = None
     closed_at: datetime | None = None
     close_reason: CloseReason | None = None
-    price: Money | None = None
+    price: Money | None = None  # a bundle's price
+    currency: str | None = None  # the drop's one currency
     objective: dict[str, object] | None = None
     replay_url: str | None = None
 
@@ -214,6 +242,22 @@ class DropView:
         ]
         return claimable_units(lines, self.drop.format)
 
+    def counts(self, pool: str | None = None) -> StockCounts:
+        """Available, held, sold and total in claim units (bundles for a bundle drop)."""
+        lines = [s for s in self.stock if pool is None or s.pool == pool]
+        return stock_counts(lines, self.drop.format)
+
+    @property
+    def unit_word(self) -> str:
+        """What one claim takes: "bundle" for a bundle drop, else "unit"."""
+        return "bundle" if self.drop.format is DropFormat.BUNDLE else "unit"
+
+    @property
+    def currency(self) -> str:
+        if self.drop.currency:
+            return self.drop.currency
+        return next(iter(self.products.values())).price.currency
+
     @property
     def unit_price(self) -> Money:
         if self.drop.price is not None:
@@ -239,6 +283,7 @@ class Hold:
     status: HoldStatus
     created_at: datetime
     expires_at: datetime
+    price_minor: int  # one claim unit, as priced when the hold was placed
     source: str = "chat"
 
     def is_active(self, now: datetime) -> bool:

@@ -25,7 +25,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.dml import Insert
 
 from commerce.services.stock import DropShape, ShapeLine, active_hold_filter, lapsed_qty
-from commerce.storage.tables import UTCDateTime, drop_stock, drops, holds, waitlist
+from commerce.storage.tables import UTCDateTime, drop_products, drop_stock, drops, holds, waitlist
 
 _NO_POSITION = 2**62  # "not in the waitlist": everyone waiting is ahead
 
@@ -42,6 +42,7 @@ HOLD_COLUMNS = [
     "sku",
     "pool",
     "qty",
+    "price_minor",
     "status",
     "claim_key",
     "source",
@@ -106,6 +107,17 @@ def waitlist_position(drop_id: int) -> ColumnElement[int]:
     )
 
 
+def unit_price(drop_id: int, hold_sku: str | None) -> ColumnElement[int]:
+    """The drop's price for one claim unit right now: the item's, or the bundle's."""
+    if hold_sku is None:
+        return select(drops.c.price_minor).where(drops.c.id == drop_id).scalar_subquery()
+    return (
+        select(drop_products.c.price_minor)
+        .where(drop_products.c.drop_id == drop_id, drop_products.c.sku == hold_sku)
+        .scalar_subquery()
+    )
+
+
 class ClaimStatements:
     def __init__(self, dialect: str) -> None:
         self._insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
@@ -151,6 +163,7 @@ class ClaimStatements:
             literal(hold_sku, String),
             literal(pool, String),
             QTY,
+            unit_price(drop_id, hold_sku),
             literal("active", String),
             KEY,
             SOURCE,
@@ -161,7 +174,7 @@ class ClaimStatements:
             self._insert(holds)
             .from_select(HOLD_COLUMNS, values)
             .on_conflict_do_nothing(index_elements=["drop_id", "claim_key"])
-            .returning(holds.c.id)
+            .returning(holds.c.id, holds.c.price_minor)
         )
 
     def diagnose(self, shape: DropShape) -> Select[tuple[object, ...]]:

@@ -17,9 +17,10 @@ import uuid
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from sqlalchemy import insert, or_, select, update
+from sqlalchemy import delete, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from commerce.domain.errors import (
     HoldNotActive,
@@ -43,9 +44,9 @@ from commerce.domain.model import (
     Hold,
     HoldStatus,
     StockLine,
-    claimable_units,
+    stock_counts,
 )
-from commerce.services.claim_sql import ClaimStatements, waitlist_position
+from commerce.services.claim_sql import ClaimStatements, customer_taken, waitlist_position
 from commerce.services.stock import (
     DropShape,
     ShapeCache,
@@ -55,7 +56,7 @@ from commerce.services.stock import (
     stock_lines,
 )
 from commerce.services.unit_of_work import Tx, UnitOfWork
-from commerce.storage.tables import claims, drops, holds, waitlist
+from commerce.storage.tables import claims, customers, drops, holds, identities, waitlist
 
 log = logging.getLogger(__name__)
 MAX_CLAIM_KEY = 128
@@ -75,17 +76,15 @@ def hold_from_row(row: Row[tuple[object, ...]]) -> Hold:
         created_at=m["created_at"],
         expires_at=m["expires_at"],
         source=m["source"],
+        price_minor=m["price_minor"],
     )
 
 
 def summarize(lines: list[StockLine], fmt: DropFormat) -> tuple[int, int, int, int]:
-    """(available claim-units, held, sold, total) for a whole drop."""
-    return (
-        claimable_units(lines, fmt),
-        sum(line.held for line in lines),
-        sum(line.sold for line in lines),
-        sum(line.total for line in lines),
-    )
+    """(available, held, sold, total) for a whole drop, in claim units (bundles for a
+    bundle drop), so every screen counts the same thing."""
+    counts = stock_counts(lines, fmt)
+    return counts.available, counts.held, counts.sold, counts.total
 
 
 class ClaimService:
@@ -149,12 +148,58 @@ class ClaimService:
         )
         return result
 
+    async def holding(self, drop_id: int, customer_id: int) -> Hold | None:
+        """The customer's open hold on this drop, if any (the oldest)."""
+        async with self.uow.read() as conn:
+            return await self._active_hold(conn, drop_id, customer_id, self.uow.clock.now())
+
     async def validate(
         self, drop_id: int, *, sku: str | None = None, pool: str | None = None
     ) -> None:
         """Raise exactly what ``claim`` would for this SKU and pool, placing nothing."""
         shape = await self._shape(drop_id, sku, pool)
         shape.target(sku, pool)
+
+    async def refusal_snapshot(self, drop_id: int) -> RefusalSnapshot | None:
+        """What answering claims from memory needs: None unless every claim on the drop
+        would be refused right now (closed, or live with nothing claimable); else that
+        answer, every identity of every customer holding or having bought in the drop (they
+        must always reach their hold or order) and when the first open hold lapses. One
+        read transaction, so the facts are of one moment."""
+        async with self.uow.read() as conn:
+            now = self.uow.clock.now()
+            state = (
+                await conn.execute(select(drops.c.state).where(drops.c.id == drop_id))
+            ).scalar()
+            if state == DropState.CLOSED:
+                answer = ClaimOutcome.CLOSED
+            elif state == DropState.LIVE:
+                shape = await self.shapes.get(conn, drop_id)
+                if stock_counts(await stock_lines(conn, drop_id, now), shape.format).available:
+                    return None
+                answer = ClaimOutcome.SOLD_OUT
+            else:
+                return None
+            holding = select(holds.c.customer_id).where(
+                holds.c.drop_id == drop_id,
+                or_(holds.c.status == "converted", active_hold_filter(now)),
+            )
+            owners = select(func.coalesce(customers.c.merged_into, customers.c.id)).where(
+                customers.c.id.in_(holding)
+            )
+            holders = (
+                await conn.execute(
+                    select(identities.c.identity).where(identities.c.customer_id.in_(owners))
+                )
+            ).scalars()
+            lapses = (
+                await conn.execute(
+                    select(func.min(holds.c.expires_at)).where(
+                        holds.c.drop_id == drop_id, active_hold_filter(now)
+                    )
+                )
+            ).scalar()
+        return RefusalSnapshot(answer, frozenset(holders), lapses)
 
     async def _decide_batch(self, drop_id: int, batch: list[_ClaimRequest]) -> list[ClaimResult]:
         """Decide queued claims in arrival order inside ONE transaction.
@@ -169,7 +214,9 @@ class ClaimService:
             await self.uow.db.lock_drop(tx.conn, drop_id)
             queue_in_use = await self._queue_in_use(tx, drop_id)
             results: list[ClaimResult | None] = []
-            exhausted: dict[tuple[str | None, str], int] = {}  # target -> smallest qty refused
+            # target -> smallest qty refused. Only while nobody is queued: a stranger refused
+            # because a free unit belongs to the queue says nothing about a queued claimant.
+            exhausted: dict[tuple[str | None, str], int] = {}
             for request in batch:
                 target = (request.hold_sku, request.pool)
                 if request.qty >= exhausted.get(target, request.qty + 1):
@@ -187,7 +234,7 @@ class ClaimService:
                     request.source,
                     queue_in_use=queue_in_use,
                 )
-                if result.outcome is ClaimOutcome.SOLD_OUT:
+                if result.outcome is ClaimOutcome.SOLD_OUT and not queue_in_use:
                     exhausted[target] = min(exhausted.get(target, request.qty), request.qty)
                 results.append(result)
             skipped = [r for r, res in zip(batch, results, strict=True) if res is None]
@@ -301,9 +348,25 @@ class ClaimService:
             ).scalar_one()
             if state == DropState.CLOSED:
                 return ClaimResult(ClaimOutcome.CLOSED)
-            active = await self._active_hold(tx, drop_id, customer_id)
+            active = await self._active_hold(tx.conn, drop_id, customer_id, tx.now)
             if active is not None:
                 return ClaimResult(ClaimOutcome.ALREADY_HELD, hold=active)
+            taken = (
+                await tx.conn.execute(
+                    select(customer_taken(drop_id)), {"customer_id": customer_id, "now": tx.now}
+                )
+            ).scalar_one()
+            if taken + 1 > shape.per_customer_limit:
+                return ClaimResult(ClaimOutcome.LIMIT_REACHED)
+            # An entry already served (a direct claim, an offer that lapsed) queues again at
+            # the back: the row id is the queue position, so it is replaced, not revived.
+            await tx.conn.execute(
+                delete(waitlist).where(
+                    waitlist.c.drop_id == drop_id,
+                    waitlist.c.customer_id == customer_id,
+                    waitlist.c.status.in_(("claimed", "offered", "lapsed")),
+                )
+            )
             inserted = await tx.conn.execute(
                 self._insert(waitlist)
                 .values(
@@ -317,23 +380,13 @@ class ClaimService:
                 .on_conflict_do_nothing(index_elements=["drop_id", "customer_id"])
                 .returning(waitlist.c.id)
             )
-            new_id = inserted.scalar()
-            if new_id is None:  # already queued (or queued earlier and served): say where
-                await tx.conn.execute(
-                    update(waitlist)
-                    .where(
-                        waitlist.c.drop_id == drop_id,
-                        waitlist.c.customer_id == customer_id,
-                        waitlist.c.status == "lapsed",
-                    )
-                    .values(status="waiting")
-                )
+            new_id = inserted.scalar()  # None: already waiting, in their place
             position = await self._waitlist_position(tx, drop_id, customer_id)
             if new_id is not None and position is not None:
                 tx.emit(WaitlistJoined(drop_id, customer_id, position))
             if state == DropState.LIVE:
-                await self.offer_waitlist(tx, shape)
-                offered = await self._active_hold(tx, drop_id, customer_id)
+                await self.offer_waitlist(tx, shape, joining=customer_id)
+                offered = await self._active_hold(tx.conn, drop_id, customer_id, tx.now)
                 if offered is not None:
                     await self.emit_stock(tx, shape)
                     return ClaimResult(ClaimOutcome.HELD, hold=offered)
@@ -396,8 +449,12 @@ class ClaimService:
 
     # -- inside a transaction (used by other services too) -----------------------------
 
-    async def offer_waitlist(self, tx: Tx, shape: DropShape, limit: int = 500) -> int:
-        """Hold freed units for waiting customers, strictly in queue order."""
+    async def offer_waitlist(
+        self, tx: Tx, shape: DropShape, limit: int = 500, *, joining: int | None = None
+    ) -> int:
+        """Hold freed units for waiting customers, strictly in queue order. ``joining``: the
+        customer joining right now; a unit free for them is their answer to joining, an
+        instant hold, not an offer to announce (no WaitlistOffered)."""
         state = (
             await tx.conn.execute(select(drops.c.state).where(drops.c.id == shape.drop_id))
         ).scalar_one()
@@ -434,11 +491,12 @@ class ClaimService:
                     .where(waitlist.c.id == entry.id)
                     .values(status="offered", offered_at=tx.now, hold_id=result.hold.id)
                 )
-                tx.emit(
-                    WaitlistOffered(
-                        shape.drop_id, entry.customer_id, result.hold.id, result.hold.expires_at
+                if entry.customer_id != joining:
+                    tx.emit(
+                        WaitlistOffered(
+                            shape.drop_id, entry.customer_id, result.hold.id, result.hold.expires_at
+                        )
                     )
-                )
                 offered += 1
             elif result.outcome is ClaimOutcome.SOLD_OUT:
                 exhausted.add((entry.sku, entry.pool))
@@ -477,8 +535,9 @@ class ClaimService:
             "expires_at": expires_at,
         }
         stmt = self._sql.place_hold(shape, hold_sku, pool, lines)
-        hold_id = (await tx.conn.execute(stmt, params)).scalar()
-        if hold_id is not None:
+        placed = (await tx.conn.execute(stmt, params)).first()
+        if placed is not None:
+            hold_id, price_minor = placed
             await move_held(tx.conn, drop_id=drop_id, sku=hold_sku, pool=pool, qty=qty, sign=1)
             hold = Hold(
                 id=hold_id,
@@ -491,6 +550,7 @@ class ClaimService:
                 created_at=now,
                 expires_at=expires_at,
                 source=source,
+                price_minor=price_minor,
             )
             if source != WAITLIST_SOURCE and queue_in_use:
                 await tx.conn.execute(
@@ -525,14 +585,16 @@ class ClaimService:
             return ClaimResult(ClaimOutcome.LIMIT_REACHED)
         return ClaimResult(ClaimOutcome.SOLD_OUT, waitlist_position=diag.position or None)
 
-    async def _active_hold(self, tx: Tx, drop_id: int, customer_id: int) -> Hold | None:
+    async def _active_hold(
+        self, conn: AsyncConnection, drop_id: int, customer_id: int, now: datetime
+    ) -> Hold | None:
         row = (
-            await tx.conn.execute(
+            await conn.execute(
                 select(holds)
                 .where(
                     holds.c.drop_id == drop_id,
                     holds.c.customer_id == customer_id,
-                    active_hold_filter(tx.now),
+                    active_hold_filter(now),
                 )
                 .order_by(holds.c.id)
                 .limit(1)
@@ -575,6 +637,13 @@ class ClaimService:
             self.shapes.forget(drop_id)
             async with self.uow.read() as conn:
                 return await self.shapes.get(conn, drop_id)
+
+
+@dataclass(frozen=True, slots=True)
+class RefusalSnapshot:
+    answer: ClaimOutcome  # SOLD_OUT or CLOSED
+    holders: frozenset[str]  # identities that must always reach their hold or order
+    first_lapse: datetime | None  # when the earliest open hold expires (None: none open)
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from commerce.domain.errors import InvalidInput
 from commerce.domain.model import Customer, normalize_identity
 from commerce.services.unit_of_work import UnitOfWork
-from commerce.storage.tables import customers, identities
+from commerce.storage.tables import customers, holds, identities, orders, waitlist
 
 
 class CustomerService:
@@ -120,7 +120,11 @@ class CustomerService:
         return int(value) if value is not None else None
 
     async def link(self, keep: str, other: str) -> int:
-        """Fold ``other``'s customer into ``keep``'s; both identities then name one customer."""
+        """Fold ``other``'s customer into ``keep``'s; both identities then name one customer.
+
+        What ``other`` holds, bought and queued for becomes ``keep``'s, so one person's limit
+        counts every hold of theirs and they can pay a hold from either identity. The claims
+        log, activity and subscriptions keep their rows (KPIs fold ``merged_into``)."""
         keep_id = await self.resolve(keep)
         other_id = await self.resolve(other)
         if keep_id == other_id:
@@ -146,6 +150,19 @@ class CustomerService:
                 .where(customers.c.merged_into == other_id)
                 .values(merged_into=keep_id)
             )
+            # Waitlist: one entry per person and drop; where both queued, keep's stays.
+            await tx.conn.execute(
+                delete(waitlist).where(
+                    waitlist.c.customer_id == other_id,
+                    waitlist.c.drop_id.in_(
+                        select(waitlist.c.drop_id).where(waitlist.c.customer_id == keep_id)
+                    ),
+                )
+            )
+            for table in (holds, orders, waitlist):
+                await tx.conn.execute(
+                    update(table).where(table.c.customer_id == other_id).values(customer_id=keep_id)
+                )
         for identity in moved:
             self._remember(identity, keep_id)
         return keep_id

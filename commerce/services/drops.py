@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 from sqlalchemy import func, insert, select, update
@@ -14,6 +15,7 @@ from commerce.domain.events import (
     DropClosed,
     DropOpened,
     DropScheduled,
+    PriceChanged,
     ReplayPosted,
     Restocked,
 )
@@ -31,16 +33,20 @@ from commerce.dropfile import DropSpec, parse_when, product_prices
 from commerce.services.claims import ClaimService
 from commerce.services.stock import ShapeCache, active_hold_filter, stock_lines
 from commerce.services.unit_of_work import Tx, UnitOfWork
-from commerce.storage.tables import drop_stock, drops, holds, products, waitlist
+from commerce.storage.tables import (
+    activity,
+    drop_products,
+    drop_stock,
+    drops,
+    holds,
+    products,
+    waitlist,
+)
 
 
 def drop_from_row(row: Row[tuple[object, ...]]) -> Drop:
     m = row._mapping
-    price = (
-        Money(m["price_minor"], m["currency"])
-        if m["price_minor"] is not None and m["currency"]
-        else None
-    )
+    price = Money(m["price_minor"], m["currency"]) if m["price_minor"] is not None else None
     return Drop(
         id=m["id"],
         title=m["title"],
@@ -56,6 +62,7 @@ def drop_from_row(row: Row[tuple[object, ...]]) -> Drop:
         closed_at=m["closed_at"],
         close_reason=CloseReason(m["close_reason"]) if m["close_reason"] else None,
         price=price,
+        currency=m["currency"],
         objective=m["objective"],
         replay_url=m["replay_url"],
     )
@@ -70,8 +77,15 @@ class DropService:
 
     # -- commands -------------------------------------------------------------------------
 
-    async def create(self, spec: DropSpec) -> int:
-        """Create a drop (and upsert its products) from a validated spec; returns its id."""
+    async def create(
+        self, spec: DropSpec, *, then: Callable[[Tx, int], Awaitable[None]] | None = None
+    ) -> int:
+        """Create a drop from a validated spec; returns its id.
+
+        The products the spec lists are upserted into the shared catalogue, and the drop
+        gets its own copy of every item's title and price: whatever later drops do to a
+        SKU, this drop sells at the price it was created with.
+        """
         now = self.uow.clock.now()
         header = spec.drop
         opens_at = parse_when(header.opens_at, now, "drop.opens_at") if header.opens_at else None
@@ -81,16 +95,8 @@ class DropService:
         if closes_at is not None and closes_at <= (opens_at or now):
             raise InvalidInput("drop.closes_at", "must be after opens_at")
         prices = product_prices(spec)
-        currency = header.currency.upper() if header.currency else None
-        price = None
-        if header.price is not None:
-            if header.format is not DropFormat.BUNDLE:
-                raise InvalidInput("drop.price", "only a bundle has its own price")
-            if currency is None and prices:
-                currency = next(iter(prices.values())).currency
-            if currency is None:
-                raise InvalidInput("drop.currency", "is required with drop.price")
-            price = Money.parse(header.price, currency, "drop.price")
+        if header.price is not None and header.format is not DropFormat.BUNDLE:
+            raise InvalidInput("drop.price", "only a bundle has its own price")
         async with self.uow.write() as tx:
             for product in spec.products:
                 money = prices[product.sku]
@@ -105,20 +111,30 @@ class DropService:
                     .values(sku=product.sku, **values)
                     .on_conflict_do_update(index_elements=["sku"], set_=values)
                 )
-            known = set(
-                (
-                    await tx.conn.execute(
-                        select(products.c.sku).where(
-                            products.c.sku.in_([i.sku for i in spec.items])
-                        )
-                    )
-                ).scalars()
-            )
+            skus = list(dict.fromkeys(item.sku for item in spec.items))
+            catalogue = {
+                r.sku: r
+                for r in await tx.conn.execute(select(products).where(products.c.sku.in_(skus)))
+            }
             for index, item in enumerate(spec.items):
-                if item.sku not in known:
+                if item.sku not in catalogue:
                     raise InvalidInput(
                         f"items[{index}].sku", f"{item.sku!r} is not a product; add [[products]]"
                     )
+            currencies = {catalogue[sku].currency for sku in skus}
+            if len(currencies) > 1:
+                raise InvalidInput("items", "one drop sells in one currency")
+            currency = header.currency.upper() if header.currency else currencies.pop()
+            price = None
+            if header.format is DropFormat.BUNDLE:
+                price = (
+                    Money.parse(header.price, currency, "drop.price")
+                    if header.price is not None
+                    else Money(
+                        sum(catalogue[i.sku].price_minor * i.per_bundle for i in spec.items),
+                        currency,
+                    )
+                )
             drop_id = (
                 await tx.conn.execute(
                     insert(drops)
@@ -132,7 +148,7 @@ class DropService:
                         hold_seconds=header.hold_seconds,
                         per_customer_limit=header.per_customer_limit,
                         price_minor=price.amount_minor if price else None,
-                        currency=price.currency if price else None,
+                        currency=currency,
                         objective=header.objective.model_dump() if header.objective else None,
                         replay_url=header.replay_url,
                         created_at=tx.now,
@@ -140,6 +156,20 @@ class DropService:
                     .returning(drops.c.id)
                 )
             ).scalar_one()
+            await tx.conn.execute(
+                insert(drop_products),
+                [
+                    {
+                        "drop_id": drop_id,
+                        "sku": sku,
+                        "title": catalogue[sku].title,
+                        "price_minor": catalogue[sku].price_minor,
+                        "currency": catalogue[sku].currency,
+                        "image_url": catalogue[sku].image_url,
+                    }
+                    for sku in skus
+                ],
+            )
             rows = [
                 {
                     "drop_id": drop_id,
@@ -156,7 +186,84 @@ class DropService:
             await tx.conn.execute(insert(drop_stock), rows)
             if opens_at is not None:
                 tx.emit(DropScheduled(drop_id, opens_at))
+            if then is not None:  # e.g. record why the drop exists; raising undoes it all
+                await then(tx, drop_id)
         return int(drop_id)
+
+    async def set_price(self, drop_id: int, price: str, sku: str | None = None) -> Money:
+        """Change what one claim costs from now on: an item's price, or a bundle's.
+
+        Refused while any hold is open (its buyer saw the old price), and on a closed drop.
+        Recorded in the drop's activity as ``price_changed`` with the old and new price.
+        """
+        async with self.uow.write() as tx:
+            drop = await self._get(tx.conn, drop_id)
+            if drop.state is DropState.CLOSED:
+                raise InvalidState(f"drop {drop_id} is closed; its prices are final")
+            shape = await self.shapes.get(tx.conn, drop_id)
+            currency = drop.currency or ""
+            if drop.format is DropFormat.BUNDLE:
+                if sku is not None:
+                    raise InvalidInput("sku", "a bundle has one price; leave out the SKU")
+                target = None
+            elif sku is None:
+                if len(shape.skus) > 1:
+                    raise InvalidInput("sku", f"choose one of {', '.join(shape.skus)}")
+                target = shape.skus[0]
+            else:
+                target = {s.upper(): s for s in shape.skus}.get(sku.upper())
+                if target is None:
+                    raise UnknownItem(f"{sku!r} is not sold in drop {drop_id}", sku=sku)
+            money = Money.parse(price, currency, "price")
+            await self.uow.db.lock_drop(tx.conn, drop_id)
+            open_holds = (
+                await tx.conn.execute(
+                    select(func.count())
+                    .select_from(holds)
+                    .where(holds.c.drop_id == drop_id, active_hold_filter(tx.now))
+                )
+            ).scalar_one()
+            if open_holds:
+                raise InvalidState(
+                    f"drop {drop_id} has {open_holds} open hold(s) at the current price; "
+                    "change it when they have ended",
+                    drop_id=drop_id,
+                )
+            if target is None:
+                old = drop.price.amount_minor if drop.price else None
+                await tx.conn.execute(
+                    update(drops)
+                    .where(drops.c.id == drop_id)
+                    .values(price_minor=money.amount_minor)
+                )
+            else:
+                old = (
+                    await tx.conn.execute(
+                        select(drop_products.c.price_minor).where(
+                            drop_products.c.drop_id == drop_id, drop_products.c.sku == target
+                        )
+                    )
+                ).scalar_one()
+                await tx.conn.execute(
+                    update(drop_products)
+                    .where(drop_products.c.drop_id == drop_id, drop_products.c.sku == target)
+                    .values(price_minor=money.amount_minor)
+                )
+            await tx.conn.execute(
+                insert(activity).values(
+                    drop_id=drop_id,
+                    kind="price_changed",
+                    at=tx.now,
+                    detail={
+                        "sku": target,
+                        "from_minor": old,
+                        "to_minor": money.amount_minor,
+                        "currency": money.currency,
+                    },
+                )
+            )
+            tx.emit(PriceChanged(drop_id, target, money.amount_minor, money.currency))
+        return money
 
     async def open(self, drop_id: int) -> Drop:
         """Open a draft or scheduled drop for claims now (idempotent when already live)."""
@@ -183,10 +290,19 @@ class DropService:
             await self._close(tx, drop_id, reason)
             return await self._get(tx.conn, drop_id)
 
-    async def restock(self, drop_id: int, sku: str, units: int, pool: str | None = None) -> int:
-        """Add units to a pool (creating the pool if new). Waitlisted customers are served
+    async def restock(
+        self,
+        drop_id: int,
+        sku: str,
+        units: int,
+        pool: str | None = None,
+        *,
+        new_pool: bool = False,
+    ) -> int:
+        """Add units to one of the item's pools; a pool the item does not have yet only with
+        ``new_pool`` (a typo must not open a pickup point). Waitlisted customers are served
         first. Returns the number of waitlist offers made."""
-        if not isinstance(units, int) or units < 1 or units > 1_000_000:
+        if not isinstance(units, int) or isinstance(units, bool) or not 1 <= units <= 1_000_000:
             raise InvalidInput("units", "must be a whole number from 1 to 1000000")
         pool = validate_pool(pool or "ship")
         async with self.uow.write() as tx:
@@ -203,6 +319,14 @@ class DropService:
                 )
             if drop.format is DropFormat.BUNDLE and pool not in shape.pools:
                 raise InvalidInput("pool", "a bundle's pools are fixed when it is created")
+            pools = [line.pool for line in shape.lines if line.sku == match]
+            if pool not in pools and not new_pool:
+                raise UnknownItem(
+                    f"{match} has no pool {pool!r} in drop {drop_id} (it has "
+                    f"{', '.join(pools)}); to open a new pool, ask for it explicitly "
+                    "(--new-pool)",
+                    pool=pool,
+                )
             await self.uow.db.lock_drop(tx.conn, drop_id)
             changed = await tx.conn.execute(
                 update(drop_stock)
@@ -327,7 +451,11 @@ class DropService:
             drop = await self._get(conn, drop_id)
             lines = await stock_lines(conn, drop_id, now)
             skus = {line.sku for line in lines}
-            product_rows = await conn.execute(select(products).where(products.c.sku.in_(skus)))
+            product_rows = await conn.execute(
+                select(drop_products).where(
+                    drop_products.c.drop_id == drop_id, drop_products.c.sku.in_(skus)
+                )
+            )
             catalog = {
                 r.sku: Product(r.sku, r.title, Money(r.price_minor, r.currency), r.image_url)
                 for r in product_rows

@@ -32,7 +32,7 @@ from commerce.services.claims import ClaimService
 from commerce.services.drops import DropService
 from commerce.services.stock import ShapeCache, active_hold_filter, move_held
 from commerce.services.unit_of_work import Tx, UnitOfWork
-from commerce.storage.tables import drop_stock, holds, orders
+from commerce.storage.tables import drop_stock, drops, holds, orders
 
 log = logging.getLogger(__name__)
 
@@ -95,12 +95,16 @@ class OrderService:
     ) -> Order:
         """The order for an active hold; asking twice returns the same order."""
         async with self.uow.read() as conn:
-            hold = (await conn.execute(select(holds).where(holds.c.id == hold_id))).first()
+            hold = (
+                await conn.execute(
+                    select(holds, drops.c.currency)
+                    .join(drops, drops.c.id == holds.c.drop_id)
+                    .where(holds.c.id == hold_id)
+                )
+            ).first()
         if hold is None or hold.customer_id != customer_id:
             raise HoldNotFound(f"hold {hold_id} does not exist", hold_id=hold_id)
-        view = await self.drops.view(hold.drop_id)
-        view_price = view.unit_price if hold.sku is None else view.products[hold.sku].price
-        amount = view_price * hold.qty
+        amount = Money(hold.price_minor, hold.currency) * hold.qty  # the price the buyer saw
         async with self.uow.write() as tx:
             existing = await self._by_hold(tx, hold_id)
             if existing is not None:

@@ -7,6 +7,7 @@ creator's time zone; see scheduler/recurring.py).
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -18,7 +19,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from commerce.domain.errors import InvalidInput
 from commerce.dropfile import validate_spec
 from commerce.services.drops import DropService
-from commerce.services.unit_of_work import UnitOfWork
+from commerce.services.unit_of_work import Tx, UnitOfWork
 from commerce.storage.tables import drop_templates, template_runs
 
 
@@ -38,6 +39,7 @@ class TemplateService:
         self.uow = uow
         self.drops = drops
         self._insert = postgresql.insert if uow.db.dialect == "postgresql" else sqlite.insert
+        self._lock = asyncio.Lock()
 
     async def add(
         self, name: str, spec: dict[str, Any], cron: str, timezone: str, lead: timedelta
@@ -89,27 +91,42 @@ class TemplateService:
             ]
 
     async def materialize(self, template: DropTemplate, occurrence: datetime) -> int | None:
-        """Create the drop for one occurrence, once; returns its id (None if it existed)."""
-        async with self.uow.read() as conn:
-            existing = (
-                await conn.execute(
-                    select(template_runs.c.drop_id).where(
-                        template_runs.c.template_id == template.id,
-                        template_runs.c.occurrence == occurrence,
+        """Create the drop for one occurrence, once; returns its id (None if it existed).
+
+        The occurrence is claimed in the drop's own transaction: the ``template_runs`` row
+        (primary key: template, occurrence) goes in before the commit, so of two racing
+        materializations (two jobs in one process, or two processes) the loser's insert
+        conflicts and its whole transaction rolls back: no second drop, no announcement.
+        The lock only spares this process the doomed attempt.
+        """
+        async with self._lock:
+            async with self.uow.read() as conn:
+                existing = (
+                    await conn.execute(
+                        select(template_runs.c.drop_id).where(
+                            template_runs.c.template_id == template.id,
+                            template_runs.c.occurrence == occurrence,
+                        )
                     )
+                ).scalar()
+            if existing is not None:
+                return None
+            spec = {**template.spec, "drop": {**template.spec["drop"], "opens_at": occurrence}}
+
+            async def claim(tx: Tx, drop_id: int) -> None:
+                claimed = await tx.conn.execute(
+                    self._insert(template_runs)
+                    .values(template_id=template.id, occurrence=occurrence, drop_id=drop_id)
+                    .on_conflict_do_nothing(index_elements=["template_id", "occurrence"])
                 )
-            ).scalar()
-        if existing is not None:
-            return None
-        spec = {**template.spec, "drop": {**template.spec["drop"], "opens_at": occurrence}}
-        drop_id = await self.drops.create(validate_spec(spec))
-        async with self.uow.write() as tx:
-            claimed = await tx.conn.execute(
-                self._insert(template_runs)
-                .values(template_id=template.id, occurrence=occurrence, drop_id=drop_id)
-                .on_conflict_do_nothing(index_elements=["template_id", "occurrence"])
-            )
-        if claimed.rowcount == 0:  # another process won the race: withdraw our copy
-            await self.drops.close(drop_id)
-            return None
-        return drop_id
+                if claimed.rowcount == 0:
+                    raise _OccurrenceTaken
+
+            try:
+                return await self.drops.create(validate_spec(spec), then=claim)
+            except _OccurrenceTaken:  # another process created it first
+                return None
+
+
+class _OccurrenceTaken(Exception):
+    """Rolls back a drop whose occurrence another materialization claimed first."""

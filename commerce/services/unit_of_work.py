@@ -32,10 +32,23 @@ class EventBus:
 
     def __init__(self) -> None:
         self._handlers: list[tuple[tuple[type[Event], ...], Handler]] = []
+        self._gap_handlers: list[Callable[[], None]] = []
 
     def subscribe(self, handler: Handler, *event_types: type[Event]) -> None:
         """Call ``handler`` for events of the given types (all events when none given)."""
         self._handlers.append((event_types or (Event,), handler))
+
+    def on_gap(self, handler: Callable[[], None]) -> None:
+        """Call ``handler`` when events from other processes may have been lost (the
+        listener reconnected): whatever was derived from them must be re-read."""
+        self._gap_handlers.append(handler)
+
+    def gap(self) -> None:
+        for handler in self._gap_handlers:
+            try:
+                handler()
+            except Exception:
+                log.exception("gap handler %r failed", handler)
 
     async def publish(self, events: Iterable[Event]) -> None:
         for event in events:

@@ -81,6 +81,7 @@ class PgEventChannel:
                     log.warning("event listener connection lost; reconnecting")
                     await self._close()
                     await self._listen()
+                    self.bus.gap()  # what was sent meanwhile never reached us
             except Exception:
                 log.exception("could not re-listen for events; retrying")
 

@@ -86,6 +86,21 @@ products = Table(
     CheckConstraint("price_minor >= 0", name="price_not_negative"),
 )
 
+drop_products = Table(
+    "drop_products",
+    metadata,
+    # A drop's catalogue, copied from the products when the drop is created: a later drop
+    # that reuses a SKU at another price never re-prices this one. Only the audited price
+    # command changes it, and never under an open hold.
+    Column("drop_id", Id, ForeignKey("drops.id"), primary_key=True),
+    Column("sku", String(64), ForeignKey("products.sku"), primary_key=True),
+    Column("title", String(200), nullable=False),
+    Column("price_minor", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("image_url", Text),
+    CheckConstraint("price_minor >= 0", name="price_not_negative"),
+)
+
 customers = Table(
     "customers",
     metadata,
@@ -116,8 +131,8 @@ drops = Table(
     Column("demo_seconds", Integer),
     Column("hold_seconds", Integer, nullable=False),
     Column("per_customer_limit", Integer, nullable=False),
-    Column("price_minor", BigInteger),  # bundle price override; None = sum of parts
-    Column("currency", String(3)),
+    Column("price_minor", BigInteger),  # a bundle's price (its own, or the sum of its parts)
+    Column("currency", String(3)),  # the drop's one currency
     Column("objective", JSON),
     Column("replay_url", Text),
     Column("created_at", UTCDateTime, nullable=False),
@@ -161,6 +176,8 @@ holds = Table(
     Column("sku", String(64)),
     Column("pool", String(80), nullable=False),
     Column("qty", Integer, nullable=False),
+    # The price of one claim unit when the hold was placed: what the buyer saw, and pays.
+    Column("price_minor", BigInteger, nullable=False),
     Column("status", String(16), nullable=False),  # active|converted|expired|cancelled
     Column("claim_key", String(128), nullable=False),
     Column("source", String(32), nullable=False),

@@ -91,6 +91,7 @@ async def drop_stream(request: web.Request) -> web.StreamResponse:
             snap_id = hub.event_id(sent)
             out.append(sse_event("countdown", _countdown(data), snap_id))
             out.append(sse_event("stock", _stock(data), snap_id))
+            out.append(sse_event("status", data["status"], snap_id))
         else:
             out.extend(hub.encode(m) for m in backlog)
             sent = backlog[-1].seq if backlog else sent
@@ -154,7 +155,7 @@ def _field(data: dict[str, Any], name: str, kind: type, required: bool = True) -
         return None
     if value is None:
         raise InvalidInput(name, "is required")
-    if not isinstance(value, kind) or isinstance(value, bool):
+    if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
         raise InvalidInput(name, f"must be a {kind.__name__}")
     return value
 
@@ -169,10 +170,25 @@ async def restock(request: web.Request) -> web.Response:
         _field(data, "sku", str),
         _field(data, "units", int),
         _field(data, "pool", str, required=False),
+        new_pool=bool(_field(data, "new_pool", bool, required=False)),
     )
     ctx.states.forget(drop_id)
     view = await ctx.states.get(drop_id)
     return json_ok({"id": drop_id, "waitlist_offers": offers, "available": view.available_units()})
+
+
+async def set_price(request: web.Request) -> web.Response:
+    """POST /api/drops/{id}/price {"price": "12.00", "sku"?}: refused (409) while any hold
+    is open; recorded in the drop's activity."""
+    ctx = admin(request)
+    data = await json_object(request)
+    drop_id = drop_id_of(request)
+    money = await ctx.commerce.drops.set_price(
+        drop_id, _field(data, "price", str), _field(data, "sku", str, required=False)
+    )
+    ctx.catalog.forget(drop_id)
+    ctx.states.forget(drop_id)
+    return json_ok({"id": drop_id, "price_minor": money.amount_minor, "currency": money.currency})
 
 
 async def issue_link(request: web.Request) -> web.Response:
@@ -183,10 +199,8 @@ async def issue_link(request: web.Request) -> web.Response:
     tag = _field(data, "tag", str, required=False)
     drop_id = drop_id_of(request)
     await ctx.catalog.get(drop_id)  # unknown drop: 404
-    token, link = ctx.signer.issue(drop_id, identity, tag)
-    return json_ok(
-        {"url": f"{ctx.base_url}/c/{token}", "expires_at": iso(link.expires_at)}, status=201
-    )
+    issued = await ctx.links.issue(drop_id, identity, tag)
+    return json_ok({"url": issued.url, "expires_at": iso(issued.link.expires_at)}, status=201)
 
 
 async def pickup_list(request: web.Request) -> web.StreamResponse:

@@ -13,7 +13,7 @@ from aiohttp import web
 from commerce.core import Commerce
 from commerce.domain.errors import DomainError, InvalidInput
 from commerce.domain.events import Event, HoldPlaced, SoldOut
-from commerce.links import LinkSigner
+from commerce.links import LinkIssuer, LinkSigner
 from commerce.observability import bind_request_id
 from commerce.payments.base import PaymentProvider, PaymentProviders
 from commerce.payments.simple import ManualProvider, TestProvider
@@ -21,9 +21,9 @@ from commerce.payments.stripe_checkout import StripeProvider
 from commerce.web import api, dashboard, pages
 from commerce.web.context import CONTEXT, WebContext
 from commerce.web.errors import SERVER_ERROR, ErrorKind, RateLimited, error_body, kind_of
-from commerce.web.live import LiveHub, SoldOutGate, ViewCache
+from commerce.web.live import LiveHub, RefusalGate, StatusFeed, ViewCache
 from commerce.web.metrics import Metrics
-from commerce.web.render import Assets, Templates
+from commerce.web.render import READER_LOCALE, Assets, Templates, reader_locale
 from commerce.web.security import Csrf, RateLimiter, parse_networks, retry_after_header
 from config.settings import Settings
 
@@ -92,6 +92,7 @@ async def edge(request: web.Request, handler: Handler) -> web.StreamResponse:
     started = time.perf_counter()
     status = 500
     rid = bind_request_id(request.headers.get("X-Request-Id"))
+    READER_LOCALE.set(reader_locale(request.headers.get("Accept-Language")))
     try:
         response = await handler(request)
         status = response.status
@@ -145,17 +146,21 @@ def create_app(
     web_settings = settings.web
     admin = settings.security.admin_token
     assets = Assets()
+    hub = LiveHub(commerce.clock)
+    states = ViewCache(commerce.drops.view, commerce.clock, ttl=1.0)
     ctx = WebContext(
         commerce=commerce,
         settings=settings,
         signer=signer,
+        links=LinkIssuer(signer, commerce.customers, commerce.tracker, web_settings.base_url),
         payments=payments,
         assets=assets,
         templates=Templates(assets),
         metrics=Metrics(),
-        hub=LiveHub(commerce.clock),
-        gate=SoldOutGate(commerce.clock),
-        states=ViewCache(commerce.drops.view, commerce.clock, ttl=1.0),
+        hub=hub,
+        status=StatusFeed(hub, states),
+        gate=RefusalGate(commerce.clock, commerce.claims.refusal_snapshot),
+        states=states,
         catalog=ViewCache(commerce.drops.view, commerce.clock, ttl=30.0),
         trusted_proxies=parse_networks(web_settings.trusted_proxies),
         ip_limiter=RateLimiter(web_settings.claim_rate_per_ip),
@@ -177,7 +182,7 @@ def create_app(
         if ctx.hub.closed:
             return
         ctx.states.forget(event.drop_id)
-        if event.name in ("Restocked", "DropOpened", "DropClosed"):
+        if event.name in ("Restocked", "DropOpened", "DropClosed", "PriceChanged"):
             ctx.catalog.forget(event.drop_id)
         if isinstance(event, HoldPlaced):
             ctx.metrics.holds.inc()
@@ -185,15 +190,19 @@ def create_app(
             ctx.metrics.sold_outs.inc()
         ctx.gate.on_event(event)
         ctx.hub.on_event(event)
+        ctx.status.on_event(event)
 
     async def start(app: web.Application) -> None:
         configured = settings.security.secret_key
         secret = configured.get_secret_value() if configured else await commerce.secret_key()
         ctx.csrf = Csrf(secret)
         commerce.bus.subscribe(on_event)
+        commerce.bus.on_gap(ctx.gate.forget_all)
 
     async def shutdown(app: web.Application) -> None:
         ctx.hub.close()  # end SSE streams so the runner can stop
+        await ctx.gate.close()
+        await ctx.status.close()
 
     async def cleanup(app: web.Application) -> None:
         await payments.close()
@@ -223,6 +232,7 @@ def add_routes(router: web.UrlDispatcher) -> None:
     router.add_post(f"/api/drops/{DROP}/open", api.open_drop)
     router.add_post(f"/api/drops/{DROP}/close", api.close_drop)
     router.add_post(f"/api/drops/{DROP}/restock", api.restock)
+    router.add_post(f"/api/drops/{DROP}/price", api.set_price)
     router.add_post(f"/api/drops/{DROP}/links", api.issue_link)
     router.add_get("/pickup/{location}", api.pickup_list)
     router.add_post("/webhooks/{provider}", api.webhook)

@@ -2,22 +2,30 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
+from datetime import datetime
 
 from aiohttp import web
 
 from commerce.core import Commerce
 from commerce.domain.model import ClaimOutcome, ClaimResult
-from commerce.links import ClaimLink, LinkSigner
+from commerce.links import ClaimLink, LinkIssuer, LinkSigner
 from commerce.payments.base import PaymentProviders
 from commerce.web.errors import RateLimited
-from commerce.web.live import LiveHub, SoldOutGate, ViewCache
+from commerce.web.live import LiveHub, RefusalGate, StatusFeed, ViewCache
 from commerce.web.metrics import Metrics
 from commerce.web.render import Assets, Templates
 from commerce.web.security import Csrf, Network, RateLimiter, client_ip
 from config.settings import Settings
 
-HELD_COOKIE = "dc_held"
+
+@dataclass(frozen=True, slots=True)
+class Visit:
+    link: ClaimLink
+    customer_id: int
+    arrived: datetime
+    opened: asyncio.Future[None]  # the "link opened" step being written
 
 
 @dataclass
@@ -25,12 +33,14 @@ class WebContext:
     commerce: Commerce
     settings: Settings
     signer: LinkSigner
+    links: LinkIssuer
     payments: PaymentProviders
     assets: Assets
     templates: Templates
     metrics: Metrics
     hub: LiveHub
-    gate: SoldOutGate
+    status: StatusFeed
+    gate: RefusalGate
     states: ViewCache  # live stock: short TTL, dropped on every event of the drop
     catalog: ViewCache  # titles, products, prices: long TTL, dropped on restock
     trusted_proxies: tuple[Network, ...]
@@ -57,46 +67,49 @@ class WebContext:
         if wait > 0:
             raise RateLimited(wait)
 
-    def holds_cookie(self, request: web.Request, link: ClaimLink) -> bool:
-        token = request.cookies.get(HELD_COOKIE)
-        return token is not None and self.require_csrf().check(token, "held", link.nonce)
-
-    async def claim(
-        self, request: web.Request, link: ClaimLink, pool: str | None, source: str
-    ) -> ClaimResult:
-        """Claim for a verified link: rate limits, the in-memory sold-out gate, then the core.
-
-        The gate is checked again after the customer lookup: a surge that sold out while
-        this request waited on the database is answered from memory too.
-        """
+    async def visit(self, request: web.Request, link: ClaimLink) -> Visit:
+        """Someone opened a personal link: rate limits, who they are, and the funnel's
+        "opened" step (recorded whatever the answer; the answer waits for it)."""
         self.rate_limit(request, link.identity)
-        gated = not self.holds_cookie(request, link)
-        if gated and self.gate.closed(link.drop_id, link.claim_key):
-            return self._gated()
-        commerce = self.commerce
-        customer_id = await commerce.customers.resolve(link.identity)
-        self._track_opened(link, customer_id)
-        if gated and self.gate.closed(link.drop_id, link.claim_key):
-            return self._gated()
+        arrived = self.commerce.clock.now()
+        customer_id = await self.commerce.customers.resolve(link.identity)
+        opened = asyncio.ensure_future(self._track_opened(link, customer_id))
+        return Visit(link, customer_id, arrived, opened)
+
+    async def claim(self, visit: Visit, pool: str | None, source: str) -> ClaimResult:
+        """Claim for a visit: the in-memory refusal gate (never for a customer who holds or
+        bought), else the core. Either way the claim is in the claims log."""
+        link, commerce = visit.link, self.commerce
+        refusal = self.gate.answer(link.drop_id, link.identity)
+        if refusal is not None:
+            commerce.tracker.note_claim(
+                link.drop_id, visit.customer_id, source, visit.arrived, refusal.value
+            )
+            await visit.opened
+            self.metrics.gated.inc()
+            self.metrics.claims.labels(refusal.value).inc()
+            return ClaimResult(refusal)
         result = await commerce.claims.claim(
-            link.drop_id, customer_id, pool=pool, claim_key=link.claim_key, source=source
+            link.drop_id,
+            visit.customer_id,
+            pool=pool,
+            claim_key=link.claim_key,
+            source=source,
+            arrived_at=visit.arrived,
         )
+        await visit.opened
         self.metrics.claims.labels(result.outcome.value).inc()
-        if result.ok:
-            self.gate.won(link.drop_id, link.claim_key)
+        if result.outcome in (ClaimOutcome.SOLD_OUT, ClaimOutcome.CLOSED):
+            self.gate.refused(link.drop_id)
         return result
 
-    def _track_opened(self, link: ClaimLink, customer_id: int) -> None:
-        """Funnel step "link opened" (and which reminder brought them), written in batches."""
+    async def _track_opened(self, link: ClaimLink, customer_id: int) -> None:
+        """Funnel step "link opened" (and which reminder brought them), whatever the answer,
+        written before the answer goes out (shared writes: see Tracker.log)."""
         tracker = self.commerce.tracker
-        tracker.note(link.drop_id, "link_opened", customer_id, tag=link.tag)
         if link.tag and link.tag.startswith("reminder"):
             tracker.note(link.drop_id, "reminder_opened", customer_id, tag=link.tag)
-
-    def _gated(self) -> ClaimResult:
-        self.metrics.gated.inc()
-        self.metrics.claims.labels(ClaimOutcome.SOLD_OUT.value).inc()
-        return ClaimResult(ClaimOutcome.SOLD_OUT)
+        await tracker.log(link.drop_id, "link_opened", customer_id, tag=link.tag)
 
 
 CONTEXT: web.AppKey[WebContext] = web.AppKey("dropcast", WebContext)

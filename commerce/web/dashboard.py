@@ -16,7 +16,7 @@ import hmac
 import time
 import weakref
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
@@ -26,11 +26,13 @@ from aiohttp import web
 from commerce.analytics import DropKpis, DropSummary, to_json
 from commerce.analytics.results import ObjectiveResult
 from commerce.domain.errors import InvalidInput
-from commerce.domain.model import DropState
+from commerce.domain.model import DropState, DropView
+from commerce.money_format import format_money
 from commerce.web.api import json_ok, state_json
 from commerce.web.context import CONTEXT, WebContext
 from commerce.web.errors import Unauthorized
 from commerce.web.pages import NO_STORE, drop_id_of, page, see_other
+from commerce.web.render import READER_LOCALE
 from commerce.web.security import require_admin
 
 COOKIE = "dc_admin"
@@ -83,6 +85,13 @@ class Tile:
     label: str
     path: str  # into the KPI JSON
     kind: str  # fmt kind
+
+
+def counted(tile: Tile, view: DropView) -> Tile:
+    """A tile's label in what the drop counts: "Bundles sold" for a bundle drop."""
+    if view.unit_word == "unit" or "Units" not in tile.label:
+        return tile
+    return replace(tile, label=tile.label.replace("Units", f"{view.unit_word.title()}s"))
 
 
 TILES = (
@@ -295,7 +304,7 @@ async def kpi_data(request: web.Request, ctx: WebContext, drop_id: int) -> dict[
     data: dict[str, Any] = to_json(kpis)
     data["dashboard"] = {
         "verdict": asdict(verdict(kpis, view.drop.closes_at)),
-        "revenue": kpis.revenue.format() if kpis.revenue else None,
+        "revenue": format_money(kpis.revenue, READER_LOCALE.get()) if kpis.revenue else None,
     }
     return data
 
@@ -365,7 +374,7 @@ async def dashboard(request: web.Request) -> web.Response:
             kpis=data,
             verdict=data["dashboard"]["verdict"],
             revenue=data["dashboard"]["revenue"],
-            tiles=[(t, fmt(lookup(data, t.path), t.kind)) for t in TILES],
+            tiles=[(counted(t, view), fmt(lookup(data, t.path), t.kind)) for t in TILES],
             funnel=[
                 {
                     "index": i,

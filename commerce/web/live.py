@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import secrets
 import time
 from collections import deque
@@ -28,8 +29,11 @@ from commerce.domain.events import (
     SoldOut,
     StockChanged,
 )
-from commerce.domain.model import DropState, DropView
-from commerce.views import iso
+from commerce.domain.model import ClaimOutcome, DropState, DropView
+from commerce.services.claims import RefusalSnapshot
+from commerce.views import drop_status, iso
+
+log = logging.getLogger(__name__)
 
 
 class ViewCache:
@@ -77,71 +81,152 @@ class ViewCache:
         self._views.pop(drop_id, None)
 
 
-class SoldOutGate:
-    """Answers "sold out" from memory while that answer is certain, so a sold-out surge costs
-    no database round trip.
+class RefusalGate:
+    """Answers "sold out" or "closed" from memory while that answer is certain, so a surge
+    on a sold-out or closed drop costs no claim transaction; never to a customer who holds
+    or bought a unit of the drop.
 
-    Armed when a StockChanged says nothing is claimable. It stays armed until the earliest
-    pending hold could expire (known from HoldPlaced) and at most ``ttl`` seconds, after which
-    one claim goes to the database and re-arms it. Restock, refund, reopen and any StockChanged
-    with units free disarm it at once. It can only ever err towards "sold out" for at most
-    ``ttl`` seconds (an unseen hold in another process); it can never oversell.
+    Arming takes one snapshot from the core (the drop refuses every claim right now and
+    why, the identities of everyone holding or having bought, when the first open hold
+    lapses). It arms on a StockChanged with nothing claimable, on DropClosed, and on a claim
+    the database refused as sold out or closed, and stays armed until the first open hold
+    lapses and at most ``ttl`` seconds. Anything that can move stock or holders (a hold
+    placed, expired or cancelled, a payment, a refund, a restock, opening) disarms it at
+    once, and a snapshot being taken meanwhile is thrown away. It can only err towards a
+    refusal for someone without a hold, and only while an event from another process is
+    late; ``forget_all`` (the event listener reconnected, events may be lost) disarms all.
     """
 
-    def __init__(self, clock: Clock, ttl: float = 2.0) -> None:
+    def __init__(
+        self,
+        clock: Clock,
+        snapshot: Callable[[int], Awaitable[RefusalSnapshot | None]],
+        ttl: float = 2.0,
+    ) -> None:
         self._clock = clock
+        self._snapshot = snapshot
         self._ttl = timedelta(seconds=ttl)
-        self._until: dict[int, datetime] = {}
-        self._holds: dict[int, dict[int, datetime]] = {}
-        self._winners: dict[int, set[str]] = {}
+        self._armed: dict[int, tuple[datetime, RefusalSnapshot]] = {}
+        self._epoch: dict[int, int] = {}  # bumped by every disarm: stale snapshots lose
+        self._arming: dict[int, asyncio.Task[None]] = {}
 
-    def closed(self, drop_id: int, claim_key: str) -> bool:
-        until = self._until.get(drop_id)
-        if until is None or claim_key in self._winners.get(drop_id, ()):
-            return False
+    def answer(self, drop_id: int, identity: str) -> ClaimOutcome | None:
+        """The refusal for this claimant from memory, or None: ask the database."""
+        armed = self._armed.get(drop_id)
+        if armed is None:
+            return None
+        until, snapshot = armed
         if self._clock.now() >= until:
-            del self._until[drop_id]
-            return False
-        return True
+            del self._armed[drop_id]
+            return None
+        return None if identity in snapshot.holders else snapshot.answer
 
-    def won(self, drop_id: int, claim_key: str) -> None:
-        """This claim key holds stock: it must always reach its hold, never the gate."""
-        self._winners.setdefault(drop_id, set()).add(claim_key)
+    def armed(self, drop_id: int) -> bool:
+        return drop_id in self._armed
 
-    def arm(self, drop_id: int, held: int) -> None:
-        now = self._clock.now()
-        until = now + self._ttl
-        if held > 0:
-            pending = {k: t for k, t in self._holds.get(drop_id, {}).items() if t > now}
-            self._holds[drop_id] = pending
-            if not pending:
-                return  # holds we never saw: their expiry is unknown, so do not guess
-            until = min(until, *pending.values())
-        self._until[drop_id] = until
+    def refused(self, drop_id: int) -> None:
+        """The database just refused a claim (sold out or closed): arm, unless armed or
+        arming already."""
+        if drop_id not in self._armed and drop_id not in self._arming:
+            self.arm(drop_id)
+
+    def arm(self, drop_id: int) -> None:
+        epoch = self._epoch.get(drop_id, 0)
+        running = self._arming.get(drop_id)
+        if running is not None:
+            running.cancel()
+        task = asyncio.get_running_loop().create_task(self._arm(drop_id, epoch))
+        self._arming[drop_id] = task
+        task.add_done_callback(lambda done: self._arm_done(drop_id, done))
+
+    async def _arm(self, drop_id: int, epoch: int) -> None:
+        snapshot = await self._snapshot(drop_id)
+        if snapshot is None or self._epoch.get(drop_id, 0) != epoch:
+            return  # claims would not all be refused, or something moved while we looked
+        until = self._clock.now() + self._ttl
+        if snapshot.first_lapse is not None and snapshot.answer is ClaimOutcome.SOLD_OUT:
+            until = min(until, snapshot.first_lapse)
+        self._armed[drop_id] = (until, snapshot)
+
+    def _arm_done(self, drop_id: int, task: asyncio.Task[None]) -> None:
+        if self._arming.get(drop_id) is task:
+            del self._arming[drop_id]
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("refusal gate for drop %s not armed: %s", drop_id, task.exception())
 
     def disarm(self, drop_id: int) -> None:
-        self._until.pop(drop_id, None)
+        self._epoch[drop_id] = self._epoch.get(drop_id, 0) + 1
+        self._armed.pop(drop_id, None)
+
+    def forget_all(self) -> None:
+        for drop_id in set(self._armed) | set(self._arming):
+            self.disarm(drop_id)
+
+    async def close(self) -> None:
+        tasks = list(self._arming.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     def on_event(self, event: Event) -> None:
-        drop_id = event.drop_id
         match event:
-            case HoldPlaced(hold_id=hold_id, expires_at=expires_at):
-                self._holds.setdefault(drop_id, {})[hold_id] = expires_at
-            case HoldExpired(hold_id=hold_id) | HoldCancelled(hold_id=hold_id):
-                self._holds.get(drop_id, {}).pop(hold_id, None)
-            case OrderPaid(hold_id=hold_id):
-                self._holds.get(drop_id, {}).pop(hold_id, None)
-            case StockChanged(available=available, held=held):
-                if available > 0:
-                    self.disarm(drop_id)
-                else:
-                    self.arm(drop_id, held)
-            case DropClosed(reason=reason) if reason != "sold_out":
-                self.disarm(drop_id)
-            case Restocked() | DropOpened() | OrderRefunded():
-                self.disarm(drop_id)
+            case StockChanged(available=0) | DropClosed():
+                self.disarm(event.drop_id)
+                self.arm(event.drop_id)
+            case (
+                StockChanged()
+                | HoldPlaced()
+                | HoldExpired()
+                | HoldCancelled()
+                | OrderPaid()
+                | OrderRefunded()
+                | Restocked()
+                | DropOpened()
+            ):
+                self.disarm(event.drop_id)
             case _:
                 pass
+
+
+class StatusFeed:
+    """Publishes a drop's status (the one headline, detail, action and counts every screen
+    shows: ``commerce.views.drop_status``) on its stream after any change, as a ``status``
+    event. One reload per burst: changes arriving while one is published are folded into
+    the next."""
+
+    def __init__(self, hub: LiveHub, views: ViewCache) -> None:
+        self._hub = hub
+        self._views = views
+        self._running: dict[int, asyncio.Task[None]] = {}
+        self._dirty: set[int] = set()
+
+    def changed(self, drop_id: int) -> None:
+        self._dirty.add(drop_id)
+        if drop_id not in self._running:
+            task = asyncio.get_running_loop().create_task(self._publish(drop_id))
+            self._running[drop_id] = task
+            task.add_done_callback(lambda _: self._running.pop(drop_id, None))
+
+    async def _publish(self, drop_id: int) -> None:
+        while drop_id in self._dirty:
+            self._dirty.discard(drop_id)
+            try:
+                view = await self._views.get(drop_id)
+            except Exception as exc:  # the next change publishes again
+                log.warning("status of drop %s not published: %s", drop_id, exc)
+                return
+            if not self._hub.closed:
+                self._hub.publish(drop_id, "status", drop_status(view).as_dict())
+
+    async def close(self) -> None:
+        tasks = list(self._running.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def on_event(self, event: Event) -> None:
+        if isinstance(event, StockChanged | DropOpened | DropClosed | DropScheduled | Restocked):
+            self.changed(event.drop_id)
 
 
 @dataclass(frozen=True, slots=True)

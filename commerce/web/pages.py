@@ -21,8 +21,8 @@ from commerce.domain.model import (
     ClaimOutcome,
     ClaimResult,
     DropFormat,
-    DropState,
     DropView,
+    Hold,
     HoldStatus,
     Money,
     Order,
@@ -33,7 +33,8 @@ from commerce.domain.model import (
 from commerce.links import ClaimLink
 from commerce.payments.base import CheckoutRequest, Redirect, must_refund
 from commerce.services.orders import PaymentResult
-from commerce.web.context import CONTEXT, HELD_COOKIE, WebContext
+from commerce.views import Action, Phase, drop_status
+from commerce.web.context import CONTEXT, WebContext
 from commerce.web.errors import CsrfFailed
 from commerce.web.security import is_link_preview
 
@@ -101,12 +102,11 @@ def payment_methods(ctx: WebContext, pool: str) -> list[Method]:
     return [Method(n, labels.get(n, n)) for n in names]
 
 
-def item_of(view: DropView, sku: str | None) -> tuple[str, Money]:
-    """Title and unit price of what a hold covers (a bundle hold covers the whole bundle)."""
-    if sku is None:
-        return view.drop.title, view.unit_price
-    product = view.products[sku]
-    return product.title, product.price
+def item_of(view: DropView, hold: Hold) -> tuple[str, Money]:
+    """Title and unit price of what a hold covers (a bundle hold covers the whole bundle),
+    at the price the hold was placed with."""
+    title = view.drop.title if hold.sku is None else view.products[hold.sku].title
+    return title, Money(hold.price_minor, view.currency)
 
 
 # -- one-click checkout -----------------------------------------------------------------
@@ -121,10 +121,19 @@ async def claim_page(request: web.Request) -> web.Response:
     if is_link_preview(request):
         return preview(ctx, view, f"{ctx.base_url}/c/{token}")
     pool = optional_pool(request.query.get("pool"))
+    visit = await ctx.visit(request, link)
     if pool is None and view.drop.format is DropFormat.COLLAB:
+        # A holder (from chat, or another link) sees that hold; the pool question is only
+        # for someone who holds nothing, so answering it can never make a second hold.
+        holding = await ctx.commerce.claims.holding(link.drop_id, visit.customer_id)
+        if holding is not None:
+            await visit.opened
+            result = ClaimResult(ClaimOutcome.ALREADY_HELD, hold=holding)
+            return await claim_outcome(ctx, token, link, view, result)
         live = await ctx.states.get(link.drop_id)
         choices = [p for p in live.pools if live.available_units(pool=p) > 0]
         if len(choices) > 1:
+            await visit.opened
             return page(
                 ctx,
                 "checkout.html",
@@ -138,7 +147,7 @@ async def claim_page(request: web.Request) -> web.Response:
             )
         pool = choices[0] if choices else None
     source = "web" if link.tag == "web" else "link"
-    result = await ctx.claim(request, link, pool, source)
+    result = await ctx.claim(visit, pool, source)
     return await claim_outcome(ctx, token, link, view, result)
 
 
@@ -171,9 +180,9 @@ async def claim_outcome(
     hold = result.hold
     if result.ok and hold is not None:
         if hold.is_active(now):
-            title, unit = item_of(view, hold.sku)
+            title, unit = item_of(view, hold)
             exp = int(hold.expires_at.timestamp())
-            response = page(
+            return page(
                 ctx,
                 "checkout.html",
                 kind="held",
@@ -189,17 +198,6 @@ async def claim_outcome(
                 csrf=csrf.token("pay", link.nonce, hold.id, f"{hold.pool}|{exp}"),
                 **base,
             )
-            max_age = max(1, int((hold.expires_at - now).total_seconds()))
-            response.set_cookie(
-                HELD_COOKIE,
-                csrf.token("held", link.nonce),
-                max_age=max_age,
-                path=f"/c/{token}",
-                httponly=True,
-                samesite="Strict",
-                secure=ctx.base_url.startswith("https://"),
-            )
-            return response
         if hold.status is HoldStatus.CONVERTED:
             order = await ctx.commerce.orders.for_hold(hold.id)
             if order is not None:
@@ -255,13 +253,14 @@ async def claim_outcome(
                 **base,
             )
         case _:
+            status = drop_status(await ctx.states.get(view.drop.id))
             return page(
                 ctx,
                 "checkout.html",
                 status=410,
                 kind="closed",
-                heading="This drop has closed",
-                message="Claims are over for this drop. Follow the creator for the next one.",
+                heading=status.headline,
+                message=f"{status.detail} Follow the creator for the next one.",
                 waitlist=False,
                 **base,
             )
@@ -382,41 +381,52 @@ async def join_waitlist(request: web.Request) -> web.Response:
 # -- the public drop page ----------------------------------------------------------------
 
 
-def state_text(view: DropView) -> tuple[str, datetime | None, str, str]:
-    """(state line, countdown deadline, what the deadline is, text when it passes)."""
-    drop = view.drop
-    if drop.state in (DropState.DRAFT, DropState.SCHEDULED):
-        if drop.opens_at:
-            return "Starting soon", drop.opens_at, "until it opens", "Opening…"
-        return "Not scheduled yet", None, "", ""
-    if drop.state is DropState.LIVE:
-        if view.available_units() == 0:
-            return "Sold out: claim to join the waitlist", None, "", ""
-        return "Live now", drop.closes_at, "left to claim", "Closed"
-    return "This drop has closed", None, "", ""
+def countdown_of(view: DropView) -> tuple[datetime | None, str, str]:
+    """(deadline, what it counts down to, text when it passes) for the drop page."""
+    drop, status = view.drop, drop_status(view)
+    if status.phase is Phase.SCHEDULED and drop.opens_at:
+        return drop.opens_at, "until it opens", "Opening…"
+    if status.phase in (Phase.LIVE, Phase.SOLD_OUT) and drop.closes_at:
+        return drop.closes_at, "left to claim", "Closed"
+    return None, "", ""
+
+
+CLAIM_LABELS = {
+    Action.CLAIM: "Claim one",
+    Action.WAITLIST: "Join the waitlist",
+    Action.REMIND: "Opens soon",
+    Action.NONE: "Closed",
+}
+
+
+def per_person(limit: int, unit: str) -> str:
+    return f"One {unit} per person." if limit == 1 else f"Up to {limit} {unit}s per person."
 
 
 async def drop_page(request: web.Request) -> web.Response:
     """GET /d/{id}: shareable, cacheable (ETag + short TTL); stock then updates live."""
     ctx = request.app[CONTEXT]
     view = await ctx.states.get(drop_id_of(request))
-    label, deadline, deadline_label, deadline_done = state_text(view)
+    status = drop_status(view)
+    deadline, deadline_label, deadline_done = countdown_of(view)
     bundle = view.drop.format is DropFormat.BUNDLE
     body = ctx.templates.render(
         "drop.html",
         drop=view.drop,
         products=list(view.products.values()),
         bundle_price=view.unit_price if bundle else None,
-        state_label=label,
+        drop_status=status,
+        claim_label=CLAIM_LABELS[status.action],
+        claim_labels={a.value: label for a, label in CLAIM_LABELS.items()},
+        per_person=per_person(view.drop.per_customer_limit, status.unit),
         deadline=deadline,
         deadline_label=deadline_label,
         deadline_done=deadline_done,
-        available=view.available_units(),
-        total=sum(line.total for line in view.stock) // (len(view.products) if bundle else 1),
         pools=[{"pool": p, "label": pool_label(p)} for p in view.pools],
     ).encode()
     etag = f'W/"{hashlib.blake2b(body, digest_size=10).hexdigest()}"'
-    headers = {"Cache-Control": DROP_PAGE_CACHE, "ETag": etag}
+    # Prices read in the visitor's locale, so a shared cache keys on the language too.
+    headers = {"Cache-Control": DROP_PAGE_CACHE, "ETag": etag, "Vary": "Accept-Language"}
     if etag in request.headers.get("If-None-Match", ""):
         return web.Response(status=304, headers=headers)
     return web.Response(body=body, content_type="text/html", charset="utf-8", headers=headers)
@@ -490,9 +500,9 @@ async def drop_claim(request: web.Request) -> web.Response:
         )
         _with_csrf_cookie(ctx, response, value)
         return response
-    token, _ = ctx.signer.issue(drop_id, identity, tag="web")
+    issued = await ctx.links.issue(drop_id, identity, tag="web")
     query = f"?pool={pool}" if pool else ""
-    return see_other(f"/c/{token}{query}")
+    return see_other(f"/c/{issued.token}{query}")
 
 
 # -- overlay and PWA ------------------------------------------------------------------------
@@ -519,18 +529,14 @@ async def overlay(request: web.Request) -> web.Response:
     if unknown:
         raise InvalidInput("parts", f"unknown part {unknown[0]!r}; use {', '.join(OVERLAY_PARTS)}")
     drop_url = f"{ctx.base_url}/d/{drop_id}"
-    available = view.available_units()
-    total = sum(line.total for line in view.stock)
     return page(
         ctx,
         "overlay.html",
         cache="no-cache",
         drop=view.drop,
+        drop_status=drop_status(view),
         theme=theme,
         parts=parts,
-        available=available,
-        total=total,
-        sold_out=available == 0 and (total > 0 or view.drop.state is DropState.CLOSED),
         qr=qr_svg(drop_url) if "qr" in parts else "",
         drop_url=drop_url,
         now=ctx.commerce.clock.now(),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import mimetypes
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Any
 import jinja2
 
 from commerce.domain.model import Money
+from commerce.money_format import format_money
 
 HERE = Path(__file__).parent
 STATIC_DIR = HERE / "static"
@@ -63,8 +65,19 @@ def _hms(value: datetime | None) -> str:
     return value.strftime("%H:%M:%S UTC") if value else ""
 
 
+# The reader's locale for this request (from Accept-Language, set by the app's middleware):
+# money on every page reads the way its reader writes amounts.
+READER_LOCALE: ContextVar[str | None] = ContextVar("reader_locale", default=None)
+
+
+def reader_locale(accept_language: str | None) -> str | None:
+    """The first language a browser asks for (``de-DE,de;q=0.9`` → ``de-DE``), or None."""
+    first = (accept_language or "").split(",", 1)[0].split(";", 1)[0].strip()
+    return first if first and first != "*" and len(first) <= 35 else None
+
+
 def _money(value: Money | None) -> str:
-    return value.format() if value else ""
+    return format_money(value, READER_LOCALE.get()) if value else ""
 
 
 class Templates:

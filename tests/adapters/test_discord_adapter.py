@@ -25,7 +25,7 @@ from commerce.domain.model import DropState
 from commerce.dropfile import validate_spec
 from commerce.links import LinkSigner
 from config.settings import DiscordSettings
-from tests.helpers import capsule_spec, customers, live_drop
+from tests.helpers import PATIENCE, capsule_spec, customers, live_drop
 
 # `tests.fakes` must be importable whether pytest runs as `python -m pytest` or bare `pytest`.
 _REPO_ROOT = str(Path(__file__).resolve().parents[2])
@@ -58,13 +58,13 @@ class Chat:
     signer: LinkSigner
     handler: CommandHandler
 
-    def hub(self) -> ChatHub:
+    def hub(self, thresholds: tuple[int, ...] = (5, 3, 1), edit_interval: float = 0.2) -> ChatHub:
         return ChatHub(
             self.commerce,
             Presenter(self.commerce, BASE),
             self.handler.issue_link,
-            thresholds=[5, 3, 1],
-            edit_interval=0.2,
+            thresholds=list(thresholds),
+            edit_interval=edit_interval,
         )
 
 
@@ -97,7 +97,7 @@ def world(fake: FakeDiscord) -> World:
 def chat(commerce: Commerce) -> Chat:
     signer = LinkSigner("discord-test-secret", commerce.clock)
 
-    def issue(drop_id: int, identity: str) -> str:
+    async def issue(drop_id: int, identity: str) -> str:
         return f"{BASE}/c/{signer.issue(drop_id, identity)[0]}"
 
     return Chat(commerce, signer, CommandHandler(commerce, issue, public_url=BASE))
@@ -122,7 +122,7 @@ def make_bot(
 async def running(bot: DiscordBot) -> AsyncIterator[DiscordBot]:
     await bot.start()
     try:
-        await asyncio.wait_for(bot.commands_synced.wait(), 5)
+        await asyncio.wait_for(bot.commands_synced.wait(), PATIENCE)
         yield bot
     finally:
         await bot.close()
@@ -130,10 +130,10 @@ async def running(bot: DiscordBot) -> AsyncIterator[DiscordBot]:
 
 @asynccontextmanager
 async def bot_with_hub(
-    fake: FakeDiscord, world: World, chat: Chat
+    fake: FakeDiscord, world: World, chat: Chat, **hub: Any
 ) -> AsyncIterator[tuple[DiscordBot, ChatHub]]:
     """A running bot and a started hub; the hub is drained before the bot closes."""
-    hub = chat.hub()
+    hub = chat.hub(**hub)
     await hub.start()
     try:
         async with running(make_bot(fake, world, chat, hub)) as bot:
@@ -189,7 +189,8 @@ async def test_slash_buy_defers_ephemerally_and_sends_a_valid_personal_link(
     deferral = first_response(fake, interaction)
     assert (deferral.type, deferral.ephemeral, deferral.status) == (5, True, 200)
     assert int(reply["flags"]) & EPHEMERAL
-    assert "Alice, a unit is yours until <t:" in reply["content"]
+    assert "Alice, a unit is yours" in reply["content"]
+    assert "the hold expires <t:" in reply["content"]
     token = pay_link(reply).removeprefix(f"{BASE}/c/")
     link = chat.signer.verify(token)
     assert (link.drop_id, link.identity) == (drop_id, f"discord:{world.viewer.id}")
@@ -227,7 +228,7 @@ async def test_status_is_public_with_buttons_and_errors_are_short(
         refused = await answer(fake, missing)
 
     assert not int(shown["flags"] or 0) & EPHEMERAL
-    assert "is LIVE: 5 left" in shown["content"]
+    assert "LIVE NOW: Spicy chips capsule — 5 of 5 left" in shown["content"]
     assert f"dropcast:buy:{drop_id}" in {b.get("custom_id") for b in buttons(shown)}
     assert refused["content"] == "There is no such drop."
 
@@ -324,10 +325,10 @@ async def test_stock_ticks_edit_one_message_with_bounded_rest_calls(
     assert 1 <= len(edits) <= 5
     assert len(channel_calls) <= 10  # 20 claims, 10 sales: live, thresholds, sold out, recap
     final = fake.get_message(live["id"])
-    assert final is not None and "sold out" in embed_text(final)
+    assert final is not None and embed_text(final).startswith("SOLD OUT")
     assert {b.get("custom_id") for b in buttons(final)} == {f"dropcast:waitlist:{drop_id}", None}
     texts = [embed_text(m) for m in public_messages(fake, world.channel)]
-    assert sum("SOLD OUT" in t for t in texts) == 1
+    assert sum("SOLD OUT" in t for t in texts) == 2  # the sold-out post and the edited live one
     assert all(r.status == 200 for r in channel_calls)
 
 
@@ -422,7 +423,7 @@ async def test_closing_a_drop_posts_a_recap_with_the_chart_attached(
         order = await chat.commerce.orders.checkout(held.hold.id, buyer, "test")
         await chat.commerce.orders.confirm_payment(order.id, "pi_recap")
         await chat.commerce.drops.close(drop_id)
-        recap = await fake.wait_for_message(world.channel, lambda m: "is over" in embed_text(m))
+        recap = await fake.wait_for_message(world.channel, lambda m: "Thank you" in embed_text(m))
 
     text = embed_text(recap)
     assert "Goal units first 10m 1: MET (1)" in text and "1 of 2 sold" in text

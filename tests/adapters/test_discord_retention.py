@@ -30,7 +30,7 @@ from commerce.dropfile import validate_spec
 from commerce.storage.tables import notifications
 from config.settings import DiscordSettings
 from scheduler.outbox import DeliveryStatus, Dispatcher, OutletSender, RetentionRenderer
-from tests.helpers import capsule_spec
+from tests.helpers import PATIENCE, capsule_spec, links
 
 # `tests.fakes` must be importable whether pytest runs as `python -m pytest` or bare `pytest`.
 _REPO_ROOT = str(Path(__file__).resolve().parents[2])
@@ -93,12 +93,12 @@ async def running_bot(world: Shop, commerce: Commerce) -> AsyncIterator[DiscordB
         api_base=world.fake.api_base,
         gateway_url=world.fake.gateway_url,
     )
-    handler = CommandHandler(commerce, lambda d, who: f"{BASE}/c/{d}/{who}", public_url=BASE)
+    handler = CommandHandler(commerce, links(lambda d, who: f"{BASE}/c/{d}/{who}"), public_url=BASE)
     hub = ChatHub(commerce, Presenter(commerce, BASE), handler.issue_link, thresholds=[5])
     bot = FastBot(settings, handler, hub, guild_ready_timeout=0.05)
     await bot.start()
     try:
-        await asyncio.wait_for(bot.commands_synced.wait(), 5)
+        await asyncio.wait_for(bot.commands_synced.wait(), PATIENCE)
         yield bot
     finally:
         await bot.close()
@@ -107,7 +107,7 @@ async def running_bot(world: Shop, commerce: Commerce) -> AsyncIterator[DiscordB
 def dispatcher(commerce: Commerce, bot: DiscordBot) -> Dispatcher:
     render = RetentionRenderer(
         commerce,
-        lambda d, who, tag: f"{BASE}/c/{d}/{who}?tag={tag}",
+        links(lambda d, who, tag: f"{BASE}/c/{d}/{who}?tag={tag}"),
         lambda c: f"{BASE}/u/{c}",
         BASE,
     )

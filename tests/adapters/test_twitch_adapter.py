@@ -25,10 +25,11 @@ from bot.hub import ChatHub  # noqa: E402
 from bot.messages import ChatUser, Message  # noqa: E402
 from bot.presenter import Presenter  # noqa: E402
 from bot.twitch import SendPolicy, TwitchBot  # noqa: E402
-from bot.twitch.outlet import chat_limiter  # noqa: E402
+from bot.twitch.outlet import DUPLICATE_BREAKER, chat_limiter  # noqa: E402
+from commerce.domain.model import DropState  # noqa: E402
 from config.settings import TwitchSettings  # noqa: E402
 from tests.fakes.twitch import BOT_SCOPES, ChatRecord, FakeTwitch, FakeUser  # noqa: E402
-from tests.helpers import capsule_spec, customers, live_drop  # noqa: E402
+from tests.helpers import capsule_spec, customers, eventually, links, live_drop  # noqa: E402
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -68,6 +69,7 @@ class Stage:
     bot: TwitchBot
     discord: RecordingOutlet
     samples: list[tuple[int, int]]
+    handled: list[str]  # chat lines the bot has finished handling, in that order
 
     async def say(self, user: FakeUser, text: str, **kwargs: Any) -> ChatRecord:
         """``user`` types ``text``; returns the bot's reply in that thread."""
@@ -83,6 +85,10 @@ class Stage:
     async def settle(self) -> None:
         await self.hub.drain()
         await self.bot.outlet.drain()
+
+    def streams_requests(self) -> int:
+        """How often the bot asked Helix about the stream (only the viewer sampler does)."""
+        return len(self.fake.helix_requests("GET", "streams"))
 
     def public_texts(self) -> list[str]:
         return [m.text for m in self.fake.sent_chat_messages] + [
@@ -121,7 +127,7 @@ async def stage(commerce: Any) -> AsyncIterator[StageFactory]:
             hub = ChatHub(
                 commerce,
                 Presenter(commerce, SITE),
-                personal_link,
+                links(personal_link),
                 thresholds=[10, 5, 3, 1],
                 edit_interval=0.05,
             )
@@ -148,17 +154,27 @@ async def stage(commerce: Any) -> AsyncIterator[StageFactory]:
                     eventsub_url=fake.eventsub_url,
                     **settings,
                 ),
-                CommandHandler(commerce, personal_link, public_url=SITE),
+                CommandHandler(commerce, links(personal_link), public_url=SITE),
                 hub,
                 commerce,
                 on_viewers=record,
                 sample_interval=0.05,
                 policy=policy,
             )
+            handled: list[str] = []
+            handle_chat = bot.handle_chat
+
+            async def recording_handle_chat(user: ChatUser, text: str, message_id: str) -> None:
+                try:
+                    await handle_chat(user, text, message_id)
+                finally:
+                    handled.append(text)
+
+            bot.handle_chat = recording_handle_chat  # type: ignore[method-assign]
             await bot.start()
             stack.push_async_callback(bot.close)
             await fake.wait_for_subscription("channel.chat.message")
-            return Stage(fake, broadcaster, bot_user, alice, hub, bot, discord, samples)
+            return Stage(fake, broadcaster, bot_user, alice, hub, bot, discord, samples, handled)
 
         yield build
 
@@ -278,7 +294,12 @@ async def test_40_stock_changes_in_2_seconds_post_only_thresholds_and_always_sol
     assert len(ticks) <= 4  # thresholds 10, 5, 3, 1 at most
     assert [t for t in texts if t.startswith("SOLD OUT")] == [texts[-1]]
     assert sum(t.startswith("Restocked") for t in texts) <= 4
-    assert world.fake.dropped_chat_messages == []  # never over Twitch's limit
+    # Never over Twitch's limit. (Two posts rendered while the hub lags behind a busy
+    # machine may read the same stock count and so carry the same text: Twitch's duplicate
+    # rule refuses the second, and the outlet resends it made distinct. Nothing is lost.)
+    dropped = world.fake.dropped_chat_messages
+    assert [m for m in dropped if m.drop_code != "msg_duplicate"] == []
+    assert all(m.text + DUPLICATE_BREAKER in texts for m in dropped)
     assert world.bot.outlet.stats.failed == 0
 
 
@@ -307,8 +328,13 @@ async def test_a_repeated_post_survives_the_duplicate_rule(stage, commerce):
 async def test_a_moderator_bot_announces_live_and_sold_out_and_chats_ticks(stage, commerce):
     world = await stage(moderator=True)
     drop_id = await live_drop(commerce, capsule_spec(3))
-    for buyer in await customers(commerce, 3):
-        await commerce.claims.claim(drop_id, buyer)
+    first, second, last = await customers(commerce, 3)
+    await commerce.claims.claim(drop_id, first)
+    await commerce.claims.claim(drop_id, second)
+    # "Only 1 left" goes out before the last sale: queued behind a slow announcement, a
+    # newer "sold out" would rightly make it stale (the outlet skips stale ticks).
+    await world.settle()
+    await commerce.claims.claim(drop_id, last)
     await world.settle()
 
     announced = [a.message for a in world.fake.announcements]
@@ -383,8 +409,10 @@ async def test_wrong_creator_arguments_get_the_usage(stage, commerce):
 
 async def test_ordinary_chat_gets_no_answer(stage, commerce):
     world = await stage()
-    await world.fake.send_chat_message(world.broadcaster, world.alice, "hype! !so someone")
-    await asyncio.sleep(0.2)
+    line = "hype! !so someone"
+    await world.fake.send_chat_message(world.broadcaster, world.alice, line)
+    await eventually(lambda: line in world.handled)
+    await world.settle()
     assert world.fake.chat_messages == []
 
 
@@ -392,23 +420,36 @@ async def test_ordinary_chat_gets_no_answer(stage, commerce):
 
 
 async def test_viewer_counts_are_sampled_only_while_a_drop_is_live_and_the_stream_is_on(
-    stage, commerce
+    stage, commerce, monkeypatch
 ):
     world = await stage()
+    looked: list[Any] = []  # each time the sampler asked which drops are live
+    list_drops = commerce.drops.list
+
+    async def recording_list(states: Any = None) -> Any:
+        found = await list_drops(states)
+        if states == (DropState.LIVE,):
+            looked.append(found)
+        return found
+
+    monkeypatch.setattr(commerce.drops, "list", recording_list)
     world.fake.set_stream(world.broadcaster, viewer_count=1234)
-    await asyncio.sleep(0.2)
-    assert world.samples == []  # no live drop yet
+    await eventually(lambda: len(looked) >= 3)  # it looked, and found no live drop
+    assert world.samples == [] and world.streams_requests() == 0
 
     drop_id = await live_drop(commerce, capsule_spec(3))
-    await world.fake.wait_for(lambda: len(world.samples) >= 2)
+    await eventually(lambda: len(world.samples) >= 2)
     world.fake.set_stream(world.broadcaster, viewer_count=1500)
-    await world.fake.wait_for(lambda: (drop_id, 1500) in world.samples)
+    await eventually(lambda: (drop_id, 1500) in world.samples)
     assert set(world.samples) <= {(drop_id, 1234), (drop_id, 1500)}
 
     world.fake.end_stream(world.broadcaster)
-    await asyncio.sleep(0.1)
+    # The sampler is one loop: once it asks again after the stream ended, every sample of
+    # the stream online has been recorded; two more questions later, none was added.
+    asked = world.streams_requests()
+    await eventually(lambda: world.streams_requests() > asked)
     offline = len(world.samples)
-    await asyncio.sleep(0.2)
+    await eventually(lambda: world.streams_requests() > asked + 2)
     assert len(world.samples) == offline  # an offline stream records nothing
 
 

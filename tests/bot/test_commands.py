@@ -7,7 +7,7 @@ import pytest
 from bot.commands import Command, CommandError, CommandHandler, parse
 from bot.messages import ChatUser
 from commerce.dropfile import validate_spec
-from tests.helpers import capsule_spec, live_drop
+from tests.helpers import capsule_spec, links, live_drop
 
 VIEWER = ChatUser("discord:111", "ann")
 CREATOR = ChatUser("twitch:999", "creator", is_creator=True)
@@ -30,7 +30,8 @@ CREATOR = ChatUser("twitch:999", "creator", is_creator=True)
         ),
         ("!drop new friday", Command("drop.new", ("friday",))),
         ("hello chat", None),
-        ("!so streamer", None),
+        ("!so streamer", Command("unknown", ("so",))),  # answered with help, rate-limited
+        ("! hello", None),
     ],
 )
 def test_parse(line, command):
@@ -46,7 +47,7 @@ def test_parse_refuses_unknown_drop_actions_with_usage():
 def handler(commerce):
     return CommandHandler(
         commerce,
-        lambda drop_id, who: f"https://x.test/c/{drop_id}-{who}",
+        links(lambda drop_id, who: f"https://x.test/c/{drop_id}-{who}"),
         public_url="https://x.test",
     )
 
@@ -123,7 +124,9 @@ async def test_drop_new_creates_a_prepared_drop(commerce, tmp_path):
         '[drop]\ntitle = "Friday"\n[[products]]\nsku = "F1"\ntitle = "F"\nprice = "1"\n'
         '[[items]]\nsku = "F1"\npools = { ship = 3 }\n'
     )
-    handler = CommandHandler(commerce, lambda d, w: "", public_url="https://x", drops_dir=tmp_path)
+    handler = CommandHandler(
+        commerce, links(lambda d, w: ""), public_url="https://x", drops_dir=tmp_path
+    )
     out = await handler.handle(CREATOR, "!drop new friday", message_id="1")
     assert "created from friday.toml" in out.replies[0].text
     out = await handler.handle(CREATOR, "!drop new ../etc/passwd", message_id="2")

@@ -7,7 +7,7 @@ import asyncio
 from bot.hub import ChatHub
 from bot.messages import Message
 from bot.presenter import Presenter
-from tests.helpers import capsule_spec, customers, live_drop
+from tests.helpers import capsule_spec, customers, links, live_drop
 
 
 class RecordingOutlet:
@@ -35,7 +35,7 @@ async def make_hub(commerce, edit_interval=0.05):
     hub = ChatHub(
         commerce,
         Presenter(commerce, "https://x.test"),
-        lambda d, who: f"https://x.test/c/{who}",
+        links(lambda d, who: f"https://x.test/c/{who}"),
         thresholds=[5, 3, 1],
         edit_interval=edit_interval,
     )
@@ -57,7 +57,7 @@ async def test_a_burst_of_sales_posts_only_thresholds_and_sold_out(commerce):
     # Edits are coalesced into far fewer calls than sales, and the last one is current.
     assert 1 <= len(outlet.edits) < 8
     assert outlet.edits[-1][0] == "h1"
-    assert "sold out" in outlet.edits[-1][1].text
+    assert "sold out" in outlet.edits[-1][1].text.lower()
     await hub.stop()
 
 
@@ -105,7 +105,7 @@ async def test_restock_reaches_the_waitlist_privately_in_order_before_the_public
     hub = ChatHub(
         commerce,
         Presenter(commerce, "https://x.test"),
-        lambda d, who: f"https://x.test/c/{who}",
+        links(lambda d, who: f"https://x.test/c/{who}"),
         thresholds=[1],
         edit_interval=0.05,
     )

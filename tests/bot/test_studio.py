@@ -11,20 +11,20 @@ from bot.commands import CommandHandler
 from bot.hub import ChatHub
 from bot.presenter import Presenter
 from bot.studio.outlet import StudioOutlet
-from tests.helpers import capsule_spec, live_drop
+from tests.helpers import capsule_spec, links, live_drop
 
 
-async def studio_client(commerce):
+async def studio_client(commerce, thresholds=(3, 1), edit_interval=0.05):
     handler = CommandHandler(
-        commerce, lambda d, who: f"https://x.test/c/{d}/{who}", public_url="https://x.test"
+        commerce, links(lambda d, who: f"https://x.test/c/{d}/{who}"), public_url="https://x.test"
     )
     outlet = StudioOutlet(handler)
     hub = ChatHub(
         commerce,
         Presenter(commerce, "https://x.test"),
         handler.issue_link,
-        thresholds=[3, 1],
-        edit_interval=0.05,
+        thresholds=list(thresholds),
+        edit_interval=edit_interval,
     )
     hub.add_outlet(outlet)
     await hub.start()
@@ -35,7 +35,7 @@ async def studio_client(commerce):
     return client, hub
 
 
-async def receive_until(ws, predicate, limit=20):
+async def receive_until(ws, predicate, limit=40):
     seen = []
     for _ in range(limit):
         data = await asyncio.wait_for(ws.receive_json(), 5)

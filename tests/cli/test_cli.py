@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,7 +12,6 @@ from sqlalchemy import func, select
 
 from commerce.storage.database import Database
 from commerce.storage.tables import drop_stock, drops, products
-from dropcast.cli import main
 from tests.helpers import capsule_spec
 
 GOOD_DROP = """
@@ -34,26 +32,6 @@ currency = "USD"
 sku = "CHIPS-SPICY"
 pools = { ship = 8 }
 """
-
-
-@pytest.fixture
-def dropcast(database_url, monkeypatch, tmp_path, capsys):
-    monkeypatch.setenv("DROPCAST_DATABASE__URL", database_url)
-    monkeypatch.setenv("DROPCAST_WEB__PUBLIC_URL", "https://drops.example.com")
-    monkeypatch.chdir(tmp_path)
-
-    def run(*args: str) -> tuple[int, str, str]:
-        monkeypatch.setattr(sys, "argv", ["dropcast", *args])
-        code = 0
-        try:
-            main()
-        except SystemExit as exc:
-            code = int(exc.code or 0)
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    run.url = database_url  # type: ignore[attr-defined]
-    return run
 
 
 def row_count(url: str, table) -> int:
@@ -186,3 +164,22 @@ def test_template_add_checks_the_schedule_and_writes_nothing_when_bad(dropcast, 
     )
     assert code == 0, err
     assert "friday" in out and row_count(dropcast.url, drop_templates) == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "option"),
+    [
+        (["--cron", "* * * * *", "--tz", "Europe/Berlinn", "--lead", "90s"], "--tz"),
+        (["--cron", "0 18 * * fri", "--tz", "Mars/Base"], "--tz"),
+        (["--cron", "61 * * * *", "--tz", "Europe/Berlin"], "--cron"),
+    ],
+)
+def test_template_add_names_the_option_that_is_wrong(dropcast, tmp_path, args, option):
+    from commerce.storage.tables import drop_templates
+
+    path = write(tmp_path, GOOD_DROP.replace('opens_at = "+2m"\n', ""))
+    code, _, err = dropcast("template", "add", "weekly", path, *args)
+    assert code == 2 and err.startswith(f"dropcast: error: {option}: "), err
+    other = {"--tz", "--cron"} - {option}
+    assert not any(name in err for name in other) and len(err.strip().splitlines()) == 1, err
+    assert row_count(dropcast.url, drop_templates) == 0

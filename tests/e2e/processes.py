@@ -12,6 +12,8 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.helpers import eventually
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -53,13 +55,23 @@ def kill(process: asyncio.subprocess.Process) -> None:
 
 
 class Inbox:
-    """A webhook receiver that remembers every delivery and its Idempotency-Key."""
+    """A webhook receiver that remembers every delivery and its Idempotency-Key; ``hold()``
+    keeps later deliveries unanswered until ``release()``."""
 
     def __init__(self, delay: float = 0.0) -> None:
         self.delay = delay
         self.deliveries: list[tuple[str, str, dict[str, Any]]] = []  # (path, key, body)
         self.runner: web.AppRunner | None = None
         self.port = free_port()
+        self._open = asyncio.Event()
+        self._open.set()
+
+    def hold(self) -> None:
+        """Deliveries from now on wait, unanswered and unrecorded, until ``release()``."""
+        self._open.clear()
+
+    def release(self) -> None:
+        self._open.set()
 
     async def start(self) -> None:
         app = web.Application()
@@ -69,6 +81,7 @@ class Inbox:
         await web.TCPSite(self.runner, "127.0.0.1", self.port).start()
 
     async def stop(self) -> None:
+        self.release()  # held requests end, so the server stops at once
         if self.runner is not None:
             await self.runner.cleanup()
 
@@ -77,6 +90,7 @@ class Inbox:
 
     async def _receive(self, request: web.Request) -> web.Response:
         body = await request.json()
+        await self._open.wait()
         if self.delay:
             await asyncio.sleep(self.delay)
         self.deliveries.append(
@@ -91,9 +105,9 @@ class Inbox:
         return keys
 
     async def wait_until(self, predicate: Any, seconds: float) -> bool:
-        deadline = asyncio.get_running_loop().time() + seconds
-        while asyncio.get_running_loop().time() < deadline:
-            if predicate():
-                return True
-            await asyncio.sleep(0.05)
-        return predicate()
+        """Whether ``predicate()`` came true within ``seconds``."""
+        try:
+            await eventually(predicate, timeout=seconds)
+        except AssertionError:
+            return False
+        return True

@@ -3,8 +3,6 @@ PostgreSQL a second process takes over from a dead scheduler leader."""
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 from sqlalchemy import func, select
 
@@ -13,7 +11,8 @@ from commerce.dropfile import validate_spec
 from commerce.storage.database import Database
 from commerce.storage.tables import notifications
 from tests.e2e.processes import Inbox, free_port, kill, start_dropcast
-from tests.helpers import capsule_spec
+from tests.e2e.test_demo import wait_healthy
+from tests.helpers import capsule_spec, eventually
 
 SUBSCRIBERS = 200
 FAST = {
@@ -54,6 +53,13 @@ async def sent_rows(database_url: str) -> dict[str, int]:
         await db.dispose()
 
 
+async def settled(database_url: str) -> bool:
+    """No reminder is waiting or being sent: none can be (re)sent any more. (A lapsed
+    lease would resend a row still "sending"; a sent row is final.)"""
+    rows = await sent_rows(database_url)
+    return not rows.get("pending") and not rows.get("sending")
+
+
 def assert_exactly_once(inbox: Inbox) -> None:
     per_recipient = inbox.unique_per_recipient()
     assert len(per_recipient) == SUBSCRIBERS, "someone got no reminder"
@@ -75,16 +81,20 @@ async def test_sigkill_mid_fan_out_then_restart_sends_every_reminder_exactly_onc
         assert await inbox.wait_until(lambda: len(inbox.deliveries) >= 40, 45), (
             tmp_path / "first.log"
         ).read_text()[-3000:]
+        inbox.hold()  # mid fan-out: it cannot finish before the kill
         kill(first)
         await first.wait()
         got_before_restart = len(inbox.unique_per_recipient())
         assert got_before_restart < SUBSCRIBERS, "the fan-out finished before the kill"
+        inbox.release()
 
         second = await start_dropcast(database_url, free_port(), tmp_path / "second.log", **FAST)
         processes.append(second)
         done = await inbox.wait_until(lambda: len(inbox.unique_per_recipient()) >= SUBSCRIBERS, 60)
         assert done, (tmp_path / "second.log").read_text()[-3000:]
-        await asyncio.sleep(3)  # a lapsed lease would resend now: give it the chance
+        # Leases the killed process held lapse, and their rows are sent again: wait until
+        # every row is final, so that any resend has happened before we count.
+        await eventually(lambda: settled(database_url), timeout=60, interval=0.2)
         assert_exactly_once(inbox)
         assert (await sent_rows(database_url)).get("sent") == SUBSCRIBERS
     finally:
@@ -104,15 +114,18 @@ async def test_a_follower_takes_over_when_the_leader_dies(database_url, tmp_path
         leader = await start_dropcast(database_url, free_port(), tmp_path / "a.log", **FAST)
         processes.append(leader)
         assert await inbox.wait_until(lambda: len(inbox.deliveries) >= 20, 45)
-        follower = await start_dropcast(database_url, free_port(), tmp_path / "b.log", **FAST)
+        inbox.hold()  # the leader cannot finish the fan-out before it dies
+        port = free_port()
+        follower = await start_dropcast(database_url, port, tmp_path / "b.log", **FAST)
         processes.append(follower)
-        await asyncio.sleep(1.5)  # the follower is up and campaigning
+        await wait_healthy(f"http://127.0.0.1:{port}")  # the follower is up and campaigning
         kill(leader)
         await leader.wait()
         assert len(inbox.unique_per_recipient()) < SUBSCRIBERS
+        inbox.release()
         done = await inbox.wait_until(lambda: len(inbox.unique_per_recipient()) >= SUBSCRIBERS, 60)
         assert done, (tmp_path / "b.log").read_text()[-3000:]
-        await asyncio.sleep(3)
+        await eventually(lambda: settled(database_url), timeout=60, interval=0.2)
         assert_exactly_once(inbox)
         assert "scheduler leader" in (tmp_path / "b.log").read_text()
     finally:

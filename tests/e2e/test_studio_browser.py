@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 
 import pytest
@@ -14,18 +13,17 @@ from bot.presenter import Presenter
 from bot.studio.outlet import StudioOutlet
 from commerce.links import LinkSigner
 from commerce.web.app import build_payments, create_app
+from tests.conftest import needs_chromium
 from tests.helpers import capsule_spec
 from tests.web.conftest import SECRET, make_settings
 
-CHROMIUM = "/usr/bin/chromium"
-pytestmark = [
-    pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="no /usr/bin/chromium"),
-    pytest.mark.timeout(90),
-]
+pytestmark = [needs_chromium, pytest.mark.timeout(90)]
 
 
-async def test_a_viewer_buys_in_the_studio_pays_and_sees_the_tick(commerce, clock, tmp_path):
-    from playwright.async_api import async_playwright, expect
+async def test_a_viewer_buys_in_the_studio_pays_and_sees_the_tick(
+    commerce, clock, browser, tmp_path
+):
+    from playwright.async_api import expect
 
     from commerce.dropfile import validate_spec
 
@@ -33,7 +31,7 @@ async def test_a_viewer_buys_in_the_studio_pays_and_sees_the_tick(commerce, cloc
     signer = LinkSigner(SECRET, clock, settings.security.link_ttl_seconds)
     base: list[str] = []
 
-    def issue(drop_id: int, identity: str) -> str:
+    async def issue(drop_id: int, identity: str) -> str:
         return f"{base[0]}/c/{signer.issue(drop_id, identity)[0]}"
 
     handler = CommandHandler(commerce, issue, public_url="http://studio.test")
@@ -55,38 +53,36 @@ async def test_a_viewer_buys_in_the_studio_pays_and_sees_the_tick(commerce, cloc
     drop_id = await commerce.drops.create(validate_spec(capsule_spec(3)))
     errors: list[str] = []
     try:
-        async with async_playwright() as playwright:
-            browser = await playwright.chromium.launch(
-                executable_path=CHROMIUM,
-                args=[
-                    "--headless",
-                    "--no-sandbox",
-                    "--disable-gpu",
-                    "--disable-background-networking",
-                ],
-            )
-            context = await browser.new_context()
-            page = await context.new_page()
-            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-            await page.goto(f"{base[0]}/studio")
-            await page.fill("#name", "ann")
-            await commerce.drops.open(drop_id)  # the hub announces it in the studio
-            live = page.locator(".bot", has_text="LIVE").first  # edited in place as stock ticks
-            await expect(live).to_contain_text("LIVE NOW")
+        context = await browser.new_context()
+        page = await context.new_page()
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        await page.goto(f"{base[0]}/studio")
+        await page.fill("#name", "ann")
+        await commerce.drops.open(drop_id)  # the hub announces it in the studio
+        live = page.locator(".bot", has_text="LIVE").first  # edited in place as stock ticks
+        await expect(live).to_contain_text("LIVE NOW")
+        # The status bar shows the drop's one headline, as the drop page does.
+        await expect(page.locator("#status .headline")).to_have_text("Live now")
+        await expect(page.locator("#status .detail")).to_have_text("3 of 3 left")
 
-            await page.fill("#text", "!buy")
-            await page.press("#text", "Enter")
-            pay_link = page.get_by_role("link", name=re.compile("Pay now"))
-            await expect(pay_link).to_be_visible()
-            await expect(live).to_contain_text("2 left")  # the live message was edited
-            await page.screenshot(path=tmp_path / "studio.png")
+        await page.fill("#text", "!buy")
+        await page.press("#text", "Enter")
+        pay_link = page.get_by_role("link", name=re.compile("Pay now"))
+        await expect(pay_link).to_be_visible()
+        await expect(live).to_contain_text("2 of 3 left")  # the live message was edited
+        await expect(page.locator("#status .detail")).to_have_text("2 of 3 left")
+        await page.screenshot(path=tmp_path / "studio.png")
 
-            async with context.expect_page() as opened:
-                await pay_link.click()
-            checkout = await opened.value
-            await checkout.get_by_role("button", name=re.compile("Pay now")).click()
-            await expect(checkout.get_by_role("heading", name="It's yours!")).to_be_visible()
-            await browser.close()
+        async with context.expect_page() as opened:
+            await pay_link.click()
+        checkout = await opened.value
+        await checkout.get_by_role("button", name=re.compile("Pay now")).click()
+        await expect(checkout.get_by_role("heading", name="It's yours!")).to_be_visible()
+        # The private pay message in the studio now says it is paid; no pay link left.
+        paid = page.locator(".bot.private.paid")
+        await expect(paid).to_contain_text("Paid, thank you!")
+        await expect(page.get_by_role("link", name=re.compile("Pay now"))).to_have_count(0)
+        await page.screenshot(path=tmp_path / "studio-paid.png")
     finally:
         await hub.stop()
         await client.close()

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import select
 
+from commerce.core import Commerce
 from commerce.domain.errors import InvalidInput
+from commerce.domain.events import DropClosed, DropScheduled
+from commerce.storage.tables import template_runs
 from scheduler.recurring import materialize_due, next_occurrence
-from tests.helpers import capsule_spec
+from tests.helpers import EventLog, capsule_spec
 
 
 async def test_weekly_drop_keeps_its_local_time_across_dst(commerce, clock):
@@ -47,3 +52,57 @@ async def test_bad_templates_are_refused(commerce):
         await commerce.templates.add(
             "x", capsule_spec(opens_at="+1m"), "0 18 * * *", "UTC", timedelta(hours=1)
         )
+
+
+async def runs(commerce: Commerce) -> list[tuple[datetime, int]]:
+    async with commerce.uow.read() as conn:
+        rows = await conn.execute(
+            select(template_runs.c.occurrence, template_runs.c.drop_id).order_by("occurrence")
+        )
+        return [(r.occurrence, r.drop_id) for r in rows]
+
+
+async def assert_one_drop_per_occurrence(commerce: Commerce, created: list[int], logs) -> None:
+    """Every occurrence has one drop, and nothing else exists or was ever announced."""
+    drops = await commerce.drops.list()
+    assert [d.id for d in drops] == sorted(created)
+    assert all(d.state == "scheduled" for d in drops)
+    assert sorted(drop_id for _, drop_id in await runs(commerce)) == sorted(created)
+    scheduled = [e.drop_id for log in logs for e in log.of(DropScheduled)]
+    assert sorted(scheduled) == sorted(created)
+    assert not any(log.of(DropClosed) for log in logs)
+
+
+async def test_materializations_racing_in_one_process_create_one_drop(commerce, clock):
+    # `dropcast run` materializes from two jobs (reconcile and recurring) that fire together.
+    log = EventLog(commerce)
+    await commerce.templates.add(
+        "minutely", capsule_spec(6), "* * * * *", "Europe/Berlin", timedelta(seconds=90)
+    )
+    clock.set(datetime(2026, 3, 27, 8, 0, 30, tzinfo=UTC))
+    results = await asyncio.gather(
+        *(materialize_due(commerce, commerce.templates) for _ in range(4))
+    )
+    created = [drop_id for result in results for drop_id in result]
+    assert len(created) == 1
+    await assert_one_drop_per_occurrence(commerce, created, [log])
+    (drop,) = await commerce.drops.list()
+    assert drop.opens_at == datetime(2026, 3, 27, 8, 1, tzinfo=UTC)
+
+
+async def test_schedulers_racing_for_the_same_occurrences_create_one_drop_each(db, clock):
+    # Four cores on one database, as four processes would be: only the database decides.
+    racers = [Commerce.build(db, clock=clock) for _ in range(4)]
+    logs = [EventLog(c) for c in racers]
+    template = await racers[0].templates.add(
+        "minutely", capsule_spec(6), "* * * * *", "Europe/Berlin", timedelta(seconds=90)
+    )
+    start = datetime(2026, 3, 27, 8, 1, tzinfo=UTC)
+    occurrences = [start + timedelta(minutes=i) for i in range(5)]
+    results = await asyncio.gather(
+        *(c.templates.materialize(template, when) for when in occurrences for c in racers)
+    )
+    created = [drop_id for drop_id in results if drop_id is not None]
+    assert len(created) == len(occurrences)
+    await assert_one_drop_per_occurrence(racers[0], created, logs)
+    assert [when for when, _ in await runs(racers[0])] == occurrences

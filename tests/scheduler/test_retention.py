@@ -13,7 +13,7 @@ from commerce.domain.errors import InvalidInput
 from commerce.dropfile import validate_spec
 from commerce.storage.tables import notifications
 from scheduler.outbox import Delivery, DeliveryStatus, Dispatcher, RetentionRenderer, in_quiet_hours
-from tests.helpers import capsule_spec
+from tests.helpers import capsule_spec, links
 
 
 class FakeSender:
@@ -37,7 +37,7 @@ class FakeSender:
 def renderer(commerce):
     return RetentionRenderer(
         commerce,
-        lambda d, who, tag: f"https://x.test/c/{d}/{who}?tag={tag}",
+        links(lambda d, who, tag: f"https://x.test/c/{d}/{who}?tag={tag}"),
         lambda c: f"https://x.test/u/{c}",
         "https://x.test",
     )

@@ -174,7 +174,8 @@ async def test_the_drop_page_is_cacheable_with_an_etag_and_light(site):
     body = await first.text()
     assert first.status == 200 and len(body.encode()) < 30_000
     assert first.headers["Cache-Control"] == "public, max-age=5, stale-while-revalidate=30"
-    assert 'rel="manifest"' in body and "4</strong> of" in body
+    assert 'rel="manifest"' in body
+    assert 'Live now</strong> · <span data-live="detail">4 of 4 left' in body
     etag = first.headers["ETag"]
     again = await site.client.get(f"/d/{drop_id}", headers={"If-None-Match": etag})
     assert again.status == 304
@@ -212,7 +213,8 @@ async def test_the_overlay_has_countdown_stock_and_a_qr_code(site):
     response = await site.client.get(f"/overlay/{drop_id}?theme=light&parts=stock,qr")
     page = await response.text()
     assert response.status == 200 and "theme-light" in page
-    assert "3 left!" in page and "<svg" in page and f"/d/{drop_id}" in page
+    assert "Live now" in page and "3 of 3 left" in page
+    assert "<svg" in page and f"/d/{drop_id}" in page
     assert 'data-live="countdown"' not in page
     bad = await site.client.get(f"/overlay/{drop_id}?parts=stock,confetti")
     assert bad.status == 422

@@ -3,31 +3,12 @@ with its countdown, payment and confirmation; the OBS overlay ticking on a sale.
 
 from __future__ import annotations
 
-import os
 import re
-import time
 
-import pytest
-
+from tests.conftest import needs_chromium
 from tests.helpers import capsule_spec, live_drop
 
-CHROMIUM = "/usr/bin/chromium"
-pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="no /usr/bin/chromium")
-
-
-@pytest.fixture
-async def browser():
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        try:
-            yield browser
-        finally:
-            await browser.close()
+pytestmark = needs_chromium
 
 
 async def test_buy_through_a_link_and_watch_the_overlay_tick(site, browser, tmp_path):
@@ -52,15 +33,13 @@ async def test_buy_through_a_link_and_watch_the_overlay_tick(site, browser, tmp_
     overlay.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     await overlay.goto(f"{base}/overlay/{drop_id}")
     left = overlay.locator('[data-live="left"]')
-    await expect(left).to_have_text("2 left!")
+    await expect(left).to_have_text("2 of 3 left")
     await expect(overlay.locator(".ov-qr svg")).to_be_visible()
-    await overlay.wait_for_function("document.querySelector('.ov-countdown').textContent !== ''")
+    await expect(overlay.locator('[data-live="headline"]')).to_have_text("Live now")
 
     token, held = await site.held_page(drop_id, "discord:42")  # a sale over HTTP
-    started = time.perf_counter()
     await site.pay(token, held)
-    await expect(left).to_have_text("1 left!", timeout=1000)
-    assert time.perf_counter() - started < 1.0
+    await expect(left).to_have_text("1 of 3 left")  # the open overlay updates itself
     await overlay.screenshot(path=tmp_path / "overlay.png")
     assert (tmp_path / "overlay.png").stat().st_size > 0
     assert not [e for e in errors if "Content Security Policy" in e], errors

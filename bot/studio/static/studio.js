@@ -6,8 +6,29 @@
   const creator = document.getElementById("creator");
   const text = document.getElementById("text");
   const nodes = new Map();
+  const bar = document.getElementById("status");
+  const ACTIONS = {
+    claim: ["Buy", "!buy"],
+    waitlist: ["Join waitlist", "!waitlist"],
+    remind: ["Remind me", "!remindme drop"],
+  };
   let ws = null;
-  let timers = [];
+
+  // The drop's one headline and action, exactly as the drop page and the overlay show it.
+  function showStatus(m) {
+    const s = m.status;
+    if (!s) return;
+    bar.hidden = false;
+    bar.dataset.phase = s.phase;
+    bar.dataset.drop = m.drop_id == null ? "" : String(m.drop_id);
+    bar.querySelector(".headline").textContent = s.headline;
+    bar.querySelector(".title").textContent = m.title || "";
+    bar.querySelector(".detail").textContent = s.detail;
+    const button = bar.querySelector(".action");
+    const action = ACTIONS[s.action];
+    button.hidden = !action;
+    if (action) { button.textContent = action[0]; button.dataset.command = action[1]; }
+  }
 
   function when(iso) {
     const at = new Date(iso);
@@ -18,6 +39,7 @@
   }
 
   function render(node, m) {
+    if (node.ticking) { clearInterval(node.ticking); node.ticking = null; }
     node.textContent = "";
     node.className = "line bot " + (m.kind || "") + (m.private ? " private" : "");
     node.dataset.kind = m.kind || "";
@@ -25,7 +47,7 @@
     body.className = "text";
     const fill = () => { body.textContent = m.at ? m.text.replace("{at}", when(m.at)) : m.text; };
     fill();
-    if (m.at) timers.push(setInterval(fill, 1000));
+    if (m.at) node.ticking = setInterval(fill, 1000);
     node.appendChild(body);
     if (m.fields && m.fields.length) {
       const f = document.createElement("div");
@@ -55,6 +77,7 @@
   }
 
   function add(m) {
+    showStatus(m);
     if (m.op === "edit" && nodes.has(m.id)) { render(nodes.get(m.id), m); return; }
     const node = document.createElement("div");
     if (m.op === "chat") {
@@ -82,8 +105,12 @@
 
   function send(line) {
     if (!line || !ws || ws.readyState !== WebSocket.OPEN) return;
-    ws.send(JSON.stringify({ name: nameInput.value, creator: creator.checked, text: line }));
+    ws.send(JSON.stringify({
+      name: nameInput.value, creator: creator.checked, text: line, locale: navigator.language,
+    }));
   }
+
+  bar.querySelector(".action").addEventListener("click", (e) => send(e.target.dataset.command));
 
   form.addEventListener("submit", (e) => {
     e.preventDefault();

@@ -32,21 +32,29 @@
       .then((r) => r.json()).then((j) => { form.elements.csrf.value = j.token; }).catch(() => {});
   }
   const set = (name, fn) => document.querySelectorAll('[data-live="' + name + '"]').forEach(fn);
+  const labels = JSON.parse(document.body.dataset.claimLabels || "{}");
   const stock = (d) => {
     if (d.server_time) offset = Date.parse(d.server_time) - Date.now();
-    set("available", (el) => { el.textContent = d.available; });
-    set("total", (el) => { el.textContent = d.total; });
     set("bar", (el) => { el.max = d.total; el.value = d.available; });
-    if (form) form.querySelector("button").disabled = d.available <= 0;
   };
-  const state = (text) => set("state", (el) => { el.textContent = text; });
+  // The server words every state (commerce.views.drop_status); the page only shows them.
+  const status = (d) => {
+    document.body.dataset.phase = d.phase;
+    set("headline", (el) => { el.textContent = d.headline; });
+    set("detail", (el) => { el.textContent = d.detail; });
+    set("bar", (el) => { el.max = d.total; el.value = d.available; el.hidden = !(d.phase === "live" || d.phase === "sold_out"); });
+    if (form) {
+      form.hidden = d.action === "none";
+      const button = form.querySelector("button");
+      button.textContent = labels[d.action] || button.textContent;
+      button.disabled = d.action === "remind";
+    }
+    if (d.phase === "closed") set("deadline", (el) => { el.hidden = true; });
+  };
   const connect = (delay) => {
     const es = new EventSource("/api/drops/" + drop + "/stream");
     es.addEventListener("stock", (e) => stock(JSON.parse(e.data)));
-    es.addEventListener("sold_out", () => state("Sold out: join the waitlist when you claim"));
-    es.addEventListener("restocked", () => state("Restocked!"));
-    es.addEventListener("closed", () => state("This drop has closed"));
-    es.addEventListener("countdown", (e) => { const d = JSON.parse(e.data); if (d.state === "live") state("Live now"); });
+    es.addEventListener("status", (e) => status(JSON.parse(e.data)));
     es.onopen = () => { delay = 1000; };
     es.onerror = () => { if (es.readyState === 2) { setTimeout(() => connect(Math.min(delay * 2, 30000)), delay); } };
   };

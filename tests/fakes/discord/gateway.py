@@ -151,6 +151,7 @@ class Gateway:
         self.connection_log: list[Json] = []  # path, query, compression per connect
         self.identify_count = 0
         self.resume_count = 0
+        self._tasks: set[asyncio.Task[None]] = set()
 
     # --- connection lifecycle -------------------------------------------------
     async def handle(self, request: web.Request) -> web.WebSocketResponse:
@@ -199,6 +200,7 @@ class Gateway:
     async def close_all(self, code: int = 1001) -> None:
         for conn in list(self.connections):
             await conn.close(code, "Going away")
+        await asyncio.gather(*self._tasks, return_exceptions=True)
 
     # --- frames ---------------------------------------------------------------
     def _record(self, direction: str, conn: GatewayConnection, payload: Json) -> None:
@@ -339,7 +341,9 @@ class Gateway:
         old = session.connection
         if old is not None and old is not conn:
             old.session = None
-            asyncio.get_running_loop().create_task(old.close(CLOSE_UNKNOWN_ERROR))
+            task = asyncio.get_running_loop().create_task(old.close(CLOSE_UNKNOWN_ERROR))
+            self._tasks.add(task)  # close_all() waits for it
+            task.add_done_callback(self._tasks.discard)
         async with conn.lock:
             conn.session = session
             session.connection = conn

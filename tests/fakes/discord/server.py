@@ -57,6 +57,9 @@ from .records import (
 from .rest import RestApi
 
 T = TypeVar("T")
+# How long wait_for and friends wait by default. Generous: only a test that is failing anyway
+# waits this long, and on a busy CI machine "at once" can take seconds.
+WAIT_TIMEOUT = 20.0
 IdLike = int | str | HasId
 
 # Application flags Discord sets when a privileged intent is switched on for an
@@ -919,7 +922,7 @@ class FakeDiscord:
     async def wait_for(
         self,
         predicate: Callable[[], T | None],
-        timeout: float = 5.0,
+        timeout: float = WAIT_TIMEOUT,
     ) -> T:
         """Wait until ``predicate()`` is truthy and return it (re-checked on every change).
 
@@ -951,7 +954,7 @@ class FakeDiscord:
         route: str,
         *,
         count: int = 1,
-        timeout: float = 5.0,
+        timeout: float = WAIT_TIMEOUT,
     ) -> list[RecordedRequest]:
         """Until ``count`` matching requests have been answered; returns them."""
 
@@ -966,7 +969,7 @@ class FakeDiscord:
         channel: IdLike,
         predicate: Callable[[Json], bool] | None = None,
         *,
-        timeout: float = 5.0,
+        timeout: float = WAIT_TIMEOUT,
     ) -> Json:
         """First message (current state) in ``channel`` matching ``predicate``."""
         channel_id = as_id(channel)
@@ -983,7 +986,7 @@ class FakeDiscord:
         self,
         interaction: FakeInteraction,
         *,
-        timeout: float = 5.0,
+        timeout: float = WAIT_TIMEOUT,
     ) -> InteractionResponseRecord:
         """The first callback attempt (accepted or rejected) for ``interaction``."""
 
@@ -999,7 +1002,7 @@ class FakeDiscord:
         self,
         *,
         sessions: int = 1,
-        timeout: float = 5.0,
+        timeout: float = WAIT_TIMEOUT,
     ) -> None:
         """Until ``sessions`` sessions got READY and all GUILD_CREATEs and are connected."""
         await self.wait_for(

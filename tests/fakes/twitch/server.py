@@ -73,6 +73,9 @@ from .records import (
 
 T = TypeVar("T")
 UserRef = FakeUser | str  # a user, or its id or login
+# How long wait_for and friends wait by default. Generous: only a test that is failing anyway
+# waits this long, and on a busy CI machine "at once" can take seconds.
+WAIT_TIMEOUT = 20.0
 
 DEFAULT_CLIENT_ID = "fakeclientid0000000000000000000"
 DEFAULT_CLIENT_SECRET = "fakeclientsecret00000000000000"
@@ -280,7 +283,9 @@ class FakeTwitch:
         app.router.add_route("*", "/oauth2/{tail:.*}", self._oauth_entry)
         app.router.add_get("/ws", self._ws_entry)
         app.router.add_route("*", "/{tail:.*}", self._not_found)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        self._runner = web.AppRunner(
+            app, access_log=None, handle_signals=False, shutdown_timeout=2.0
+        )
         await self._runner.setup()
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -289,11 +294,15 @@ class FakeTwitch:
         await web.SockSite(self._runner, sock).start()
 
     async def stop(self) -> None:
+        """Close every session, cancel the fake's own tasks and wait for them, then stop the
+        server (handlers still running after 2 s are cancelled)."""
         for session in list(self.sessions.values()):
             if session.open:
                 await session.ws.close(code=1001, message=b"server shutting down")
-        for task in list(self._tasks):
+        tasks = list(self._tasks)
+        for task in tasks:
             task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -707,7 +716,7 @@ class FakeTwitch:
     async def wait_for(
         self,
         predicate: Callable[[], T],
-        timeout: float = 5.0,
+        timeout: float = WAIT_TIMEOUT,
     ) -> T:
         """Wait until ``predicate()`` is truthy (re-checked on every request, frame, record)."""
         deadline = time.monotonic() + timeout
@@ -727,7 +736,7 @@ class FakeTwitch:
         self,
         sub_type: str = "channel.chat.message",
         count: int = 1,
-        timeout: float = 5.0,
+        timeout: float = WAIT_TIMEOUT,
     ) -> list[Subscription]:
         def enough() -> list[Subscription]:
             subs = self.active_subscriptions(sub_type)
