@@ -40,7 +40,9 @@ class ViewCache:
     """Per-drop DropView cache with a short TTL, single-flight loads and event invalidation.
 
     Entries also lapse when the injected clock moves past the TTL, so holds that expire by
-    filter (no event yet) show up within ``ttl`` seconds.
+    filter (no event yet) show up within ``ttl`` seconds. ``forget`` also disowns a load
+    already under way: it may have read the database before the change, so nobody who asks
+    after ``forget`` gets its result, and it is not cached.
     """
 
     def __init__(
@@ -50,7 +52,8 @@ class ViewCache:
         self._clock = clock
         self._ttl = ttl
         self._views: dict[int, tuple[float, datetime, DropView]] = {}
-        self._loading: dict[int, asyncio.Future[DropView]] = {}
+        self._loading: dict[tuple[int, int], asyncio.Future[DropView]] = {}
+        self._generation: dict[int, int] = {}
 
     async def get(self, drop_id: int) -> DropView:
         hit = self._views.get(drop_id)
@@ -59,11 +62,12 @@ class ViewCache:
             fresh = time.monotonic() - loaded < self._ttl
             if fresh and self._clock.now() - as_of < timedelta(seconds=self._ttl):
                 return view
-        pending = self._loading.get(drop_id)
+        key = (drop_id, self._generation.get(drop_id, 0))
+        pending = self._loading.get(key)
         if pending is not None:
             return await asyncio.shield(pending)
         future: asyncio.Future[DropView] = asyncio.get_running_loop().create_future()
-        self._loading[drop_id] = future
+        self._loading[key] = future
         try:
             view = await self._load(drop_id)
         except BaseException as exc:
@@ -71,14 +75,16 @@ class ViewCache:
             future.exception()  # consumed: waiters re-raise it, nobody logs it twice
             raise
         finally:
-            self._loading.pop(drop_id, None)
+            self._loading.pop(key, None)
         if not future.done():
             future.set_result(view)
-        self._views[drop_id] = (time.monotonic(), self._clock.now(), view)
+        if key[1] == self._generation.get(drop_id, 0):
+            self._views[drop_id] = (time.monotonic(), self._clock.now(), view)
         return view
 
     def forget(self, drop_id: int) -> None:
         self._views.pop(drop_id, None)
+        self._generation[drop_id] = self._generation.get(drop_id, 0) + 1
 
 
 class RefusalGate:

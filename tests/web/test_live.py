@@ -239,3 +239,26 @@ async def test_events_lost_between_processes_disarm_the_gate(site):
     await eventually(lambda: site.ctx.gate.armed(drop_id), what="the gate to arm")
     site.commerce.bus.gap()  # the event listener reconnected: what happened meanwhile is unknown
     assert not site.ctx.gate.armed(drop_id)
+
+
+async def test_a_view_asked_for_after_a_change_never_comes_from_an_older_load(clock):
+    from commerce.web.live import ViewCache
+
+    release = asyncio.Event()
+    loads: list[int] = []
+
+    async def load(drop_id: int):
+        loads.append(drop_id)
+        if len(loads) == 1:
+            await release.wait()  # the first load read the database before the change
+            return "before"
+        return "after"
+
+    views = ViewCache(load, clock, ttl=30.0)
+    early = asyncio.create_task(views.get(1))
+    await eventually(lambda: loads, what="the first load to start")
+    views.forget(1)  # the change commits while that load is still under way
+    late = asyncio.create_task(views.get(1))
+    release.set()
+    assert (await early, await late) == ("before", "after")
+    assert await views.get(1) == "after"  # the older load was not cached either
