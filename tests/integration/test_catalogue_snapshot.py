@@ -3,6 +3,8 @@ buyer saw; a price change is an explicit, audited command that waits for open ho
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from sqlalchemy import select
 
@@ -10,7 +12,7 @@ from commerce.domain.errors import InvalidInput, InvalidState, UnknownItem
 from commerce.domain.events import PriceChanged
 from commerce.domain.model import ClaimOutcome, Money
 from commerce.dropfile import validate_spec
-from commerce.storage.tables import activity
+from commerce.storage.tables import activity, holds
 from tests.helpers import EventLog, bundle_spec, capsule_spec, customers, live_drop
 
 
@@ -115,3 +117,23 @@ async def test_an_expired_hold_no_longer_blocks_a_price_change(commerce, clock):
         await commerce.drops.set_price(drop_id, "10.00")
     clock.advance(2)
     assert await commerce.drops.set_price(drop_id, "10.00") == Money(1000, "USD")
+
+
+async def test_a_price_change_racing_a_surge_never_splits_the_holds_price(commerce):
+    drop_id = await live_drop(commerce, capsule_spec(10))
+    buyers = await customers(commerce, 30)
+
+    async def change() -> bool:
+        try:
+            await commerce.drops.set_price(drop_id, "15.00")
+        except InvalidState:
+            return False
+        return True
+
+    changed, *_ = await asyncio.gather(
+        change(), *(commerce.claims.claim(drop_id, b) for b in buyers)
+    )
+    async with commerce.db.read() as conn:
+        prices = set((await conn.execute(select(holds.c.price_minor))).scalars())
+    # Either the change came first (every hold at the new price) or a hold did (refused).
+    assert prices == ({1500} if changed else {1200})
