@@ -30,6 +30,7 @@ from commerce.domain.model import (
     validate_pool,
 )
 from commerce.dropfile import DropSpec, parse_when, product_prices
+from commerce.fresh import FreshRead
 from commerce.services.claims import ClaimService
 from commerce.services.stock import ShapeCache, active_hold_filter, stock_lines
 from commerce.services.unit_of_work import Tx, UnitOfWork
@@ -74,6 +75,8 @@ class DropService:
         self.shapes = shapes
         self.claims = claims
         self._insert = postgresql.insert if uow.db.dialect == "postgresql" else sqlite.insert
+        # Every chat command asks which drop is current: a surge of them shares a few reads.
+        self._current = FreshRead(self._read_current)
 
     # -- commands -------------------------------------------------------------------------
 
@@ -472,6 +475,9 @@ class DropService:
     async def current(self) -> Drop | None:
         """The drop everyone talks about: the live one (latest opened), else the next
         scheduled, else the most recent."""
+        return await self._current()
+
+    async def _read_current(self) -> Drop | None:
         drops = await self.list()
         live = [d for d in drops if d.state is DropState.LIVE]
         if live:

@@ -1,0 +1,81 @@
+"""FreshRead: concurrent callers share reads, and nobody gets a read older than their ask."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from commerce.fresh import FreshRead
+
+
+class Source:
+    """A value that changes; each read sees it as of the moment the read began."""
+
+    def __init__(self) -> None:
+        self.value = 0
+        self.reads = 0
+        self.release = asyncio.Event()
+
+    async def read(self) -> int:
+        self.reads += 1
+        seen = self.value
+        await self.release.wait()
+        return seen
+
+
+async def test_a_surge_of_callers_shares_a_read_or_two() -> None:
+    source = Source()
+    fresh = FreshRead(source.read)
+    calls = [asyncio.ensure_future(fresh()) for _ in range(500)]
+    await asyncio.sleep(0)
+    source.release.set()
+    assert await asyncio.gather(*calls) == [0] * 500
+    assert source.reads <= 2
+
+
+async def test_a_caller_arriving_during_a_read_gets_a_read_begun_after_it_asked() -> None:
+    source = Source()
+    fresh = FreshRead(source.read)
+    early = asyncio.ensure_future(fresh())
+    while not source.reads:  # the first read has begun and seen 0
+        await asyncio.sleep(0)
+    source.value = 1  # a change commits; whoever asks now must see it
+    late = [asyncio.ensure_future(fresh()) for _ in range(3)]
+    await asyncio.sleep(0)
+    source.release.set()
+    assert await early == 0
+    assert await asyncio.gather(*late) == [1, 1, 1]
+    assert source.reads == 2
+    assert await fresh() == 1 and source.reads == 3  # idle again: a new read
+
+
+async def test_a_failed_read_fails_its_callers_only() -> None:
+    failures = iter([RuntimeError("database away"), None])
+
+    async def read() -> str:
+        await asyncio.sleep(0)
+        error = next(failures)
+        if error is not None:
+            raise error
+        return "ok"
+
+    fresh = FreshRead(read)
+    first = asyncio.ensure_future(fresh())
+    await asyncio.sleep(0)
+    second = asyncio.ensure_future(fresh())
+    with pytest.raises(RuntimeError, match="database away"):
+        await first
+    assert await second == "ok"
+
+
+async def test_a_cancelled_caller_does_not_cancel_the_read_for_the_others() -> None:
+    source = Source()
+    fresh = FreshRead(source.read)
+    quitter = asyncio.ensure_future(fresh())
+    stayer = asyncio.ensure_future(fresh())
+    await asyncio.sleep(0)
+    quitter.cancel()
+    source.release.set()
+    assert await stayer == 0
+    assert quitter.cancelled()
