@@ -8,6 +8,7 @@ import logging
 from functools import partial
 from typing import Any, Protocol
 
+import aiohttp
 import discord
 import yarl
 from discord import app_commands
@@ -15,7 +16,7 @@ from discord import app_commands
 from bot.commands import Command, CommandHandler, current_drop
 from bot.discord import render
 from bot.discord.buttons import DropButton
-from bot.discord.outlet import DiscordOutlet
+from bot.discord.outlet import DiscordOutlet, Edit
 from bot.discord.pacing import paced
 from bot.discord.slash import CreatorCommands, Interaction, viewer_commands
 from bot.hub import ChatHub
@@ -31,6 +32,15 @@ class LinkCodes(Protocol):
 
 
 COMMAND_GRACE = 5.0  # at close, how long commands being run may take to finish
+# Discord wants a first response to an interaction within 3 s. A command decided within
+# ANSWER_WAIT is answered with its result at once; a slower one is deferred ("thinking")
+# and followed up. Interaction responses and follow-ups are bound to the interaction's
+# token, not to the bot's global rate limit: they never wait behind posts and DMs in our
+# limiter, and discord.py obeys the per-route limits their headers state.
+ANSWER_WAIT = 0.5
+ACK_WINDOW = 3.0
+ACK_MARGIN = 1.0  # the deferral's own trip to Discord, on a busy event loop
+CONNECTIONS = 64  # REST connections to Discord kept open at most
 STALE_BUTTON = "That button belongs to an earlier drop. /drop shows the current one."
 SENT_PRIVATELY = "I've sent you the answer privately."
 FAILED = "Sorry, that did not work. Please try again in a moment."
@@ -94,6 +104,10 @@ class DiscordBot(discord.Client):
         if not secret:
             raise ValueError("discord.token is not set")
         use_endpoints(self.settings)
+        if self.http.connector is discord.utils.MISSING or self.http.connector.closed:
+            # discord.py's default has no limit: a surge of answers would open a connection
+            # (a TLS handshake) for each. A bounded pool keeps reusing warm ones.
+            self.http.connector = aiohttp.TCPConnector(limit=CONNECTIONS)
         await self.login(secret)
         self._gateway = asyncio.create_task(self.connect(reconnect=reconnect), name="discord")
         self._gateway.add_done_callback(_log_gateway_end)
@@ -176,8 +190,9 @@ class DiscordBot(discord.Client):
         ephemeral: bool,
         drop_id: int | None = None,
     ) -> None:
-        """Defer at once (Discord allows 3 s for the first answer), run the command, and
-        follow up. ``drop_id``: a button's drop, which must still be the current one."""
+        """Run the command and answer within Discord's 3 s: with the result when it is
+        decided fast, else a deferral and a follow-up. ``drop_id``: a button's drop, which
+        must still be the current one."""
         task = asyncio.current_task()
         assert task is not None  # discord.py runs every interaction in a task
         self._commands.add(task)
@@ -195,24 +210,32 @@ class DiscordBot(discord.Client):
         drop_id: int | None,
     ) -> None:
         user = self.chat_user(interaction)
-        # thinking=True: for a button click, answer with a new message (the "thinking"
-        # placeholder), not a silent acknowledgement that would edit the clicked one.
-        defer = partial(interaction.response.defer, ephemeral=ephemeral, thinking=True)
-        await paced(self.limiter, None, defer)
+        outcome = asyncio.ensure_future(self._outcome(user, interaction, command, drop_id))
         try:
-            if drop_id is not None and not await self._is_current(drop_id):
-                out = Outbound(replies=[Message(STALE_BUTTON, kind="error")])
-            else:
-                out = await self.handler.execute(user, command, message_id=str(interaction.id))
-            await self._answer(interaction, out, deferred_ephemeral=ephemeral)
+            decided, _ = await asyncio.wait({outcome}, timeout=answer_wait(interaction))
+            if not decided:
+                # thinking=True: for a button click, answer with a new message (the
+                # "thinking" placeholder), not a silent acknowledgement that would edit
+                # the clicked one.
+                await interaction.response.defer(ephemeral=ephemeral, thinking=True)
+            await self._answer(interaction, await outcome, ephemeral=ephemeral)
         except Exception:
             log.exception("discord /%s failed", command.name)
             await self._apologize(interaction)
+        finally:
+            if not outcome.done():  # this command was cancelled (shutdown): so is its work
+                outcome.cancel()
+                await asyncio.gather(outcome, return_exceptions=True)
+
+    async def _outcome(
+        self, user: ChatUser, interaction: Interaction, command: Command, drop_id: int | None
+    ) -> Outbound:
+        if drop_id is not None and not await self._is_current(drop_id):
+            return Outbound(replies=[Message(STALE_BUTTON, kind="error")])
+        return await self.handler.execute(user, command, message_id=str(interaction.id))
 
     async def refuse(self, interaction: Interaction, text: str) -> None:
-        await paced(
-            self.limiter, None, partial(interaction.response.send_message, text, ephemeral=True)
-        )
+        await interaction.response.send_message(text, ephemeral=True)
 
     async def on_drop_button(self, interaction: Interaction, action: Button, drop_id: int) -> None:
         """A click on an announcement's Buy / Join waitlist / Remind me button."""
@@ -239,38 +262,44 @@ class DiscordBot(discord.Client):
         drop = await current_drop(self.handler.commerce)
         return drop is not None and drop.id == drop_id
 
-    async def _answer(
-        self, interaction: Interaction, out: Outbound, *, deferred_ephemeral: bool
-    ) -> None:
-        placeholder = True  # the deferred "… is thinking" message still stands
+    async def _answer(self, interaction: Interaction, out: Outbound, *, ephemeral: bool) -> None:
+        """Send ``out``: the first reply as the interaction's response, or, after a deferral
+        (``ephemeral``: its visibility), in place of the "thinking" placeholder."""
+        deferred = interaction.response.is_done()
+        first = True
         for message in out.replies:
-            hidden = deferred_ephemeral or message.private or message.personal_link is not None
-            if placeholder and hidden and not deferred_ephemeral:
-                # Discord quirk: the first answer after a defer takes over the "thinking"
-                # placeholder and keeps its visibility whatever flags it asks for. Settle
-                # the public placeholder with a neutral note; later follow-ups honour their
-                # own ephemeral flag. Deleting it instead is no way out: follow-ups to a
-                # deleted placeholder fail with 10008 (discord/discord-api-docs#3087).
-                await paced(
-                    self.limiter,
-                    None,
-                    partial(interaction.edit_original_response, content=SENT_PRIVATELY),
-                )
+            hidden = ephemeral or message.private or message.personal_link is not None
             shown = render.reply(message, private=hidden, prefix=self.handler.prefix)
-            send = partial(
-                interaction.followup.send,
-                shown.content,
-                embeds=shown.embeds,
-                view=shown.view,
-                ephemeral=hidden,
-                wait=True,
-            )
-            sent = await paced(self.limiter, None, send)
+            edit: Edit
+            if first and not deferred:
+                await interaction.response.send_message(
+                    shown.content, embeds=shown.embeds, view=shown.view, ephemeral=hidden
+                )
+                edit = interaction.edit_original_response
+            else:
+                if first and hidden and not ephemeral:
+                    # Discord quirk: the first answer after a defer takes over the
+                    # "thinking" placeholder and keeps its visibility whatever flags it asks
+                    # for. Settle the public placeholder with a neutral note; later
+                    # follow-ups honour their own ephemeral flag. Deleting it instead is no
+                    # way out: follow-ups to a deleted placeholder fail with 10008
+                    # (discord/discord-api-docs#3087).
+                    await interaction.edit_original_response(content=SENT_PRIVATELY)
+                sent = await interaction.followup.send(
+                    shown.content,
+                    embeds=shown.embeds,
+                    view=shown.view,
+                    ephemeral=hidden,
+                    wait=True,
+                )
+                edit = sent.edit
             if hidden:  # its pay link becomes "paid" once paid (within the token's 15 min)
-                self.outlet.remember_private(message, sent.edit)
-            placeholder = False
-        if placeholder:
-            await paced(self.limiter, None, interaction.delete_original_response)
+                self.outlet.remember_private(message, edit)
+            first = False
+        if first:  # nothing to say: acknowledge, and take the placeholder away
+            if not deferred:
+                await interaction.response.defer(ephemeral=True, thinking=True)
+            await interaction.delete_original_response()
         for post in out.posts:
             await self.outlet.post(post)
 
@@ -288,6 +317,14 @@ class DiscordBot(discord.Client):
     ) -> None:
         log.error("discord slash command failed", exc_info=error)
         await self._apologize(interaction)
+
+
+def answer_wait(interaction: Interaction) -> float:
+    """How long a command may run before its answer must be deferred: up to ANSWER_WAIT,
+    and never so long that the deferral could miss Discord's window (a clock that is off
+    only makes us defer sooner)."""
+    age = (discord.utils.utcnow() - interaction.created_at).total_seconds()
+    return max(0.0, min(ANSWER_WAIT, ACK_WINDOW - ACK_MARGIN - age))
 
 
 def _log_gateway_end(task: asyncio.Task[None]) -> None:

@@ -79,22 +79,24 @@ class DiscordOutlet:
         )
 
     def remember_private(self, message: Message, edit: Edit, bucket: str | None = None) -> None:
-        """Note a private message sent about a hold (a DM, or an ephemeral follow-up the
-        client sent), so that ``edit_private`` can turn it into "paid"."""
+        """Note a private message sent about a hold, so that ``edit_private`` can turn it
+        into "paid". ``bucket``: a DM's channel bucket; None for an interaction's own
+        message (the client's ephemeral answer), whose edits go by the interaction token,
+        outside the bot's global rate limit."""
         if message.hold_id is not None and message.personal_link is not None:
             self.private.add(message.hold_id, (bucket, edit))
 
     async def edit_private(self, hold_id: int, message: Message) -> None:
         """Edit every private message that carried ``hold_id``'s pay link. An ephemeral
-        follow-up can be edited only while its interaction token lives (15 minutes)."""
+        answer can be edited only while its interaction token lives (15 minutes)."""
         shown = render.reply(message, private=True, prefix=self.prefix)
         for bucket, edit in self.private.pop(hold_id):
+            call = partial(edit, content=shown.content, embeds=shown.embeds, view=shown.view)
             try:
-                await paced(
-                    self.limiter,
-                    bucket,
-                    partial(edit, content=shown.content, embeds=shown.embeds, view=shown.view),
-                )
+                if bucket is None:
+                    await call()
+                else:
+                    await paced(self.limiter, bucket, call)
             except _NETWORK_ERRORS as exc:
                 log.info("could not mark a private discord message paid: %s", exc)
 

@@ -156,10 +156,20 @@ def first_response(fake: FakeDiscord, interaction: Any) -> Any:
     return next(r for r in fake.interaction_responses if r.interaction_id == interaction.id)
 
 
+def answers(interaction: Any) -> list[dict[str, Any]]:
+    """What the bot visibly answered: its response (unless that was a deferral, whose
+    "thinking" placeholder the first follow-up takes over) and its follow-ups."""
+    shown: list[dict[str, Any]] = []
+    if interaction.response_type == 4 and interaction.original is not None:
+        shown.append(interaction.original)
+    shown.extend(m for m in interaction.followups if m is not interaction.original or not shown)
+    return shown
+
+
 async def answer(fake: FakeDiscord, interaction: Any) -> dict[str, Any]:
-    """The bot's one visible answer to ``interaction`` (after its deferral)."""
-    await fake.wait_for(lambda: interaction.followups)
-    [message] = interaction.followups
+    """The bot's one visible answer to ``interaction``."""
+    await fake.wait_for(lambda: answers(interaction))
+    [message] = answers(interaction)
     return message
 
 
@@ -176,7 +186,7 @@ async def held(commerce: Commerce, drop_id: int) -> int:
     return sum(line.held for line in view.stock)
 
 
-async def test_slash_buy_defers_ephemerally_and_sends_a_valid_personal_link(
+async def test_slash_buy_is_answered_at_once_with_a_private_valid_personal_link(
     fake: FakeDiscord, world: World, chat: Chat
 ) -> None:
     drop_id = await live_drop(chat.commerce, capsule_spec(5))
@@ -186,8 +196,9 @@ async def test_slash_buy_defers_ephemerally_and_sends_a_valid_personal_link(
         )
         reply = await answer(fake, interaction)
 
-    deferral = first_response(fake, interaction)
-    assert (deferral.type, deferral.ephemeral, deferral.status) == (5, True, 200)
+    response = first_response(fake, interaction)
+    # Decided fast: the claim's outcome is the response itself, no deferral round trip.
+    assert (response.type, response.ephemeral, response.status) == (4, True, 200)
     assert int(reply["flags"]) & EPHEMERAL
     assert "Alice, a unit is yours" in reply["content"]
     assert "the hold expires <t:" in reply["content"]
@@ -197,6 +208,41 @@ async def test_slash_buy_defers_ephemerally_and_sends_a_valid_personal_link(
     assert await held(chat.commerce, drop_id) == 1
     assert await chat.commerce.customers.find(f"discord:{world.viewer.id}") is not None
     assert not [m for m in public_messages(fake, world.channel) if token in json.dumps(m)]
+
+
+def slowed(chat: Chat, monkeypatch: pytest.MonkeyPatch, fake: FakeDiscord) -> None:
+    """Make every command wait until Discord has seen its deferral: a claim that cannot be
+    decided within the answer window."""
+    execute = chat.handler.execute
+
+    async def slow_execute(user: Any, command: Any, *, message_id: str) -> Outbound:
+        await fake.wait_for(
+            lambda: any(
+                str(r.interaction_id) == message_id and r.type == 5
+                for r in fake.interaction_responses
+            )
+        )
+        return await execute(user, command, message_id=message_id)
+
+    monkeypatch.setattr(chat.handler, "execute", slow_execute)
+
+
+async def test_a_slow_claim_is_deferred_privately_then_answered_in_its_place(
+    fake: FakeDiscord, world: World, chat: Chat, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    drop_id = await live_drop(chat.commerce, capsule_spec(5))
+    slowed(chat, monkeypatch, fake)
+    async with bot_with_hub(fake, world, chat):
+        interaction = await fake.inject_slash_command(
+            "buy", user=world.viewer, channel=world.channel
+        )
+        reply = await answer(fake, interaction)
+
+    deferral = first_response(fake, interaction)
+    assert (deferral.type, deferral.ephemeral, deferral.status) == (5, True, 200)
+    assert int(reply["flags"]) & EPHEMERAL and "Alice, a unit is yours" in reply["content"]
+    link = chat.signer.verify(pay_link(reply).removeprefix(f"{BASE}/c/"))
+    assert (link.drop_id, link.identity) == (drop_id, f"discord:{world.viewer.id}")
 
 
 async def test_unknown_sku_gets_a_short_private_error_and_holds_nothing(
@@ -233,8 +279,9 @@ async def test_status_is_public_with_buttons_and_errors_are_short(
     assert refused["content"] == "There is no such drop."
 
 
+@pytest.mark.parametrize("decided", ["at once", "after a deferral"])
 async def test_a_private_answer_to_a_public_command_never_shows_in_public(
-    fake: FakeDiscord, world: World, chat: Chat, monkeypatch: pytest.MonkeyPatch
+    fake: FakeDiscord, world: World, chat: Chat, monkeypatch: pytest.MonkeyPatch, decided: str
 ) -> None:
     secret = f"{BASE}/c/only-for-alice"
 
@@ -242,14 +289,19 @@ async def test_a_private_answer_to_a_public_command_never_shows_in_public(
         return Outbound(replies=[Message("Yours:", personal_link=secret, private=True)])
 
     monkeypatch.setattr(chat.handler, "execute", private_answer)
+    if decided == "after a deferral":
+        slowed(chat, monkeypatch, fake)
     async with bot_with_hub(fake, world, chat):
         interaction = await fake.inject_slash_command(
             "stock", user=world.viewer, channel=world.channel
         )
-        await fake.wait_for(lambda: len(interaction.followups) == 1 and interaction.original)
+        private = await fake.wait_for(
+            lambda: next((m for m in answers(interaction) if secret in json.dumps(m)), None)
+        )
 
-    assert not first_response(fake, interaction).ephemeral  # /stock defers publicly
-    [private] = interaction.followups
+    if decided == "after a deferral":
+        assert not first_response(fake, interaction).ephemeral  # /stock defers publicly
+        assert interaction.original["content"] == "I've sent you the answer privately."
     assert int(private["flags"]) & EPHEMERAL and pay_link(private) == secret
     assert not [m for m in public_messages(fake, world.channel) if secret in json.dumps(m)]
 

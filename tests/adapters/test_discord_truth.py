@@ -127,7 +127,7 @@ async def test_waitlist_with_a_unit_free_gives_one_answer_and_no_dm(
 
     assert "no need to wait" in reply["content"] and "Pay now" in labels(reply)
     assert not fake.requests_to("POST", "/users/@me/channels")  # no DM opened for an offer
-    assert len(interaction.followups) == 1
+    assert len(adapter.answers(interaction)) == 1
 
 
 async def test_slash_buy_with_only_a_pool_claims_that_pool(
