@@ -244,12 +244,20 @@ class CommandHandler:
         if result.ok and result.hold is not None:
             return Outbound(replies=[await self._held(user, drop.id, result, unit)])
         p = self.prefix
-        text = {
-            ClaimOutcome.SOLD_OUT: f"Sold out, {user.name}. Type {p}waitlist to be next if "
-            f"{a_unit(unit)} frees up.",
-            ClaimOutcome.NOT_OPEN: f"Not open yet, {user.name}: it opens {{at}}.",
-            ClaimOutcome.CLOSED: "This drop is closed.",
-            ClaimOutcome.LIMIT_REACHED: f"{user.name}, you've reached the limit for this drop.",
+        text, brief = {
+            ClaimOutcome.SOLD_OUT: (
+                f"Sold out, {user.name}. Type {p}waitlist to be next if {a_unit(unit)} frees up.",
+                f"sold out — type {p}waitlist to be next",
+            ),
+            ClaimOutcome.NOT_OPEN: (
+                f"Not open yet, {user.name}: it opens {{at}}.",
+                "not open yet: it opens {at}",
+            ),
+            ClaimOutcome.CLOSED: ("This drop is closed.", "this drop is closed"),
+            ClaimOutcome.LIMIT_REACHED: (
+                f"{user.name}, you've reached the limit for this drop.",
+                "you've reached the limit for this drop",
+            ),
         }[result.outcome]
         return Outbound(
             replies=[
@@ -260,6 +268,7 @@ class CommandHandler:
                     at=result.opens_at,
                     public_link=page,
                     unit=unit,
+                    brief=brief,
                 )
             ]
         )
@@ -270,8 +279,10 @@ class CommandHandler:
         """The one private answer about a hold: whose it is, how to pay, when it lapses."""
         assert result.hold is not None
         what = a_unit(unit)
+        brief = f"you hold {what}"
         if result.outcome is ClaimOutcome.ALREADY_HELD:
             lead = f"{user.name}, you already hold {what}"
+            brief = f"you already hold {what}"
         elif instant:
             lead = f"{user.name}, no need to wait: {what} is free, so it's yours now"
         else:
@@ -286,6 +297,7 @@ class CommandHandler:
             private=True,
             hold_id=result.hold.id,
             unit=unit,
+            brief=brief,
         )
 
     async def _claim_elsewhere(
@@ -298,15 +310,16 @@ class CommandHandler:
             return None
         await self.commerce.claims.validate(drop_id, sku=sku, pool=pool)  # bad input first
         page = self.drop_page(drop_id)
+        how = f"claim on the drop page {page} — or link your Discord once (/link there) to buy"
         return Outbound(
             replies=[
                 Message(
-                    f"{user.name}, chat here is public, so I can't hand you a pay link: claim "
-                    f"on the drop page {page} — or link your Discord once (/link there) to buy "
+                    f"{user.name}, chat here is public, so I can't hand you a pay link: {how} "
                     "from chat.",
                     kind="claim_elsewhere",
                     drop_id=drop_id,
                     public_link=page,
+                    brief=f"chat is public, so no pay link here: {how} from chat",
                 )
             ]
         )

@@ -24,7 +24,8 @@ class Message:
     DM, studio session) and never post it in public chat. ``hold_id`` names the hold such a
     private message is about, so that the platforms that can edit it say "paid" once it is.
     ``status`` is the drop's one headline and action (``commerce.views.drop_status``) for
-    outlets that show it apart from the text (the studio's status bar).
+    outlets that show it apart from the text (the studio's status bar). ``brief``: see
+    ``bot.coalesce``; ``{at}`` may stand in it as in ``text``.
     """
 
     text: str
@@ -41,6 +42,9 @@ class Message:
     hold_id: int | None = None
     unit: str = "unit"  # what one claim takes here: "unit", or "bundle" for a bundle drop
     status: DropStatus | None = None
+    # A claim's outcome without the person's name ("sold out — type !waitlist …"), for
+    # platforms that answer many people in one line at the peak (bot.coalesce).
+    brief: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

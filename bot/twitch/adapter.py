@@ -19,7 +19,7 @@ from twitchio.http import Route
 
 from bot.commands import CommandHandler
 from bot.hub import ChatHub
-from bot.messages import ChatUser, Message, a_unit, relative
+from bot.messages import ChatUser, Message, relative
 from bot.twitch.linking import AccountLinker
 from bot.twitch.outlet import SendPolicy, TwitchOutlet, render
 from bot.twitch.viewers import SAMPLE_INTERVAL, ViewerCallback, ViewerSampler
@@ -239,12 +239,15 @@ class TwitchBot:
             is_creator=bool(badges & CREATOR_BADGES) or login in self._allowed,
         )
         try:
-            await self.handle_chat(user, payload.text, payload.id)
+            await self.handle_chat(user, payload.text, payload.id, login=login or None)
         except Exception:
             log.exception("twitch: could not handle a chat message")
 
-    async def handle_chat(self, user: ChatUser, text: str, message_id: str) -> None:
-        """One chat line from ``user``: run it and answer in its thread."""
+    async def handle_chat(
+        self, user: ChatUser, text: str, message_id: str, *, login: str | None = None
+    ) -> None:
+        """One chat line from ``user`` (``login``: how chat mentions them): run it; answer
+        a claim in the next outcome line, anything else in its thread."""
         words = text.strip().split()
         if words and words[0].lower() == f"{self.handler.prefix}link":
             await self.outlet.reply(message_id, await self._link(user, words[1:]))
@@ -255,31 +258,32 @@ class TwitchBot:
         if out is None:
             return
         for reply in out.replies:
-            await self.outlet.reply(message_id, await self._public_reply(user, reply))
+            if reply.brief is not None:
+                brief = await self._outcome(user, reply)
+                self.outlet.mention(f"@{login or user.name}", brief)
+            else:
+                # Never a personal link: a public render carries only the public one.
+                await self.outlet.reply(message_id, render(reply, self.commerce.clock.now()))
         for post in out.posts:
             await self.outlet.post(post)
 
     # -- chat out -------------------------------------------------------------------------------
 
-    async def _public_reply(self, user: ChatUser, reply: Message) -> str:
-        """The Twitch text for a reply. A personal link never goes into chat: it is delivered
-        privately first, and the public text says where it went (or gives the drop page)."""
+    async def _outcome(self, user: ChatUser, reply: Message) -> str:
+        """A claim's outcome for an outcome line. A pay link is delivered privately first;
+        the line says where it went (or that the drop page has the hold)."""
+        assert reply.brief is not None
         now = self.commerce.clock.now()
+        brief = reply.brief.replace("{at}", relative(reply.at, now) if reply.at else "soon")
         if reply.personal_link is None:
-            return render(reply, now)
+            return brief
         via = await self._deliver_privately(user.identity, reply)
-        until = f" (it expires {relative(reply.at, now)})" if reply.at else ""
-        held = f"{user.name}, {a_unit(reply.unit)} is held for you{until}"
         if via is not None:
-            return f"{held}: your pay link is in your {via}."
+            return f"{brief} — your pay link is in your {via}"
         page = reply.public_link or (
-            self.handler.drop_page(reply.drop_id) if reply.drop_id is not None else None
+            self.handler.drop_page(reply.drop_id) if reply.drop_id is not None else ""
         )
-        where = f" on the drop page: {page}" if page else " on the drop page"
-        return (
-            f"{held}. Check out{where} — or type "
-            f"{self.handler.prefix}link to get private pay links by Discord DM."
-        )
+        return f"{brief} — check out on the drop page {page}".rstrip()
 
     async def _reachable(self, user: ChatUser) -> bool:
         """Can a personal link reach this viewer privately: a linked Discord account with a

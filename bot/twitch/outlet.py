@@ -3,13 +3,15 @@
 All of it goes through one shared token bucket (20 messages / 30 s, 100 as a moderator).
 Hub posts are queued, so a slow Twitch never holds up other platforms; a stock tick that a
 newer post for the same drop makes stale is skipped, while "live", "sold out" and "closed"
-are retried until Twitch accepts them. Twitch cannot edit chat messages, so ``edit`` is a
-no-op and ``post`` returns no handle.
+are retried until Twitch accepts them. Claim outcomes are gathered and said many to a line
+(``bot.coalesce``), so a surge of ``!buy`` is answered in a handful of messages. Twitch
+cannot edit chat messages, so ``edit`` is a no-op and ``post`` returns no handle.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import Counter, deque
@@ -20,6 +22,7 @@ from typing import Literal
 
 import twitchio
 
+from bot.coalesce import MIN_LINE, SEPARATOR, Mention, OutcomeLines
 from bot.messages import Message, relative
 from bot.ratelimit import RateLimiter, TokenBucket
 from commerce.clock import Clock
@@ -70,6 +73,9 @@ class SendPolicy:
     reply_wait: float = 10.0  # a reply that can't go out this soon is stale: skip it
     retry_delay: float = 1.0  # first backoff after a drop or an HTTP error; doubles
     attempts: int = 5  # for live / sold out / closed; other posts get 2
+    # How long the first claim outcome waits for others to share its line, and a stock tick
+    # for a newer post to make it stale.
+    gather: float = 0.5
 
 
 @dataclass
@@ -81,6 +87,8 @@ class SendStats:
     whispered: int = 0
     dropped: Counter[str] = field(default_factory=Counter)  # Twitch drop reason -> count
     superseded: int = 0  # stale ticks / restocks / countdowns skipped
+    outcome_lines: int = 0  # lines that said claim outcomes
+    mentioned: int = 0  # people named in them
     stale_replies: int = 0  # replies skipped because the limiter was saturated
     failed: int = 0  # posts given up on after every attempt
 
@@ -127,7 +135,9 @@ class TwitchOutlet:
         self._whisper_second = TokenBucket(rate=3, capacity=3)
         self._whisper_minute = TokenBucket(rate=100 / 60, capacity=100)
         self._recipients: dict[str, float] = {}  # user id -> first whisper (monotonic)
-        self._pending: deque[Message] = deque()
+        self._pending: deque[tuple[float, Message]] = deque()  # (queued at, post)
+        self._outcomes = OutcomeLines(MAX_CHAT)
+        self._outcomes_full = asyncio.Event()  # enough waits for a whole line
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -158,12 +168,25 @@ class TwitchOutlet:
         if self._closed:
             log.warning("twitch outlet is closed; not posting %s", message.kind)
             return None
-        self._pending.append(message)
+        self._pending.append((time.monotonic(), message))
+        self._kick()
+        return None
+
+    def mention(self, who: str, brief: str) -> None:
+        """Say ``who``'s claim outcome in the next outcome line (queued, never dropped)."""
+        if self._closed:
+            log.warning("twitch outlet is closed; not saying a claim outcome")
+            return
+        self._outcomes.add(Mention(who, brief))
+        if self._outcomes.full():
+            self._outcomes_full.set()
+        self._kick()
+
+    def _kick(self) -> None:
         self._idle.clear()
         self._wake.set()
         if self._worker is None or self._worker.done():
             self._worker = asyncio.create_task(self._run(), name="twitch-outlet")
-        return None
 
     async def edit(self, handle: str, message: Message) -> None:
         """Twitch chat messages cannot be edited; the hub posts thresholds separately."""
@@ -229,12 +252,26 @@ class TwitchOutlet:
 
     async def _run(self) -> None:
         while True:
+            if not self._pending and self._outcomes:
+                try:
+                    await self._say_outcomes()
+                except Exception:
+                    log.exception("twitch: could not say claim outcomes")
+                    self.stats.failed += 1
+                continue
             if not self._pending:
                 self._idle.set()
                 self._wake.clear()
                 await self._wake.wait()
                 continue
-            message = self._pending.popleft()
+            queued, message = self._pending[0]
+            if message.kind in SUPERSEDED_BY:
+                # A stock tick settles for a moment first: in a sell-out, "sold out" comes
+                # right behind and makes it stale, sparing the chat limit for outcomes.
+                settle = queued + self.policy.gather - time.monotonic()
+                if settle > 0:
+                    await asyncio.sleep(settle)
+            self._pending.popleft()
             if self._stale(message):
                 self.stats.superseded += 1
                 continue
@@ -244,12 +281,47 @@ class TwitchOutlet:
                 log.exception("twitch: could not post %s", message.kind)
                 self.stats.failed += 1
 
+    async def _say_outcomes(self) -> None:
+        """One line of waiting claim outcomes: at once when they fill a line, else once the
+        oldest has waited ``gather`` seconds for others to join it (and more join while the
+        limiter makes us wait)."""
+        oldest = self._outcomes.oldest()
+        if oldest is not None and not self._outcomes.full():
+            self._outcomes_full.clear()
+            with contextlib.suppress(TimeoutError):
+                due = oldest + self.policy.gather - time.monotonic()
+                await asyncio.wait_for(self._outcomes_full.wait(), max(due, 0.0))
+        await self.limiter.acquire(self.channel.id)
+        line = self._outcomes.take_line()
+        if line is None:
+            return
+        text, said = line
+        for attempt in range(self.policy.attempts):
+            if attempt:
+                await asyncio.sleep(self.policy.retry_delay * 2 ** (attempt - 1))
+                await self.limiter.acquire(self.channel.id)
+            problem = await self._chat(text)
+            if problem is None:
+                self.stats.outcome_lines += 1
+                self.stats.mentioned += len(said)
+                return
+            if problem == "msg_duplicate":
+                text = text.removesuffix(DUPLICATE_BREAKER) + DUPLICATE_BREAKER
+        self.stats.failed += 1
+        log.error("twitch: gave up saying %d claim outcomes", len(said))
+
     def _stale(self, message: Message) -> bool:
         newer = SUPERSEDED_BY.get(message.kind, frozenset())
-        return any(m.drop_id == message.drop_id and m.kind in newer for m in self._pending)
+        return any(m.drop_id == message.drop_id and m.kind in newer for _, m in self._pending)
 
     async def _deliver(self, message: Message) -> None:
         text = render(message, self.clock.now())
+        # Claim outcomes waiting ride along in the post's spare room: one message fewer.
+        room = MAX_CHAT - len(text) - len(SEPARATOR)
+        extra = self._outcomes.take_line(room) if self._outcomes and room >= MIN_LINE else None
+        if extra is not None:
+            text = f"{text}{SEPARATOR}{extra[0]}"
+            self.stats.mentioned += len(extra[1])
         attempts = self.policy.attempts if message.kind in MUST_DELIVER else 2
         for attempt in range(attempts):
             if attempt:

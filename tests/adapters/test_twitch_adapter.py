@@ -82,6 +82,15 @@ class Stage:
         )
         return replies[0]
 
+    async def outcome(self, user: FakeUser, text: str = "!buy") -> ChatRecord:
+        """``user`` types a claim (``text``); returns the outcome line that names them."""
+        said = await self.fake.send_chat_message(self.broadcaster, user, text)
+        assert said.delivered == 1
+        lines = await self.fake.wait_for(
+            lambda: [m for m in self.fake.sent_chat_messages if user.login in mentioned(m.text)]
+        )
+        return lines[0]
+
     async def settle(self) -> None:
         await self.hub.drain()
         await self.bot.outlet.drain()
@@ -164,9 +173,11 @@ async def stage(commerce: Any) -> AsyncIterator[StageFactory]:
             handled: list[str] = []
             handle_chat = bot.handle_chat
 
-            async def recording_handle_chat(user: ChatUser, text: str, message_id: str) -> None:
+            async def recording_handle_chat(
+                user: ChatUser, text: str, message_id: str, **options: Any
+            ) -> None:
                 try:
-                    await handle_chat(user, text, message_id)
+                    await handle_chat(user, text, message_id, **options)
                 finally:
                     handled.append(text)
 
@@ -177,6 +188,11 @@ async def stage(commerce: Any) -> AsyncIterator[StageFactory]:
             return Stage(fake, broadcaster, bot_user, alice, hub, bot, discord, samples, handled)
 
         yield build
+
+
+def mentioned(text: str) -> set[str]:
+    """The logins an outcome line names (``@ann @bo: you hold a unit · @cy: sold out``)."""
+    return set(re.findall(r"(?<!\S)@(\w+)", text))
 
 
 def held_units(view: Any) -> int:
@@ -190,9 +206,10 @@ async def test_buy_from_a_viewer_we_cannot_reach_privately_points_to_the_drop_pa
     world = await stage()
     drop_id = await live_drop(commerce, capsule_spec(5))
 
-    reply = await world.say(world.alice, "!buy")
+    reply = await world.outcome(world.alice)
 
     assert reply.is_sent and reply.sender_id == world.bot_user.id
+    assert reply.text.startswith("@alice: chat is public, so no pay link here")
     assert f"{SITE}/d/{drop_id}" in reply.text
     assert "/c/" not in reply.text
     assert "/link" in reply.text  # tells the viewer how to buy from chat next time
@@ -216,7 +233,7 @@ async def test_a_viewer_who_linked_discord_gets_the_personal_link_by_dm(stage, c
     assert "linked" in linked.text
     assert not await world.bot.linker.redeem_link_code(code, f"twitch:{world.alice.id}")  # once
 
-    reply = await world.say(world.alice, "!buy")
+    reply = await world.outcome(world.alice)
 
     ((identity, dm),) = world.discord.private
     assert identity == "discord:4242"
@@ -251,7 +268,7 @@ async def test_whisper_fallback_delivers_the_personal_link_when_opted_in(stage, 
     world = await stage(whisper=True)
     drop_id = await live_drop(commerce, capsule_spec(5))
 
-    reply = await world.say(world.alice, "!buy")
+    reply = await world.outcome(world.alice)
 
     (whisper,) = world.fake.whispers
     assert whisper.to_user_id == world.alice.id

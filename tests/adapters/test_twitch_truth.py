@@ -19,10 +19,10 @@ async def test_a_bundle_hold_is_called_a_bundle_and_its_expiry_reads_right(stage
     world = await stage(whisper=True)
     await live_drop(commerce, bundle_spec(chips=4, salsa=2, hold_seconds=60))
 
-    reply = await world.say(world.alice, "!buy")
+    reply = await world.outcome(world.alice)
     status = await world.say(world.alice, "!drop")
 
-    assert reply.text.startswith("Alice, a bundle is held for you (it expires in 1 min)")
+    assert reply.text == "@alice: you hold a bundle — your pay link is in your Twitch whispers"
     (whisper,) = world.fake.whispers
     assert "a bundle is yours" in whisper.message and "the hold expires in 1 min" in whisper.message
     assert "until in" not in whisper.message + reply.text
