@@ -12,6 +12,8 @@ A line never exceeds the platform's limit; names that do not fit wait for the ne
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -39,12 +41,26 @@ class OutcomeLines:
         self.limit = limit
         self._clock = clock
         self._groups: OrderedDict[str, list[tuple[str, float]]] = OrderedDict()
+        self._filled = asyncio.Event()  # set when the waiting outcomes fill a line
 
     def __len__(self) -> int:
         return sum(len(names) for names in self._groups.values())
 
     def add(self, mention: Mention) -> None:
         self._groups.setdefault(mention.brief, []).append((mention.who, self._clock()))
+        if self.full():
+            self._filled.set()
+
+    async def ready(self, gather: float) -> None:
+        """Return once a line is worth saying: at once when the waiting outcomes fill one,
+        else when the oldest has waited ``gather`` seconds for others to join it."""
+        oldest = self.oldest()
+        if oldest is None or self.full():
+            return
+        self._filled.clear()
+        with contextlib.suppress(TimeoutError):
+            due = oldest + gather - self._clock()
+            await asyncio.wait_for(self._filled.wait(), max(due, 0.0))
 
     def oldest(self) -> float | None:
         """When the outcome waiting longest arrived (``clock`` time); None: none waits."""

@@ -243,6 +243,8 @@ class App:
             if "web" in roles:
                 runner = await self._start_web(chat)
                 stack.push_async_callback(runner.cleanup)
+                if chat.studio is not None:  # first: say waiting outcomes to tabs still open
+                    stack.push_async_callback(chat.studio.close)
             if "scheduler" in roles:
                 scheduler = self._scheduler(chat)
                 await scheduler.start()

@@ -24,7 +24,13 @@ from commerce.views import drop_state, iso
 from config.settings import ConfigError, Settings, load_settings
 from dropcast import logs
 from dropcast.app import ALL_ROLES, App
-from dropcast.rehearse import Rehearsal, RehearsalError, run_rehearsal
+from dropcast.rehearse import (
+    ChatRehearsal,
+    Rehearsal,
+    RehearsalError,
+    run_chat_rehearsal,
+    run_rehearsal,
+)
 from scheduler.recurring import check_cron, known_timezone
 
 T = TypeVar("T")
@@ -353,6 +359,12 @@ def template_add(
     is_flag=True,
     help="Rehearse on a new copy of the drop, opened now (e.g. when the drop has closed).",
 )
+@click.option(
+    "--chat",
+    is_flag=True,
+    help="Viewers type !buy in the studio chat: reports how fast each is answered and named.",
+)
+@click.option("--tabs", type=click.IntRange(1, 100), default=10, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 def rehearse(
@@ -363,10 +375,13 @@ def rehearse(
     ramp_seconds: float,
     url: str | None,
     fresh: bool,
+    chat: bool,
+    tabs: int,
     as_json: bool,
 ) -> None:
-    """Simulate a viewer surge on a live (staging) drop and check for oversell. The report
-    starts with the id of the drop rehearsed on (a new one with --fresh)."""
+    """Simulate a viewer surge on a live (staging) drop and check for oversell; with --chat,
+    through the studio chat (`--tabs` WebSockets speak for the viewers). The report starts
+    with the id of the drop rehearsed on (a new one with --fresh)."""
     settings = settings_of(ctx)
     if settings.payments.provider != "test":
         fail(
@@ -377,7 +392,7 @@ def rehearse(
 
     rehearsed = drop_id
 
-    async def work(app: App) -> Rehearsal:
+    async def work(app: App) -> Rehearsal | ChatRehearsal:
         nonlocal rehearsed
         if fresh:
             rehearsed = await app.copy_drop(drop_id)
@@ -392,6 +407,10 @@ def rehearse(
             raise InvalidState(
                 f"drop {drop_id} is {drop.state.value}; open it first "
                 f"(`dropcast drop open {drop_id}`) or add --fresh to rehearse on a copy"
+            )
+        if chat:
+            return await run_chat_rehearsal(
+                viewers=viewers, arrival=arrival, url=target, ramp_seconds=ramp_seconds, tabs=tabs
             )
         return await run_rehearsal(
             app,
@@ -409,9 +428,12 @@ def rehearse(
     except aiohttp.ClientError as exc:
         fail(f"cannot reach {target}: {exc}")
     summary = {"drop_id": rehearsed, **result.summary()}
-    text = "\n".join(f"{key:<16} {value}" for key, value in summary.items())
+    text = "\n".join(f"{key:<22} {value}" for key, value in summary.items())
     emit(summary, as_json, text)
-    if summary["oversold"] or summary["holders_refused"]:
+    if isinstance(result, ChatRehearsal):
+        if summary["answered"] < viewers or summary["links_in_public"]:
+            sys.exit(1)
+    elif summary["oversold"] or summary["holders_refused"]:
         sys.exit(1)
 
 

@@ -2,13 +2,17 @@
 
 It plays N distinct viewers against a running dropcast — each opens a personal one-click
 link (claim) and pays through the ``test`` provider — and reports claim latency, holds,
-sold-outs, errors, seconds-to-checkout and an oversell check that must read 0. Requests go
-only to the URL given (loopback by default), bounded in count and time.
+sold-outs, errors, seconds-to-checkout and an oversell check that must read 0. With
+``--chat`` the viewers type ``!buy`` in the studio chat instead (the command layer and
+presenter every platform uses, outcomes said many to a line as on Twitch), and it reports
+how fast each was answered and named in chat. Requests go only to the URL given (loopback
+by default), bounded in count and time.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import statistics
 import time
@@ -19,6 +23,8 @@ from typing import Any
 
 import aiohttp
 
+from bot.coalesce import SEPARATOR
+from bot.twitch.outlet import default_limiter
 from dropcast.app import App
 
 FORM_FIELD = re.compile(r'name="(csrf|hold_id|pool)" value="([^"]*)"')
@@ -46,26 +52,21 @@ class Rehearsal:
         beyond_start = max(0, granted - int(self.before.get("available", 0)))
         return max(beyond_total, beyond_start)
 
-    def pct(self, values: list[float], p: int) -> float | None:
-        if len(values) < 2:
-            return values[0] if values else None
-        return statistics.quantiles(values, n=100, method="inclusive")[p - 1]
-
     def summary(self) -> dict[str, Any]:
         ms = [x * 1000 for x in self.latencies]
         return {
             "viewers": self.viewers,
             "arrival": self.arrival,
             "seconds": round(self.elapsed, 2),
-            "claim_p50_ms": _round(self.pct(ms, 50)),
-            "claim_p99_ms": _round(self.pct(ms, 99)),
+            "claim_p50_ms": _round(_pct(ms, 50)),
+            "claim_p99_ms": _round(_pct(ms, 99)),
             "holds": self.outcomes["held"],
             "sold_out": self.outcomes["sold_out"],
             "rate_limited": self.outcomes["rate_limited"],
             "errors": sum(n for k, n in self.outcomes.items() if k.startswith("error")),
             "paid": self.paid,
-            "checkout_p50_s": _round(self.pct(self.checkout_seconds, 50)),
-            "checkout_p90_s": _round(self.pct(self.checkout_seconds, 90)),
+            "checkout_p50_s": _round(_pct(self.checkout_seconds, 50)),
+            "checkout_p90_s": _round(_pct(self.checkout_seconds, 90)),
             "holders_refused": self.outcomes["holder_refused"],
             "oversold": self.oversold,
         }
@@ -168,3 +169,146 @@ async def _state(http: aiohttp.ClientSession, base: str, drop_id: int) -> dict[s
 
 class RehearsalError(Exception):
     """The rehearsal cannot run (server unreachable, drop unknown or not live)."""
+
+
+@dataclass
+class ChatRehearsal:
+    """``dropcast rehearse --chat``: the surge through the studio chat, as Twitch will see it."""
+
+    viewers: int
+    arrival: str
+    tabs: int
+    sent_at: dict[str, float] = field(default_factory=dict)
+    first_response: dict[str, float] = field(default_factory=dict)  # any answer, private or not
+    named: dict[str, float] = field(default_factory=dict)  # named in a public outcome line
+    outcomes: dict[str, str] = field(default_factory=dict)
+    lines: set[str] = field(default_factory=set)
+    links_in_public: int = 0
+    elapsed: float = 0.0
+
+    def heard(self, data: dict[str, Any], at: float) -> None:
+        """One frame a rehearsal tab received."""
+        if data.get("op") not in ("post", "edit"):
+            return  # chat lines, history, errors
+        if data.get("private"):
+            who = str(data.get("to"))
+            if who in self.sent_at:
+                self.first_response.setdefault(who, at - self.sent_at[who])
+                self.outcomes.setdefault(who, str(data.get("kind")))
+            return
+        text = str(data.get("text") or "")
+        if data.get("link") or PERSONAL_LINK.search(text):
+            self.links_in_public += 1
+        if data.get("kind") != "outcomes":
+            return
+        self.lines.add(str(data.get("id")))
+        for segment in text.split(SEPARATOR):
+            names, _, brief = segment.partition(": ")
+            for who in MENTION.findall(names):
+                if who not in self.sent_at or who in self.named:
+                    continue
+                self.named[who] = at - self.sent_at[who]
+                self.first_response.setdefault(who, self.named[who])
+                self.outcomes.setdefault(who, _outcome_of(brief))
+
+    def summary(self) -> dict[str, Any]:
+        first = [x * 1000 for x in self.first_response.values()]
+        named = [x * 1000 for x in self.named.values()]
+        kinds = Counter(self.outcomes.values())
+        return {
+            "viewers": self.viewers,
+            "arrival": self.arrival,
+            "tabs": self.tabs,
+            "seconds": round(self.elapsed, 2),
+            "answered": len(self.first_response),
+            "first_response_p50_ms": _round(_pct(first, 50)),
+            "first_response_p99_ms": _round(_pct(first, 99)),
+            "first_response_max_ms": _round(max(first, default=None)),
+            "named_in_chat": len(self.named),
+            "named_p50_ms": _round(_pct(named, 50)),
+            "named_p99_ms": _round(_pct(named, 99)),
+            "named_max_ms": _round(max(named, default=None)),
+            "holds": kinds["held"],
+            "sold_out": kinds["sold_out"],
+            "other_answers": sum(n for k, n in kinds.items() if k not in ("held", "sold_out")),
+            "outcome_lines": len(self.lines),
+            # What those lines would take on Twitch, beyond the first burst, at its chat limit.
+            "twitch_seconds_as_regular": _twitch_seconds(len(self.lines), moderator=False),
+            "twitch_seconds_as_moderator": _twitch_seconds(len(self.lines), moderator=True),
+            "links_in_public": self.links_in_public,
+        }
+
+
+def _twitch_seconds(lines: int, *, moderator: bool) -> float:
+    limiter = default_limiter(moderator)
+    bucket = limiter.global_bucket
+    return round(max(0.0, lines - bucket.capacity) / bucket.rate, 1)
+
+
+PERSONAL_LINK = re.compile(r"/c/\S+")
+MENTION = re.compile(r"(?<!\S)@(\S+)")
+
+
+def _outcome_of(brief: str) -> str:
+    if brief.startswith(("you hold", "you already hold")):
+        return "held"
+    return "sold_out" if brief.startswith("sold out") else "other"
+
+
+def _pct(values: list[float], p: int) -> float | None:
+    if len(values) < 2:
+        return values[0] if values else None
+    return statistics.quantiles(values, n=100, method="inclusive")[p - 1]
+
+
+async def run_chat_rehearsal(
+    *,
+    viewers: int,
+    arrival: str,
+    url: str,
+    ramp_seconds: float,
+    tabs: int = 10,
+    answer_seconds: float = 30.0,
+) -> ChatRehearsal:
+    """``viewers`` distinct names type ``!buy`` in the studio chat at ``url`` (all within
+    one second, or ramped), from ``tabs`` WebSocket tabs, and wait up to ``answer_seconds``
+    for everyone to be answered. Only ``url`` is contacted; counts and time are bounded."""
+    report = ChatRehearsal(viewers, arrival, tabs)
+    run = uuid.uuid4().hex[:6]
+    names = [f"r{run}v{i}" for i in range(viewers)]
+    spread = 1.0 if arrival == "burst" else ramp_seconds
+    loop = asyncio.get_running_loop()
+    everyone = asyncio.Event()
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None)) as http:
+        try:
+            sockets = [
+                await http.ws_connect(f"{url.rstrip('/')}/studio/ws", heartbeat=20)
+                for _ in range(min(tabs, viewers))
+            ]
+        except aiohttp.WSServerHandshakeError as exc:
+            raise RehearsalError(
+                f"no studio chat at {url}/studio ({exc.status}): run dropcast with "
+                "chat.studio = true"
+            ) from None
+
+        async def listen(ws: aiohttp.ClientWebSocketResponse) -> None:
+            async for message in ws:
+                if message.type is aiohttp.WSMsgType.TEXT:
+                    report.heard(message.json(), loop.time())
+                    if len(report.first_response) == viewers and len(report.named) == viewers:
+                        everyone.set()
+
+        listeners = [asyncio.create_task(listen(ws)) for ws in sockets]
+        started = loop.time()
+        for i, name in enumerate(names):
+            if (delay := started + i * spread / viewers - loop.time()) > 0:
+                await asyncio.sleep(delay)
+            report.sent_at[name] = loop.time()
+            await sockets[i % len(sockets)].send_json({"name": name, "text": "!buy"})
+        report.elapsed = loop.time() - started
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(everyone.wait(), answer_seconds)
+        for ws in sockets:
+            await ws.close()
+        await asyncio.gather(*listeners, return_exceptions=True)
+    return report

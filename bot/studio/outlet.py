@@ -12,6 +12,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from bot.coalesce import Mention, OutcomeLines
 from bot.commands import CommandHandler
 from bot.messages import ChatUser, Message
 from bot.private import PrivateTrail
@@ -22,12 +23,17 @@ log = logging.getLogger(__name__)
 STATIC = Path(__file__).with_name("static")
 MAX_LINE = 300
 HISTORY = 50
+OUTCOME_LINE = 500  # as on Twitch, so that a rehearsal here shows what Twitch chat will
+GATHER = 0.5  # as the Twitch outlet's SendPolicy.gather
+LINES_IN_FLIGHT = 100  # chat lines of one tab being handled at once
 
 
 def frame(
-    message: Message, *, msg_id: str, op: str = "post", private: bool = False
+    message: Message, *, msg_id: str, op: str = "post", to: str | None = None
 ) -> dict[str, Any]:
-    """The JSON a studio tab renders; ``{at}`` is filled in by the page, in its own zone."""
+    """The JSON a studio tab renders; ``{at}`` is filled in by the page, in its own zone.
+    ``to``: the name a private message is for (only that name's tabs get it)."""
+    private = to is not None
     return {
         "op": op,
         "id": msg_id,
@@ -40,6 +46,7 @@ def frame(
         "page": message.public_link,
         "buttons": [b.value for b in message.buttons],
         "private": private,
+        "to": to,
         "drop_id": message.drop_id,
         # The drop's one headline and action, as on the drop page: the status bar shows it.
         "status": message.status.as_dict() if message.status else None,
@@ -48,16 +55,21 @@ def frame(
 
 class StudioOutlet:
     """The hub's view of the studio: public posts go to every tab, private ones to the tabs
-    of that one local identity."""
+    that spoke as that local identity. Claim outcomes are said many to a line, as on
+    Twitch (``bot.coalesce``), so a rehearsal shows what Twitch chat will."""
 
     platform = "local"
 
-    def __init__(self, handler: CommandHandler) -> None:
+    def __init__(self, handler: CommandHandler, *, gather: float = GATHER) -> None:
         self.handler = handler
+        self.gather = gather
         self._sockets: weakref.WeakSet[web.WebSocketResponse] = weakref.WeakSet()
-        self._who: weakref.WeakKeyDictionary[web.WebSocketResponse, str] = (
+        # The names each tab has spoken as (a rehearsal's tab speaks for many viewers).
+        self._who: weakref.WeakKeyDictionary[web.WebSocketResponse, set[str]] = (
             weakref.WeakKeyDictionary()
         )
+        self._outcomes = OutcomeLines(OUTCOME_LINE)
+        self._saying: asyncio.Task[None] | None = None
         self._ids = itertools.count(1)
         self._history: list[dict[str, Any]] = []
         self._private: PrivateTrail[tuple[str, str]] = PrivateTrail()  # hold: (who, msg id)
@@ -73,7 +85,7 @@ class StudioOutlet:
         await self._broadcast(frame(message, msg_id=handle, op="edit"))
 
     async def send_private(self, identity: str, message: Message, key: str | None = None) -> bool:
-        data = frame(message, msg_id=f"m{next(self._ids)}", private=True)
+        data = frame(message, msg_id=f"m{next(self._ids)}", to=identity.partition(":")[2])
         reached = await self._to(identity, data)
         if reached and message.hold_id is not None and message.personal_link is not None:
             self._private.add(message.hold_id, (identity, data["id"]))
@@ -81,10 +93,11 @@ class StudioOutlet:
 
     async def edit_private(self, hold_id: int, message: Message) -> None:
         for identity, msg_id in self._private.pop(hold_id):
-            await self._to(identity, frame(message, msg_id=msg_id, op="edit", private=True))
+            to = identity.partition(":")[2]
+            await self._to(identity, frame(message, msg_id=msg_id, op="edit", to=to))
 
     async def _to(self, identity: str, data: dict[str, Any]) -> bool:
-        targets = [ws for ws in list(self._sockets) if self._who.get(ws) == identity]
+        targets = [ws for ws in list(self._sockets) if identity in self._who.get(ws, ())]
         for ws in targets:
             await self._send(ws, data)
         return bool(targets)
@@ -113,10 +126,28 @@ class StudioOutlet:
         self._sockets.add(ws)
         for data in self._history:
             await self._send(ws, data)
+        # Each line is handled as it arrives, as chat platforms do, so a surge's claims are
+        # decided together; at most LINES_IN_FLIGHT per tab, then the tab waits.
+        in_flight = asyncio.Semaphore(LINES_IN_FLIGHT)
+        handling: set[asyncio.Task[None]] = set()
+
+        async def said(raw: str) -> None:
+            try:
+                await self._said(ws, raw)
+            except Exception:
+                log.exception("studio: could not handle a chat line")
+            finally:
+                in_flight.release()
+
         try:
             async for msg in ws:
                 if msg.type == WSMsgType.TEXT:
-                    await self._said(ws, msg.data)
+                    await in_flight.acquire()
+                    task = asyncio.create_task(said(msg.data))
+                    handling.add(task)
+                    task.add_done_callback(handling.discard)
+            if handling:  # the tab left: its lines still get their answers (to the others)
+                await asyncio.gather(*handling)
         finally:
             self._sockets.discard(ws)
         return ws
@@ -132,7 +163,7 @@ class StudioOutlet:
             return
         if not text:
             return
-        self._who[ws] = identity
+        self._who.setdefault(ws, set()).add(identity)
         locale = str(data.get("locale") or "")[:35] or None  # the browser's language
         user = ChatUser(identity, name, is_creator=bool(data.get("creator")), locale=locale)
         line_id = f"m{next(self._ids)}"
@@ -149,11 +180,35 @@ class StudioOutlet:
             return
         for reply in out.replies:
             if reply.private or reply.personal_link:
-                await self.send_private(identity, reply)
+                reached = await self.send_private(identity, reply)
+                if reply.brief is not None and reached:
+                    self._mention(f"@{name}", f"{reply.brief} — your pay link is shown to you")
+            elif reply.brief is not None:
+                self._mention(f"@{name}", reply.brief)
             else:
                 await self.post(reply)
         for post in out.posts:
             await self.post(post)
+
+    # -- claim outcomes, many to a line -----------------------------------------------------
+
+    def _mention(self, who: str, brief: str) -> None:
+        self._outcomes.add(Mention(who, brief))
+        if self._saying is None or self._saying.done():
+            self._saying = asyncio.create_task(self._say_outcomes(), name="studio-outcomes")
+
+    async def _say_outcomes(self) -> None:
+        while self._outcomes:
+            await self._outcomes.ready(self.gather)
+            line = self._outcomes.take_line()
+            if line is not None:
+                await self.post(Message(line[0], kind="outcomes"))
+
+    async def close(self) -> None:
+        """Say the outcomes still waiting, then stop."""
+        saying, self._saying = self._saying, None
+        if saying is not None:
+            await saying
 
     async def _broadcast(self, data: dict[str, Any]) -> None:
         if data["op"] in ("post", "chat"):

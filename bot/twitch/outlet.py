@@ -11,7 +11,6 @@ cannot edit chat messages, so ``edit`` is a no-op and ``post`` returns no handle
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections import Counter, deque
@@ -137,7 +136,6 @@ class TwitchOutlet:
         self._recipients: dict[str, float] = {}  # user id -> first whisper (monotonic)
         self._pending: deque[tuple[float, Message]] = deque()  # (queued at, post)
         self._outcomes = OutcomeLines(MAX_CHAT)
-        self._outcomes_full = asyncio.Event()  # enough waits for a whole line
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -178,8 +176,6 @@ class TwitchOutlet:
             log.warning("twitch outlet is closed; not saying a claim outcome")
             return
         self._outcomes.add(Mention(who, brief))
-        if self._outcomes.full():
-            self._outcomes_full.set()
         self._kick()
 
     def _kick(self) -> None:
@@ -285,12 +281,7 @@ class TwitchOutlet:
         """One line of waiting claim outcomes: at once when they fill a line, else once the
         oldest has waited ``gather`` seconds for others to join it (and more join while the
         limiter makes us wait)."""
-        oldest = self._outcomes.oldest()
-        if oldest is not None and not self._outcomes.full():
-            self._outcomes_full.clear()
-            with contextlib.suppress(TimeoutError):
-                due = oldest + self.policy.gather - time.monotonic()
-                await asyncio.wait_for(self._outcomes_full.wait(), max(due, 0.0))
+        await self._outcomes.ready(self.policy.gather)
         await self.limiter.acquire(self.channel.id)
         line = self._outcomes.take_line()
         if line is None:

@@ -7,6 +7,7 @@ import asyncio
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from bot.coalesce import SEPARATOR
 from bot.commands import CommandHandler
 from bot.hub import ChatHub
 from bot.presenter import Presenter
@@ -84,6 +85,33 @@ async def test_studio_refuses_a_bad_name_and_creator_commands_from_viewers(comme
         await receive_until(ws, lambda d: "is closed" in (d.get("text") or ""))
         assert (await commerce.drops.get(drop_id)).state == "closed"
         await ws.close()
+    finally:
+        await hub.stop()
+        await client.close()
+
+
+async def test_claim_outcomes_are_said_many_to_a_line_as_on_twitch(commerce):
+    client, hub = await studio_client(commerce)
+    try:
+        drop_id = await live_drop(commerce, capsule_spec(1))
+        tab = await client.ws_connect("/studio/ws")  # one tab speaking for three, as a rehearsal
+        for name in ("ann", "bo", "cy"):
+            await tab.send_json({"name": name, "text": "!buy"})
+        line, seen = await receive_until(tab, lambda d: d.get("kind") == "outcomes")
+        said = {
+            brief: sorted(names.split())
+            for names, brief in (
+                segment.split(": ", 1) for segment in line["text"].split(SEPARATOR)
+            )
+        }
+        assert said == {
+            "you hold a unit — your pay link is shown to you": ["@ann"],  # first in line
+            "sold out — type !waitlist to be next": ["@bo", "@cy"],
+        }
+        [private] = [d for d in seen if d.get("private")]
+        assert private["to"] == "ann" and private["link"] == f"https://x.test/c/{drop_id}/local:ann"
+        assert sum(d.get("kind") == "outcomes" for d in seen) == 1  # one line for all three
+        await tab.close()
     finally:
         await hub.stop()
         await client.close()

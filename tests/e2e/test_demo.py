@@ -1,5 +1,6 @@
 """The README's main job as a real process: `dropcast run --demo`, then the CLI beside it —
-a rehearsal surge with no oversell, and a CLI restock the running server announces."""
+a rehearsal surge with no oversell, the same surge through the studio chat, and a CLI
+restock the running server announces."""
 
 from __future__ import annotations
 
@@ -67,6 +68,17 @@ async def test_demo_rehearsal_and_cli_restock_reach_the_running_server(tmp_path)
         result = json.loads(out)
         assert (result["holds"], result["sold_out"], result["oversold"]) == (8, 292, 0)
         assert result["errors"] == 0 and result["paid"] == 8
+
+        # The same surge typed in the studio chat (on a fresh copy of the drop): everyone
+        # is answered and named in a few outcome lines, and no pay link shows in public.
+        code, out, err = await cli(
+            env, tmp_path, "rehearse", "1", "--chat", "--fresh", "--viewers", "1000", "--json"
+        )
+        assert code == 0, err
+        chat = json.loads(out)
+        assert (chat["answered"], chat["named_in_chat"]) == (1000, 1000)
+        assert (chat["holds"], chat["sold_out"], chat["other_answers"]) == (8, 992, 0)
+        assert chat["links_in_public"] == 0 and chat["outcome_lines"] <= 40
 
         # A restock made by the CLI reaches the server's live stream (via the outbox).
         async with aiohttp.ClientSession() as http:
