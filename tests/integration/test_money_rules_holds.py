@@ -7,8 +7,9 @@ database sees there):
 - claims ``lock_drop(None, …)`` / ``lock_drop(conn, None)`` (_decide_batch, cancel_hold,
   join_waitlist, expire_due): a no-op on SQLite, whose BEGIN IMMEDIATE already serialises
   writers; the PostgreSQL row lock is exercised by the PostgreSQL concurrency tests.
-- _decide_batch ``zip(…, strict=True)`` -> ``strict=False``/``None``/dropped: the zipped
-  lists always have the same length.
+- _decide_batch and _ClaimBatcher._drain ``zip(…, strict=True)`` -> ``strict=False``/
+  ``None``/dropped: the zipped lists always have the same length.
+- _claim_in_tx ``source[:32]`` -> ``[:33]``: SQLite does not enforce a column's length.
 - _decide_batch skip bookkeeping (``qty >= exhausted`` -> ``>``, ``exhausted.get(None, …)``,
   ``qty + 2``, ``min(exhausted.get(None, …), …)``, ``queue_in_use=`` dropped, ``if skipped
   or True``): a claim that is not skipped is decided by its INSERT, with the same answer.
@@ -22,16 +23,17 @@ database sees there):
   ``order_by(id)`` -> ``None``: the first row is read, and SQLite returns it in id order.
 - ClaimStatements.diagnose cache bypassed (``stmt = None``, ``get(None)``): the same
   statement is rebuilt.
-- stock.DropShape.has_target ``target(None, pool)`` / ``return False``, and in
-  ClaimService._shape the cache read or its shape lock keyed by ``None``, or
-  ``has_target(None, pool)``: only make ``_shape`` reload the same shape.
+- stock.DropShape.has_target ``target(None, pool)`` / ``return False``, stock.ShapeCache.get
+  bypassing its cache (``shape = None``, ``get(None)``), in ClaimService._shape the cache
+  read or its shape lock keyed by ``None`` or ``has_target(None, pool)``, and
+  ClaimService.claim's ``_shape(drop_id, None, pool)``: only make the same shape reload.
 - ClaimStatements.place_hold cache bypassed (``stmt = None``, ``get(None)``): the same
   statement is rebuilt.
 - ClaimService.__init__ / ClaimStatements.__init__ choosing the insert by a mutated
   dialect test, ``ClaimStatements(None)``: on SQLite both dialects' INSERT … ON CONFLICT
   DO NOTHING compile to the same SQL.
-- ClaimService.__init__ ``max_batch = None``: a batch takes the whole queue; answers and
-  their order are the same.
+- ClaimService.__init__ ``max_batch = None`` or ``257``: a batch takes more of the queue;
+  answers and their order are the same.
 - ClaimStatements._build_place_hold ``literal(value, Type)`` -> ``literal(value)`` or
   ``literal(value, None)``: SQLite binds the same value; ``on_conflict_do_nothing`` with
   ``index_elements=None`` or upper-cased column names: the same on SQLite, where

@@ -14,7 +14,12 @@ Mutants judged equivalent on SQLite, where mutmut runs:
   ``on_conflict_do_nothing(index_elements=None | ["HOLD_ID"])``: the same on SQLite.
 - ``refund`` ``lock_drop`` arguments (a no-op on SQLite) and its ``status == "pending"`` /
   ``status.in_(("paid", "reserved"))`` filters: the status was read in the same serialised
-  transaction.
+  transaction; ``refund_reason=reason[:64]`` -> ``[:65]``: SQLite does not enforce a
+  column's length (PostgreSQL would, for a reason over 64 characters).
+- ``confirm_payment``'s ``_replay`` pre-check skipped or given ``None``: ``_settle`` looks
+  the provider reference up itself, under the lock, with the same answers.
+- ``OrderService.__init__`` choosing the insert by a mutated dialect test: on SQLite both
+  dialects' INSERT … ON CONFLICT DO NOTHING compile to the same SQL.
 """
 
 from __future__ import annotations
