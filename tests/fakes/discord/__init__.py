@@ -16,6 +16,7 @@ from .models import (
     PermissionOverwrite,
     Permissions,
 )
+from .oauth import AuthorizeRefused, OAuthCode, OAuthToken, s256_challenge
 from .ratelimit import ForcedRateLimit, RouteLimit
 from .records import (
     ApiError,
@@ -31,6 +32,7 @@ from .server import FakeDiscord
 
 __all__ = [
     "ApiError",
+    "AuthorizeRefused",
     "ChannelType",
     "FakeChannel",
     "FakeDiscord",
@@ -45,9 +47,12 @@ __all__ = [
     "Intents",
     "InteractionResponseRecord",
     "MessageEvent",
+    "OAuthCode",
+    "OAuthToken",
     "PermissionOverwrite",
     "Permissions",
     "RecordedRequest",
     "RouteLimit",
     "UploadedFile",
+    "s256_challenge",
 ]

@@ -32,7 +32,8 @@ class RecordedRequest:
     files: list[UploadedFile]
     time: float = field(default_factory=time.monotonic)
     status: int | None = None  # filled in once answered
-    response: Any = None
+    response: Any = None  # JSON body; for /oauth2/authorize the Location or the HTML page
+    form: dict[str, str] | None = None  # an x-www-form-urlencoded body (OAuth routes only)
 
 
 @dataclass

@@ -23,6 +23,7 @@ from .messages import (
     validate_body,
 )
 from .models import FakeChannel, FakeGuild, Intents, Json, Permissions, iso_now
+from .oauth import OAuthToken
 from .records import (
     ALREADY_ACKNOWLEDGED,
     CANNOT_EDIT_OTHERS,
@@ -76,6 +77,7 @@ class Ctx:
     params: dict[str, str]
     body: Any
     files: list[UploadedFile]
+    bearer: OAuthToken | None = None  # set when a user's OAuth2 token authenticated
 
     def id(self, name: str) -> int:
         return int(self.params[name])
@@ -103,6 +105,8 @@ class RouteSpec:
     auth: bool = True
     # Interaction endpoints are not bound to the bot's global rate limit.
     global_exempt: bool = False
+    # The OAuth2 scope with which a user's ``Bearer`` token may call this route (None: bot only).
+    oauth_scope: str | None = None
     regex: re.Pattern[str] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -149,7 +153,7 @@ class RestApi:
         self.routes: list[RouteSpec] = [
             s("GET", "/gateway", self.get_gateway, auth=False),
             s("GET", "/gateway/bot", self.get_gateway_bot),
-            s("GET", "/users/@me", self.get_me),
+            s("GET", "/users/@me", self.get_me, oauth_scope="identify"),
             s("POST", "/users/@me/channels", self.create_dm),
             s("GET", "/users/{user_id}", self.get_user),
             s("GET", "/oauth2/applications/@me", self.get_application),
@@ -313,28 +317,38 @@ class RestApi:
         try:
             spec, params = self._match(method, path)
             record.route, record.params = spec.template, params
-            if spec.auth and request.headers.get("Authorization") != f"Bot {fake.token}":
-                raise unauthorized()
+            authorization = request.headers.get("Authorization", "")
+            bearer: OAuthToken | None = None
+            if spec.auth and authorization != f"Bot {fake.token}":
+                if spec.oauth_scope is None or not authorization.lower().startswith("bearer "):
+                    raise unauthorized()
+                bearer = fake.oauth.bearer(authorization, spec.oauth_scope)  # or 401
             for forced in fake.forced_errors:
                 if forced.matches(method, spec.template, path):
                     forced.count -= 1
                     raise forced.to_error()
-            verdict = fake.limiter.check(
-                method, spec.template, path, spec.major(params), global_exempt=spec.global_exempt
-            )
-            if not verdict.allowed:
-                record.status = 429
-                fake._notify()
-                if verdict.cloudflare:  # a Cloudflare ban: HTML, no Via header
-                    return web.Response(
-                        status=429, text="error code: 1015", content_type="text/html"
-                    )
-                record.response = verdict.body()
-                return _json_response(429, verdict.body(), verdict.headers)
-            headers = verdict.headers
+            # A user's token has its own limits on Discord: keep it off the bot's buckets.
+            if bearer is None:
+                verdict = fake.limiter.check(
+                    method,
+                    spec.template,
+                    path,
+                    spec.major(params),
+                    global_exempt=spec.global_exempt,
+                )
+                if not verdict.allowed:
+                    record.status = 429
+                    fake._notify()
+                    if verdict.cloudflare:  # a Cloudflare ban: HTML, no Via header
+                        return web.Response(
+                            status=429, text="error code: 1015", content_type="text/html"
+                        )
+                    record.response = verdict.body()
+                    return _json_response(429, verdict.body(), verdict.headers)
+                headers = verdict.headers
             if body_error is not None:
                 raise body_error
-            status, payload = await spec.handler(Ctx(request, record, params, body, files))
+            status, payload = await spec.handler(Ctx(request, record, params, body, files, bearer))
         except ApiError as exc:
             status, payload = exc.status, exc.body()
         except Exception as exc:  # a bug in the fake itself
@@ -405,6 +419,9 @@ class RestApi:
         }
 
     async def get_me(self, ctx: Ctx) -> Reply:
+        if ctx.bearer is not None:  # a user's OAuth2 token (scope identify checked already)
+            user = self.fake.users[ctx.bearer.user_id]
+            return 200, self.fake.oauth.me_payload(user, ctx.bearer)
         return 200, self.fake.bot.to_self_payload()
 
     async def get_user(self, ctx: Ctx) -> Reply:
@@ -439,7 +456,7 @@ class RestApi:
             "team": None,
             "flags": fake.application_flags,
             "bot": fake.bot.to_payload(),
-            "redirect_uris": [],
+            "redirect_uris": list(fake.redirect_uris),
             "rpc_origins": [],
             "interactions_endpoint_url": None,
             "role_connections_verification_url": None,

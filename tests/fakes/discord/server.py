@@ -42,6 +42,7 @@ from .models import (
     as_id,
     iso_now,
 )
+from .oauth import OAuthApi, OAuthCode, OAuthToken
 from .ratelimit import ForcedRateLimit, RateLimiter, RouteLimit
 from .records import (
     CANNOT_DM,
@@ -108,6 +109,7 @@ class FakeDiscord:
         shard_count: int = 1,
         require_mutual_guild_for_dm: bool = True,
         nonce_window: float = 5 * 60.0,
+        code_ttl: float = 600.0,
         host: str = "127.0.0.1",
     ) -> None:
         self.snowflake = SnowflakeGenerator()
@@ -117,6 +119,16 @@ class FakeDiscord:
         self.application_id = bot_id
         self.owner = FakeUser(self.snowflake(), "shop-owner", global_name="Shop Owner")
         self.token = token or _token_for(bot_id)
+        # OAuth2 app credentials: the client id is the application id.
+        self.oauth_client_id = str(bot_id)
+        self.oauth_client_secret = secrets.token_urlsafe(24)
+        self.redirect_uris: list[str] = []  # the app's registered OAuth2 redirects
+        # The Discord account "logged in" in the browser that opens /oauth2/authorize.
+        self.browser_user: FakeUser | None = None
+        self.code_ttl = code_ttl  # seconds an authorization code can be exchanged
+        self.oauth_codes: dict[str, OAuthCode] = {}
+        self.oauth_tokens: dict[str, OAuthToken] = {}  # access token -> token
+        self.oauth_grants: dict[int, set[str]] = {}  # user id -> scopes ever authorized
         self.privileged_intents = privileged_intents
         self.heartbeat_interval_ms = heartbeat_interval_ms
         self.interaction_ack_timeout = interaction_ack_timeout
@@ -159,6 +171,7 @@ class FakeDiscord:
         self.limiter = RateLimiter(global_limit=global_rate_limit)
         self.gateway = Gateway(self)
         self.rest = RestApi(self)
+        self.oauth = OAuthApi(self)
         self._changed = asyncio.Event()
         self._runner: web.AppRunner | None = None
 
@@ -170,6 +183,12 @@ class FakeDiscord:
         app.router.add_get(
             "/attachments/{channel_id}/{attachment_id}/{filename}", self._serve_attachment
         )
+        # OAuth2 before the REST catch-all: the page is discord.com/oauth2/authorize (also
+        # served under /api), the token endpoint /api/v10/oauth2/token (also version-less).
+        for path in ("/oauth2/authorize", "/api/oauth2/authorize", "/api/v10/oauth2/authorize"):
+            app.router.add_route("*", path, self.oauth.handle_authorize)
+        for path in ("/api/oauth2/token", "/api/v10/oauth2/token"):
+            app.router.add_route("*", path, self.oauth.handle_token)
         app.router.add_route("*", "/api/v10{tail:/.*}", self.rest.handle)
         app.router.add_route("*", "/{tail:.*}", self.rest.handle_unknown)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
@@ -206,6 +225,15 @@ class FakeDiscord:
         return f"{self.http_base}/api/v10"
 
     @property
+    def oauth_authorize_url(self) -> str:
+        """discord.com/oauth2/authorize: ``api_base`` without its ``/api/v10`` path."""
+        return f"{self.http_base}/oauth2/authorize"
+
+    @property
+    def oauth_token_url(self) -> str:
+        return f"{self.api_base}/oauth2/token"
+
+    @property
     def gateway_url(self) -> str:
         """Value for ``DiscordWebSocket.DEFAULT_GATEWAY`` (discord.py appends the query)."""
         return f"ws://{self.host}:{self.port}/gateway"
@@ -231,6 +259,35 @@ class FakeDiscord:
         finally:
             discord.http.Route.BASE = old_base
             discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = old_gateway
+
+    # ------------------------------------------------------------------ OAuth2 sign-in
+    def add_redirect_uri(self, uri: str) -> None:
+        """Register an OAuth2 redirect (compared exactly, as Discord does)."""
+        if uri not in self.redirect_uris:
+            self.redirect_uris.append(uri)
+
+    def approve(self, authorize_url: str, user: FakeUser | None = None) -> str:
+        """Click "Authorize" on the consent page of ``authorize_url`` as ``user`` (default:
+        ``browser_user``); returns the redirect (``Location``) Discord would send. Raises
+        ``AuthorizeRefused`` where the page would show an error instead of redirecting."""
+        return self.oauth.click(authorize_url, "authorize", user or self.browser_user)
+
+    def deny(self, authorize_url: str, user: FakeUser | None = None) -> str:
+        """Click "Cancel": the ``error=access_denied`` redirect (same rules as ``approve``)."""
+        return self.oauth.click(authorize_url, "cancel", user or self.browser_user)
+
+    def expire_codes(self) -> None:
+        """Make every authorization code issued so far expired."""
+        past = time.time() - 1
+        for entry in self.oauth_codes.values():
+            entry.expires_at = past
+
+    def add_oauth_token(
+        self, user: FakeUser, scopes: tuple[str, ...] = ("identify",)
+    ) -> OAuthToken:
+        """A bearer token as if ``user`` had authorized ``scopes`` (no browser round trip)."""
+        self.users.setdefault(user.id, user)
+        return self.oauth.issue(user.id, list(scopes))
 
     # ------------------------------------------------------------------ world building
     def add_user(

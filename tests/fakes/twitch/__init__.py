@@ -6,7 +6,7 @@ See ``FakeTwitch`` for the test-facing API and README.md for what is (not) model
 """
 
 from .eventsub import SUBSCRIPTION_TYPES, WsSession
-from .models import ChannelState, FakeStream, FakeToken, FakeUser, Subscription
+from .models import AuthCode, ChannelState, FakeStream, FakeToken, FakeUser, Subscription
 from .ratelimit import ForcedFailure, TokenBucket
 from .records import (
     AnnouncementRecord,
@@ -22,6 +22,7 @@ from .server import (
     DEFAULT_CLIENT_ID,
     DEFAULT_CLIENT_SECRET,
     DROP_MESSAGES,
+    AuthorizeRefused,
     FakeTwitch,
     HelixError,
 )
@@ -34,6 +35,8 @@ __all__ = [
     "DROP_MESSAGES",
     "SUBSCRIPTION_TYPES",
     "AnnouncementRecord",
+    "AuthCode",
+    "AuthorizeRefused",
     "ChannelState",
     "ChatRecord",
     "FakeStream",

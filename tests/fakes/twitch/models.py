@@ -101,6 +101,23 @@ class FakeToken:
 
 
 @dataclass
+class AuthCode:
+    """An authorization code: single use, short-lived, bound to what the authorize step saw."""
+
+    code: str
+    client_id: str
+    user_id: str
+    scopes: list[str]
+    # None only for codes minted by ``FakeTwitch.authorization_code`` without a redirect URI:
+    # those accept any ``redirect_uri`` at the token endpoint (the pre-authorize-page behaviour).
+    redirect_uri: str | None
+    expires_at: float  # epoch seconds
+
+    def valid(self, now: float | None = None) -> bool:
+        return (time.time() if now is None else now) < self.expires_at
+
+
+@dataclass
 class FakeStream:
     id: str
     user: FakeUser

@@ -21,8 +21,9 @@ class RecordedRequest:
     client_id: str | None = None
     user_id: str | None = None  # owner of the user token; None for app tokens
     status: int | None = None  # filled in once answered
-    response: Any = None
+    response: Any = None  # JSON body; for /oauth2/authorize the Location or the HTML page
     time: float = field(default_factory=time.monotonic)
+    form: dict[str, str] | None = None  # an x-www-form-urlencoded body (OAuth routes only)
 
     def param(self, name: str) -> str | None:
         values = self.query.get(name)

@@ -3,12 +3,16 @@
 twitchio 3 builds URLs as ``Route.BASE + "users"`` (Helix), ``Route.ID_BASE + "oauth2/token"``
 (OAuth) and ``f"{WSS}?keepalive_timeout_seconds=10"`` (EventSub), so the server mounts Helix under
 ``/helix/``, OAuth at ``/oauth2/...`` (the ID base is the server root) and EventSub at ``/ws``.
+
+The browser half of the authorization code grant flow (``GET``/``POST /oauth2/authorize``) is a
+plain HTML consent page: no JavaScript, no external resources, two submit buttons.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import html
 import http
 import json
 import socket
@@ -17,6 +21,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from aiohttp import WSMsgType, web
 from multidict import MultiMapping
@@ -50,6 +55,7 @@ from .eventsub import (
     welcome_message,
 )
 from .models import (
+    AuthCode,
     ChannelState,
     ChatLogEntry,
     FakeStream,
@@ -79,6 +85,12 @@ WAIT_TIMEOUT = 20.0
 
 DEFAULT_CLIENT_ID = "fakeclientid0000000000000000000"
 DEFAULT_CLIENT_SECRET = "fakeclientsecret00000000000000"
+DEFAULT_APP_NAME = "Dropcast"
+
+# id.twitch.tv's wording for the authorization code grant flow.
+ACCESS_DENIED_DESCRIPTION = "The user denied you access"
+REDIRECT_MISMATCH = "Parameter redirect_uri does not match registered URI"
+INVALID_CODE = "Invalid authorization code"
 
 # Scopes a chat bot account and its broadcaster typically grant (twitchio's docs ask for these).
 BOT_SCOPES: tuple[str, ...] = ("user:read:chat", "user:write:chat", "user:bot")
@@ -138,6 +150,33 @@ class OAuthError(Exception):
         super().__init__(message)
         self.status = status
         self.message = message
+
+
+class AuthorizeRefused(Exception):
+    """``FakeTwitch.approve``/``deny``: ``/oauth2/authorize`` would show an error page (e.g. an
+    unknown client or an unregistered redirect URI) instead of redirecting anywhere."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(f"{status}: {message}")
+        self.status = status
+        self.message = message
+
+
+@dataclass
+class AuthorizeAnswer:
+    """What ``/oauth2/authorize`` answers: a 302 to ``location``, or an HTML page."""
+
+    status: int
+    location: str | None = None
+    page: str = ""
+    message: str = ""  # the error an error page shows ("" for the consent page)
+
+    def response(self) -> web.Response:
+        if self.location is not None:
+            return web.Response(status=self.status, headers={"Location": self.location})
+        return web.Response(
+            status=self.status, text=self.page, content_type="text/html", charset="utf-8"
+        )
 
 
 @dataclass
@@ -204,6 +243,8 @@ class FakeTwitch:
         reconnect_grace: float = 30.0,
         echo_sent_messages: bool = True,
         app_token_ttl: int = 5_000_000,
+        code_ttl: float = 600.0,
+        app_name: str = DEFAULT_APP_NAME,
     ) -> None:
         self.client_id = client_id
         self.client_secret = client_secret
@@ -226,9 +267,15 @@ class FakeTwitch:
         self.reconnect_grace = reconnect_grace
         self.echo_sent_messages = echo_sent_messages
         self.app_token_ttl = app_token_ttl
+        self.code_ttl = code_ttl  # seconds an authorization code can be exchanged
 
         # State.
         self.apps: dict[str, str] = {client_id: client_secret}
+        self.app_names: dict[str, str] = {client_id: app_name}  # shown on the consent page
+        # client id -> the OAuth Redirect URLs registered in the developer console.
+        self.redirect_uris: dict[str, list[str]] = {}
+        # The Twitch account "logged in" in the browser that opens /oauth2/authorize.
+        self.browser_user: FakeUser | None = None
         self.users: dict[str, FakeUser] = {}
         self.tokens: dict[str, FakeToken] = {}
         self.grants: dict[tuple[str, str], set[str]] = {}  # (client_id, user_id) -> scopes
@@ -237,7 +284,7 @@ class FakeTwitch:
         self.sessions: dict[str, WsSession] = {}
         self.subscriptions: dict[str, Subscription] = {}
         self._chat_log: dict[str, ChatLogEntry] = {}
-        self._auth_codes: dict[str, tuple[str, str, list[str]]] = {}
+        self._auth_codes: dict[str, AuthCode] = {}
         self._dead_refresh_tokens: set[str] = set()
         self._next_user_id = 100_000_001
 
@@ -348,8 +395,16 @@ class FakeTwitch:
 
     # --- accounts and tokens -----------------------------------------------------------------
 
-    def add_app(self, client_id: str, client_secret: str) -> None:
+    def add_app(self, client_id: str, client_secret: str, *, name: str | None = None) -> None:
         self.apps[client_id] = client_secret
+        self.app_names[client_id] = name or client_id
+
+    def add_redirect_uri(self, uri: str, client_id: str | None = None) -> None:
+        """Register an OAuth Redirect URL for an app (default: ``self.client_id``). Twitch
+        compares the ``redirect_uri`` parameter with these exactly (no prefix matching)."""
+        uris = self.redirect_uris.setdefault(client_id or self.client_id, [])
+        if uri not in uris:
+            uris.append(uri)
 
     def add_user(
         self,
@@ -410,12 +465,59 @@ class FakeTwitch:
         return self._issue(client_id or self.client_id, None, [], expires_in=self.app_token_ttl)
 
     def authorization_code(
-        self, user: UserRef, scopes: Iterable[str], client_id: str | None = None
+        self,
+        user: UserRef,
+        scopes: Iterable[str],
+        client_id: str | None = None,
+        *,
+        redirect_uri: str | None = None,
     ) -> str:
-        """A code for the ``authorization_code`` grant (what the OAuth redirect would carry)."""
-        code = new_token()
-        self._auth_codes[code] = (client_id or self.client_id, self.user(user).id, list(scopes))
-        return code
+        """A code for the ``authorization_code`` grant (what the OAuth redirect would carry),
+        minted without the browser. Without ``redirect_uri`` the token request may send any."""
+        return self._new_code(
+            client_id or self.client_id, self.user(user).id, list(scopes), redirect_uri
+        ).code
+
+    def _new_code(
+        self, client_id: str, user_id: str, scopes: list[str], redirect_uri: str | None
+    ) -> AuthCode:
+        entry = AuthCode(
+            code=new_token(),
+            client_id=client_id,
+            user_id=user_id,
+            scopes=scopes,
+            redirect_uri=redirect_uri,
+            expires_at=time.time() + self.code_ttl,
+        )
+        self._auth_codes[entry.code] = entry
+        return entry
+
+    def expire_codes(self) -> None:
+        """Make every authorization code issued so far expired (the token request then fails)."""
+        past = time.time() - 1
+        for entry in self._auth_codes.values():
+            entry.expires_at = past
+
+    def approve(self, authorize_url: str, user: UserRef | None = None) -> str:
+        """Click "Authorize" on the consent page of ``authorize_url`` as ``user`` (default:
+        ``browser_user``) and return the redirect (``Location``) Twitch would send, code and
+        all. Raises ``AuthorizeRefused`` where Twitch shows an error page instead."""
+        return self._click(authorize_url, "authorize", user)
+
+    def deny(self, authorize_url: str, user: UserRef | None = None) -> str:
+        """Click "Cancel": the ``error=access_denied`` redirect (same rules as ``approve``)."""
+        return self._click(authorize_url, "cancel", user)
+
+    def _click(self, authorize_url: str, action: str, user: UserRef | None) -> str:
+        parts = urlsplit(authorize_url)
+        if not parts.path.endswith("/oauth2/authorize"):
+            raise ValueError(f"not an /oauth2/authorize URL: {authorize_url!r}")
+        params = dict(parse_qsl(parts.query, keep_blank_values=True))
+        who = self.user(user) if user is not None else self.browser_user
+        answer = self._authorize_decision(params, action, who)
+        if answer.location is None:
+            raise AuthorizeRefused(answer.status, answer.message)
+        return answer.location
 
     def _issue(
         self,
@@ -1294,9 +1396,10 @@ class FakeTwitch:
         # twitchio sends the token grant parameters in the query string with an empty form body;
         # Twitch accepts either, so merge both.
         params: dict[str, str] = dict(request.query)
+        form: dict[str, str] | None = None
         if method == "POST" and request.content_type == "application/x-www-form-urlencoded":
-            form = await request.post()
-            params.update({k: str(v) for k, v in form.items()})
+            form = {k: str(v) for k, v in (await request.post()).items()}
+            params.update(form)
         record = RecordedRequest(
             api="oauth",
             method=method,
@@ -1304,8 +1407,21 @@ class FakeTwitch:
             query=self._query(request),
             headers=dict(request.headers),
             json=None,
+            form=form or None,
         )
         self.requests.append(record)
+        if route == "oauth2/authorize" and method in ("GET", "POST"):
+            answer = (
+                self._authorize_page(params)
+                if method == "GET"
+                else self._authorize_decision(
+                    params, params.get("action", ""), self._form_user(params)
+                )
+            )
+            record.status = answer.status
+            record.response = answer.location if answer.location is not None else answer.page
+            self._notify()
+            return answer.response()
         try:
             if (method, route) == ("POST", "oauth2/token"):
                 status, payload = 200, self._oauth_token(params)
@@ -1353,11 +1469,20 @@ class FakeTwitch:
             )
             return self._user_token_body(token)
         if grant_type == "authorization_code":
-            entry = self._auth_codes.pop(params.get("code", ""), None)
-            if entry is None or entry[0] != client_id:
-                raise OAuthError(400, "Invalid authorization code")
+            # PKCE (code_challenge / code_verifier) is not part of Twitch's OAuth: ignored.
+            code = params.get("code", "")
+            entry = self._auth_codes.get(code)
+            if entry is None or entry.client_id != client_id or not entry.valid():
+                raise OAuthError(400, INVALID_CODE)
+            if entry.redirect_uri is not None and params.get("redirect_uri") != entry.redirect_uri:
+                raise OAuthError(400, REDIRECT_MISMATCH)
+            del self._auth_codes[code]  # single use; a refused exchange does not burn it
             token = self._issue(
-                client_id, entry[1], entry[2], expires_in=14_400, refresh_token=new_token(50)
+                client_id,
+                entry.user_id,
+                entry.scopes,
+                expires_in=14_400,
+                refresh_token=new_token(50),
             )
             return self._user_token_body(token)
         raise OAuthError(400, "unsupported grant type")
@@ -1387,6 +1512,131 @@ class FakeTwitch:
             data["user_id"] = token.user_id
         data["expires_in"] = token.expires_in()
         return data
+
+    # --- OAuth: the authorize page (authorization code grant flow) -----------------------------
+
+    def _authorize_check(self, params: Mapping[str, str]) -> AuthorizeAnswer | None:
+        """Checks the page (GET) and the button (POST) share; an answer means "stop here"."""
+        client_id = params.get("client_id", "")
+        redirect_uri = params.get("redirect_uri", "")
+        if client_id not in self.apps:
+            return self._error_page(400, "invalid client")
+        # Twitch never redirects to an unregistered URI: it shows the error itself.
+        if redirect_uri not in self.redirect_uris.get(client_id, []):
+            return self._error_page(400, f"redirect_mismatch: {REDIRECT_MISMATCH}")
+        response_type = params.get("response_type", "")
+        if response_type != "code" and {"token", "id_token"} & set(response_type.split()):
+            # Not Twitch behaviour: Twitch runs the implicit / OIDC flows, this fake does not.
+            return self._error_page(
+                400, f"FakeTwitch does not implement response_type={response_type}"
+            )
+        if response_type != "code":
+            return self._redirect(
+                redirect_uri, {"error": "unsupported_response_type"}, params.get("state")
+            )
+        return None
+
+    def _authorize_page(self, params: Mapping[str, str]) -> AuthorizeAnswer:
+        """``GET /oauth2/authorize``: the consent page (or an error, or a redirect)."""
+        stop = self._authorize_check(params)
+        if stop is not None:
+            return stop
+        user = self.browser_user
+        scopes = params.get("scope", "").split()
+        key = (params["client_id"], user.id) if user else None
+        granted = self.grants.get(key) if key else None
+        force = params.get("force_verify", "").lower() == "true"
+        if granted is not None and not force and set(scopes) <= granted:
+            # Twitch skips the page when the user already authorized this app for these
+            # scopes (an app never authorized asks, even for no scope at all).
+            return self._authorize_decision(params, "authorize", user)
+        return AuthorizeAnswer(200, page=self._consent_html(params, scopes, user))
+
+    def _form_user(self, params: Mapping[str, str]) -> FakeUser | None:
+        """The account the consent form was submitted as: its ``user`` field, else the
+        browser's. An unknown ``user`` counts as nobody (the page then asks to log in)."""
+        ref = params.get("user")
+        if not ref:
+            return self.browser_user
+        try:
+            return self.user(ref)
+        except KeyError:
+            return None
+
+    def _authorize_decision(
+        self, params: Mapping[str, str], action: str, user: FakeUser | None
+    ) -> AuthorizeAnswer:
+        """The user clicked ``action`` ("authorize" or "cancel") on the consent page."""
+        stop = self._authorize_check(params)
+        if stop is not None:
+            return stop
+        redirect_uri, state = params["redirect_uri"], params.get("state")
+        if action == "cancel":
+            return self._redirect(
+                redirect_uri,
+                {"error": "access_denied", "error_description": ACCESS_DENIED_DESCRIPTION},
+                state,
+            )
+        if action != "authorize":
+            return self._error_page(400, f"unknown action {action!r} (FakeTwitch's form)")
+        if user is None:
+            return self._error_page(400, "log in first: set FakeTwitch.browser_user or pick a user")
+        scopes = params.get("scope", "").split()
+        entry = self._new_code(params["client_id"], user.id, scopes, redirect_uri)
+        return self._redirect(redirect_uri, {"code": entry.code, "scope": " ".join(scopes)}, state)
+
+    @staticmethod
+    def _redirect(uri: str, query: dict[str, str], state: str | None) -> AuthorizeAnswer:
+        if state is not None:
+            query = {**query, "state": state}
+        separator = "&" if "?" in uri else "?"
+        return AuthorizeAnswer(302, location=f"{uri}{separator}{urlencode(query)}")
+
+    @staticmethod
+    def _error_page(status: int, message: str) -> AuthorizeAnswer:
+        body = f'<h1>Error</h1>\n<p id="error">{html.escape(message)}</p>'
+        return AuthorizeAnswer(status, page=_html_document("Error - Twitch", body), message=message)
+
+    def _consent_html(
+        self, params: Mapping[str, str], scopes: list[str], user: FakeUser | None
+    ) -> str:
+        app = html.escape(self.app_names.get(params["client_id"], params["client_id"]))
+        hidden = "".join(
+            f'<input type="hidden" name="{html.escape(k)}" value="{html.escape(params[k])}">\n'
+            for k in (
+                "client_id",
+                "redirect_uri",
+                "response_type",
+                "scope",
+                "state",
+                "force_verify",
+            )
+            if k in params
+        )
+        if user is not None:
+            who = (
+                f'<p id="login">Logged in as <strong>{html.escape(user.display_name)}</strong> '
+                f"({html.escape(user.login)})</p>\n"
+            )
+        else:  # nobody logged in: pick one of the fake's accounts in the same form
+            options = "".join(
+                f'<option value="{html.escape(u.id)}">{html.escape(u.login)}</option>'
+                for u in self.users.values()
+            )
+            who = (
+                '<label for="user">Log in as</label> '
+                f'<select id="user" name="user">{options}</select>\n'
+            )
+        items = "".join(f"<li>{html.escape(scope)}</li>" for scope in scopes)
+        body = (
+            f"<h1>Authorize {app}</h1>\n{who}"
+            f'<p><strong>{app}</strong> would like to:</p>\n<ul id="scopes">{items}</ul>\n'
+            f'<form method="post" action="/oauth2/authorize">\n{hidden}'
+            '<button type="submit" id="cancel" name="action" value="cancel">Cancel</button>\n'
+            '<button type="submit" id="authorize" name="action" value="authorize">'
+            "Authorize</button>\n</form>"
+        )
+        return _html_document(f"Authorize {app} - Twitch", body)
 
     # --- EventSub WebSocket --------------------------------------------------------------------
 
@@ -1497,3 +1747,11 @@ class FakeTwitch:
         await asyncio.sleep(self.reconnect_grace)
         if session.open:
             await self.close_session(session, CLOSE_RECONNECT_GRACE_EXPIRED)
+
+
+def _html_document(title: str, body: str) -> str:
+    """A self-contained page: no scripts, styles or images to fetch."""
+    return (
+        '<!DOCTYPE html>\n<html lang="en">\n<head><meta charset="utf-8">'
+        f"<title>{title}</title></head>\n<body>\n{body}\n</body>\n</html>\n"
+    )
