@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 SECRET = "bench-secret-key-0123456789abcdef"
-ADMIN = "bench-admin-token"
+ADMIN = "bench-admin-token-0123456789"
 FLOOR_BODY = ("<!doctype html><html><body>" + "x" * 1200 + "</body></html>").encode()
 
 

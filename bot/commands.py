@@ -310,7 +310,10 @@ class CommandHandler:
             return None
         await self.commerce.claims.validate(drop_id, sku=sku, pool=pool)  # bad input first
         page = self.drop_page(drop_id)
-        how = f"claim on the drop page {page} — or link your Discord once (/link there) to buy"
+        how = (
+            f"sign in with Twitch once on the drop page {page} (or link your Discord with "
+            "/link) to buy"
+        )
         return Outbound(
             replies=[
                 Message(

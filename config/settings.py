@@ -56,6 +56,35 @@ class DatabaseSettings(_Section):
         return value
 
 
+# Values from config/dropcast.example.toml: a copied example is no secret.
+EXAMPLE_SECRETS = frozenset(
+    {"change-me-to-a-long-random-string", "bearer token for the admin API and dashboard"}
+)
+MAKE_SECRET = "make one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+MIN_DISTINCT = 10  # "aaaa…" or "abab…" is long but guessable
+
+
+def strong_secret(value: SecretStr | None, min_length: int) -> SecretStr | None:
+    """Refuse a secret that can be guessed: too short, too few distinct characters, blank,
+    padded with whitespace (never matched: clients' tokens are stripped), or an example."""
+    if value is None:
+        return None
+    text = value.get_secret_value()
+    if not text.strip():
+        problem = "is blank"
+    elif text != text.strip():
+        problem = "must not start or end with whitespace"
+    elif text in EXAMPLE_SECRETS:
+        problem = "is the example value"
+    elif len(text) < min_length:
+        problem = f"must be at least {min_length} characters"
+    elif len(set(text)) < MIN_DISTINCT:
+        problem = f"must use at least {MIN_DISTINCT} different characters"
+    else:
+        return value
+    raise ValueError(f"{problem}; {MAKE_SECRET}")
+
+
 class WebSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
@@ -63,6 +92,15 @@ class WebSettings(_Section):
     claim_rate_per_ip: float = Field(default=20.0, ge=0, description="claims/s per IP; 0 = off")
     claim_rate_per_customer: float = Field(default=2.0, ge=0, description="claims/s; 0 = off")
     trusted_proxies: list[str] = Field(default_factory=list)
+    # Server-sent-event streams one address may hold open (a tab each); more answer 429.
+    max_streams_per_ip: int = Field(default=20, ge=1, le=100_000)
+    # When set, GET /metrics needs "Authorization: Bearer <metrics_token>".
+    metrics_token: SecretStr | None = None
+
+    @field_validator("metrics_token")
+    @classmethod
+    def _strong_metrics_token(cls, value: SecretStr | None) -> SecretStr | None:
+        return strong_secret(value, 24)
 
     @field_validator("trusted_proxies")
     @classmethod
@@ -85,10 +123,13 @@ class SecuritySettings(_Section):
 
     @field_validator("secret_key")
     @classmethod
-    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and len(value.get_secret_value()) < 16:
-            raise ValueError("must be at least 16 characters")
-        return value
+    def _strong_key(cls, value: SecretStr | None) -> SecretStr | None:
+        return strong_secret(value, 32)
+
+    @field_validator("admin_token")
+    @classmethod
+    def _strong_token(cls, value: SecretStr | None) -> SecretStr | None:
+        return strong_secret(value, 24)
 
 
 class PaymentsSettings(_Section):
@@ -106,10 +147,25 @@ class DiscordSettings(_Section):
     allowed_user_ids: list[int] = Field(default_factory=list)
     api_base: AnyHttpUrl = AnyHttpUrl("https://discord.com/api/v10")
     gateway_url: str = "wss://gateway.discord.gg/"
+    # "Sign in with Discord" on the drop page: the application's OAuth2 client (Developer
+    # Portal → OAuth2); redirect URI <web.public_url>/signin/discord/callback.
+    client_id: str | None = None
+    client_secret: SecretStr | None = None
 
     @property
     def enabled(self) -> bool:
         return self.token is not None
+
+    @property
+    def signin(self) -> bool:
+        return self.client_id is not None and self.client_secret is not None
+
+    @property
+    def authorize_url(self) -> str:
+        """Discord serves its consent page at the site root, not under the versioned API."""
+        url = str(self.api_base)
+        scheme, _, rest = url.partition("://")
+        return f"{scheme}://{rest.split('/', 1)[0]}/oauth2/authorize"
 
 
 class TwitchSettings(_Section):
@@ -129,6 +185,12 @@ class TwitchSettings(_Section):
     @property
     def enabled(self) -> bool:
         return self.client_id is not None and self.client_secret is not None
+
+    @property
+    def signin(self) -> bool:
+        """Sign in with Twitch uses the bot's application (redirect URI
+        <web.public_url>/signin/twitch/callback registered in the Twitch console)."""
+        return self.enabled
 
 
 class SchedulerSettings(_Section):
@@ -170,7 +232,7 @@ class ChatSettings(_Section):
     tick_thresholds: list[int] = Field(default_factory=lambda: [10, 5, 3, 1])
     edit_interval_seconds: float = Field(default=2.0, ge=0.2, le=60)
     drops_dir: str = "drops"  # `!drop new NAME` creates a drop from <drops_dir>/NAME.toml
-    studio: bool | None = None  # the local /studio chat; None = on when no bot is configured
+    studio: bool | None = None  # the local /studio chat; None = on in `run --demo` only
     # How money reads when the reader's own locale is unknown (Twitch chat, public posts,
     # DMs, pages without Accept-Language): "en_US" writes $12.00, "de_DE" 12,00 €.
     locale: str = "en_US"
@@ -192,6 +254,22 @@ class ChatSettings(_Section):
         if any(v <= 0 for v in value):
             raise ValueError("thresholds are units left and must be > 0")
         return sorted(set(value), reverse=True)
+
+
+class EmailSettings(_Section):
+    """Claims on the drop page by email (off: viewers sign in with Twitch or Discord).
+    An address is proven by a one-time link sent over SMTP before anything is held."""
+
+    claims: bool = False
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    # "starttls" (port 587), "tls" (implicit, port 465) or "none" (a local relay only)
+    smtp_security: Literal["starttls", "tls", "none"] = "starttls"
+    from_address: str = "dropcast <drops@localhost>"
+    verify_ttl_seconds: int = Field(default=900, ge=60, le=24 * 3600)
+    sends_per_ip_per_hour: int = Field(default=10, ge=1, le=10_000)
 
 
 class LogSettings(_Section):
@@ -217,6 +295,7 @@ class Settings(BaseSettings):
     twitch: TwitchSettings = Field(default_factory=TwitchSettings)
     scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
     chat: ChatSettings = Field(default_factory=ChatSettings)
+    email: EmailSettings = Field(default_factory=EmailSettings)
     log: LogSettings = Field(default_factory=LogSettings)
 
     @classmethod

@@ -25,6 +25,7 @@ from bot.hub import ChatHub
 from bot.presenter import Presenter
 from bot.studio.outlet import StudioOutlet
 from bot.twitch import AccountLinker, TwitchBot
+from bot.webpage import PageOutlet
 from commerce.clock import Clock, SystemClock
 from commerce.core import Commerce
 from commerce.domain.errors import DropNotFound
@@ -45,7 +46,10 @@ from commerce.storage.migrate import upgrade
 from commerce.storage.pg_events import PgEventChannel
 from commerce.storage.tables import kv
 from commerce.web.app import build_payments, create_app
+from commerce.web.inbox import WebInbox
+from commerce.web.mail import ConsoleMailer, mailer_for
 from config.settings import Settings
+from dropcast import logs
 from scheduler.leader import Leadership
 from scheduler.outbox import (
     Dispatcher,
@@ -109,6 +113,7 @@ class Chat:
     handler: CommandHandler
     hub: ChatHub
     studio: StudioOutlet | None
+    pages: PageOutlet | None = None  # signed-in drop pages (a Twitch viewer's pay link)
 
 
 @dataclass
@@ -145,6 +150,7 @@ class App:
             commerce.uow.hand_off = hand_off
         configured = settings.security.secret_key
         secret = configured.get_secret_value() if configured else await commerce.secret_key()
+        logs.hide(secret)
         signer = LinkSigner(secret, commerce.clock, settings.security.link_ttl_seconds)
         links = LinkIssuer(signer, commerce.customers, commerce.tracker, settings.web.base_url)
         return cls(settings, db, commerce, signer, links)
@@ -200,6 +206,7 @@ class App:
         if self.settings.security.admin_token is not None:
             return None
         token = secrets.token_urlsafe(24)
+        logs.hide(token)  # printed for the creator, never logged
         self.settings.security.admin_token = SecretStr(token)
         return token
 
@@ -233,7 +240,7 @@ class App:
             tracker.follow(self.commerce.bus)
             flusher = asyncio.create_task(tracker.run(stop))
             stack.push_async_callback(lambda: asyncio.wait_for(flusher, 10))
-            chat = self.build_chat(web="web" in roles, bots="bots" in roles)
+            chat = self.build_chat(web="web" in roles, bots="bots" in roles, demo=demo)
             await chat.hub.start()
             stack.push_async_callback(chat.hub.stop)
             if "bots" in roles:
@@ -241,7 +248,7 @@ class App:
                     await bot.start()
                     stack.push_async_callback(bot.close)
             if "web" in roles:
-                runner = await self._start_web(chat)
+                runner = await self._start_web(chat, demo=demo)
                 stack.push_async_callback(runner.cleanup)
                 if chat.studio is not None:  # first: say waiting outcomes to tabs still open
                     stack.push_async_callback(chat.studio.close)
@@ -310,8 +317,9 @@ class App:
             self.settings.chat.locale,
         )
 
-    def build_chat(self, *, web: bool = True, bots: bool = True) -> Chat:
-        """The chat side: one command handler and hub, and the platform outlets."""
+    def build_chat(self, *, web: bool = True, bots: bool = True, demo: bool = False) -> Chat:
+        """The chat side: one command handler and hub, and the platform outlets. The studio
+        is on in the demo, elsewhere only when ``chat.studio = true``."""
         chat_settings = self.settings.chat
         base = self.settings.web.base_url
 
@@ -330,17 +338,31 @@ class App:
             thresholds=chat_settings.tick_thresholds,
             edit_interval=chat_settings.edit_interval_seconds,
         )
-        studio_on = chat_settings.studio
-        if studio_on is None:
-            studio_on = not (self.settings.discord.enabled or self.settings.twitch.enabled)
-        studio = StudioOutlet(handler) if studio_on and web else None
-        if studio is not None:
-            hub.add_outlet(studio)
-        return Chat(handler, hub, studio)
+        pages = PageOutlet(WebInbox(self.commerce.customers)) if web else None
+        if pages is not None:
+            hub.add_outlet(pages)
+        studio_on = demo if chat_settings.studio is None else chat_settings.studio
+        if not (studio_on and web):
+            return Chat(handler, hub, None, pages)
+        studio = StudioOutlet(
+            handler,
+            per_ip=self.settings.web.claim_rate_per_ip,
+            per_session=self.settings.web.claim_rate_per_customer,
+            local_rehearsals=demo,
+        )
+        hub.add_outlet(studio)
+        return Chat(handler, hub, studio, pages)
 
-    async def _start_web(self, chat: Chat) -> web.AppRunner:
+    async def _start_web(self, chat: Chat, *, demo: bool = False) -> web.AppRunner:
         app = create_app(
-            self.commerce, self.settings, self.signer, build_payments(self.settings, self.commerce)
+            self.commerce,
+            self.settings,
+            self.signer,
+            build_payments(self.settings, self.commerce),
+            # The demo's drop page claims by email, the proof link printed here (no mail server).
+            mailer=mailer_for(self.settings.email, demo=demo)
+            or (ConsoleMailer() if demo else None),
+            inbox=chat.pages.inbox if chat.pages is not None else None,
         )
         if chat.studio is not None:
             app.router.add_routes(chat.studio.routes())

@@ -106,6 +106,7 @@ def cli(ctx: click.Context, config_path: Path | None) -> None:
     except ConfigError as exc:
         fail(str(exc))
     logs.configure(settings.log.level, settings.log.json_format)
+    logs.hide(*logs.secrets_of(settings))
     ctx.obj = {"settings": settings}
 
 
@@ -409,8 +410,14 @@ def rehearse(
                 f"(`dropcast drop open {drop_id}`) or add --fresh to rehearse on a copy"
             )
         if chat:
+            admin = settings.security.admin_token  # the creator rehearses: no viewer limits
             return await run_chat_rehearsal(
-                viewers=viewers, arrival=arrival, url=target, ramp_seconds=ramp_seconds, tabs=tabs
+                viewers=viewers,
+                arrival=arrival,
+                url=target,
+                ramp_seconds=ramp_seconds,
+                tabs=tabs,
+                admin_token=admin.get_secret_value() if admin else None,
             )
         return await run_rehearsal(
             app,

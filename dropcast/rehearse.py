@@ -269,27 +269,23 @@ async def run_chat_rehearsal(
     ramp_seconds: float,
     tabs: int = 10,
     answer_seconds: float = 30.0,
+    admin_token: str | None = None,
 ) -> ChatRehearsal:
     """``viewers`` distinct names type ``!buy`` in the studio chat at ``url`` (all within
     one second, or ramped), from ``tabs`` WebSocket tabs, and wait up to ``answer_seconds``
-    for everyone to be answered. Only ``url`` is contacted; counts and time are bounded."""
+    for everyone to be answered. Only ``url`` is contacted; counts and time are bounded.
+    ``admin_token``: see ``_studio_tabs``."""
     report = ChatRehearsal(viewers, arrival, tabs)
     run = uuid.uuid4().hex[:6]
     names = [f"r{run}v{i}" for i in range(viewers)]
     spread = 1.0 if arrival == "burst" else ramp_seconds
     loop = asyncio.get_running_loop()
     everyone = asyncio.Event()
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None)) as http:
-        try:
-            sockets = [
-                await http.ws_connect(f"{url.rstrip('/')}/studio/ws", heartbeat=20)
-                for _ in range(min(tabs, viewers))
-            ]
-        except aiohttp.WSServerHandshakeError as exc:
-            raise RehearsalError(
-                f"no studio chat at {url}/studio ({exc.status}): run dropcast with "
-                "chat.studio = true"
-            ) from None
+    async with aiohttp.ClientSession(
+        timeout=aiohttp.ClientTimeout(total=None),
+        cookie_jar=aiohttp.CookieJar(unsafe=True),  # the studio's session, also on an IP host
+    ) as http:
+        sockets = await _studio_tabs(http, url, min(tabs, viewers), admin_token)
 
         async def listen(ws: aiohttp.ClientWebSocketResponse) -> None:
             async for message in ws:
@@ -312,3 +308,28 @@ async def run_chat_rehearsal(
             await ws.close()
         await asyncio.gather(*listeners, return_exceptions=True)
     return report
+
+
+async def _studio_tabs(
+    http: aiohttp.ClientSession, url: str, count: int, admin_token: str | None
+) -> list[aiohttp.ClientWebSocketResponse]:
+    """``count`` studio tabs of one browser session (the studio page gives it; the names
+    the rehearsal speaks as belong to it). The studio rate-limits a session, except the
+    admin's (``admin_token``, sent as a bearer header) and, in the demo, this machine's."""
+    base = url.rstrip("/")
+    async with http.get(f"{base}/studio") as page:
+        if page.status != 200:
+            raise RehearsalError(
+                f"no studio chat at {base}/studio ({page.status}): run dropcast --demo, or "
+                "with chat.studio = true"
+            )
+    headers = {"Authorization": f"Bearer {admin_token}"} if admin_token else {}
+    try:
+        return [
+            await http.ws_connect(f"{base}/studio/ws", heartbeat=20, headers=headers)
+            for _ in range(count)
+        ]
+    except aiohttp.WSServerHandshakeError as exc:
+        raise RehearsalError(
+            f"the studio chat at {base} refused the rehearsal ({exc.status})"
+        ) from None

@@ -1,4 +1,5 @@
-"""Studio chat over WebSockets: every browser tab is a chat client."""
+"""Studio chat over WebSockets: every browser tab is a chat client (who may do what:
+``bot.studio.access``)."""
 
 from __future__ import annotations
 
@@ -6,18 +7,25 @@ import asyncio
 import itertools
 import json
 import logging
-import weakref
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from ipaddress import ip_address
 from pathlib import Path
 from typing import Any
 
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 
 from bot.coalesce import Mention, OutcomeLines
-from bot.commands import CommandHandler
+from bot.commands import CommandError, CommandHandler, parse
 from bot.messages import ChatUser, Message
 from bot.private import PrivateTrail
+from bot.studio.access import NameBook, is_admin, origin_allowed
 from commerce.domain.errors import InvalidInput
 from commerce.domain.model import normalize_identity
+from commerce.web.context import CONTEXT
+from commerce.web.security import RateLimiter, client_ip, retry_after_header
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).with_name("static")
@@ -26,6 +34,15 @@ HISTORY = 50
 OUTCOME_LINE = 500  # as on Twitch, so that a rehearsal here shows what Twitch chat will
 GATHER = 0.5  # as the Twitch outlet's SendPolicy.gather
 LINES_IN_FLIGHT = 100  # chat lines of one tab being handled at once
+SIGN_IN = "/dashboard"
+
+NO_SESSION = "This tab has no studio session: reload the studio page (cookies must be allowed)."
+TAKEN = "That name is taken in this studio; pick another."
+FULL = "The studio has too many names right now; try again later."
+CREATOR_ONLY = (
+    "Creator commands need the dashboard sign-in: open /dashboard?token=<admin token> in "
+    "this browser (the demo prints the link), then reload the studio."
+)
 
 
 def frame(
@@ -53,21 +70,64 @@ def frame(
     }
 
 
+def error(text: str, **more: Any) -> dict[str, Any]:
+    """A frame for one tab only: why its line was not run."""
+    return {"op": "error", "text": text, **more}
+
+
+def is_loopback(address: str) -> bool:
+    try:
+        return ip_address(address).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass(slots=True)
+class Tab:
+    """One studio WebSocket, as decided when it connected."""
+
+    sid: str  # the browser session it belongs to
+    creator: bool  # the admin: creator commands run
+    address: str  # the client's address (behind web.trusted_proxies, the forwarded one)
+    limited: bool  # its lines are rate-limited
+    names: set[str] = field(default_factory=set)  # spoken as (a rehearsal's: many)
+
+
 class StudioOutlet:
     """The hub's view of the studio: public posts go to every tab, private ones to the tabs
-    that spoke as that local identity. Claim outcomes are said many to a line, as on
-    Twitch (``bot.coalesce``), so a rehearsal shows what Twitch chat will."""
+    that spoke as that local identity, in the session that owns the name. Claim outcomes
+    are said many to a line, as on Twitch (``bot.coalesce``), so a rehearsal shows what
+    Twitch chat will.
+
+    Rate limits: every line takes a token from its session's bucket and its address's, at
+    the rates of link claims (``web.claim_rate_per_customer``, ``claim_rate_per_ip``).
+    Names cost nothing to make up, so the buckets are never per name: a tab typing ``!buy``
+    as 150 names gets one viewer's share. Not limited: the admin (who can close or restock
+    the drop anyway) and, with ``local_rehearsals`` (the demo), this machine's loopback
+    address, which the demo already trusts to stand in for many viewers (its
+    ``web.trusted_proxies``), so ``dropcast rehearse --chat`` speaks for 1000 viewers from
+    one session. A page of another site on this machine cannot use that: ``Origin``."""
 
     platform = "local"
 
-    def __init__(self, handler: CommandHandler, *, gather: float = GATHER) -> None:
+    def __init__(
+        self,
+        handler: CommandHandler,
+        *,
+        per_ip: float,
+        per_session: float,
+        local_rehearsals: bool = False,
+        gather: float = GATHER,
+        now: Callable[[], float] = time.monotonic,  # the rate limits' clock
+    ) -> None:
         self.handler = handler
         self.gather = gather
-        self._sockets: weakref.WeakSet[web.WebSocketResponse] = weakref.WeakSet()
-        # The names each tab has spoken as (a rehearsal's tab speaks for many viewers).
-        self._who: weakref.WeakKeyDictionary[web.WebSocketResponse, set[str]] = (
-            weakref.WeakKeyDictionary()
-        )
+        self.local_rehearsals = local_rehearsals
+        self._per_ip = RateLimiter(per_ip, now=now)
+        self._per_session = RateLimiter(per_session, now=now)
+        self._tabs: dict[web.WebSocketResponse, Tab] = {}
+        self._open_sessions: Counter[str] = Counter()  # session id -> tabs open
+        self._names = NameBook()
         self._outcomes = OutcomeLines(OUTCOME_LINE)
         self._saying: asyncio.Task[None] | None = None
         self._ids = itertools.count(1)
@@ -97,7 +157,10 @@ class StudioOutlet:
             await self._to(identity, frame(message, msg_id=msg_id, op="edit", to=to))
 
     async def _to(self, identity: str, data: dict[str, Any]) -> bool:
-        targets = [ws for ws in list(self._sockets) if identity in self._who.get(ws, ())]
+        owner = self._names.owner(identity)
+        targets = [
+            ws for ws, tab in list(self._tabs.items()) if tab.sid == owner and identity in tab.names
+        ]
         for ws in targets:
             await self._send(ws, data)
         return bool(targets)
@@ -113,7 +176,14 @@ class StudioOutlet:
         ]
 
     async def page(self, request: web.Request) -> web.FileResponse:
-        return web.FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
+        """The page; it gives the browser a session, which its tabs' names belong to (a
+        WebSocket handshake cannot set a cookie)."""
+        sessions = request.app[CONTEXT].require_sessions()
+        session = sessions.get(request)
+        response = web.FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
+        if session.fresh:
+            sessions.save(response, session)
+        return response
 
     async def asset(self, request: web.Request) -> web.FileResponse:
         return web.FileResponse(
@@ -121,11 +191,20 @@ class StudioOutlet:
         )
 
     async def websocket(self, request: web.Request) -> web.WebSocketResponse:
+        ctx = request.app[CONTEXT]
+        if not origin_allowed(request, ctx.base_url):
+            raise web.HTTPForbidden(text=f"the studio chat takes tabs from {ctx.base_url} only")
+        session = ctx.require_sessions().peek(request)
         ws = web.WebSocketResponse(heartbeat=20, max_msg_size=4096)
         await ws.prepare(request)
-        self._sockets.add(ws)
-        for data in self._history:
-            await self._send(ws, data)
+        if session is None:
+            await self._send(ws, error(NO_SESSION, fatal=True))
+            await ws.close(code=WSCloseCode.POLICY_VIOLATION)
+            return ws
+        creator = is_admin(request)
+        address = client_ip(request, ctx.trusted_proxies)
+        local = self.local_rehearsals and is_loopback(address)
+        tab = Tab(session.sid, creator, address, limited=not (creator or local))
         # Each line is handled as it arrives, as chat platforms do, so a surge's claims are
         # decided together; at most LINES_IN_FLIGHT per tab, then the tab waits.
         in_flight = asyncio.Semaphore(LINES_IN_FLIGHT)
@@ -133,13 +212,18 @@ class StudioOutlet:
 
         async def said(raw: str) -> None:
             try:
-                await self._said(ws, raw)
+                await self._said(ws, tab, raw)
             except Exception:
                 log.exception("studio: could not handle a chat line")
             finally:
                 in_flight.release()
 
+        self._tabs[ws] = tab
+        self._open_sessions[tab.sid] += 1
         try:
+            await self._send(ws, {"op": "hello", "creator": creator, "signin": SIGN_IN})
+            for data in self._history:
+                await self._send(ws, data)
             async for msg in ws:
                 if msg.type == WSMsgType.TEXT:
                     await in_flight.acquire()
@@ -149,23 +233,50 @@ class StudioOutlet:
             if handling:  # the tab left: its lines still get their answers (to the others)
                 await asyncio.gather(*handling)
         finally:
-            self._sockets.discard(ws)
+            del self._tabs[ws]
+            self._open_sessions -= Counter({tab.sid: 1})  # drops the session at 0
         return ws
 
-    async def _said(self, ws: web.WebSocketResponse, raw: str) -> None:
+    def _wait(self, tab: Tab) -> float:
+        """Seconds until this tab may speak again (0: now); see the class docstring."""
+        if not tab.limited:
+            return 0.0
+        return max(self._per_ip.hit(tab.address), self._per_session.hit(tab.sid))
+
+    def _steers(self, text: str) -> bool:
+        """A creator command. The handler refuses it to a viewer anyway; the studio says
+        how to become the creator here."""
+        try:
+            command = parse(text, self.handler.prefix)
+        except CommandError:
+            return False
+        return command is not None and command.name.startswith("drop.")
+
+    async def _said(self, ws: web.WebSocketResponse, tab: Tab, raw: str) -> None:
+        if (wait := self._wait(tab)) > 0:
+            await self._send(ws, error(f"Slow down: try again in {retry_after_header(wait)} s."))
+            return
         try:
             data = json.loads(raw)
             name = str(data.get("name", "")).strip()
             text = str(data.get("text", "")).strip()[:MAX_LINE]
             identity = normalize_identity(f"local:{name}")
-        except (ValueError, InvalidInput):
-            await self._send(ws, {"op": "error", "text": "Pick a name: letters, digits, _ . -"})
+        except (ValueError, RecursionError, InvalidInput, AttributeError):
+            await self._send(ws, error("Pick a name: letters, digits, _ . -"))
             return
         if not text:
             return
-        self._who.setdefault(ws, set()).add(identity)
+        if not self._names.take(identity, tab.sid, self._open_sessions):
+            await self._send(ws, error(TAKEN if self._names.owner(identity) else FULL))
+            return
+        tab.names.add(identity)
+        if not tab.creator and self._steers(text):
+            await self._send(ws, error(CREATOR_ONLY, link=SIGN_IN))
+            return
         locale = str(data.get("locale") or "")[:35] or None  # the browser's language
-        user = ChatUser(identity, name, is_creator=bool(data.get("creator")), locale=locale)
+        # The page's "creator" box counts only in the admin's tab (who may speak as a viewer).
+        creator = tab.creator and bool(data.get("creator"))
+        user = ChatUser(identity, name, is_creator=creator, locale=locale)
         line_id = f"m{next(self._ids)}"
         said = {
             "op": "chat",
@@ -217,7 +328,7 @@ class StudioOutlet:
             self._history = [
                 {**data, "op": "post"} if old["id"] == data["id"] else old for old in self._history
             ]
-        await asyncio.gather(*(self._send(ws, data) for ws in list(self._sockets)))
+        await asyncio.gather(*(self._send(ws, data) for ws in list(self._tabs)))
 
     @staticmethod
     async def _send(ws: web.WebSocketResponse, data: dict[str, Any]) -> None:

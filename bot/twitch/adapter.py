@@ -279,7 +279,7 @@ class TwitchBot:
             return brief
         via = await self._deliver_privately(user.identity, reply)
         if via is not None:
-            return f"{brief} — your pay link is in your {via}"
+            return f"{brief} — your pay link is {via}"
         page = reply.public_link or (
             self.handler.drop_page(reply.drop_id) if reply.drop_id is not None else ""
         )
@@ -287,19 +287,22 @@ class TwitchBot:
 
     async def _reachable(self, user: ChatUser) -> bool:
         """Can a personal link reach this viewer privately: a linked Discord account with a
-        Discord bot running, or opted-in whispers?"""
+        Discord bot running, a drop page they signed in to, or opted-in whispers?"""
         if self._outlet is not None and self._outlet.whispers:
             return True
-        if not any(o.platform == "discord" for o in self.hub.outlets):
-            return False
         customer_id = await self.commerce.customers.find(user.identity)
         if customer_id is None:
             return False
         customer = await self.commerce.customers.get(customer_id)
+        if customer.verified and any(o.platform == "page" for o in self.hub.outlets):
+            return True
+        if not any(o.platform == "discord" for o in self.hub.outlets):
+            return False
         return any(i.startswith("discord:") for i in customer.identities)
 
     async def _deliver_privately(self, identity: str, message: Message) -> str | None:
-        """Where the personal link went: a linked Discord account's DMs, else a whisper."""
+        """Where the personal link went: a linked Discord account's DMs, else the drop page
+        the viewer signed in to, else a whisper."""
         customer_id = await self.commerce.customers.find(identity)
         if customer_id is not None:
             customer = await self.commerce.customers.get(customer_id)
@@ -308,11 +311,14 @@ class TwitchBot:
                 for outlet in discord:
                     try:
                         if await outlet.send_private(linked, message):
-                            return "Discord DMs"
+                            return "in your Discord DMs"
                     except Exception:
                         log.exception("twitch: Discord DM to a linked account failed")
+            for page in (o for o in self.hub.outlets if o.platform == "page"):
+                if await page.send_private(identity, message):
+                    return f"on the drop page you signed in to {message.public_link or ''}".rstrip()
         if await self.outlet.send_private(identity, message):
-            return "Twitch whispers"
+            return "in your Twitch whispers"
         return None
 
     async def _link(self, user: ChatUser, args: list[str]) -> str:

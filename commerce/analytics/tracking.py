@@ -31,9 +31,11 @@ from sqlalchemy.exc import IntegrityError
 from commerce.domain.errors import InvalidInput
 from commerce.domain.events import Event, Restocked
 from commerce.services.unit_of_work import EventBus, Tx, UnitOfWork
+from commerce.storage.database import database_unreachable
 from commerce.storage.tables import activity, claims
 
 _KIND = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+MAX_KEPT = 100_000  # rows per table kept in memory while the database cannot be reached
 _PLATFORM = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 
 
@@ -139,6 +141,21 @@ class Tracker:
                 except IntegrityError:
                     log.warning("dropped a %s row for unknown ids", table.name)
             return kept
+        except Exception as exc:
+            if database_unreachable(exc):
+                self._keep(rows, claim_rows)
+            raise
+
+    def _keep(self, rows: list[dict[str, Any]], claim_rows: list[dict[str, Any]]) -> None:
+        """Unwritten rows go back in front of newer ones for the next flush; an outage
+        long enough to pass ``MAX_KEPT`` loses the oldest, and says so."""
+        self._buffer[:0] = rows
+        self._claims[:0] = claim_rows
+        for name, buffer in (("activity", self._buffer), ("claims", self._claims)):
+            excess = len(buffer) - MAX_KEPT
+            if excess > 0:
+                del buffer[:excess]
+                log.error("database unreachable: dropped the %d oldest %s rows", excess, name)
 
     async def run(self, stop: asyncio.Event, every: float = 0.5) -> None:
         """Flush the buffer every ``every`` seconds until ``stop``, then once more."""

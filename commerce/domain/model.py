@@ -324,3 +324,6 @@ class Customer:
     id: int
     identities: tuple[str, ...] = field(default_factory=tuple)
     display_name: str | None = None
+    # Identities proven by signing in on the web: such a customer can be reached on the
+    # drop page they signed in to (a Twitch viewer's pay link goes there).
+    verified: tuple[str, ...] = field(default_factory=tuple)

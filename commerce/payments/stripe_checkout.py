@@ -35,6 +35,13 @@ STRIPE_MIN_SESSION = timedelta(minutes=30, seconds=30)
 PAID_EVENTS = frozenset({"checkout.session.completed", "checkout.session.async_payment_succeeded"})
 
 
+def _row_id(value: object) -> int | None:
+    """A row id as ``begin`` writes it into metadata (decimal digits, within BIGINT)."""
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 18:
+        return int(value)
+    return None
+
+
 class StripeProvider:
     name = "stripe"
 
@@ -105,31 +112,52 @@ class StripeProvider:
                 "stripe webhooks are not configured (payments.stripe_webhook_secret)"
             )
         try:
-            event = stripe.Webhook.construct_event(
+            stripe.Webhook.construct_event(
                 body, headers.get("Stripe-Signature"), self._webhook_secret
             )
+            event = json.loads(body)
         except stripe.SignatureVerificationError:
             raise WebhookInvalid("the Stripe-Signature does not match this body") from None
-        except ValueError:
+        except (ValueError, RecursionError):
             raise WebhookInvalid("the body is not a Stripe event") from None
-        if event.type not in PAID_EVENTS:
+        data = event.get("data") if isinstance(event, dict) else None
+        session = data.get("object") if isinstance(data, dict) else None
+        if not isinstance(session, dict):
+            raise WebhookInvalid("the event has no data.object")
+        kind = event.get("type")
+        if kind not in PAID_EVENTS:
+            log.info("stripe event %s (%s) acknowledged: not one we act on", event.get("id"), kind)
             return None
-        session = json.loads(body)["data"]["object"]
         if session.get("payment_status") != "paid":
             return None  # e.g. completed but an async method is still pending
-        order_ref = (session.get("metadata") or {}).get("order_id") or session.get(
-            "client_reference_id"
-        )
-        try:
-            order_id = int(order_ref)
-        except (TypeError, ValueError):
-            raise WebhookInvalid("the session names no dropcast order") from None
-        provider_ref = str(session.get("payment_intent") or session["id"])
-        result = await self.orders.confirm_payment(order_id, provider_ref)
+        order = await self._order_of(session)
+        if order is None:
+            # Every event of the account comes here (another shop, a test session): a
+            # session we did not make is acknowledged and changes nothing.
+            log.info("stripe session %s acknowledged: not ours", session.get("id"))
+            return None
+        provider_ref = session.get("payment_intent") or session.get("id")
+        if not isinstance(provider_ref, str):
+            raise WebhookInvalid("the session names no payment")
+        result = await self.orders.confirm_payment(order.id, provider_ref)
         if must_refund(result):
             # Also on a replay: an earlier delivery may have failed to refund (same key).
             await self.refund(result.order, provider_ref, result.outcome.value)
         return result
+
+    async def _order_of(self, session: dict[str, Any]) -> Order | None:
+        """The order a session was made for by ``begin``: its metadata names the order and
+        the hold, and both must match a Stripe order of ours."""
+        meta = session.get("metadata")
+        if not isinstance(meta, dict):
+            return None
+        order_id, hold_id = _row_id(meta.get("order_id")), _row_id(meta.get("hold_id"))
+        if order_id is None or hold_id is None:
+            return None
+        order = await self.orders.for_hold(hold_id)
+        if order is None or order.id != order_id or order.provider != self.name:
+            return None
+        return order
 
     async def refund(self, order: Order, provider_ref: str, reason: str) -> None:
         params: dict[str, Any] = {"metadata": {"order_id": str(order.id), "reason": reason}}

@@ -167,6 +167,25 @@ class CustomerService:
             self._remember(identity, keep_id)
         return keep_id
 
+    async def verify(self, identity: str, display_name: str | None = None) -> int:
+        """``identity``'s owner proved it (signed in on the web): mark it so, and keep the
+        name the platform gave. Returns the customer id."""
+        identity = normalize_identity(identity)
+        customer_id = await self.resolve(identity, display_name)
+        async with self.uow.write() as tx:
+            await tx.conn.execute(
+                update(identities)
+                .where(identities.c.identity == identity, identities.c.verified_at.is_(None))
+                .values(verified_at=tx.now)
+            )
+            if display_name:
+                await tx.conn.execute(
+                    update(customers)
+                    .where(customers.c.id == customer_id, customers.c.display_name.is_(None))
+                    .values(display_name=display_name)
+                )
+        return customer_id
+
     async def get(self, customer_id: int) -> Customer:
         async with self.uow.read() as conn:
             row = (
@@ -174,11 +193,16 @@ class CustomerService:
             ).first()
             if row is None:
                 raise InvalidInput("customer", f"customer {customer_id} does not exist")
-            names = (
+            rows = (
                 await conn.execute(
-                    select(identities.c.identity)
+                    select(identities.c.identity, identities.c.verified_at)
                     .where(identities.c.customer_id == customer_id)
                     .order_by(identities.c.identity)
                 )
-            ).scalars()
-            return Customer(customer_id, tuple(names), row.display_name)
+            ).all()
+            return Customer(
+                customer_id,
+                tuple(r.identity for r in rows),
+                row.display_name,
+                verified=tuple(r.identity for r in rows if r.verified_at is not None),
+            )

@@ -17,7 +17,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy import event, select
+import asyncpg  # type: ignore[import-untyped]
+from sqlalchemy import event, exc, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
@@ -25,6 +26,35 @@ from sqlalchemy.pool import ConnectionPoolEntry
 from commerce.storage.tables import drops
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+
+# What a lost or refused database connection looks like, wrapped by SQLAlchemy or raw from
+# the driver's connect (asyncpg raises OSError itself; SQLite "unable to open database file"
+# is an OperationalError). Not InterfaceError as such: SQLite uses it for a bad parameter.
+_UNREACHABLE = (
+    exc.OperationalError,
+    exc.TimeoutError,  # no pooled connection came free in time
+    asyncpg.PostgresConnectionError,  # also "connection does not exist"
+    asyncpg.CannotConnectNowError,  # the server is starting or shutting down
+    OSError,  # ConnectionRefusedError, ConnectionResetError, no route to host
+    TimeoutError,  # connect timeout
+)
+
+
+def database_unreachable(error: BaseException) -> bool:
+    """Whether ``error`` (or what it came from) says the database cannot be reached right
+    now, unlike a failed query or a bug: the same request may well work in a moment."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, exc.DBAPIError) and current.connection_invalidated:
+            return True
+        if isinstance(current, _UNREACHABLE):
+            return True
+        current = current.__cause__ or (
+            None if current.__suppress_context__ else current.__context__
+        )
+    return False
 
 
 class Database:
@@ -46,6 +76,7 @@ class Database:
             engine = create_async_engine(
                 url,
                 echo=echo,
+                hide_parameters=True,  # values may be secrets (kv), never in a log line
                 pool_size=pool_size,
                 max_overflow=pool_size * 2,
                 pool_pre_ping=False,
@@ -57,6 +88,7 @@ class Database:
         engine = create_async_engine(
             url,
             echo=echo,
+            hide_parameters=True,  # as above
             pool_size=pool_size,
             max_overflow=0,
             connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},

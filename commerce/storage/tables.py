@@ -117,6 +117,8 @@ identities = Table(
     Column("identity", String(320), primary_key=True),  # "discord:123", "web:a@b.c"
     Column("customer_id", Id, ForeignKey("customers.id"), nullable=False, index=True),
     Column("created_at", UTCDateTime, nullable=False),
+    # When its owner proved it by signing in on the web (OAuth); None: only chat vouches.
+    Column("verified_at", UTCDateTime),
 )
 
 drops = Table(

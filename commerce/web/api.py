@@ -21,7 +21,7 @@ from commerce.web.errors import BadJson, RouteNotFound
 from commerce.web.live import sse_event
 from commerce.web.pages import NO_STORE, drop_id_of, page
 from commerce.web.queries import pickup_orders
-from commerce.web.security import require_admin
+from commerce.web.security import client_ip, require_admin, require_bearer
 
 log = logging.getLogger(__name__)
 MAX_JSON_BYTES = 256 * 1024
@@ -40,6 +40,8 @@ async def json_object(request: web.Request) -> dict[str, Any]:
         data = json.loads(raw or b"null")
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadJson(f"the body is not valid JSON: {exc}") from None
+    except RecursionError:  # "[[[[…": the parser gives up before the size limit does
+        raise BadJson("the body is nested too deeply") from None
     if not isinstance(data, dict):
         raise BadJson("the body must be a JSON object")
     return data
@@ -47,7 +49,7 @@ async def json_object(request: web.Request) -> dict[str, Any]:
 
 def admin(request: web.Request) -> WebContext:
     ctx = request.app[CONTEXT]
-    require_admin(request, ctx.admin_token)
+    require_admin(request, ctx.admin_token, ctx.auth_throttle)
     return ctx
 
 
@@ -72,7 +74,14 @@ async def drop_stream(request: web.Request) -> web.StreamResponse:
     drop_id = drop_id_of(request)
     view = await ctx.states.get(drop_id)  # unknown drop: 404 before the stream starts
     hub = ctx.hub
+    # A signed-in viewer's page also hears what is for them alone (a pay link from chat).
+    viewer = await ctx.signed_in_customer(request)
+    # A stream whose client vanished ends at its next heartbeat: then a slot is free.
+    address = client_ip(request, ctx.trusted_proxies)
+    ctx.streams.take(address, retry_after=ctx.heartbeat_seconds)
     queue = hub.subscribe(drop_id)
+    if viewer is not None:
+        ctx.inbox.attach(viewer, queue)
     response = web.StreamResponse(
         headers={
             "Content-Type": "text/event-stream",
@@ -106,13 +115,18 @@ async def drop_stream(request: web.Request) -> web.StreamResponse:
                 continue
             if message is None:
                 break
-            if message.seq > sent:
+            if isinstance(message, bytes):  # private, for this page only: never replayed
+                await response.write(message)
+            elif message.seq > sent:
                 await response.write(hub.encode(message))
                 sent = message.seq
     except (ConnectionResetError, ConnectionError):
         pass
     finally:
+        ctx.streams.release(address)
         hub.unsubscribe(drop_id, queue)
+        if viewer is not None:
+            ctx.inbox.detach(viewer, queue)
     return response
 
 
@@ -275,7 +289,11 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
+    """GET /metrics (Prometheus); with ``web.metrics_token`` set, for its bearer only."""
     ctx = request.app[CONTEXT]
+    token = ctx.settings.web.metrics_token
+    if token is not None:
+        require_bearer(request, token.get_secret_value(), ctx.auth_throttle, "metrics token")
     return web.Response(
         body=ctx.metrics.render(),
         headers={"Content-Type": ctx.metrics.content_type, "Cache-Control": NO_STORE},

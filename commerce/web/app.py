@@ -18,13 +18,32 @@ from commerce.observability import bind_request_id
 from commerce.payments.base import PaymentProvider, PaymentProviders
 from commerce.payments.simple import ManualProvider, TestProvider
 from commerce.payments.stripe_checkout import StripeProvider
-from commerce.web import api, dashboard, pages
+from commerce.storage.database import database_unreachable
+from commerce.web import api, dashboard, pages, signin
 from commerce.web.context import CONTEXT, WebContext
-from commerce.web.errors import SERVER_ERROR, ErrorKind, RateLimited, error_body, kind_of
+from commerce.web.errors import (
+    SERVER_ERROR,
+    UNAVAILABLE,
+    UNAVAILABLE_RETRY_SECONDS,
+    ErrorKind,
+    RateLimited,
+    error_body,
+    kind_of,
+)
+from commerce.web.inbox import WebInbox
 from commerce.web.live import LiveHub, RefusalGate, StatusFeed, ViewCache
+from commerce.web.mail import EmailProofs, Mailer, mailer_for
 from commerce.web.metrics import Metrics
 from commerce.web.render import READER_LOCALE, Assets, Templates, reader_locale
-from commerce.web.security import Csrf, RateLimiter, parse_networks, retry_after_header
+from commerce.web.security import (
+    AuthThrottle,
+    Csrf,
+    RateLimiter,
+    StreamSlots,
+    parse_networks,
+    retry_after_header,
+)
+from commerce.web.sessions import Sessions
 from config.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -116,7 +135,16 @@ async def edge(request: web.Request, handler: Handler) -> web.StreamResponse:
         if "Allow" in exc.headers:
             response.headers["Allow"] = exc.headers["Allow"]
         return response
-    except Exception:
+    except Exception as exc:
+        if database_unreachable(exc):  # an outage, not a bug: say when to come back
+            status = UNAVAILABLE.status
+            log.warning("database unreachable on %s %s: %s", request.method, request.path, exc)
+            body = {
+                "error": "UNAVAILABLE",
+                "message": "the shop is briefly unavailable; try again in a few seconds",
+                "retry_after": str(UNAVAILABLE_RETRY_SECONDS),
+            }
+            return error_response(request, UNAVAILABLE, body)
         log.exception("unhandled error on %s %s", request.method, request.path)
         body = {"error": "SERVER_ERROR", "message": "something broke on our side; try again"}
         return error_response(request, SERVER_ERROR, body)
@@ -140,13 +168,22 @@ def content_security_policy(settings: Settings) -> str:
 
 
 def create_app(
-    commerce: Commerce, settings: Settings, signer: LinkSigner, payments: PaymentProviders
+    commerce: Commerce,
+    settings: Settings,
+    signer: LinkSigner,
+    payments: PaymentProviders,
+    *,
+    mailer: Mailer | None = None,
+    inbox: WebInbox | None = None,
 ) -> web.Application:
-    """The web app. Pure assembly: nothing touches the database until start-up."""
+    """The web app. Pure assembly: nothing touches the database until start-up.
+    ``mailer``: where email-claim proofs go (default: SMTP per settings, when claims are on);
+    ``inbox``: the signed-in pages the chat side also writes to (default: the web's own)."""
     web_settings = settings.web
     admin = settings.security.admin_token
     assets = Assets()
     hub = LiveHub(commerce.clock)
+    trusted = parse_networks(web_settings.trusted_proxies)
     states = ViewCache(commerce.drops.view, commerce.clock, ttl=1.0)
     ctx = WebContext(
         commerce=commerce,
@@ -162,13 +199,25 @@ def create_app(
         gate=RefusalGate(commerce.clock, commerce.claims.refusal_snapshot),
         states=states,
         catalog=ViewCache(commerce.drops.view, commerce.clock, ttl=30.0),
-        trusted_proxies=parse_networks(web_settings.trusted_proxies),
+        trusted_proxies=trusted,
         ip_limiter=RateLimiter(web_settings.claim_rate_per_ip),
         customer_limiter=RateLimiter(web_settings.claim_rate_per_customer),
         admin_token=admin.get_secret_value() if admin else None,
+        auth_throttle=AuthThrottle(trusted),
+        streams=StreamSlots(web_settings.max_streams_per_ip),
+        inbox=inbox or WebInbox(commerce.customers),
+        signin_platforms=[
+            {"platform": p.platform, "label": p.label} for p in signin.providers(settings).values()
+        ],
+        mailer=mailer or mailer_for(settings.email, demo=False),
+        mail_limiter=RateLimiter(
+            settings.email.sends_per_ip_per_hour / 3600,
+            burst=settings.email.sends_per_ip_per_hour,
+        ),
     )
     app = web.Application(middlewares=[edge], client_max_size=1024 * 1024)
     app[CONTEXT] = ctx
+    app[signin.SIGNIN] = sign_in = signin.SignIn(ctx)
     csp = content_security_policy(settings)
 
     async def security_headers(request: web.Request, response: web.StreamResponse) -> None:
@@ -196,6 +245,9 @@ def create_app(
         configured = settings.security.secret_key
         secret = configured.get_secret_value() if configured else await commerce.secret_key()
         ctx.csrf = Csrf(secret)
+        ctx.sessions = Sessions(secret, secure=ctx.base_url.startswith("https://"))
+        ctx.proofs = EmailProofs(secret, settings.email.verify_ttl_seconds, commerce.clock)
+        sign_in.key(secret)
         commerce.bus.subscribe(on_event)
         commerce.bus.on_gap(ctx.gate.forget_all)
 
@@ -206,6 +258,7 @@ def create_app(
 
     async def cleanup(app: web.Application) -> None:
         await payments.close()
+        await sign_in.close()
 
     app.on_response_prepare.append(security_headers)
     app.on_startup.append(start)
@@ -221,7 +274,12 @@ def add_routes(router: web.UrlDispatcher) -> None:
     router.add_post(f"/c/{TOKEN}/waitlist", pages.join_waitlist)
     router.add_get(f"/d/{DROP}", pages.drop_page)
     router.add_post(f"/d/{DROP}/claim", pages.drop_claim)
+    router.add_get(f"/d/{DROP}/verify", pages.verify_email)
     router.add_get(f"/d/{DROP}/manifest.webmanifest", pages.manifest)
+    router.add_get("/signin/{platform:[a-z]{1,16}}", signin.signin_start)
+    router.add_get("/signin/{platform:[a-z]{1,16}}/callback", signin.signin_callback)
+    router.add_post("/signout", signin.signout)
+    router.add_get("/api/me", signin.me)
     router.add_get(f"/overlay/{DROP}", pages.overlay)
     router.add_get("/sw.js", pages.service_worker)
     router.add_get("/static/{name}", pages.static)

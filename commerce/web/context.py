@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+import logging
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from aiohttp import web
@@ -12,12 +13,25 @@ from commerce.core import Commerce
 from commerce.domain.model import ClaimOutcome, ClaimResult
 from commerce.links import ClaimLink, LinkIssuer, LinkSigner
 from commerce.payments.base import PaymentProviders
+from commerce.storage.database import database_unreachable
 from commerce.web.errors import RateLimited
+from commerce.web.inbox import WebInbox
 from commerce.web.live import LiveHub, RefusalGate, StatusFeed, ViewCache
+from commerce.web.mail import EmailProofs, Mailer
 from commerce.web.metrics import Metrics
 from commerce.web.render import Assets, Templates
-from commerce.web.security import Csrf, Network, RateLimiter, client_ip
+from commerce.web.security import (
+    AuthThrottle,
+    Csrf,
+    Network,
+    RateLimiter,
+    StreamSlots,
+    client_ip,
+)
+from commerce.web.sessions import Sessions
 from config.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +61,16 @@ class WebContext:
     ip_limiter: RateLimiter
     customer_limiter: RateLimiter
     admin_token: str | None
+    auth_throttle: AuthThrottle  # failed admin sign-ins per address
+    streams: StreamSlots  # open SSE streams per address
+    inbox: WebInbox
+    # Where a viewer may sign in ({"platform", "label"}), in the order the pages offer them.
+    signin_platforms: list[dict[str, str]] = field(default_factory=list)
+    mailer: Mailer | None = None  # email claims are on when set
+    mail_limiter: RateLimiter = field(default_factory=lambda: RateLimiter(0))
     csrf: Csrf | None = None  # keyed at start-up (the key may live in the database)
+    sessions: Sessions | None = None  # likewise
+    proofs: EmailProofs | None = None  # likewise
     heartbeat_seconds: float = 15.0
 
     @property
@@ -57,6 +80,31 @@ class WebContext:
     def require_csrf(self) -> Csrf:
         assert self.csrf is not None, "app not started"
         return self.csrf
+
+    def require_sessions(self) -> Sessions:
+        assert self.sessions is not None, "app not started"
+        return self.sessions
+
+    def require_proofs(self) -> EmailProofs:
+        assert self.proofs is not None, "app not started"
+        return self.proofs
+
+    def rate_limit_mail(self, request: web.Request, identity: str) -> None:
+        """Proof mails per IP and per address (429 when spent): a mailbox is no free
+        identity, and we must not become a way to flood one."""
+        wait = max(
+            self.mail_limiter.hit(client_ip(request, self.trusted_proxies)),
+            self.mail_limiter.hit(identity),
+        )
+        if wait > 0:
+            raise RateLimited(wait)
+
+    async def signed_in_customer(self, request: web.Request) -> int | None:
+        """The customer whose identity this browser proved by signing in, if any."""
+        session = self.require_sessions().peek(request)
+        if session is None or session.identity is None:
+            return None
+        return await self.commerce.customers.resolve(session.identity)
 
     def rate_limit(self, request: web.Request, identity: str) -> None:
         """Per-IP and per-customer token buckets on every claim entrypoint (429 when empty)."""
@@ -74,6 +122,8 @@ class WebContext:
         arrived = self.commerce.clock.now()
         customer_id = await self.commerce.customers.resolve(link.identity)
         opened = asyncio.ensure_future(self._track_opened(link, customer_id))
+        # Seen even when the answer fails first (a database outage): no "never retrieved".
+        opened.add_done_callback(lambda done: done.cancelled() or done.exception())
         return Visit(link, customer_id, arrived, opened)
 
     async def claim(self, visit: Visit, pool: str | None, source: str) -> ClaimResult:
@@ -85,7 +135,14 @@ class WebContext:
             commerce.tracker.note_claim(
                 link.drop_id, visit.customer_id, source, visit.arrived, refusal.value
             )
-            await visit.opened
+            try:
+                await visit.opened
+            except Exception as exc:
+                # The answer needs no database: an outage must not turn it into an error.
+                # The tracker keeps both rows and writes them once the database is back.
+                if not database_unreachable(exc):
+                    raise
+                log.warning("drop %s: funnel step kept for later: %s", link.drop_id, exc)
             self.metrics.gated.inc()
             self.metrics.claims.labels(refusal.value).inc()
             return ClaimResult(refusal)

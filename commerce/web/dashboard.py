@@ -11,8 +11,6 @@ admin token or the secret key ends every dashboard session.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import time
 import weakref
 from collections.abc import Awaitable, Callable
@@ -33,7 +31,7 @@ from commerce.web.context import CONTEXT, WebContext
 from commerce.web.errors import Unauthorized
 from commerce.web.pages import NO_STORE, drop_id_of, page, see_other
 from commerce.web.render import READER_LOCALE
-from commerce.web.security import require_admin
+from commerce.web.security import bearer_token, require_admin, same_secret
 
 COOKIE = "dc_admin"
 SESSION = timedelta(days=7)
@@ -208,15 +206,22 @@ def valid_session(ctx: WebContext, value: str) -> bool:
 
 
 def require_dashboard(request: web.Request) -> WebContext:
-    """Bearer token or the dashboard cookie; AdminDisabled (403) / Unauthorized (401)."""
+    """Bearer token or the dashboard cookie; AdminDisabled (403) / Unauthorized (401) /
+    RateLimited (429) while the address has failed too often. A wrong token or a cookie
+    we did not make counts as a failure; a browser that sends neither is only being
+    asked to sign in."""
     ctx = request.app[CONTEXT]
-    try:
-        require_admin(request, ctx.admin_token)
-    except Unauthorized:
-        if not valid_session(ctx, request.cookies.get(COOKIE, "")):
-            raise Unauthorized(
-                "send Authorization: Bearer <admin token>, or log in at /dashboard?token=…"
-            ) from None
+    if not ctx.admin_token or bearer_token(request) is not None:
+        require_admin(request, ctx.admin_token, ctx.auth_throttle)
+        return ctx
+    ip = ctx.auth_throttle.admit(request)
+    cookie = request.cookies.get(COOKIE)
+    if cookie is None or not valid_session(ctx, cookie):
+        if cookie is not None:
+            ctx.auth_throttle.failed(ip)
+        raise Unauthorized(
+            "send Authorization: Bearer <admin token>, or log in at /dashboard?token=…"
+        )
     return ctx
 
 
@@ -231,8 +236,9 @@ def _login(request: web.Request, ctx: WebContext, given: str) -> web.Response:
     """``?token=`` once: the cookie, then the same URL without the token."""
     admin = ctx.admin_token
     assert admin
-    digest = hashlib.sha256  # equal-length digests: constant time whatever was typed
-    if not hmac.compare_digest(digest(given.encode()).digest(), digest(admin.encode()).digest()):
+    ip = ctx.auth_throttle.admit(request)
+    if not same_secret(given, admin):
+        ctx.auth_throttle.failed(ip)
         return _gate(ctx, 401, "wrong")
     rest = [(k, v) for k, v in request.query.items() if k != "token"]
     location = "/dashboard" + (f"?{urlencode(rest)}" if rest else "")

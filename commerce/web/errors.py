@@ -31,6 +31,10 @@ class RateLimited(DomainError):
         self.retry_after = retry_after
 
 
+class MailNotSent(DomainError):
+    code = "MAIL_NOT_SENT"
+
+
 class RouteNotFound(DomainError):
     code = "ROUTE_NOT_FOUND"
 
@@ -61,9 +65,13 @@ ERRORS: dict[str, ErrorKind] = {
     "RATE_LIMITED": ErrorKind(429, "Slow down"),
     "WEBHOOK_INVALID": ErrorKind(400, "Webhook rejected"),
     "PAYMENT_FAILED": ErrorKind(502, "Payment did not start"),
+    "MAIL_NOT_SENT": ErrorKind(502, "The email did not go"),
+    "SIGNIN_FAILED": ErrorKind(400, "Sign-in did not work"),
 }
 FALLBACK = ErrorKind(400, "That did not work")
 SERVER_ERROR = ErrorKind(500, "Something broke on our side")
+UNAVAILABLE = ErrorKind(503, "Briefly unavailable")  # the database cannot be reached
+UNAVAILABLE_RETRY_SECONDS = 5
 
 
 def kind_of(error: DomainError) -> ErrorKind:

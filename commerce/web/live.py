@@ -242,11 +242,16 @@ class SseMessage:
     data: str
 
 
+# A stream's queue: drop events, private frames for a signed-in page (already encoded,
+# see commerce.web.inbox), and None to end the stream.
+Listener = asyncio.Queue[SseMessage | bytes | None]
+
+
 @dataclass
 class _Channel:
     seq: int = 0  # per drop, so a gap in the buffer means lost messages
     buffer: deque[SseMessage] = field(default_factory=lambda: deque(maxlen=512))
-    listeners: set[asyncio.Queue[SseMessage | None]] = field(default_factory=set)
+    listeners: set[Listener] = field(default_factory=set)
 
 
 def sse_event(event: str, data: dict[str, Any], event_id: str | None = None) -> bytes:
@@ -293,12 +298,12 @@ class LiveHub:
             f"id: {self.event_id(message.seq)}\nevent: {message.event}\ndata: {message.data}\n\n"
         ).encode()
 
-    def subscribe(self, drop_id: int) -> asyncio.Queue[SseMessage | None]:
-        queue: asyncio.Queue[SseMessage | None] = asyncio.Queue(self.QUEUE_SIZE)
+    def subscribe(self, drop_id: int) -> Listener:
+        queue: Listener = asyncio.Queue(self.QUEUE_SIZE)
         self._channels.setdefault(drop_id, _Channel()).listeners.add(queue)
         return queue
 
-    def unsubscribe(self, drop_id: int, queue: asyncio.Queue[SseMessage | None]) -> None:
+    def unsubscribe(self, drop_id: int, queue: Listener) -> None:
         channel = self._channels.get(drop_id)
         if channel is not None:
             channel.listeners.discard(queue)
@@ -333,7 +338,7 @@ class LiveHub:
                 self._evict(channel, queue)
 
     @staticmethod
-    def _evict(channel: _Channel, queue: asyncio.Queue[SseMessage | None]) -> None:
+    def _evict(channel: _Channel, queue: Listener) -> None:
         channel.listeners.discard(queue)
         while not queue.empty():
             queue.get_nowait()

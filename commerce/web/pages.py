@@ -4,6 +4,7 @@ OBS overlay, and the PWA plumbing. Handlers translate; the core decides."""
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -30,14 +31,17 @@ from commerce.domain.model import (
     normalize_identity,
     validate_pool,
 )
-from commerce.links import ClaimLink
+from commerce.links import ClaimLink, LinkExpired
 from commerce.payments.base import CheckoutRequest, Redirect, must_refund
 from commerce.services.orders import PaymentResult
 from commerce.views import Action, Phase, drop_status
 from commerce.web.context import CONTEXT, WebContext
-from commerce.web.errors import CsrfFailed
+from commerce.web.errors import CsrfFailed, MailNotSent
 from commerce.web.security import is_link_preview
+from commerce.web.sessions import Signed
+from commerce.web.signin import remember
 
+log = logging.getLogger(__name__)
 NO_STORE = "no-store"
 DROP_PAGE_CACHE = "public, max-age=5, stale-while-revalidate=30"
 CSRF_COOKIE = "dc_csrf"
@@ -423,6 +427,8 @@ async def drop_page(request: web.Request) -> web.Response:
         deadline_label=deadline_label,
         deadline_done=deadline_done,
         pools=[{"pool": p, "label": pool_label(p)} for p in view.pools],
+        signin=ctx.signin_platforms,
+        email_claims=ctx.mailer is not None,
     ).encode()
     etag = f'W/"{hashlib.blake2b(body, digest_size=10).hexdigest()}"'
     # Prices read in the visitor's locale, so a shared cache keys on the language too.
@@ -464,45 +470,128 @@ async def csrf_token(request: web.Request) -> web.Response:
 
 
 async def drop_claim(request: web.Request) -> web.Response:
-    """POST /d/{id}/claim: a light identity (email) becomes a personal link, then the same
+    """POST /d/{id}/claim: a signed-in viewer's platform identity (or, where email claims are
+    on, an address proven by a one-time link) becomes a personal link, then the same
     one-click flow (and the same per-customer limit) as links handed out in chat."""
     ctx = request.app[CONTEXT]
     drop_id = drop_id_of(request)
     view = await ctx.catalog.get(drop_id)
     form = await request.post()
-    email = str(form.get("email", "")).strip()
-    try:
-        identity = normalize_identity(f"web:{email}")
-    except InvalidInput:
-        raise InvalidInput("email", "enter an email address like you@example.com") from None
     pool = optional_pool(form.get("pool"))
+    session = ctx.require_sessions().peek(request)
+    signed_in = session.identity if session is not None else None
+    email = str(form.get("email", "")).strip()
+    if signed_in is None:
+        if ctx.mailer is None:
+            return sign_in_page(ctx, drop_id, status=401)
+        try:
+            email = normalize_identity(f"web:{email}").partition(":")[2]
+        except InvalidInput:
+            raise InvalidInput("email", "enter an email address like you@example.com") from None
     value, fresh = _csrf_cookie(request)
     csrf = ctx.require_csrf()
     if fresh or not csrf.check(form.get("csrf"), "d", value):
         # No script ran (or a stale form): ask once more with a fresh token, nothing claimed.
+        who = f" for {email}" if signed_in is None else ""
         response = page(
             ctx,
             "checkout.html",
             status=403,
             kind="confirm",
             heading="Confirm your claim",
-            message=f"Claim one of {view.drop.title} for {email}?",
+            message=f"Claim one of {view.drop.title}{who}?",
             waitlist=False,
             token="",
             drop_title=view.drop.title,
             now=ctx.commerce.clock.now(),
             confirm={
                 "drop_id": drop_id,
-                "email": email,
+                "email": email if signed_in is None else "",
                 "pool": pool or "",
                 "csrf": csrf.token("d", value),
             },
         )
         _with_csrf_cookie(ctx, response, value)
         return response
-    issued = await ctx.links.issue(drop_id, identity, tag="web")
     query = f"?pool={pool}" if pool else ""
-    return see_other(f"/c/{issued.token}{query}")
+    if signed_in is not None:
+        issued = await ctx.links.issue(drop_id, signed_in, tag="web")
+        return see_other(f"/c/{issued.token}{query}")
+    return await send_proof(request, ctx, view, email, pool)
+
+
+def sign_in_page(ctx: WebContext, drop_id: int, *, status: int = 200) -> web.Response:
+    """Claims need a proven identity: the sign-in buttons (nothing is held)."""
+    choices = ctx.signin_platforms
+    message = (
+        "Sign in with " + " or ".join(p["label"] for p in choices) + " to claim: one person, "
+        "one limit, and your pay link reaches you privately."
+        if choices
+        else "Claims on this page are not open here: claim from the stream's chat."
+    )
+    return page(
+        ctx,
+        "notice.html",
+        status=status,
+        heading="Sign in to claim",
+        message=message,
+        signin=choices,
+        next=f"/d/{drop_id}",
+    )
+
+
+async def send_proof(
+    request: web.Request, ctx: WebContext, view: DropView, email: str, pool: str | None
+) -> web.Response:
+    """Email claims: nothing is held until the address is proven by the link we mail."""
+    assert ctx.mailer is not None
+    ctx.rate_limit_mail(request, f"web:{email}")
+    drop_id = view.drop.id
+    token = ctx.require_proofs().token(drop_id, email, pool)
+    url = f"{ctx.base_url}/d/{drop_id}/verify?t={token}"
+    minutes = ctx.settings.email.verify_ttl_seconds // 60
+    body = (
+        f"Someone (we hope you) asked to claim {view.drop.title} with this address.\n"
+        f"Open this link within {minutes} minutes to confirm; your claim is placed then:\n"
+        f"{url}\n"
+    )
+    try:
+        await ctx.mailer.send(email, f"Confirm your claim: {view.drop.title}", body)
+    except Exception:
+        log.exception("email claim: the proof mail to a viewer could not be sent")
+        raise MailNotSent("we could not send the email just now; try again") from None
+    return page(
+        ctx,
+        "notice.html",
+        heading="Check your inbox",
+        message=(
+            f"We sent a link to {email}. Open it within {minutes} minutes to place your "
+            "claim; nothing is held until then."
+        ),
+        signin=[],
+        next=f"/d/{drop_id}",
+    )
+
+
+async def verify_email(request: web.Request) -> web.Response:
+    """GET /d/{id}/verify?t=…: the address is proven; the browser signs in with it and the
+    claim goes ahead as a personal link."""
+    ctx = request.app[CONTEXT]
+    drop_id = drop_id_of(request)
+    proof = ctx.require_proofs().check(request.query.get("t", ""))
+    if proof is None or proof[0] != drop_id:
+        raise LinkExpired("this confirmation link is not valid or has expired; claim again")
+    _, email, pool = proof
+    if is_link_preview(request):  # a mail scanner's look must not claim
+        return sign_in_page(ctx, drop_id)
+    sessions = ctx.require_sessions()
+    session = sessions.get(request)
+    signed = Signed(f"web:{email}", email)
+    await remember(ctx, signed, session.identities)
+    issued = await ctx.links.issue(drop_id, signed.identity, tag="web")
+    response = see_other(f"/c/{issued.token}" + (f"?pool={pool}" if pool else ""))
+    sessions.save(response, session.with_signed(signed))
+    return response
 
 
 # -- overlay and PWA ------------------------------------------------------------------------

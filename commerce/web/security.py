@@ -1,23 +1,28 @@
 """Request-level protection: CSRF tokens, client addresses behind proxies, token-bucket
-rate limits, admin bearer tokens and link-preview bot detection."""
+rate limits, throttled admin bearer tokens, stream slots per address and link-preview bot
+detection."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
 import hmac
+import logging
 import math
 import re
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
 from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
+from typing import TypeVar
 
 from aiohttp import web
 
-from commerce.web.errors import AdminDisabled, Unauthorized
+from commerce.web.errors import AdminDisabled, RateLimited, Unauthorized
 
+log = logging.getLogger(__name__)
 Network = IPv4Network | IPv6Network
+V = TypeVar("V")
 
 # Chat and social apps fetch posted links to draw a preview; such a fetch must never claim.
 PREVIEW_BOTS = re.compile(
@@ -82,7 +87,8 @@ def client_ip(request: web.BaseRequest, trusted: tuple[Network, ...]) -> str:
 
 
 class RateLimiter:
-    """Token buckets per key: ``rate`` tokens per second, bursts up to ``max(1, rate)``.
+    """Token buckets per key: ``rate`` tokens per second, bursts up to ``burst`` (default
+    ``max(1, rate)``).
 
     A rate of 0 turns the limiter off. Keys are kept in LRU order and bounded in number.
     """
@@ -91,11 +97,12 @@ class RateLimiter:
         self,
         rate: float,
         *,
+        burst: float | None = None,
         max_keys: int = 100_000,
         now: Callable[[], float] = time.monotonic,
     ) -> None:
         self.rate = rate
-        self.capacity = max(1.0, rate)
+        self.capacity = burst if burst is not None else max(1.0, rate)
         self._max_keys = max_keys
         self._now = now
         self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
@@ -112,24 +119,123 @@ class RateLimiter:
             tokens -= 1.0
         else:
             wait = (1.0 - tokens) / self.rate
-        self._buckets[key] = (tokens, now)
-        if len(self._buckets) > self._max_keys:
-            self._buckets.popitem(last=False)
+        _keep_recent(self._buckets, key, (tokens, now), self._max_keys)
         return wait
+
+
+def _keep_recent(entries: OrderedDict[str, V], key: str, value: V, max_keys: int) -> None:
+    """Store ``value`` as the most recent entry; past ``max_keys`` the oldest goes."""
+    entries[key] = value
+    entries.move_to_end(key)
+    if len(entries) > max_keys:
+        entries.popitem(last=False)
 
 
 def retry_after_header(wait: float) -> str:
     return str(max(1, math.ceil(wait)))
 
 
-def require_admin(request: web.BaseRequest, admin_token: str | None) -> None:
-    """Bearer-token check for the admin API (constant-time comparison)."""
+class AuthThrottle:
+    """Failed authentications per client address, in a sliding window: after ``limit``
+    failures within ``window`` seconds the address is refused, even with the right secret,
+    until its oldest failure ages out, so guessing a token costs a minute per ten tries
+    while everyone else signs in as usual. Addresses are kept in LRU order, bounded."""
+
+    def __init__(
+        self,
+        trusted: tuple[Network, ...],
+        *,
+        limit: int = 10,
+        window: float = 60.0,
+        max_keys: int = 100_000,
+        now: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.limit = limit
+        self.window = window
+        self._trusted = trusted
+        self._max_keys = max_keys
+        self._now = now
+        self._failures: OrderedDict[str, deque[float]] = OrderedDict()
+
+    def admit(self, request: web.BaseRequest) -> str:
+        """The client's address; RateLimited while it is refused."""
+        ip = client_ip(request, self._trusted)
+        failures = self._failures.get(ip)
+        if failures is None:
+            return ip
+        now = self._now()
+        while failures and failures[0] <= now - self.window:
+            failures.popleft()
+        if len(failures) >= self.limit:
+            raise RateLimited(failures[0] + self.window - now)
+        return ip
+
+    def failed(self, ip: str) -> None:
+        failures = self._failures.get(ip) or deque(maxlen=self.limit)
+        failures.append(self._now())
+        _keep_recent(self._failures, ip, failures, self._max_keys)
+        if len(failures) == self.limit:
+            log.warning("admin sign-in refused for %s for a while: too many failures", ip)
+
+
+def bearer_token(request: web.BaseRequest) -> str | None:
+    """The token of ``Authorization: Bearer …``; None when the request sends none."""
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    return given.strip() if scheme.lower() == "bearer" else None
+
+
+def same_secret(given: str | None, secret: str) -> bool:
+    """Constant time whatever was sent: equal-length digests are compared."""
+    if given is None:
+        return False
+    digest = hashlib.sha256
+    return hmac.compare_digest(digest(given.encode()).digest(), digest(secret.encode()).digest())
+
+
+def require_bearer(
+    request: web.BaseRequest, secret: str, throttle: AuthThrottle | None, what: str
+) -> None:
+    """The bearer token of a machine client (admin API, Prometheus). Such a client always
+    sends its token, so a request without the right one counts as a failure."""
+    ip = throttle.admit(request) if throttle is not None else ""
+    if not same_secret(bearer_token(request), secret):
+        if throttle is not None:
+            throttle.failed(ip)
+        raise Unauthorized(f"send Authorization: Bearer <{what}>")
+
+
+def require_admin(
+    request: web.BaseRequest, admin_token: str | None, throttle: AuthThrottle | None = None
+) -> None:
+    """Bearer-token check for the admin API (constant time), failures throttled per
+    address when ``throttle`` is given (every web route gives ``ctx.auth_throttle``)."""
     if not admin_token:
         raise AdminDisabled(
             "the admin API is disabled: set security.admin_token (DROPCAST_SECURITY__ADMIN_TOKEN)"
         )
-    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(
-        given.strip().encode(), admin_token.encode()
-    ):
-        raise Unauthorized("send Authorization: Bearer <admin token>")
+    require_bearer(request, admin_token, throttle, "admin token")
+
+
+class StreamSlots:
+    """Long-lived streams per client address: at most ``per_key`` open at once, so one
+    address cannot tie up the server's connections. ``release`` frees a slot when the
+    stream ends; an address without open streams takes no memory."""
+
+    def __init__(self, per_key: int) -> None:
+        self.per_key = per_key
+        self._open: dict[str, int] = {}
+
+    def take(self, key: str, retry_after: float) -> None:
+        """Take one of ``key``'s slots, or RateLimited (``retry_after``) when none is free."""
+        count = self._open.get(key, 0)
+        if count >= self.per_key:
+            raise RateLimited(retry_after)
+        self._open[key] = count + 1
+
+    def release(self, key: str) -> None:
+        left = self._open.pop(key, 1) - 1
+        if left > 0:
+            self._open[key] = left
+
+    def open(self, key: str) -> int:
+        return self._open.get(key, 0)

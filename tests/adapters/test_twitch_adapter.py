@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 import sys
+from asyncio import Queue
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
@@ -26,7 +27,9 @@ from bot.messages import ChatUser, Message  # noqa: E402
 from bot.presenter import Presenter  # noqa: E402
 from bot.twitch import SendPolicy, TwitchBot  # noqa: E402
 from bot.twitch.outlet import DUPLICATE_BREAKER, chat_limiter  # noqa: E402
+from bot.webpage import PageOutlet  # noqa: E402
 from commerce.domain.model import DropState  # noqa: E402
+from commerce.web.inbox import WebInbox  # noqa: E402
 from config.settings import TwitchSettings  # noqa: E402
 from tests.fakes.twitch import BOT_SCOPES, ChatRecord, FakeTwitch, FakeUser  # noqa: E402
 from tests.helpers import capsule_spec, customers, eventually, links, live_drop  # noqa: E402
@@ -219,6 +222,26 @@ async def test_buy_from_a_viewer_we_cannot_reach_privately_points_to_the_drop_pa
     await world.settle()
     assert world.fake.dropped_chat_messages == []
     assert all("/c/" not in text for text in world.public_texts())
+
+
+async def test_a_viewer_signed_in_on_the_drop_page_buys_from_chat_without_discord(stage, commerce):
+    world = await stage()
+    inbox = WebInbox(commerce.customers)
+    world.hub.add_outlet(PageOutlet(inbox))
+    drop_id = await live_drop(commerce, capsule_spec(5))
+    alice = f"twitch:{world.alice.id}"
+    await commerce.customers.verify(alice, "Alice")  # "Sign in with Twitch", once
+    page_queue: Queue[Any] = Queue(8)  # the stream of the page she signed in on
+    inbox.attach(await commerce.customers.resolve(alice), page_queue)
+
+    reply = await world.outcome(world.alice)
+
+    assert reply.text.startswith("@alice: you hold a unit — your pay link is on the drop page")
+    assert "/c/" not in reply.text
+    assert held_units(await commerce.drops.view(drop_id)) == 1
+    frame = (await page_queue.get()).decode()
+    assert "event: private" in frame and personal_link(drop_id, alice) in frame
+    assert world.discord.private == [] and world.fake.whispers == []
 
 
 async def test_a_viewer_who_linked_discord_gets_the_personal_link_by_dm(stage, commerce):

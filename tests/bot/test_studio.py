@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass, field
+from typing import Any
 
+import aiohttp
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
@@ -12,14 +15,68 @@ from bot.commands import CommandHandler
 from bot.hub import ChatHub
 from bot.presenter import Presenter
 from bot.studio.outlet import StudioOutlet
+from commerce.links import LinkSigner
+from commerce.web.app import build_payments, create_app
 from tests.helpers import capsule_spec, links, live_drop
+from tests.web.conftest import ADMIN, SECRET, make_settings
 
 
-async def studio_client(commerce, thresholds=(3, 1), edit_interval=0.05):
+@dataclass
+class Studio:
+    """The studio in the real web app (sessions, dashboard sign-in), on a real port."""
+
+    client: TestClient[web.Request, web.Application]
+    hub: ChatHub
+    outlet: StudioOutlet
+    browsers: list[aiohttp.ClientSession] = field(default_factory=list)
+
+    def url(self, path: str) -> str:
+        return str(self.client.make_url(path))
+
+    def browser(self) -> aiohttp.ClientSession:
+        """Another browser: its own cookies, so its own session."""
+        http = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+        self.browsers.append(http)
+        return http
+
+    async def tab(
+        self,
+        http: aiohttp.ClientSession | None = None,
+        *,
+        admin: bool = False,
+        creator: bool | None = None,
+        **headers: str,
+    ) -> aiohttp.ClientWebSocketResponse:
+        """Open the studio page (it gives the browser its session) and connect a tab; with
+        ``admin``, sign in at the dashboard first, as the creator does. ``creator``: what
+        the studio must say this tab is (default: ``admin``)."""
+        http = http or self.client.session
+        if admin:
+            async with http.get(self.url(f"/dashboard?token={ADMIN}")) as response:
+                assert response.status == 200
+        async with http.get(self.url("/studio")) as page:
+            assert page.status == 200 and "studio" in await page.text()
+        ws = await http.ws_connect(self.url("/studio/ws"), headers=headers)
+        hello = await asyncio.wait_for(ws.receive_json(), 5)
+        expected = admin if creator is None else creator
+        assert hello == {"op": "hello", "creator": expected, "signin": "/dashboard"}
+        return ws
+
+    async def close(self) -> None:
+        await self.hub.stop()
+        for http in self.browsers:
+            await http.close()
+        await self.client.close()
+
+
+async def studio_client(
+    commerce, thresholds=(3, 1), edit_interval=0.05, web_settings=None, **outlet: Any
+) -> Studio:
+    """``outlet``: StudioOutlet's options (rate limits off unless given)."""
     handler = CommandHandler(
         commerce, links(lambda d, who: f"https://x.test/c/{d}/{who}"), public_url="https://x.test"
     )
-    outlet = StudioOutlet(handler)
+    studio = StudioOutlet(handler, **{"per_ip": 0, "per_session": 0, **outlet})
     hub = ChatHub(
         commerce,
         Presenter(commerce, "https://x.test"),
@@ -27,13 +84,15 @@ async def studio_client(commerce, thresholds=(3, 1), edit_interval=0.05):
         thresholds=list(thresholds),
         edit_interval=edit_interval,
     )
-    hub.add_outlet(outlet)
+    hub.add_outlet(studio)
     await hub.start()
-    app = web.Application()
-    app.router.add_routes(outlet.routes())
+    settings = make_settings(web=web_settings or {})
+    signer = LinkSigner(SECRET, commerce.clock, settings.security.link_ttl_seconds)
+    app = create_app(commerce, settings, signer, build_payments(settings, commerce))
+    app.router.add_routes(studio.routes())
     client = TestClient(TestServer(app))
     await client.start_server()
-    return client, hub
+    return Studio(client, hub, studio)
 
 
 async def receive_until(ws, predicate, limit=40):
@@ -47,13 +106,11 @@ async def receive_until(ws, predicate, limit=40):
 
 
 async def test_a_viewer_buys_in_the_studio_and_only_they_see_the_link(commerce):
-    client, hub = await studio_client(commerce)
+    studio = await studio_client(commerce)
     try:
         drop_id = await live_drop(commerce, capsule_spec(2))
-        page = await client.get("/studio")
-        assert page.status == 200 and "studio" in await page.text()
-        ann = await client.ws_connect("/studio/ws")
-        bob = await client.ws_connect("/studio/ws")
+        ann = await studio.tab()
+        bob = await studio.tab(studio.browser())
         await ann.send_json({"name": "ann", "text": "!buy"})
         held, _ = await receive_until(ann, lambda d: d.get("kind") == "held")
         assert held["private"] and held["link"] == f"https://x.test/c/{drop_id}/local:ann"
@@ -66,35 +123,41 @@ async def test_a_viewer_buys_in_the_studio_and_only_they_see_the_link(commerce):
         await ann.close()
         await bob.close()
     finally:
-        await hub.stop()
-        await client.close()
+        await studio.close()
 
 
-async def test_studio_refuses_a_bad_name_and_creator_commands_from_viewers(commerce):
-    client, hub = await studio_client(commerce)
+async def test_studio_refuses_a_bad_name_and_creator_commands_unless_signed_in(commerce):
+    studio = await studio_client(commerce)
     try:
         drop_id = await live_drop(commerce, capsule_spec(2))
-        ws = await client.ws_connect("/studio/ws")
+        ws = await studio.tab()
         await ws.send_json({"name": "no spaces allowed", "text": "!buy"})
         error, _ = await receive_until(ws, lambda d: d.get("op") == "error")
         assert "Pick a name" in error["text"]
-        await ws.send_json({"name": "viewer", "text": f"!drop close {drop_id}"})
-        refused, _ = await receive_until(ws, lambda d: d.get("kind") == "error")
-        assert "Only the creator" in refused["text"]
+        # The page's "creator" box is no proof: only the dashboard sign-in is.
         await ws.send_json({"name": "boss", "creator": True, "text": f"!drop close {drop_id}"})
-        await receive_until(ws, lambda d: "is closed" in (d.get("text") or ""))
+        refused, _ = await receive_until(ws, lambda d: d.get("op") == "error")
+        assert "need the dashboard sign-in" in refused["text"]
+        assert refused["link"] == "/dashboard"
+        assert (await commerce.drops.get(drop_id)).state == "live"
+
+        admin = await studio.tab(studio.browser(), admin=True)
+        await admin.send_json({"name": "host", "creator": True, "text": f"!drop close {drop_id}"})
+        said, _ = await receive_until(admin, lambda d: d.get("op") == "chat")
+        assert said["creator"] is True
+        await receive_until(admin, lambda d: "is closed" in (d.get("text") or ""))
         assert (await commerce.drops.get(drop_id)).state == "closed"
         await ws.close()
+        await admin.close()
     finally:
-        await hub.stop()
-        await client.close()
+        await studio.close()
 
 
 async def test_claim_outcomes_are_said_many_to_a_line_as_on_twitch(commerce):
-    client, hub = await studio_client(commerce)
+    studio = await studio_client(commerce)
     try:
         drop_id = await live_drop(commerce, capsule_spec(1))
-        tab = await client.ws_connect("/studio/ws")  # one tab speaking for three, as a rehearsal
+        tab = await studio.tab()  # one tab speaking for three, as a rehearsal
         for name in ("ann", "bo", "cy"):
             await tab.send_json({"name": name, "text": "!buy"})
         line, seen = await receive_until(tab, lambda d: d.get("kind") == "outcomes")
@@ -113,5 +176,4 @@ async def test_claim_outcomes_are_said_many_to_a_line_as_on_twitch(commerce):
         assert sum(d.get("kind") == "outcomes" for d in seen) == 1  # one line for all three
         await tab.close()
     finally:
-        await hub.stop()
-        await client.close()
+        await studio.close()

@@ -12,15 +12,15 @@ from tests.bot.test_studio import receive_until, studio_client
 from tests.helpers import capsule_spec, live_drop
 
 
-async def studio(commerce):
+async def studio_with_ticks(commerce):
     return await studio_client(commerce, thresholds=(1,), edit_interval=0.01)
 
 
 async def test_the_status_bar_gets_the_headline_and_action_of_the_drop_page(commerce):
-    client, hub = await studio(commerce)
+    studio = await studio_with_ticks(commerce)
     try:
         drop_id = await live_drop(commerce, capsule_spec(1))
-        ws = await client.ws_connect("/studio/ws")
+        ws = await studio.tab()
         live, _ = await receive_until(ws, lambda d: d.get("kind") == "live")
         assert live["status"]["headline"] == "Live now" and live["status"]["action"] == "claim"
         assert live["drop_id"] == drop_id
@@ -39,15 +39,14 @@ async def test_the_status_bar_gets_the_headline_and_action_of_the_drop_page(comm
         assert closed["status"]["action"] == "none" and closed["buttons"] == []
         await ws.close()
     finally:
-        await hub.stop()
-        await client.close()
+        await studio.close()
 
 
 async def test_paying_edits_the_private_pay_message_into_paid(commerce):
-    client, hub = await studio(commerce)
+    studio = await studio_with_ticks(commerce)
     try:
         drop_id = await live_drop(commerce, capsule_spec(2))
-        ws = await client.ws_connect("/studio/ws")
+        ws = await studio.tab()
         await ws.send_json({"name": "ann", "text": "!buy"})
         held, _ = await receive_until(ws, lambda d: d.get("kind") == "held")
         assert held["private"] and held["link"]
@@ -61,17 +60,16 @@ async def test_paying_edits_the_private_pay_message_into_paid(commerce):
         assert paid["private"] and paid["link"] is None and paid["text"].startswith("Paid")
         await ws.close()
     finally:
-        await hub.stop()
-        await client.close()
+        await studio.close()
 
 
 async def test_money_follows_the_browsers_language_and_unknown_commands_get_help(commerce):
-    client, hub = await studio(commerce)
+    studio = await studio_with_ticks(commerce)
     try:
         spec = capsule_spec(2)
         spec["products"][0]["currency"] = "EUR"
         await live_drop(commerce, spec)
-        ws = await client.ws_connect("/studio/ws")
+        ws = await studio.tab()
         await ws.send_json({"name": "lena", "text": "!drop", "locale": "de-DE"})
         status, _ = await receive_until(ws, lambda d: d.get("kind") == "status")
         assert "12,00\xa0€" in status["text"]
@@ -81,20 +79,19 @@ async def test_money_follows_the_browsers_language_and_unknown_commands_get_help
         assert "!foo" in helped["text"] and "!buy" in helped["text"]
         await ws.close()
     finally:
-        await hub.stop()
-        await client.close()
+        await studio.close()
 
 
 async def test_a_tab_opened_later_sees_the_live_post_as_it_is_now(commerce):
-    client, hub = await studio(commerce)
+    studio = await studio_with_ticks(commerce)
     try:
         drop_id = await live_drop(commerce, capsule_spec(1))
-        ann = await client.ws_connect("/studio/ws")
+        ann = await studio.tab()
         await ann.send_json({"name": "ann", "text": "!buy"})
         await receive_until(ann, lambda d: d.get("op") == "edit" and d.get("kind") == "tick")
-        await hub.drain()
+        await studio.hub.drain()
 
-        late = await client.ws_connect("/studio/ws")
+        late = await studio.tab()
         live, _ = await receive_until(late, lambda d: d.get("kind") in ("live", "tick"))
         view = await commerce.drops.view(drop_id)
         assert live["status"] == drop_status(view).as_dict()
@@ -102,5 +99,4 @@ async def test_a_tab_opened_later_sees_the_live_post_as_it_is_now(commerce):
         await ann.close()
         await late.close()
     finally:
-        await hub.stop()
-        await client.close()
+        await studio.close()

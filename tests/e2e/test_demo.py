@@ -7,14 +7,17 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import sys
 
 import aiohttp
 import pytest
 
 from tests.e2e.processes import free_port, kill, start_dropcast
+from tests.helpers import eventually
 
 pytestmark = pytest.mark.timeout(120)
+DASHBOARD = re.compile(r"http://\S+/dashboard\?token=\S+")
 
 
 async def cli(env: dict[str, str], cwd, *args: str) -> tuple[int, str, str]:
@@ -61,12 +64,25 @@ async def test_demo_rehearsal_and_cli_restock_reach_the_running_server(tmp_path)
             for path in ("/studio", "/d/1", "/overlay/1"):
                 async with http.get(base + path) as response:
                     assert response.status == 200, path
+        # The creator signs in with the dashboard link the demo printed; the studio then
+        # knows them (a tab of any other browser is a viewer).
+        printed = await eventually(
+            lambda: DASHBOARD.search((tmp_path / "server.log").read_text()),
+            what="the demo's dashboard link",
+        )
+        for link, creator in ((printed[0], True), (f"{base}/dashboard", False)):
+            async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+                for path in (link, f"{base}/studio"):
+                    async with http.get(path) as response:
+                        assert response.status == (200 if creator or "studio" in path else 401)
+                async with http.ws_connect(f"{base}/studio/ws", origin=base) as ws:
+                    assert (await ws.receive_json())["creator"] is creator
         # Demo drops open in a minute; the creator opens it now from the CLI.
         assert (await cli(env, tmp_path, "drop", "open", "1"))[0] == 0
         code, out, err = await cli(env, tmp_path, "rehearse", "1", "--viewers", "300", "--json")
         assert code == 0, err
         result = json.loads(out)
-        assert (result["holds"], result["sold_out"], result["oversold"]) == (8, 292, 0)
+        assert (result["holds"], result["sold_out"], result["oversold"]) == (8, 292, 0), result
         assert result["errors"] == 0 and result["paid"] == 8
 
         # The same surge typed in the studio chat (on a fresh copy of the drop): everyone

@@ -6,6 +6,7 @@ import re
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+from pydantic import AnyHttpUrl
 
 from bot.commands import CommandHandler
 from bot.hub import ChatHub
@@ -15,7 +16,7 @@ from commerce.links import LinkSigner
 from commerce.web.app import build_payments, create_app
 from tests.conftest import needs_chromium
 from tests.helpers import capsule_spec
-from tests.web.conftest import SECRET, make_settings
+from tests.web.conftest import ADMIN, SECRET, make_settings
 
 pytestmark = [needs_chromium, pytest.mark.timeout(90)]
 
@@ -42,21 +43,25 @@ async def test_a_viewer_buys_in_the_studio_pays_and_sees_the_tick(
         thresholds=[1],
         edit_interval=0.2,
     )
-    studio = StudioOutlet(handler)
+    studio = StudioOutlet(handler, per_ip=0, per_session=0)
     hub.add_outlet(studio)
     app = create_app(commerce, settings, signer, build_payments(settings, commerce))
     app.router.add_routes(studio.routes())
     client = TestClient(TestServer(app))
     await client.start_server()
     base.append(str(client.make_url("")).rstrip("/"))
+    settings.web.public_url = AnyHttpUrl(base[0])  # the studio takes tabs from here only
     await hub.start()
     drop_id = await commerce.drops.create(validate_spec(capsule_spec(3)))
     errors: list[str] = []
+    context = await browser.new_context()
     try:
-        context = await browser.new_context()
         page = await context.new_page()
         page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
         await page.goto(f"{base[0]}/studio")
+        # Not signed in at the dashboard: no "creator" box, and a word on how to get one.
+        await expect(page.locator("#signin")).to_be_visible()
+        await expect(page.locator("#creator")).to_be_hidden()
         await page.fill("#name", "ann")
         await commerce.drops.open(drop_id)  # the hub announces it in the studio
         live = page.locator(".bot", has_text="LIVE").first  # edited in place as stock ticks
@@ -83,9 +88,22 @@ async def test_a_viewer_buys_in_the_studio_pays_and_sees_the_tick(
         await expect(paid).to_contain_text("Paid, thank you!")
         await expect(page.get_by_role("link", name=re.compile("Pay now"))).to_have_count(0)
         await page.screenshot(path=tmp_path / "studio-paid.png")
+
+        # Signed in at the dashboard, the same browser's studio tab is the creator's.
+        await page.goto(f"{base[0]}/dashboard?token={ADMIN}")
+        await page.goto(f"{base[0]}/studio")
+        await expect(page.locator("#creator")).to_be_checked()
+        await expect(page.locator("#signin")).to_be_hidden()
+        await page.fill("#name", "host")
+        await page.fill("#text", f"!drop close {drop_id}")
+        await page.press("#text", "Enter")
+        await expect(page.locator(".chat", has_text="host (creator)")).to_be_visible()
+        await expect(page.locator(".bot", has_text=f"Drop {drop_id} is closed.")).to_be_visible()
     finally:
+        await context.close()  # its open tabs would hold the server's shutdown up
         await hub.stop()
         await client.close()
     view = await commerce.drops.view(drop_id)
     assert (view.stock[0].sold, view.stock[0].available) == (1, 2)
+    assert (await commerce.drops.get(drop_id)).state == "closed"
     assert errors == []

@@ -70,12 +70,12 @@ def test_missing_config_file_is_reported(tmp_path):
 
 
 def test_secrets_never_show_in_repr_or_str(monkeypatch):
-    monkeypatch.setenv("DROPCAST_SECURITY__SECRET_KEY", "super-secret-value-123456")
+    monkeypatch.setenv("DROPCAST_SECURITY__SECRET_KEY", "super-secret-value-0123456789abcdef")
     monkeypatch.setenv("DROPCAST_DISCORD__TOKEN", "discord-token-abcdef")
     settings = load_settings()
     for text in (repr(settings), str(settings), repr(settings.security), str(settings.discord)):
         assert "super-secret-value" not in text and "discord-token" not in text
-    assert settings.security.secret_key.get_secret_value() == "super-secret-value-123456"
+    assert settings.security.secret_key.get_secret_value() == "super-secret-value-0123456789abcdef"
 
 
 def test_example_config_file_is_valid():

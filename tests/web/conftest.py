@@ -16,10 +16,13 @@ from commerce.core import Commerce
 from commerce.links import LinkSigner
 from commerce.web.app import build_payments, create_app
 from commerce.web.context import CONTEXT, WebContext
+from commerce.web.sessions import COOKIE as SESSION_COOKIE
+from commerce.web.sessions import Session, Signed
+from commerce.web.signin import remember
 from config.settings import Settings
 
 SECRET = "test-secret-key-0123456789abcdef"
-ADMIN = "admin-token-for-tests"
+ADMIN = "admin-token-for-tests-0123456789"
 CSRF_FIELD = re.compile(r'name="csrf" value="([^"]*)"')
 HOLD_FIELD = re.compile(r'name="hold_id" value="(\d+)"')
 POOL_FIELD = re.compile(r'name="pool" value="([^"]*)"')
@@ -49,6 +52,13 @@ class Web:
     @property
     def admin(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {ADMIN}"}
+
+    async def sign_in(self, identity: str = "twitch:1", name: str = "viewer") -> None:
+        """This client's browser session proved ``identity`` (as the OAuth callback does)."""
+        signed = Signed(identity, name)
+        await remember(self.ctx, signed, ())
+        value = self.ctx.require_sessions().value(Session(f"sid-{identity}", (signed,)))
+        self.client.session.cookie_jar.update_cookies({SESSION_COOKIE: value})
 
     def token(self, drop_id: int, identity: str = "discord:1", tag: str | None = None) -> str:
         token, _ = self.signer.issue(drop_id, identity, tag)

@@ -242,10 +242,11 @@ async def test_the_pickup_list_shows_pickup_orders_as_html_and_csv(site):
     assert bad.status == 422
 
 
-async def test_the_public_drop_page_claims_with_an_email_and_the_same_limit(site):
+async def test_the_public_drop_page_claims_as_the_signed_in_viewer_with_the_same_limit(site):
     drop_id = await live_drop(site.commerce, capsule_spec(3))
+    await site.sign_in("twitch:4242", "Viewer")
     token = await (await site.client.get("/api/csrf")).json()
-    form = {"email": "Viewer@Example.com", "csrf": token["token"]}
+    form = {"csrf": token["token"]}
     response = await site.client.post(f"/d/{drop_id}/claim", data=form, allow_redirects=False)
     assert response.status == 303 and response.headers["Location"].startswith("/c/")
     held = await site.client.get(response.headers["Location"])
@@ -261,19 +262,21 @@ async def test_the_public_drop_page_claims_with_an_email_and_the_same_limit(site
 
 async def test_the_drop_page_claim_without_a_csrf_token_asks_to_confirm(site):
     drop_id = await live_drop(site.commerce, capsule_spec(3))
-    response = await site.client.post(f"/d/{drop_id}/claim", data={"email": "a@b.co"})
+    await site.sign_in("discord:55")
+    response = await site.client.post(f"/d/{drop_id}/claim", data={})
     page = await response.text()
     assert response.status == 403 and "Confirm your claim" in page
     assert await count(site.commerce, holds) == 0
     confirmed = await site.client.post(
         f"/d/{drop_id}/claim",
-        data={"email": "a@b.co", "csrf": CSRF_FIELD.search(page)[1]},
+        data={"csrf": CSRF_FIELD.search(page)[1]},
         allow_redirects=False,
     )
     assert confirmed.status == 303
 
 
-async def test_the_drop_page_claim_with_a_bad_email_names_the_field(site):
+async def test_the_drop_page_claim_with_a_bad_email_names_the_field(make_web):
+    site = await make_web(email={"claims": True, "smtp_host": "127.0.0.1", "smtp_port": 9})
     drop_id = await live_drop(site.commerce, capsule_spec(3))
     token = (await (await site.client.get("/api/csrf")).json())["token"]
     response = await site.client.post(

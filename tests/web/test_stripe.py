@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import logging
+
 import pytest
 from aiohttp.test_utils import TestServer
 
@@ -140,3 +143,53 @@ async def test_stripe_being_down_gives_a_502_and_the_hold_stays(shop, stripe_fak
 async def test_a_webhook_for_an_unconfigured_provider_is_404(site):
     response = await site.client.post("/webhooks/stripe", data=b"{}")
     assert response.status == 404
+
+
+def signed_event(event_type: str, data: object = None, **extra: object) -> bytes:
+    event = {"id": "evt_other", "object": "event", "type": event_type, **extra}
+    if data is not None:
+        event["data"] = data
+    return json.dumps(event).encode()
+
+
+async def test_signed_events_that_are_not_ours_are_acknowledged_and_change_nothing(
+    shop, stripe_fake, caplog
+):
+    drop_id, _, _, session_id, order = await start_checkout(shop, stripe_fake)
+    ours = stripe_fake.sessions[session_id]
+    paid = {**ours, "payment_status": "paid", "status": "complete"}
+    other_shop = {**paid, "metadata": {"order_id": str(order.id), "hold_id": "999"}}
+    unknown_order = {**paid, "metadata": {"order_id": "424242", "hold_id": str(order.hold_id)}}
+    no_metadata = {key: value for key, value in paid.items() if key != "metadata"}
+    bodies = [
+        signed_event("payment_intent.created", {"object": {"id": "pi_x"}}),
+        signed_event("checkout.session.completed", {"object": other_shop}),
+        signed_event("checkout.session.completed", {"object": unknown_order}),
+        signed_event("checkout.session.completed", {"object": no_metadata}),
+    ]
+    with caplog.at_level(logging.INFO, logger="commerce.payments.stripe_checkout"):
+        for body in bodies:
+            response = await webhook(shop, body, sign(body))
+            assert response.status == 200, await response.text()
+            assert (await response.json())["outcome"] is None
+    said = [r for r in caplog.records if r.name == "commerce.payments.stripe_checkout"]
+    assert [r.levelno for r in said] == [logging.INFO] * len(bodies)
+    assert (await shop.commerce.orders.get(order.id)).status is OrderStatus.PENDING
+    view = await shop.commerce.drops.view(drop_id)
+    assert (view.stock[0].sold, view.stock[0].held) == (0, 1)
+    assert stripe_fake.refunds == []
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        signed_event("checkout.session.completed"),  # no data at all
+        signed_event("checkout.session.completed", {"object": "cs_1"}),
+        signed_event("checkout.session.completed", ["not", "an", "object"]),
+        b"[" * 100_000,  # nested too deeply for the parser
+    ],
+)
+async def test_a_signed_event_without_data_is_a_400(shop, body):
+    response = await webhook(shop, body, sign(body))
+    assert response.status == 400
+    assert (await response.json())["error"] == "WEBHOOK_INVALID"

@@ -4,6 +4,7 @@
   const form = document.getElementById("say");
   const nameInput = document.getElementById("name");
   const creator = document.getElementById("creator");
+  const signin = document.getElementById("signin");
   const text = document.getElementById("text");
   const nodes = new Map();
   const bar = document.getElementById("status");
@@ -13,6 +14,8 @@
     remind: ["Remind me", "!remindme drop"],
   };
   let ws = null;
+  let stopped = false;  // the server said this tab cannot chat: do not reconnect
+  let warned = false;  // said once that the chat cannot be joined
 
   // The drop's one headline and action, exactly as the drop page and the overlay show it.
   function showStatus(m) {
@@ -88,6 +91,13 @@
       node.appendChild(document.createTextNode(m.text));
     } else if (m.op === "error") {
       node.className = "line bot error"; node.textContent = m.text;
+      if (m.link) {
+        const a = document.createElement("a");
+        a.href = m.link; a.textContent = "sign in";
+        node.appendChild(document.createTextNode(" "));
+        node.appendChild(a);
+      }
+      if (m.fatal) stopped = true;
     } else {
       render(node, m);
     }
@@ -96,11 +106,32 @@
     log.scrollTop = log.scrollHeight;
   }
 
+  // Who this tab is, decided by the server when it connected: the admin (signed in at the
+  // dashboard) may speak as the creator; anyone else is told how to become them.
+  function hello(m) {
+    creator.closest("label").hidden = !m.creator;
+    signin.hidden = m.creator;
+    if (m.signin) signin.querySelector("a").href = m.signin;
+  }
+
   function connect() {
     const proto = location.protocol === "https:" ? "wss:" : "ws:";
+    let opened = false;
     ws = new WebSocket(proto + "//" + location.host + "/studio/ws");
-    ws.addEventListener("message", (e) => add(JSON.parse(e.data)));
-    ws.addEventListener("close", () => setTimeout(connect, 1000));
+    ws.addEventListener("open", () => { opened = true; });
+    ws.addEventListener("message", (e) => {
+      const m = JSON.parse(e.data);
+      if (m.op === "hello") hello(m); else add(m);
+    });
+    ws.addEventListener("close", () => {
+      if (stopped) return;
+      if (!opened && !warned) {  // dropcast is down, or this is not its public address
+        warned = true;
+        add({ op: "error", text: "Cannot join the studio chat: is dropcast running? Open the studio at the address it printed. Retrying…" });
+      }
+      if (opened) warned = false;
+      setTimeout(connect, opened ? 1000 : 5000);
+    });
   }
 
   function send(line) {

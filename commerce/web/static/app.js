@@ -1,4 +1,5 @@
-// Countdowns (synced to server time), the drop page's live stock, CSRF token and the PWA.
+// Countdowns (synced to server time), the drop page's live stock, CSRF token, who is signed
+// in (and their holds, pushed privately over the stream) and the PWA.
 (() => {
   "use strict";
   const pad = (n) => String(n).padStart(2, "0");
@@ -31,6 +32,30 @@
     fetch("/api/csrf", { credentials: "same-origin", cache: "no-store" })
       .then((r) => r.json()).then((j) => { form.elements.csrf.value = j.token; }).catch(() => {});
   }
+  // Signed in (Twitch / Discord / a proven email): who, and this person's hold with its pay
+  // link. /api/me is per person, so the cached page asks for it.
+  const me = document.querySelector("form[data-me]");
+  const holds = document.querySelector("[data-holds]");
+  const note = (text, link) => {
+    if (!holds) return;
+    const li = document.createElement("li");
+    if (text) { const p = document.createElement("span"); p.textContent = text + " "; li.append(p); }
+    if (link) { const a = document.createElement("a"); a.href = link; a.className = "button"; a.textContent = "Pay now"; a.dataset.payLink = ""; li.append(a); }
+    holds.querySelector("[data-hold-list]").prepend(li);
+    holds.hidden = false;
+  };
+  fetch("/api/me?drop=" + drop, { credentials: "same-origin", cache: "no-store" })
+    .then((r) => r.json()).then((j) => {
+      if (!j.signed_in) return;
+      document.querySelectorAll("[data-signin-choices]").forEach((el) => { el.hidden = true; });
+      document.querySelectorAll("[data-email]").forEach((el) => { el.hidden = true; el.querySelector("input").required = false; });
+      if (me) {
+        me.hidden = false;
+        me.querySelector("[data-me-names]").textContent = j.names.map((n) => n.name + " (" + n.platform + ")").join(", ");
+        me.elements.csrf.value = j.signout_csrf;
+      }
+      j.holds.forEach((h) => note("You hold one: pay before it runs out.", h.link));
+    }).catch(() => {});
   const set = (name, fn) => document.querySelectorAll('[data-live="' + name + '"]').forEach(fn);
   const labels = JSON.parse(document.body.dataset.claimLabels || "{}");
   const stock = (d) => {
@@ -55,6 +80,7 @@
     const es = new EventSource("/api/drops/" + drop + "/stream");
     es.addEventListener("stock", (e) => stock(JSON.parse(e.data)));
     es.addEventListener("status", (e) => status(JSON.parse(e.data)));
+    es.addEventListener("private", (e) => { const d = JSON.parse(e.data); note(d.text, d.link); });
     es.onopen = () => { delay = 1000; };
     es.onerror = () => { if (es.readyState === 2) { setTimeout(() => connect(Math.min(delay * 2, 30000)), delay); } };
   };
