@@ -1,12 +1,12 @@
-"""The hub's view of signed-in drop pages: private messages only (public posts reach pages
-through their own live stream). A viewer who signed in on the drop page gets their pay link
-there: this is how a Twitch viewer buys from chat without Discord."""
+"""The hub's view of signed-in drop pages. A viewer who signed in on the drop page gets
+their pay link there: this is how a Twitch viewer buys from chat without Discord. The web
+side pushes the link itself when the hold is placed (``commerce.web.inbox``); this outlet
+only says whether the person can be reached that way."""
 
 from __future__ import annotations
 
 from bot.messages import Message
-from bot.private import PrivateTrail
-from commerce.web.inbox import Note, WebInbox
+from commerce.web.inbox import WebInbox
 
 
 class PageOutlet:
@@ -16,31 +16,17 @@ class PageOutlet:
 
     def __init__(self, inbox: WebInbox) -> None:
         self.inbox = inbox
-        self._sent: PrivateTrail[str] = PrivateTrail()  # hold -> the identity told
-
-    async def reachable(self, identity: str) -> bool:
-        return await self.inbox.reachable(identity)
 
     async def post(self, message: Message) -> str | None:
-        return None
+        return None  # pages follow the drop over their own live stream
 
     async def edit(self, handle: str, message: Message) -> None:
         return None
 
     async def send_private(self, identity: str, message: Message, key: str | None = None) -> bool:
-        note = Note(
-            message.text,
-            drop_id=message.drop_id,
-            hold_id=message.hold_id,
-            link=message.personal_link,
-            kind="hold" if message.personal_link else "info",
-        )
-        delivered = await self.inbox.deliver(identity, note)
-        if delivered and message.hold_id is not None:
-            self._sent.add(message.hold_id, identity)
-        return delivered
+        """True when ``identity``'s owner signed in on the web: their drop page shows the
+        hold (pushed by the web process on HoldPlaced, and in its panel)."""
+        return await self.inbox.reachable(identity)
 
     async def edit_private(self, hold_id: int, message: Message) -> None:
-        for identity in self._sent.pop(hold_id):
-            note = Note(message.text, drop_id=message.drop_id, hold_id=hold_id, kind="paid")
-            await self.inbox.deliver(identity, note)
+        return None  # the buyer paid on the page itself: it already says so

@@ -75,13 +75,15 @@ async def drop_stream(request: web.Request) -> web.StreamResponse:
     view = await ctx.states.get(drop_id)  # unknown drop: 404 before the stream starts
     hub = ctx.hub
     # A signed-in viewer's page also hears what is for them alone (a pay link from chat).
-    viewer = await ctx.signed_in_customer(request)
+    session = ctx.require_sessions().peek(request)
+    viewer_identity = session.identity if session is not None else None
+    viewer = await ctx.commerce.customers.resolve(viewer_identity) if viewer_identity else None
     # A stream whose client vanished ends at its next heartbeat: then a slot is free.
     address = client_ip(request, ctx.trusted_proxies)
     ctx.streams.take(address, retry_after=ctx.heartbeat_seconds)
     queue = hub.subscribe(drop_id)
-    if viewer is not None:
-        ctx.inbox.attach(viewer, queue)
+    if viewer is not None and viewer_identity is not None:
+        ctx.inbox.attach(viewer, viewer_identity, queue)
     response = web.StreamResponse(
         headers={
             "Content-Type": "text/event-stream",

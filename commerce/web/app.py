@@ -235,6 +235,7 @@ def create_app(
             ctx.catalog.forget(event.drop_id)
         if isinstance(event, HoldPlaced):
             ctx.metrics.holds.inc()
+            ctx.inbox.hold_placed(event, lambda identity: ctx.hold_link(event.drop_id, identity))
         elif isinstance(event, SoldOut):
             ctx.metrics.sold_outs.inc()
         ctx.gate.on_event(event)

@@ -85,6 +85,12 @@ class WebContext:
         assert self.sessions is not None, "app not started"
         return self.sessions
 
+    def hold_link(self, drop_id: int, identity: str) -> str:
+        """A personal link that finds the hold ``identity`` already has (one per person),
+        for that person's own signed-in page: not a new hand-out, so not in the funnel."""
+        token, _ = self.signer.issue(drop_id, identity, tag="page")
+        return f"{self.base_url}/c/{token}"
+
     def require_proofs(self) -> EmailProofs:
         assert self.proofs is not None, "app not started"
         return self.proofs
@@ -98,13 +104,6 @@ class WebContext:
         )
         if wait > 0:
             raise RateLimited(wait)
-
-    async def signed_in_customer(self, request: web.Request) -> int | None:
-        """The customer whose identity this browser proved by signing in, if any."""
-        session = self.require_sessions().peek(request)
-        if session is None or session.identity is None:
-            return None
-        return await self.commerce.customers.resolve(session.identity)
 
     def rate_limit(self, request: web.Request, identity: str) -> None:
         """Per-IP and per-customer token buckets on every claim entrypoint (429 when empty)."""

@@ -357,13 +357,11 @@ async def _holds(ctx: WebContext, drop_id: int, identity: str) -> list[dict[str,
     hold = await ctx.commerce.claims.holding(drop_id, customer_id)
     if hold is None:
         return []
-    # A fresh personal link: opening it finds this hold (one per person), never a new one.
-    token, _ = ctx.signer.issue(drop_id, identity, tag="web")
     return [
         {
             "hold_id": hold.id,
             "drop_id": drop_id,
             "expires_at": hold.expires_at.isoformat(),
-            "link": f"{ctx.base_url}/c/{token}",
+            "link": ctx.hold_link(drop_id, identity),
         }
     ]

@@ -20,6 +20,7 @@ from commerce.links import LinkSigner
 from commerce.web.app import build_payments, create_app
 from commerce.web.inbox import WebInbox
 from tests.conftest import needs_chromium
+from tests.fakes.discord import FakeDiscord
 from tests.fakes.twitch import BOT_SCOPES, FakeTwitch
 from tests.helpers import capsule_spec
 from tests.web.conftest import SECRET, make_settings
@@ -129,4 +130,51 @@ async def test_a_twitch_viewer_signs_in_buys_in_twitch_chat_and_pays_on_the_page
         finally:
             await bot.close()
             await hub.stop()
+            await server.close()
+
+
+async def test_a_discord_viewer_signs_in_on_the_drop_page_claims_and_pays(
+    commerce: Any, clock: Any, browser: Any
+) -> None:
+    """Discord's consent page (PKCE checked by the fake), then a claim from the page as the
+    signed-in viewer; Cancel on the consent page signs no one in."""
+    from playwright.async_api import expect
+
+    base = f"http://127.0.0.1:{free_port()}"
+    async with FakeDiscord() as fake:
+        ann = fake.add_user("ann")
+        fake.add_redirect_uri(f"{base}/signin/discord/callback")
+        settings = make_settings(
+            web={"public_url": base},
+            discord={
+                "client_id": fake.oauth_client_id,
+                "client_secret": fake.oauth_client_secret,
+                "api_base": fake.api_base,
+            },
+        )
+        signer = LinkSigner(SECRET, clock, settings.security.link_ttl_seconds)
+        app = create_app(commerce, settings, signer, build_payments(settings, commerce))
+        server = TestServer(app, port=int(base.rsplit(":", 1)[1]))
+        await server.start_server()
+        drop_id = await commerce.drops.create(validate_spec(capsule_spec(3)))
+        await commerce.drops.open(drop_id)
+        try:
+            fake.browser_user = ann
+            page = await (await browser.new_context()).new_page()
+            await page.goto(f"{base}/d/{drop_id}")
+            await page.click("a[data-signin=discord]")
+            await page.click("#cancel")
+            await expect(page.locator("h1")).to_have_text("Sign-in did not work")
+
+            await page.goto(f"{base}/d/{drop_id}")
+            await page.click("a[data-signin=discord]")
+            await page.click("#authorize")
+            await expect(page.locator("[data-me-names]")).to_have_text("ann (discord)")
+            await page.click("form.claim button")
+            await page.click("button[name=provider]")
+            await expect(page.locator("h1")).to_have_text("It's yours!")
+            customer = await commerce.customers.find(f"discord:{ann.id}")
+            assert customer is not None
+            assert (await commerce.customers.get(customer)).verified == (f"discord:{ann.id}",)
+        finally:
             await server.close()

@@ -10,11 +10,14 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from commerce.web.signin import pkce_challenge
+from commerce.web.sessions import COOKIE as SESSION_COOKIE
+from commerce.web.sessions import Session, Signed
+from commerce.web.signin import pkce_challenge, remember
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.twitch import FakeTwitch
 from tests.helpers import capsule_spec, live_drop
 from tests.web.conftest import Web, WebFactory
+from tests.web.test_live import open_stream
 
 
 @dataclass
@@ -229,3 +232,29 @@ async def test_the_session_cookie_is_secure_when_the_site_is_served_over_https(m
         assert done.status == 303
         session = done.cookies["dc_session"]
         assert session["secure"] and session["httponly"] and session["samesite"] == "Lax"
+
+
+async def test_a_hold_placed_anywhere_is_pushed_to_the_holders_signed_in_page_only(site):
+    """Ann's !buy in Twitch chat places the hold (in the bots process, maybe another one):
+    the HoldPlaced event brings her signed-in page its pay link; Bob's page gets nothing."""
+    drop_id = await live_drop(site.commerce, capsule_spec(3))
+    sessions = site.ctx.require_sessions()
+    streams = {}
+    for identity in ("twitch:11", "discord:22"):
+        signed = Signed(identity, identity)
+        await remember(site.ctx, signed, ())
+        cookie = f"{SESSION_COOKIE}={sessions.value(Session(identity, (signed,)))}"
+        streams[identity] = await open_stream(site, drop_id, Cookie=cookie)
+        await streams[identity].until("stock")
+    ann = await site.commerce.customers.find("twitch:11")
+    assert ann is not None and site.ctx.inbox.pages(ann) == 1
+
+    held = await site.commerce.claims.claim(drop_id, ann, source="twitch")
+
+    private = await streams["twitch:11"].until("private")
+    assert private["data"]["hold_id"] == held.hold.id
+    link = private["data"]["link"].split("/c/", 1)[1]
+    assert site.signer.verify(link).identity == "twitch:11"
+    bob = streams["discord:22"]
+    while (event := await bob.next())["event"] != "stock" or event["data"]["held"] != 1:
+        assert event["event"] != "private"
