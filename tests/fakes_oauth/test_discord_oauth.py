@@ -29,12 +29,6 @@ async def fake() -> AsyncIterator[FakeDiscord]:
         yield server
 
 
-@pytest_asyncio.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
 @pytest.fixture
 def alice(fake: FakeDiscord) -> FakeUser:
     return fake.add_user("alice", global_name="Alice")

@@ -25,12 +25,6 @@ async def fake() -> AsyncIterator[FakeTwitch]:
         yield server
 
 
-@pytest_asyncio.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
 @pytest.fixture
 def alice(fake: FakeTwitch) -> FakeUser:
     return fake.add_user("alice", display_name="Alice")

@@ -5,6 +5,7 @@ Point the real discord.py client at it with ``fake.patch_discord_py()`` (sets
 ``FakeDiscord`` for the test-facing API.
 """
 
+from ..oauth_pages import AuthorizeRefused
 from .models import (
     ChannelType,
     FakeChannel,
@@ -16,7 +17,7 @@ from .models import (
     PermissionOverwrite,
     Permissions,
 )
-from .oauth import AuthorizeRefused, OAuthCode, OAuthToken, s256_challenge
+from .oauth import OAuthCode, OAuthToken, s256_challenge
 from .ratelimit import ForcedRateLimit, RouteLimit
 from .records import (
     ApiError,

@@ -23,10 +23,20 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
-from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from aiohttp import web
 
+from ..oauth_pages import (
+    AuthorizeAnswer,
+    AuthorizeRefused,
+    consent_form,
+    error_page,
+    html_document,
+    redirect,
+    scope_list,
+    who_html,
+)
 from .models import FakeUser, Json
 from .records import RecordedRequest, method_not_allowed, unauthorized
 
@@ -125,33 +135,6 @@ class OAuthToken:
 
     def has(self, scope: str) -> bool:
         return scope in self.scopes
-
-
-class AuthorizeRefused(Exception):
-    """``FakeDiscord.approve``/``deny``: the authorize page would show an error (unknown
-    application, unregistered redirect URI...) instead of redirecting anywhere."""
-
-    def __init__(self, status: int, message: str):
-        super().__init__(f"{status}: {message}")
-        self.status = status
-        self.message = message
-
-
-@dataclass
-class AuthorizeAnswer:
-    """What ``/oauth2/authorize`` answers: a 302 to ``location``, or an HTML page."""
-
-    status: int
-    location: str | None = None
-    page: str = ""
-    message: str = ""  # the error an error page shows ("" for the consent page)
-
-    def response(self) -> web.Response:
-        if self.location is not None:
-            return web.Response(status=self.status, headers={"Location": self.location})
-        return web.Response(
-            status=self.status, text=self.page, content_type="text/html", charset="utf-8"
-        )
 
 
 class TokenError(Exception):
@@ -294,29 +277,31 @@ class OAuthApi:
         """Checks shared by the page (GET) and the buttons (POST); an answer means stop."""
         fake = self.fake
         if params.get("client_id") != fake.oauth_client_id:
-            return self._error_page(400, UNKNOWN_APPLICATION)
+            return error_page("Discord", 400, UNKNOWN_APPLICATION)
         redirect_uri = params.get("redirect_uri", "")
         # Never redirect to an unregistered URI: the page shows the error itself.
         if redirect_uri not in fake.redirect_uris:
-            return self._error_page(400, INVALID_REDIRECT_URI)
+            return error_page("Discord", 400, INVALID_REDIRECT_URI)
         state = params.get("state")
         response_type = params.get("response_type", "")
         if response_type == "token":
             # Not Discord behaviour: Discord has the implicit grant, this fake does not.
-            return self._error_page(400, "FakeDiscord does not implement response_type=token")
+            return error_page("Discord", 400, "FakeDiscord does not implement response_type=token")
         if response_type != "code":
-            return self._error_page(400, f"unsupported_response_type: {response_type!r}")
+            return error_page("Discord", 400, f"unsupported_response_type: {response_type!r}")
         scopes = params.get("scope", "").split()
         if not scopes or not set(scopes) <= SCOPES:
-            return self._redirect(
+            return redirect(
                 redirect_uri,
                 {"error": "invalid_scope", "error_description": INVALID_SCOPE_DESCRIPTION},
                 state,
             )
         if GUILD_INSTALL_SCOPES & set(scopes):
             # Not Discord behaviour: the guild/channel picker of bot/webhook installs is absent.
-            return self._error_page(
-                400, "FakeDiscord does not implement the bot / webhook.incoming authorization"
+            return error_page(
+                "Discord",
+                400,
+                "FakeDiscord does not implement the bot / webhook.incoming authorization",
             )
         challenge, method = params.get("code_challenge"), params.get("code_challenge_method")
         if challenge or method:
@@ -360,16 +345,16 @@ class OAuthApi:
             return stop
         redirect_uri, state = params["redirect_uri"], params.get("state")
         if action == "cancel":
-            return self._redirect(
+            return redirect(
                 redirect_uri,
                 {"error": "access_denied", "error_description": ACCESS_DENIED_DESCRIPTION},
                 state,
             )
         if action != "authorize":
-            return self._error_page(400, f"unknown action {action!r} (FakeDiscord's form)")
+            return error_page("Discord", 400, f"unknown action {action!r} (FakeDiscord's form)")
         if user is None or user.bot:
-            return self._error_page(
-                400, "log in first: set FakeDiscord.browser_user or pick a user"
+            return error_page(
+                "Discord", 400, "log in first: set FakeDiscord.browser_user or pick a user"
             )
         entry = OAuthCode(
             code=_random(),
@@ -381,74 +366,42 @@ class OAuthApi:
             code_challenge_method=params.get("code_challenge_method") or None,
         )
         self.fake.oauth_codes[entry.code] = entry
-        return self._redirect(redirect_uri, {"code": entry.code}, state)
+        return redirect(redirect_uri, {"code": entry.code}, state)
 
     def _invalid_request(
         self, redirect_uri: str, description: str, state: str | None
     ) -> AuthorizeAnswer:
-        return self._redirect(
+        return redirect(
             redirect_uri, {"error": "invalid_request", "error_description": description}, state
         )
-
-    @staticmethod
-    def _redirect(uri: str, query: dict[str, str], state: str | None) -> AuthorizeAnswer:
-        if state is not None:
-            query = {**query, "state": state}
-        separator = "&" if "?" in uri else "?"
-        return AuthorizeAnswer(302, location=f"{uri}{separator}{urlencode(query)}")
-
-    @staticmethod
-    def _error_page(status: int, message: str) -> AuthorizeAnswer:
-        body = f'<h1>Error</h1>\n<p id="error">{html.escape(message)}</p>'
-        return AuthorizeAnswer(status, page=_html_document("Discord", body), message=message)
 
     def _consent_html(
         self, params: Mapping[str, str], scopes: list[str], user: FakeUser | None
     ) -> str:
         app = html.escape(self.fake.bot.username)
-        hidden = "".join(
-            f'<input type="hidden" name="{k}" value="{html.escape(params[k])}">\n'
-            for k in (
-                "client_id",
-                "redirect_uri",
-                "response_type",
-                "scope",
-                "state",
-                "prompt",
-                "code_challenge",
-                "code_challenge_method",
-            )
-            if k in params
+        keep = (
+            "client_id",
+            "redirect_uri",
+            "response_type",
+            "scope",
+            "state",
+            "prompt",
+            "code_challenge",
+            "code_challenge_method",
         )
-        if user is not None:
-            name = html.escape(user.global_name or user.username)
-            who = (
-                f'<p id="login">Signed in as <strong>{name}</strong> '
-                f"({html.escape(user.username)})</p>\n"
-            )
-        else:  # nobody logged in: pick one of the fake's (human) users in the same form
-            options = "".join(
-                f'<option value="{u.id}">{html.escape(u.username)}</option>'
-                for u in self.fake.users.values()
-                if not u.bot
-            )
-            who = (
-                '<label for="user">Log in as</label> '
-                f'<select id="user" name="user">{options}</select>\n'
-            )
-        items = "".join(f"<li>{html.escape(scope)}</li>" for scope in scopes)
+        signed_in = (
+            ("Signed in as", user.global_name or user.username, user.username) if user else None
+        )
+        # nobody logged in: pick one of the fake's (human) users in the same form
+        accounts = ((str(u.id), u.username) for u in self.fake.users.values() if not u.bot)
         body = (
             f"<h1>{app}</h1>\n<p>An external application wants to access your Discord "
-            f"account</p>\n{who}"
-            f'<p>This will allow <strong>{app}</strong> to:</p>\n<ul id="scopes">{items}</ul>\n'
-            f'<form method="post">\n{hidden}'
-            '<button type="submit" id="cancel" name="action" value="cancel">Cancel</button>\n'
-            '<button type="submit" id="authorize" name="action" value="authorize">'
-            "Authorize</button>\n</form>"
+            f"account</p>\n{who_html(signed_in, accounts)}"
+            f"<p>This will allow <strong>{app}</strong> to:</p>\n{scope_list(scopes)}"
+            f"{consent_form(params, keep)}"
         )
-        return _html_document(f"Discord | Authorize access to your account - {app}", body)
+        return html_document(f"Discord | Authorize access to your account - {app}", body)
 
-    # ------------------------------------------------------------------ token
     def _client_authenticated(self, authorization: str, form: Mapping[str, str]) -> bool:
         """client_secret_basic, then client_secret_post (Authlib's order)."""
         fake = self.fake
@@ -536,11 +489,3 @@ class OAuthApi:
             "refresh_token": token.refresh_token,
             "scope": " ".join(token.scopes),
         }
-
-
-def _html_document(title: str, body: str) -> str:
-    """A self-contained page: no scripts, styles or images to fetch."""
-    return (
-        '<!DOCTYPE html>\n<html lang="en">\n<head><meta charset="utf-8">'
-        f"<title>{title}</title></head>\n<body>\n{body}\n</body>\n</html>\n"
-    )

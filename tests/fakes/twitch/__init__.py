@@ -5,6 +5,7 @@ The real twitchio 3 client runs against it unchanged once ``fake.patch_twitchio(
 See ``FakeTwitch`` for the test-facing API and README.md for what is (not) modelled.
 """
 
+from ..oauth_pages import AuthorizeRefused
 from .eventsub import SUBSCRIPTION_TYPES, WsSession
 from .models import AuthCode, ChannelState, FakeStream, FakeToken, FakeUser, Subscription
 from .ratelimit import ForcedFailure, TokenBucket
@@ -22,7 +23,6 @@ from .server import (
     DEFAULT_CLIENT_ID,
     DEFAULT_CLIENT_SECRET,
     DROP_MESSAGES,
-    AuthorizeRefused,
     FakeTwitch,
     HelixError,
 )

@@ -21,11 +21,21 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from aiohttp import WSMsgType, web
 from multidict import MultiMapping
 
+from ..oauth_pages import (
+    AuthorizeAnswer,
+    AuthorizeRefused,
+    consent_form,
+    error_page,
+    html_document,
+    redirect,
+    scope_list,
+    who_html,
+)
 from .eventsub import (
     CLOSE_CONNECTION_UNUSED,
     CLOSE_INBOUND_TRAFFIC,
@@ -150,33 +160,6 @@ class OAuthError(Exception):
         super().__init__(message)
         self.status = status
         self.message = message
-
-
-class AuthorizeRefused(Exception):
-    """``FakeTwitch.approve``/``deny``: ``/oauth2/authorize`` would show an error page (e.g. an
-    unknown client or an unregistered redirect URI) instead of redirecting anywhere."""
-
-    def __init__(self, status: int, message: str):
-        super().__init__(f"{status}: {message}")
-        self.status = status
-        self.message = message
-
-
-@dataclass
-class AuthorizeAnswer:
-    """What ``/oauth2/authorize`` answers: a 302 to ``location``, or an HTML page."""
-
-    status: int
-    location: str | None = None
-    page: str = ""
-    message: str = ""  # the error an error page shows ("" for the consent page)
-
-    def response(self) -> web.Response:
-        if self.location is not None:
-            return web.Response(status=self.status, headers={"Location": self.location})
-        return web.Response(
-            status=self.status, text=self.page, content_type="text/html", charset="utf-8"
-        )
 
 
 @dataclass
@@ -1520,18 +1503,20 @@ class FakeTwitch:
         client_id = params.get("client_id", "")
         redirect_uri = params.get("redirect_uri", "")
         if client_id not in self.apps:
-            return self._error_page(400, "invalid client")
+            return error_page("Error - Twitch", 400, "invalid client")
         # Twitch never redirects to an unregistered URI: it shows the error itself.
         if redirect_uri not in self.redirect_uris.get(client_id, []):
-            return self._error_page(400, f"redirect_mismatch: {REDIRECT_MISMATCH}")
+            return error_page("Error - Twitch", 400, f"redirect_mismatch: {REDIRECT_MISMATCH}")
         response_type = params.get("response_type", "")
         if response_type != "code" and {"token", "id_token"} & set(response_type.split()):
             # Not Twitch behaviour: Twitch runs the implicit / OIDC flows, this fake does not.
-            return self._error_page(
-                400, f"FakeTwitch does not implement response_type={response_type}"
+            return error_page(
+                "Error - Twitch",
+                400,
+                f"FakeTwitch does not implement response_type={response_type}",
             )
         if response_type != "code":
-            return self._redirect(
+            return redirect(
                 redirect_uri, {"error": "unsupported_response_type"}, params.get("state")
             )
         return None
@@ -1572,71 +1557,37 @@ class FakeTwitch:
             return stop
         redirect_uri, state = params["redirect_uri"], params.get("state")
         if action == "cancel":
-            return self._redirect(
+            return redirect(
                 redirect_uri,
                 {"error": "access_denied", "error_description": ACCESS_DENIED_DESCRIPTION},
                 state,
             )
         if action != "authorize":
-            return self._error_page(400, f"unknown action {action!r} (FakeTwitch's form)")
+            return error_page(
+                "Error - Twitch", 400, f"unknown action {action!r} (FakeTwitch's form)"
+            )
         if user is None:
-            return self._error_page(400, "log in first: set FakeTwitch.browser_user or pick a user")
+            return error_page(
+                "Error - Twitch", 400, "log in first: set FakeTwitch.browser_user or pick a user"
+            )
         scopes = params.get("scope", "").split()
         entry = self._new_code(params["client_id"], user.id, scopes, redirect_uri)
-        return self._redirect(redirect_uri, {"code": entry.code, "scope": " ".join(scopes)}, state)
-
-    @staticmethod
-    def _redirect(uri: str, query: dict[str, str], state: str | None) -> AuthorizeAnswer:
-        if state is not None:
-            query = {**query, "state": state}
-        separator = "&" if "?" in uri else "?"
-        return AuthorizeAnswer(302, location=f"{uri}{separator}{urlencode(query)}")
-
-    @staticmethod
-    def _error_page(status: int, message: str) -> AuthorizeAnswer:
-        body = f'<h1>Error</h1>\n<p id="error">{html.escape(message)}</p>'
-        return AuthorizeAnswer(status, page=_html_document("Error - Twitch", body), message=message)
+        return redirect(redirect_uri, {"code": entry.code, "scope": " ".join(scopes)}, state)
 
     def _consent_html(
         self, params: Mapping[str, str], scopes: list[str], user: FakeUser | None
     ) -> str:
         app = html.escape(self.app_names.get(params["client_id"], params["client_id"]))
-        hidden = "".join(
-            f'<input type="hidden" name="{html.escape(k)}" value="{html.escape(params[k])}">\n'
-            for k in (
-                "client_id",
-                "redirect_uri",
-                "response_type",
-                "scope",
-                "state",
-                "force_verify",
-            )
-            if k in params
-        )
-        if user is not None:
-            who = (
-                f'<p id="login">Logged in as <strong>{html.escape(user.display_name)}</strong> '
-                f"({html.escape(user.login)})</p>\n"
-            )
-        else:  # nobody logged in: pick one of the fake's accounts in the same form
-            options = "".join(
-                f'<option value="{html.escape(u.id)}">{html.escape(u.login)}</option>'
-                for u in self.users.values()
-            )
-            who = (
-                '<label for="user">Log in as</label> '
-                f'<select id="user" name="user">{options}</select>\n'
-            )
-        items = "".join(f"<li>{html.escape(scope)}</li>" for scope in scopes)
+        keep = ("client_id", "redirect_uri", "response_type", "scope", "state", "force_verify")
+        signed_in = ("Logged in as", user.display_name, user.login) if user else None
+        # nobody logged in: pick one of the fake's accounts in the same form
+        accounts = ((u.id, u.login) for u in self.users.values())
         body = (
-            f"<h1>Authorize {app}</h1>\n{who}"
-            f'<p><strong>{app}</strong> would like to:</p>\n<ul id="scopes">{items}</ul>\n'
-            f'<form method="post" action="/oauth2/authorize">\n{hidden}'
-            '<button type="submit" id="cancel" name="action" value="cancel">Cancel</button>\n'
-            '<button type="submit" id="authorize" name="action" value="authorize">'
-            "Authorize</button>\n</form>"
+            f"<h1>Authorize {app}</h1>\n{who_html(signed_in, accounts)}"
+            f"<p><strong>{app}</strong> would like to:</p>\n{scope_list(scopes)}"
+            f"{consent_form(params, keep, '/oauth2/authorize')}"
         )
-        return _html_document(f"Authorize {app} - Twitch", body)
+        return html_document(f"Authorize {app} - Twitch", body)
 
     # --- EventSub WebSocket --------------------------------------------------------------------
 
@@ -1747,11 +1698,3 @@ class FakeTwitch:
         await asyncio.sleep(self.reconnect_grace)
         if session.open:
             await self.close_session(session, CLOSE_RECONNECT_GRACE_EXPIRED)
-
-
-def _html_document(title: str, body: str) -> str:
-    """A self-contained page: no scripts, styles or images to fetch."""
-    return (
-        '<!DOCTYPE html>\n<html lang="en">\n<head><meta charset="utf-8">'
-        f"<title>{title}</title></head>\n<body>\n{body}\n</body>\n</html>\n"
-    )
