@@ -50,6 +50,7 @@ class Commerce:
         shapes = ShapeCache()
         claims = ClaimService(uow, shapes)
         drops = DropService(uow, shapes, claims)
+        notifications = NotificationService(uow)
         return cls(
             db=db,
             clock=clock,
@@ -58,10 +59,10 @@ class Commerce:
             customers=CustomerService(uow),
             drops=drops,
             claims=claims,
-            orders=OrderService(uow, shapes, claims, drops),
+            orders=OrderService(uow, shapes, claims, drops, notifications),
             outbox=OutboxRelay(uow),
             subscriptions=SubscriptionService(uow),
-            notifications=NotificationService(uow),
+            notifications=notifications,
             templates=TemplateService(uow, drops),
             tracker=Tracker(uow),
             analytics=DropAnalytics(uow),

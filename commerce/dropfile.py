@@ -76,6 +76,8 @@ class DropHeader(_Strict):
     currency: str | None = None
     objective: Objective | None = None
     replay_url: str | None = None
+    # What shipping a ship-pool order costs, per ISO country code; "*" for the rest.
+    shipping: dict[str, str | int | float] | None = None
 
     @field_validator("opens_at", "closes_at")
     @classmethod

@@ -82,6 +82,10 @@ def drop_file_of(view: DropView) -> dict[str, Any]:
         header["objective"] = dict(drop.objective)
     if drop.format is DropFormat.BUNDLE and drop.price is not None:
         header["price"], header["currency"] = _decimal(drop.price), drop.price.currency
+    if drop.shipping is not None:
+        header["shipping"] = {
+            where: _decimal(Money(minor, view.currency)) for where, minor in drop.shipping.items()
+        }
     items: dict[str, dict[str, Any]] = {}
     for line in view.stock:  # in the drop's item order
         item = items.setdefault(line.sku, {"sku": line.sku, "pools": {}})

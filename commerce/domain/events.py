@@ -84,6 +84,18 @@ class OrderRefunded(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class OrderFulfilled(Event):
+    """The goods left: shipped (``carrier`` and ``tracking`` set) or picked up."""
+
+    order_id: int
+    customer_id: int
+    fulfilment: str
+    carrier: str | None
+    tracking: str | None
+    durable: ClassVar[bool] = True
+
+
+@dataclass(frozen=True, slots=True)
 class StockChanged(Event):
     """Live counts after a change; ``available`` is claimable units (bundles: whole bundles)."""
 
@@ -150,6 +162,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         HoldCancelled,
         OrderPaid,
         OrderRefunded,
+        OrderFulfilled,
         StockChanged,
         SoldOut,
         Restocked,

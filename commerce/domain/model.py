@@ -60,6 +60,26 @@ class OrderStatus(StrEnum):
     REFUNDED = "refunded"
 
 
+class Fulfilment(StrEnum):
+    """What happened to a settled order's goods (independent of how it was paid)."""
+
+    SHIPPED = "shipped"
+    PICKED_UP = "picked_up"
+
+
+class DeskStatus(StrEnum):
+    """One word for an order on the creator's desk: its payment state, or its fulfilment
+    once the goods have left (a refunded order reads refunded whatever happened before)."""
+
+    PENDING = "pending"
+    RESERVED = "reserved"
+    PAID = "paid"
+    SHIPPED = "shipped"
+    PICKED_UP = "picked_up"
+    REFUNDED = "refunded"
+    CANCELLED = "cancelled"
+
+
 class ClaimOutcome(StrEnum):
     HELD = "held"  # a new hold was placed
     ALREADY_HELD = "already_held"  # the same claim (or an active hold of this customer) again
@@ -96,6 +116,11 @@ class Money:
         if scaled != scaled.to_integral_value():
             raise InvalidInput(field_name, f"{amount!r} has more decimals than {currency} allows")
         return cls(int(scaled), currency)
+
+    def __add__(self, other: Money) -> Money:
+        if other.currency != self.currency:
+            raise InvalidInput("currency", f"cannot add {other.currency} to {self.currency}")
+        return Money(self.amount_minor + other.amount_minor, self.currency)
 
     def __mul__(self, factor: int) -> Money:
         return Money(self.amount_minor * factor, self.currency)
@@ -217,6 +242,8 @@ class Drop:
     currency: str | None = None  # the drop's one currency
     objective: dict[str, object] | None = None
     replay_url: str | None = None
+    # Shipping per destination in minor units: {"US": 500, "*": 1400}; None: ships free.
+    shipping: dict[str, int] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -317,6 +344,71 @@ class Order:
     pool: str
     created_at: datetime
     paid_at: datetime | None = None
+    shipping: Money | None = None  # part of ``amount``; None: nothing to ship
+    ship_to: Address | None = None
+    fulfilment: Fulfilment | None = None
+    fulfilled_at: datetime | None = None
+    carrier: str | None = None
+    tracking: str | None = None
+    pickup_code: str | None = None
+    ended_at: datetime | None = None
+    refund_reason: str | None = None
+
+    @property
+    def desk_status(self) -> DeskStatus:
+        if self.status in (OrderStatus.PAID, OrderStatus.RESERVED) and self.fulfilment:
+            return DeskStatus(self.fulfilment.value)
+        return DeskStatus(self.status.value)
+
+    @property
+    def items_amount(self) -> Money:
+        """What the goods cost, without shipping."""
+        shipping = self.shipping.amount_minor if self.shipping else 0
+        return Money(self.amount.amount_minor - shipping, self.amount.currency)
+
+
+@dataclass(frozen=True, slots=True)
+class Address:
+    """Where a ``ship`` order goes. Personal data: never logged, erased on request and
+    after the retention period."""
+
+    name: str
+    line1: str
+    city: str
+    postal_code: str
+    country: str  # ISO 3166-1 alpha-2
+    line2: str = ""
+    region: str = ""
+
+    def lines(self) -> list[str]:
+        """The address as a label prints it."""
+        place = " ".join(p for p in (self.postal_code, self.city) if p)
+        if self.region:
+            place = f"{place}, {self.region}"
+        return [p for p in (self.name, self.line1, self.line2, place, self.country) if p]
+
+    def as_dict(self) -> dict[str, str]:
+        return {
+            "name": self.name,
+            "line1": self.line1,
+            "line2": self.line2,
+            "postal_code": self.postal_code,
+            "city": self.city,
+            "region": self.region,
+            "country": self.country,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, str]) -> Address:
+        return cls(
+            name=data.get("name", ""),
+            line1=data.get("line1", ""),
+            line2=data.get("line2", ""),
+            postal_code=data.get("postal_code", ""),
+            city=data.get("city", ""),
+            region=data.get("region", ""),
+            country=data.get("country", ""),
+        )
 
 
 @dataclass(frozen=True, slots=True)

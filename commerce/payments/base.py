@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Protocol
 
 from commerce.domain.errors import DomainError, InvalidInput
-from commerce.domain.model import Order, OrderStatus
+from commerce.domain.model import Money, Order, OrderStatus
 from commerce.services.orders import PaymentOutcome, PaymentResult
 
 
@@ -33,6 +33,10 @@ class CheckoutRequest:
     success_url: str
     cancel_url: str
     email: str | None = None
+    # A ship order: the country the buyer chose and its rate (already in order.amount).
+    # A provider that collects the address itself (Stripe) must keep to this country.
+    ship_country: str | None = None
+    shipping: Money | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,6 +34,7 @@ from commerce.fresh import FreshRead
 from commerce.services.claims import ClaimService
 from commerce.services.stock import ShapeCache, active_hold_filter, stock_lines
 from commerce.services.unit_of_work import Tx, UnitOfWork
+from commerce.shipping import parse_rates
 from commerce.storage.tables import (
     activity,
     drop_products,
@@ -66,6 +67,7 @@ def drop_from_row(row: Row[tuple[object, ...]]) -> Drop:
         currency=m["currency"],
         objective=m["objective"],
         replay_url=m["replay_url"],
+        shipping=m["shipping"],
     )
 
 
@@ -128,6 +130,11 @@ class DropService:
             if len(currencies) > 1:
                 raise InvalidInput("items", "one drop sells in one currency")
             currency = header.currency.upper() if header.currency else currencies.pop()
+            shipping = (
+                parse_rates(header.shipping, currency, "drop.shipping")
+                if header.shipping is not None
+                else None
+            )
             price = None
             if header.format is DropFormat.BUNDLE:
                 price = (
@@ -154,6 +161,7 @@ class DropService:
                         currency=currency,
                         objective=header.objective.model_dump() if header.objective else None,
                         replay_url=header.replay_url,
+                        shipping=shipping,
                         created_at=tx.now,
                     )
                     .returning(drops.c.id)

@@ -27,6 +27,9 @@ from commerce.storage.tables import (
 )
 
 FINAL = ("sent", "unreachable", "failed", "unsubscribed", "skipped")
+# Where a buyer's private messages about their order go, best first: a Discord DM, the
+# local studio. Twitch and web buyers read theirs on the drop page they signed in to.
+PERSONAL_CHANNELS = ("discord", "local")
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +131,48 @@ class NotificationService:
             if kind == "replay":
                 added += await self._non_buyers(tx.conn, drop_id, kind, tx.now)
         return int(added)
+
+    async def personal(
+        self,
+        conn: Any,
+        *,
+        kind: str,
+        key: str,
+        customer_id: int,
+        drop_id: int,
+        payload: dict[str, Any],
+        now: datetime,
+    ) -> bool:
+        """Queue one message to a customer about their order (a receipt, "shipped"), inside
+        the caller's transaction so it is sent exactly when the change commits. It bypasses
+        subscriptions: no quiet hours, no unsubscribe. False: no channel reaches them."""
+        known = (
+            await conn.execute(
+                select(identities.c.identity).where(identities.c.customer_id == customer_id)
+            )
+        ).scalars()
+        by_channel = {i.split(":", 1)[0]: i for i in sorted(known)}
+        address = next((by_channel[c] for c in PERSONAL_CHANNELS if c in by_channel), None)
+        if address is None:
+            return False
+        await conn.execute(
+            self._insert(notifications)
+            .values(
+                dedupe_key=key,
+                customer_id=customer_id,
+                drop_id=drop_id,
+                kind=kind,
+                channel=address.split(":", 1)[0],
+                address=address,
+                payload={"kind": kind, "drop_id": drop_id, **payload},
+                status="pending",
+                attempts=0,
+                not_before=now,
+                created_at=now,
+            )
+            .on_conflict_do_nothing(index_elements=["dedupe_key"])
+        )
+        return True
 
     async def _non_buyers(self, conn: Any, drop_id: int, kind: str, now: datetime) -> int:
         """Customers who claimed in this drop but never bought: they get the replay too."""

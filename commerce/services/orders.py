@@ -10,11 +10,13 @@
 from __future__ import annotations
 
 import logging
+import re
+import secrets
 import uuid
 from dataclasses import dataclass
 from enum import StrEnum
 
-from sqlalchemy import ColumnElement, and_, select, update
+from sqlalchemy import ColumnElement, and_, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
@@ -26,15 +28,37 @@ from commerce.domain.errors import (
     InvalidState,
     OrderNotFound,
 )
-from commerce.domain.events import OrderPaid, OrderRefunded
-from commerce.domain.model import Money, Order, OrderStatus
+from commerce.domain.events import OrderFulfilled, OrderPaid, OrderRefunded
+from commerce.domain.model import (
+    PICKUP_PREFIX,
+    SHIP_POOL,
+    Address,
+    DropState,
+    Fulfilment,
+    Money,
+    Order,
+    OrderStatus,
+)
 from commerce.services.claims import ClaimService
 from commerce.services.drops import DropService
+from commerce.services.notifications import NotificationService
 from commerce.services.stock import ShapeCache, active_hold_filter, move_held
 from commerce.services.unit_of_work import Tx, UnitOfWork
 from commerce.storage.tables import drop_stock, drops, holds, orders
 
 log = logging.getLogger(__name__)
+
+
+# Pickup codes: short, read aloud at a shop counter, no look-alikes (0/O, 1/I/L, 2/Z, 5/S, 8/B).
+PICKUP_ALPHABET = "ACDEFGHJKMNPQRTUVWXY34679"
+PICKUP_CODE_LENGTH = 6
+_CARRIER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 .&'-]{0,63}$")
+_TRACKING = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 -]{0,127}$")
+SETTLED = ("paid", "reserved")
+
+
+def new_pickup_code() -> str:
+    return "".join(secrets.choice(PICKUP_ALPHABET) for _ in range(PICKUP_CODE_LENGTH))
 
 
 class PaymentOutcome(StrEnum):
@@ -77,23 +101,62 @@ def order_from_row(row: Row[tuple[object, ...]]) -> Order:
         pool=m["pool"],
         created_at=m["created_at"],
         paid_at=m["paid_at"],
+        shipping=(
+            Money(m["shipping_minor"], m["currency"]) if m["shipping_minor"] is not None else None
+        ),
+        ship_to=Address.from_dict(m["ship_to"]) if m["ship_to"] else None,
+        fulfilment=Fulfilment(m["fulfilment"]) if m["fulfilment"] else None,
+        fulfilled_at=m["fulfilled_at"],
+        carrier=m["carrier"],
+        tracking=m["tracking"],
+        pickup_code=m["pickup_code"],
+        ended_at=m["ended_at"],
+        refund_reason=m["refund_reason"],
     )
+
+
+def shipment_of(carrier: str, tracking: str) -> tuple[str, str]:
+    """A carrier name and tracking code as a label and a carrier's site accept them."""
+    carrier, tracking = " ".join(carrier.split()), " ".join(tracking.split())
+    if not _CARRIER.match(carrier):
+        raise InvalidInput("carrier", "give the carrier's name (letters, digits, up to 64)")
+    if not _TRACKING.match(tracking):
+        raise InvalidInput("tracking", "give the tracking code (letters, digits, up to 128)")
+    return carrier, tracking
 
 
 class OrderService:
     def __init__(
-        self, uow: UnitOfWork, shapes: ShapeCache, claims: ClaimService, drops: DropService
+        self,
+        uow: UnitOfWork,
+        shapes: ShapeCache,
+        claims: ClaimService,
+        drops: DropService,
+        notifications: NotificationService,
     ) -> None:
         self.uow = uow
         self.shapes = shapes
         self.claims = claims
         self.drops = drops
+        self.notifications = notifications
         self._insert = postgresql.insert if uow.db.dialect == "postgresql" else sqlite.insert
 
     async def checkout(
-        self, hold_id: int, customer_id: int, provider: str, idempotency_key: str | None = None
+        self,
+        hold_id: int,
+        customer_id: int,
+        provider: str,
+        idempotency_key: str | None = None,
+        *,
+        ship_to: Address | None = None,
+        shipping: Money | None = None,
     ) -> Order:
-        """The order for an active hold; asking twice returns the same order."""
+        """The order for an active hold; asking twice returns the same order.
+
+        ``shipping`` (a ship-pool order) is added to the amount; ``ship_to`` is where it
+        goes (None when the provider collects the address, as Stripe does). While the
+        order is still pending, asking again with another destination re-prices it.
+        """
         async with self.uow.read() as conn:
             hold = (
                 await conn.execute(
@@ -104,10 +167,29 @@ class OrderService:
             ).first()
         if hold is None or hold.customer_id != customer_id:
             raise HoldNotFound(f"hold {hold_id} does not exist", hold_id=hold_id)
-        amount = Money(hold.price_minor, hold.currency) * hold.qty  # the price the buyer saw
+        items = Money(hold.price_minor, hold.currency) * hold.qty  # the price the buyer saw
+        if shipping is not None and shipping.currency != items.currency:
+            raise InvalidInput("shipping", f"must be in {items.currency}, the drop's currency")
+        if shipping is not None and hold.pool != SHIP_POOL:
+            raise InvalidInput("shipping", "a pickup order has nothing to ship")
+        amount = items + shipping if shipping is not None else items
+        destination = {
+            "ship_to": ship_to.as_dict() if ship_to else None,
+            "shipping_minor": shipping.amount_minor if shipping else None,
+            "amount_minor": amount.amount_minor,
+        }
         async with self.uow.write() as tx:
             existing = await self._by_hold(tx, hold_id)
             if existing is not None:
+                if existing.status is OrderStatus.PENDING and (
+                    existing.amount != amount or existing.ship_to != ship_to
+                ):
+                    await tx.conn.execute(
+                        update(orders)
+                        .where(orders.c.id == existing.id, orders.c.status == "pending")
+                        .values(**destination)
+                    )
+                    return await self._get(tx, existing.id)
                 return existing
             active = (
                 await tx.conn.execute(
@@ -124,12 +206,15 @@ class OrderService:
                     customer_id=customer_id,
                     status="pending",
                     qty=hold.qty,
-                    amount_minor=amount.amount_minor,
                     currency=amount.currency,
                     provider=provider,
                     idempotency_key=idempotency_key or f"hold:{hold_id}:{uuid.uuid4().hex}",
                     pool=hold.pool,
                     created_at=tx.now,
+                    pickup_code=(
+                        new_pickup_code() if hold.pool.startswith(PICKUP_PREFIX) else None
+                    ),
+                    **destination,
                 )
                 .on_conflict_do_nothing(index_elements=["hold_id"])
             )
@@ -137,12 +222,15 @@ class OrderService:
             assert order is not None
             return order
 
-    async def confirm_payment(self, order_id: int, provider_ref: str) -> PaymentResult:
-        """Record a successful payment from the provider (idempotent by ``provider_ref``)."""
+    async def confirm_payment(
+        self, order_id: int, provider_ref: str, *, ship_to: Address | None = None
+    ) -> PaymentResult:
+        """Record a successful payment from the provider (idempotent by ``provider_ref``);
+        ``ship_to``: the address the provider collected."""
         if not provider_ref or len(provider_ref) > 200:
             raise InvalidInput("provider_ref", "must be 1 to 200 characters")
         try:
-            result = await self._settle(order_id, provider_ref, OrderStatus.PAID)
+            result = await self._settle(order_id, provider_ref, OrderStatus.PAID, ship_to)
         except IntegrityError:
             # A concurrent delivery of the same payment won the unique provider_ref.
             result = await self._replay(order_id, provider_ref)
@@ -176,8 +264,10 @@ class OrderService:
             return await self._paid_at_pickup(tx, order, provider_ref)
 
     async def refund(self, order_id: int, reason: str = "requested") -> Order:
-        """Refund a paid or reserved order (its units go back, waitlist first) or cancel a
-        pending one."""
+        """Refund a paid or reserved order or cancel a pending one. While the drop is live
+        its units go back on sale, the waitlist first; a closed drop's stay sold (the sale
+        happened; the refund is counted apart). The money side is the provider's
+        (``commerce.desk``): this records the refund, idempotently."""
         async with self.uow.write() as tx:
             order = await self._get(tx, order_id)
             if order.status in (OrderStatus.REFUNDED, OrderStatus.CANCELLED):
@@ -208,10 +298,16 @@ class OrderService:
             else:
                 changed = await tx.conn.execute(
                     update(orders)
-                    .where(orders.c.id == order_id, orders.c.status.in_(("paid", "reserved")))
+                    .where(orders.c.id == order_id, orders.c.status.in_(SETTLED))
                     .values(status="refunded", ended_at=tx.now, refund_reason=reason[:64])
                 )
+                state = await tx.conn.scalar(
+                    select(drops.c.state).where(drops.c.id == order.drop_id)
+                )
+                live = state == DropState.LIVE.value
                 if changed.rowcount == 1:
+                    tx.emit(OrderRefunded(order.drop_id, order.id, order.customer_id, reason))
+                if changed.rowcount == 1 and live:
                     hold = await self._hold(tx, order.hold_id)
                     await tx.conn.execute(
                         update(holds)
@@ -223,10 +319,78 @@ class OrderService:
                         .where(self._lines_of(hold))
                         .values(sold=drop_stock.c.sold - drop_stock.c.per_unit * hold.qty)
                     )
-                    tx.emit(OrderRefunded(order.drop_id, order.id, order.customer_id, reason))
             await self.claims.offer_waitlist(tx, shape)
             await self.claims.emit_stock(tx, shape)
             return await self._get(tx, order_id)
+
+    async def ship(self, order_id: int, carrier: str, tracking: str) -> tuple[Order, bool]:
+        """Mark a ship order shipped and message the buyer with the tracking. The same
+        carrier and code again change nothing (False); a corrected code replaces the old
+        one and the buyer hears the new one."""
+        carrier, tracking = shipment_of(carrier, tracking)
+        async with self.uow.write() as tx:
+            order = await self._get(tx, order_id)
+            if order.pool != SHIP_POOL:
+                raise InvalidState(f"order {order_id} is picked up, not shipped")
+            if order.status.value not in SETTLED:
+                raise InvalidState(f"order {order_id} is {order.status.value}: it cannot ship")
+            if order.fulfilment is Fulfilment.SHIPPED and (order.carrier, order.tracking) == (
+                carrier,
+                tracking,
+            ):
+                return order, False
+            changed = await tx.conn.execute(
+                update(orders)
+                .where(orders.c.id == order_id, orders.c.status.in_(SETTLED))
+                .values(
+                    fulfilment=Fulfilment.SHIPPED.value,
+                    fulfilled_at=func.coalesce(orders.c.fulfilled_at, tx.now),
+                    carrier=carrier,
+                    tracking=tracking,
+                )
+            )
+            if changed.rowcount != 1:
+                raise InvalidState(f"order {order_id} changed meanwhile; try again")
+            tx.emit(
+                OrderFulfilled(
+                    order.drop_id, order.id, order.customer_id, "shipped", carrier, tracking
+                )
+            )
+            await self._message(tx, order, "shipped", f"shipped:{order.id}:{tracking}")
+            return await self._get(tx, order_id), True
+
+    async def picked_up(self, order_id: int, code: str | None = None) -> tuple[Order, bool]:
+        """The buyer collected a pickup order; ``code`` (what they show the shop) must be
+        the order's when given. A pay-at-pickup order is paid at the counter now."""
+        async with self.uow.write() as tx:
+            order = await self._get(tx, order_id)
+            if not order.pool.startswith(PICKUP_PREFIX):
+                raise InvalidState(f"order {order_id} ships; it is not picked up")
+            if code is not None and code.strip().upper() != (order.pickup_code or ""):
+                raise InvalidInput("code", "does not match this order's pickup code")
+            if order.fulfilment is Fulfilment.PICKED_UP:
+                return order, False
+            if order.status.value not in SETTLED:
+                raise InvalidState(
+                    f"order {order_id} is {order.status.value}: nothing to hand over"
+                )
+            if order.status is OrderStatus.RESERVED:
+                await self._paid_at_pickup(tx, order, f"pickup_{order.id}")
+            changed = await tx.conn.execute(
+                update(orders)
+                .where(
+                    orders.c.id == order_id,
+                    orders.c.status.in_(SETTLED),
+                    orders.c.fulfilment.is_(None),
+                )
+                .values(fulfilment=Fulfilment.PICKED_UP.value, fulfilled_at=tx.now)
+            )
+            if changed.rowcount != 1:
+                return await self._get(tx, order_id), False
+            tx.emit(
+                OrderFulfilled(order.drop_id, order.id, order.customer_id, "picked_up", None, None)
+            )
+            return await self._get(tx, order_id), True
 
     async def get(self, order_id: int) -> Order:
         async with self.uow.read() as conn:
@@ -243,7 +407,11 @@ class OrderService:
     # -- internals ------------------------------------------------------------------------
 
     async def _settle(
-        self, order_id: int, provider_ref: str | None, target: OrderStatus
+        self,
+        order_id: int,
+        provider_ref: str | None,
+        target: OrderStatus,
+        ship_to: Address | None = None,
     ) -> PaymentResult:
         async with self.uow.write() as tx:
             if provider_ref is not None:
@@ -256,14 +424,17 @@ class OrderService:
                     if seen.id != order_id:
                         raise InvalidInput("provider_ref", "already used for another order")
                     return PaymentResult(PaymentOutcome.REPLAYED, order_from_row(seen))
+            settled: dict[str, object] = {
+                "status": target.value,
+                "provider_ref": provider_ref,
+                "paid_at": tx.now if target is OrderStatus.PAID else None,
+            }
+            if ship_to is not None:
+                settled["ship_to"] = ship_to.as_dict()
             changed = await tx.conn.execute(
                 update(orders)
                 .where(orders.c.id == order_id, orders.c.status == "pending")
-                .values(
-                    status=target.value,
-                    provider_ref=provider_ref,
-                    paid_at=tx.now if target is OrderStatus.PAID else None,
-                )
+                .values(**settled)
             )
             if changed.rowcount != 1:
                 order = await self._get(tx, order_id)  # raises when unknown
@@ -292,6 +463,7 @@ class OrderService:
                 return PaymentResult(PaymentOutcome.REFUND_DUE, await self._get(tx, order_id))
             if target is OrderStatus.PAID:
                 tx.emit(order_paid(order))
+            await self._message(tx, order, "receipt", f"receipt:{order.id}")
             shape = await self.shapes.get(tx.conn, order.drop_id)
             await self.claims.emit_stock(tx, shape)
             await self.drops.close_if_sold_through(tx, order.drop_id)
@@ -345,6 +517,18 @@ class OrderService:
         if row is None or row.id != order_id:
             raise InvalidInput("provider_ref", "already used for another order")
         return PaymentResult(PaymentOutcome.REPLAYED, order_from_row(row))
+
+    async def _message(self, tx: Tx, order: Order, kind: str, key: str) -> None:
+        """Queue the buyer's private message about ``order`` in this transaction."""
+        await self.notifications.personal(
+            tx.conn,
+            kind=kind,
+            key=key,
+            customer_id=order.customer_id,
+            drop_id=order.drop_id,
+            payload={"order_id": order.id},
+            now=tx.now,
+        )
 
     async def _hold(self, tx: Tx, hold_id: int) -> Row[tuple[object, ...]]:
         return (await tx.conn.execute(select(holds).where(holds.c.id == hold_id))).one()

@@ -109,6 +109,8 @@ customers = Table(
     Column("created_at", UTCDateTime, nullable=False),
     # Linked identities fold customers together; analytics counts the survivor.
     Column("merged_into", Id, ForeignKey("customers.id")),
+    # Erased on request (`customer forget`): no identity, name or address is left.
+    Column("forgotten_at", UTCDateTime),
 )
 
 identities = Table(
@@ -137,6 +139,7 @@ drops = Table(
     Column("currency", String(3)),  # the drop's one currency
     Column("objective", JSON),
     Column("replay_url", Text),
+    Column("shipping", JSON),  # {"US": 500, "*": 1400} minor units; None: ships free
     Column("created_at", UTCDateTime, nullable=False),
     Column("opened_at", UTCDateTime),
     Column("closed_at", UTCDateTime),
@@ -215,11 +218,23 @@ orders = Table(
     Column("paid_at", UTCDateTime),
     Column("ended_at", UTCDateTime),
     Column("refund_reason", String(64)),
+    # amount_minor includes shipping_minor; None: nothing shipped (a pickup order).
+    Column("shipping_minor", BigInteger),
+    # The shipping address (personal data: erased by `customer forget` and by retention).
+    Column("ship_to", JSON),
+    Column("fulfilment", String(16)),  # None | shipped | picked_up
+    Column("fulfilled_at", UTCDateTime),
+    Column("carrier", String(64)),
+    Column("tracking", String(128)),
+    Column("pickup_code", String(12)),  # shown on the receipt, checked by the shop
     CheckConstraint(
         "status IN ('pending', 'reserved', 'paid', 'cancelled', 'refunded')",
         name="status_known",
     ),
     CheckConstraint("amount_minor >= 0", name="amount_not_negative"),
+    CheckConstraint(
+        "fulfilment IS NULL OR fulfilment IN ('shipped', 'picked_up')", name="fulfilment_known"
+    ),
 )
 Index("ix_orders_drop_status", orders.c.drop_id, orders.c.status)
 

@@ -1,5 +1,7 @@
 """Property: any interleaving of claim / pay / expire / cancel / restock / refund / close
-keeps sold + held + available == total, nothing negative, and sold == units in orders."""
+keeps sold + held + available == total, nothing negative, and sold == the units of orders
+whose holds converted (paid or reserved, or refunded after the drop closed: a closed drop's
+refunded units stay sold)."""
 
 from __future__ import annotations
 
@@ -120,9 +122,9 @@ def make_machine(url_factory):
             async def sold_in_orders():
                 async with self.db.read() as conn:
                     units = await conn.execute(
-                        select(func.coalesce(func.sum(orders.c.qty), 0)).where(
-                            orders.c.status.in_(("paid", "reserved"))
-                        )
+                        select(func.coalesce(func.sum(orders.c.qty), 0))
+                        .join(holds, holds.c.id == orders.c.hold_id)
+                        .where(holds.c.status == "converted")
                     )
                     sold = await conn.execute(select(func.sum(drop_stock.c.sold)))
                     return units.scalar(), sold.scalar()
