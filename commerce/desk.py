@@ -1,0 +1,292 @@
+"""The creator's order desk: list and export orders, refund through the provider, mark
+orders shipped (one or a carrier's CSV) or picked up. The CLI, the admin API and the
+dashboard all go through here, so they cannot disagree.
+
+Money first: a refund asks the provider to return the money (with an idempotency key, so a
+retry never pays twice) before the order is recorded refunded; if the provider refuses,
+nothing changes here and the creator is told why.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy import and_, func, select
+from sqlalchemy.sql import ColumnElement
+
+from commerce.domain.errors import DomainError, InvalidInput, OrderNotFound
+from commerce.domain.model import DeskStatus, Order, OrderStatus
+from commerce.payments.base import PaymentProviders
+from commerce.services.orders import OrderService, order_from_row
+from commerce.storage.database import Database
+from commerce.storage.tables import customers, drop_stock, drops, holds, identities, orders
+
+log = logging.getLogger(__name__)
+
+PACKING_COLUMNS = (
+    "order",
+    "drop",
+    "status",
+    "name",
+    "line1",
+    "line2",
+    "postal_code",
+    "city",
+    "region",
+    "country",
+    "sku",
+    "qty",
+    "pool",
+    "pickup_code",
+)
+SHIP_CSV_COLUMNS = ("order", "carrier", "tracking")
+MAX_SHIP_ROWS = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class DeskLine:
+    """One order as the desk shows it: who, what (SKU and units per part), where."""
+
+    order: Order
+    drop_title: str
+    customer: str  # display name, else an identity, else "customer N"
+    items: tuple[tuple[str, int], ...]  # (SKU, units): a bundle lists every part
+
+    @property
+    def status(self) -> DeskStatus:
+        return self.order.desk_status
+
+
+def status_filter(status: DeskStatus) -> ColumnElement[bool]:
+    """The orders a desk status names (payment state, or fulfilment once the goods left)."""
+    settled = orders.c.status.in_(("paid", "reserved"))
+    match status:
+        case DeskStatus.SHIPPED | DeskStatus.PICKED_UP:
+            return and_(settled, orders.c.fulfilment == status.value)
+        case DeskStatus.PAID | DeskStatus.RESERVED:
+            return and_(orders.c.status == status.value, orders.c.fulfilment.is_(None))
+        case _:
+            return orders.c.status == status.value
+
+
+def parse_status(value: str | None) -> DeskStatus | None:
+    if value is None or value == "":
+        return None
+    try:
+        return DeskStatus(value)
+    except ValueError:
+        known = ", ".join(s.value for s in DeskStatus)
+        raise InvalidInput("status", f"{value!r} is not an order status; use {known}") from None
+
+
+@dataclass(frozen=True, slots=True)
+class ShipRow:
+    line: int  # in the file, the header being line 1
+    order_id: int
+    carrier: str
+    tracking: str
+
+
+@dataclass
+class ShipReport:
+    """What a bulk shipment did, row by row."""
+
+    shipped: list[int] = field(default_factory=list)
+    unchanged: list[int] = field(default_factory=list)
+    refused: list[tuple[int, int, str]] = field(default_factory=list)  # (line, order, why)
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "shipped": self.shipped,
+            "unchanged": self.unchanged,
+            "refused": [{"line": ln, "order": o, "problem": p} for ln, o, p in self.refused],
+        }
+
+
+def parse_ship_csv(text: str) -> list[ShipRow]:
+    """A carrier's export: a header naming ``order``, ``carrier`` and ``tracking`` (other
+    columns ignored, order free). Every row is checked before any is applied."""
+    reader = csv.reader(io.StringIO(text.lstrip("\ufeff")))
+    header = [h.strip().lower() for h in next(reader, [])]
+    aliases = {"order_id": "order", "order id": "order", "tracking_number": "tracking"}
+    header = [aliases.get(h, h) for h in header]
+    missing = [c for c in SHIP_CSV_COLUMNS if c not in header]
+    if missing:
+        raise InvalidInput("csv", f"line 1: the header needs the column(s) {', '.join(missing)}")
+    where = {c: header.index(c) for c in SHIP_CSV_COLUMNS}
+    rows: list[ShipRow] = []
+    for number, record in enumerate(reader, start=2):
+        if not any(cell.strip() for cell in record):
+            continue
+        if len(rows) >= MAX_SHIP_ROWS:
+            raise InvalidInput("csv", f"more than {MAX_SHIP_ROWS} rows; split the file")
+        cells = {c: (record[i].strip() if i < len(record) else "") for c, i in where.items()}
+        order = cells["order"].lstrip("#")
+        if not order.isdigit() or len(order) > 18:
+            raise InvalidInput("csv", f"line {number}: order {cells['order']!r} is not a number")
+        for column in ("carrier", "tracking"):
+            if not cells[column]:
+                raise InvalidInput("csv", f"line {number}: {column} is empty")
+        rows.append(ShipRow(number, int(order), cells["carrier"], cells["tracking"]))
+    if not rows:
+        raise InvalidInput("csv", "has no rows under its header")
+    return rows
+
+
+def packing_csv(lines: Iterable[DeskLine]) -> str:
+    """The packing list: one row per order and SKU, with the address to ship to."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(PACKING_COLUMNS)
+    for line in lines:
+        order = line.order
+        address = order.ship_to.as_dict() if order.ship_to else {}
+        for sku, qty in line.items:
+            writer.writerow(
+                [
+                    order.id,
+                    order.drop_id,
+                    line.status.value,
+                    address.get("name") or line.customer,
+                    address.get("line1", ""),
+                    address.get("line2", ""),
+                    address.get("postal_code", ""),
+                    address.get("city", ""),
+                    address.get("region", ""),
+                    address.get("country", ""),
+                    sku,
+                    qty,
+                    order.pool,
+                    order.pickup_code or "",
+                ]
+            )
+    return buffer.getvalue()
+
+
+def _reason(reason: str) -> str:
+    text = " ".join(reason.split())
+    if not text:
+        raise InvalidInput("reason", "say why, in a few words")
+    if len(text) > 64:
+        raise InvalidInput("reason", "is longer than 64 characters")
+    return text
+
+
+class OrderDesk:
+    def __init__(self, db: Database, orders: OrderService, payments: PaymentProviders) -> None:
+        self.db = db
+        self.orders = orders
+        self.payments = payments
+
+    # -- reading ----------------------------------------------------------------------
+
+    async def lines(
+        self, drop_id: int | None = None, status: DeskStatus | None = None
+    ) -> list[DeskLine]:
+        """Orders, oldest first, optionally of one drop and in one desk status."""
+        conditions: list[ColumnElement[bool]] = []
+        if drop_id is not None:
+            conditions.append(orders.c.drop_id == drop_id)
+        if status is not None:
+            conditions.append(status_filter(status))
+        return await self._lines(conditions)
+
+    async def line(self, order_id: int) -> DeskLine:
+        found = await self._lines([orders.c.id == order_id])
+        if not found:
+            raise OrderNotFound(f"order {order_id} does not exist", order_id=order_id)
+        return found[0]
+
+    async def _lines(self, conditions: Sequence[ColumnElement[bool]]) -> list[DeskLine]:
+        identity = (
+            select(func.min(identities.c.identity))
+            .where(identities.c.customer_id == orders.c.customer_id)
+            .scalar_subquery()
+        )
+        query = (
+            select(
+                orders,
+                drops.c.title.label("drop_title"),
+                customers.c.display_name,
+                identity.label("identity"),
+                holds.c.sku,
+            )
+            .join(drops, drops.c.id == orders.c.drop_id)
+            .join(holds, holds.c.id == orders.c.hold_id)
+            .join(customers, customers.c.id == orders.c.customer_id)
+            .where(*conditions)
+            .order_by(orders.c.id)
+        )
+        async with self.db.read() as conn:
+            rows = (await conn.execute(query)).all()
+            bundles = {(r.drop_id, r.pool) for r in rows if r.sku is None}
+            parts: dict[tuple[int, str], list[tuple[str, int]]] = {}
+            for drop_id, pool in bundles:
+                stock = await conn.execute(
+                    select(drop_stock.c.sku, drop_stock.c.per_unit)
+                    .where(drop_stock.c.drop_id == drop_id, drop_stock.c.pool == pool)
+                    .order_by(drop_stock.c.position)
+                )
+                parts[(drop_id, pool)] = [(s.sku, s.per_unit) for s in stock]
+        lines = []
+        for r in rows:
+            order = order_from_row(r)
+            if r.sku is not None:
+                items: tuple[tuple[str, int], ...] = ((r.sku, order.qty),)
+            else:
+                items = tuple((sku, n * order.qty) for sku, n in parts[(r.drop_id, r.pool)])
+            who = r.display_name or r.identity or f"customer {order.customer_id}"
+            lines.append(DeskLine(order, r.drop_title, who, items))
+        return lines
+
+    # -- acting -----------------------------------------------------------------------
+
+    async def refund(self, order_id: int, reason: str = "requested") -> tuple[Order, bool]:
+        """Give the money back through the order's provider, then record the refund (a live
+        drop's units go back on sale, waitlist first). False: it already was refunded."""
+        reason = _reason(reason)
+        order = await self.orders.get(order_id)
+        if order.status in (OrderStatus.REFUNDED, OrderStatus.CANCELLED):
+            return order, False
+        if order.status is OrderStatus.PAID:
+            if order.provider not in self.payments:
+                raise DomainError(
+                    f"order {order_id} was paid through {order.provider}, which is not "
+                    "configured here; refund it there"
+                )
+            provider = self.payments.get(order.provider)
+            # The provider's key is the payment: however often this runs, one refund.
+            await provider.refund(
+                order, order.provider_ref or f"{order.provider}_{order.id}", reason
+            )
+        refunded = await self.orders.refund(order_id, reason)
+        log.info(
+            "order %s refunded (%s)",
+            order_id,
+            order.provider,
+            extra={"order_id": order_id, "drop_id": order.drop_id},
+        )
+        return refunded, True
+
+    async def ship(self, order_id: int, carrier: str, tracking: str) -> tuple[Order, bool]:
+        return await self.orders.ship(order_id, carrier, tracking)
+
+    async def ship_csv(self, text: str) -> ShipReport:
+        """Mark every order of a carrier's export shipped. The same file twice changes
+        nothing; a row that cannot ship is reported and the others still ship."""
+        report = ShipReport()
+        for row in parse_ship_csv(text):
+            try:
+                _, changed = await self.orders.ship(row.order_id, row.carrier, row.tracking)
+            except DomainError as exc:
+                report.refused.append((row.line, row.order_id, str(exc)))
+                continue
+            (report.shipped if changed else report.unchanged).append(row.order_id)
+        return report
+
+    async def picked_up(self, order_id: int, code: str | None = None) -> tuple[Order, bool]:
+        return await self.orders.picked_up(order_id, code)
