@@ -26,8 +26,9 @@ from commerce.domain.events import (
     Restocked,
     SoldOut,
 )
-from commerce.domain.model import DropFormat, DropView
+from commerce.domain.model import DropFormat, DropView, Money, Order, OrderStatus
 from commerce.money_format import format_money
+from commerce.shipping import pickup_point, tracking_url
 from commerce.views import Action, DropStatus, Phase, drop_status, left_text
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,68 @@ def count(n: int, unit: str) -> str:
 
 def pool_label(pool: str) -> str:
     return "ship" if pool == "ship" else f"pickup at {pool.removeprefix('pickup:')}"
+
+
+def order_items(view: DropView, order: Order) -> str:
+    """What an order holds, as its buyer reads it: "2 × Spicy chips" or the bundle."""
+    if view.drop.format is DropFormat.BUNDLE or len(view.products) != 1:
+        title = view.drop.title
+    else:
+        title = next(iter(view.products.values())).title
+    return f"{order.qty} × {title}"
+
+
+def receipt(view: DropView, order: Order, locale: str | None = None) -> Message | None:
+    """The buyer's receipt, sent privately where they bought: what, how much (shipping
+    apart), and where it goes or where to collect it with the code the shop checks."""
+    if order.status not in (OrderStatus.PAID, OrderStatus.RESERVED):
+        return None  # refunded or cancelled before we got to send it
+
+    def money(m: Money) -> str:
+        return format_money(m, locale)
+
+    fields: list[tuple[str, str]] = [("Items", order_items(view, order))]
+    if order.shipping is not None:
+        fields.append(("Shipping", money(order.shipping)))
+    paid = order.status is OrderStatus.PAID
+    fields.append(("Total paid" if paid else "To pay at pickup", money(order.amount)))
+    if order.pickup_code:
+        fields.append(("Pick up at", pickup_point(order.pool)))
+        fields.append(("Pickup code", order.pickup_code))
+        where = f" Pick it up at {pickup_point(order.pool)}: show the code {order.pickup_code}."
+    else:
+        lines = order.ship_to.lines() if order.ship_to else []
+        if lines:
+            fields.append(("Ships to", ", ".join(lines)))
+        where = " We will message you when it ships."
+    head = "Receipt" if paid else "Reserved"
+    return Message(
+        f"{head} for order #{order.id} — {view.drop.title}: {order_items(view, order)}, "
+        f"{money(order.amount)}{'' if paid else ' to pay at pickup'}.{where}",
+        kind="receipt",
+        drop_id=view.drop.id,
+        title=f"{head} · order #{order.id}",
+        fields=tuple(fields),
+        private=True,
+    )
+
+
+def shipped(view: DropView, order: Order) -> Message | None:
+    """Your order is on its way: the carrier, the code and where to follow it."""
+    if order.desk_status.value != "shipped" or not order.carrier or not order.tracking:
+        return None
+    url = tracking_url(order.carrier, order.tracking)
+    follow = f" Track it: {url}" if url else ""
+    return Message(
+        f"Order #{order.id} ({view.drop.title}) has shipped with {order.carrier}, tracking "
+        f"{order.tracking}.{follow}",
+        kind="shipped",
+        drop_id=view.drop.id,
+        title=f"Shipped · order #{order.id}",
+        fields=(("Carrier", order.carrier), ("Tracking", order.tracking)),
+        public_link=url,
+        private=True,
+    )
 
 
 class Presenter:

@@ -13,11 +13,12 @@ import unicodedata
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from functools import cache
+from urllib.parse import quote
 
 import pycountry
 
 from commerce.domain.errors import InvalidInput
-from commerce.domain.model import Address, Money
+from commerce.domain.model import PICKUP_PREFIX, Address, Money
 
 ANYWHERE = "*"
 # Field, label, longest accepted, required.
@@ -119,3 +120,26 @@ def parse_address(form: Mapping[str, object], rates: ShippingRates | None = None
 def allowed_countries(codes: Collection[str]) -> frozenset[str]:
     """The deployment's ``ship_to_countries`` checked as codes (empty: anywhere)."""
     return frozenset(country_code(c, "payments.ship_to_countries") for c in codes)
+
+
+# Where a buyer follows a parcel, for the carriers creators use most; others get the code.
+_TRACKERS = {
+    "ups": "https://www.ups.com/track?tracknum={code}",
+    "usps": "https://tools.usps.com/go/TrackConfirmAction?tLabels={code}",
+    "fedex": "https://www.fedex.com/fedextrack/?trknbr={code}",
+    "dhl": "https://www.dhl.com/global-en/home/tracking.html?tracking-id={code}",
+    "royal mail": "https://www.royalmail.com/track-your-item#/tracking-results/{code}",
+    "canada post": "https://www.canadapost-postescanada.ca/track-reperage/en#/search?searchFor={code}",
+    "dpd": "https://www.dpd.com/tracking/?parcelNumber={code}",
+}
+
+
+def tracking_url(carrier: str, code: str) -> str | None:
+    """The carrier's tracking page for ``code``; None for a carrier we do not know."""
+    template = _TRACKERS.get(" ".join(carrier.lower().split()))
+    return template.format(code=quote(code.replace(" ", ""), safe="")) if template else None
+
+
+def pickup_point(pool: str) -> str:
+    """A pickup pool as people name the place: "pickup:corner-deli" → "Corner Deli"."""
+    return pool.removeprefix(PICKUP_PREFIX).replace("-", " ").title()
