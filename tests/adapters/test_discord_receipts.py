@@ -4,23 +4,27 @@ each, whatever retries; a closed DM ends unreachable; nothing for an order refun
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import pytest
+import pytest_asyncio
 
 from commerce.core import Commerce
 from commerce.domain.model import Address, Money
 from commerce.dropfile import validate_spec
-from tests.adapters.test_discord_retention import (  # noqa: F401 (the fixture)
-    Shop,
-    dispatcher,
-    dms,
-    fake,
-    rows,
-    running_bot,
-)
+from tests.adapters.test_discord_retention import Shop, dispatcher, dms, rows, running_bot
 from tests.fakes.discord import FakeDiscord
 from tests.helpers import capsule_spec, collab_spec
 
 pytestmark = pytest.mark.timeout(30)
+
+
+@pytest_asyncio.fixture
+async def fake() -> AsyncIterator[FakeDiscord]:
+    async with FakeDiscord() as server:
+        with server.patch_discord_py():
+            yield server
+
 
 ANN = Address("Ann Lee", "1 Main St", "Springfield", "12345", "US", region="IL")
 
