@@ -106,6 +106,10 @@ def _objective_line(objective: ObjectiveResult | None, text: str) -> str:
     return f"[bold {colour}]Objective: {text}[/]"
 
 
+def _hours(seconds: float | None) -> str:
+    return DASH if seconds is None else f"{seconds / 3600:.1f} h"
+
+
 def kpi_table(k: DropKpis) -> Table:
     table = _table("KPIs", ("KPI", "left"), ("value", "left"))
     ct = k.seconds_to_checkout
@@ -114,7 +118,18 @@ def kpi_table(k: DropKpis) -> Table:
         (f"{units} sold", f"{k.units_sold} of {k.capacity} ({_num(k.sell_through_pct, '%')} sold)"),
         ("time to sell out", _num(k.sold_out_after_s, " s")),
         (f"{units} in the first 10 min", str(k.units_first_10m)),
-        ("revenue", format_money(k.revenue, None) if k.revenue else DASH),
+        ("revenue (net of refunds)", format_money(k.revenue, None) if k.revenue else DASH),
+        (
+            "refunds",
+            f"{k.after_sale.refunds}"
+            + (f" ({format_money(k.after_sale.refunded, None)})" if k.after_sale.refunded else ""),
+        ),
+        (
+            "fulfilment",
+            f"{k.after_sale.shipped} shipped, {k.after_sale.picked_up} picked up, "
+            f"{k.after_sale.awaiting} to go; paid → shipped p50 "
+            f"{_hours(k.after_sale.fulfilment.p50)}",
+        ),
         ("viewers peak / average", f"{_num(k.viewers.peak)} / {_num(k.viewers.average)}"),
         (
             f"{units} per 1k viewers (peak / avg)",

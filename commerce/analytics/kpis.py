@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from commerce.analytics.results import (
     LOWER_IS_BETTER,
+    AfterSale,
     CheckoutTimes,
     ClaimStats,
     Distribution,
@@ -148,6 +149,16 @@ class WaitRow:
     hold_id: int | None
 
 
+@dataclass(frozen=True, slots=True)
+class OrderRow:
+    status: str
+    amount_minor: int
+    currency: str
+    paid_at: datetime | None
+    fulfilled_at: datetime | None
+    fulfilment: str | None
+
+
 @dataclass
 class DropFacts:
     """Everything ``compute`` needs about one drop, read in one transaction."""
@@ -162,6 +173,7 @@ class DropFacts:
     activity: list[ActivityRow]
     revenue: Money | None
     later_sales: list[tuple[int, datetime]] = field(default_factory=list)  # other drops
+    orders: list[OrderRow] = field(default_factory=list)
 
 
 # -- loading ---------------------------------------------------------------------------------
@@ -263,7 +275,21 @@ async def load_facts(conn: AsyncConnection, drop_id: int) -> DropFacts:
             .order_by(func.sum(orders.c.amount_minor).desc())
         )
     ).all()
+    order_rows = [
+        OrderRow(**r._mapping)
+        for r in await conn.execute(
+            select(
+                orders.c.status,
+                orders.c.amount_minor,
+                orders.c.currency,
+                orders.c.paid_at,
+                orders.c.fulfilled_at,
+                orders.c.fulfilment,
+            ).where(orders.c.drop_id == drop_id)
+        )
+    ]
     facts = DropFacts(
+        orders=order_rows,
         drop=info,
         format=DropFormat(row.format),
         objective=row.objective,
@@ -377,6 +403,7 @@ def compute(facts: DropFacts, as_of: datetime) -> DropKpis:
         reminders=reminder_attribution(facts.activity, sold),
         first_120s=first_view(facts, sold, opened),
         series=series,
+        after_sale=after_sale(facts.orders),
     )
 
 
@@ -393,6 +420,24 @@ def evaluate_objective(objective: Any, metrics: dict[str, float | None]) -> Obje
     higher = metric not in LOWER_IS_BETTER
     met = None if actual is None else (actual >= target if higher else actual <= target)
     return ObjectiveResult(metric, target, actual, met, higher)
+
+
+def after_sale(rows: Sequence[OrderRow]) -> AfterSale:
+    """Refunds the creator gave (money had been taken: late payments refused at once are
+    not sales, so not refunds of one) and how quickly paid goods left."""
+    refunded = [r for r in rows if r.status == "refunded" and r.paid_at is not None]
+    settled = [r for r in rows if r.status in ("paid", "reserved")]
+    # Paid → shipped. Pickups are left out: pay-at-pickup orders are paid as they leave.
+    left = [r for r in settled if r.fulfilment == "shipped" and r.fulfilled_at and r.paid_at]
+    amount = sum(r.amount_minor for r in refunded)
+    return AfterSale(
+        refunds=len(refunded),
+        refunded=Money(amount, refunded[0].currency) if refunded else None,
+        shipped=sum(r.fulfilment == "shipped" for r in settled),
+        picked_up=sum(r.fulfilment == "picked_up" for r in settled),
+        awaiting=sum(r.fulfilment is None for r in settled),
+        fulfilment=distribution([_seconds(r.fulfilled_at, r.paid_at) for r in left]),
+    )
 
 
 def distribution(seconds: Sequence[float]) -> Distribution:

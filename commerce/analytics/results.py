@@ -176,6 +176,20 @@ class Series:
 
 
 @dataclass(frozen=True, slots=True)
+class AfterSale:
+    """What happened after the money: refunds given back by the creator, and how fast the
+    goods left (paid → shipped). ``revenue`` elsewhere is already net of these
+    refunds; ``refunded`` is what they came to."""
+
+    refunds: int
+    refunded: Money | None
+    shipped: int
+    picked_up: int
+    awaiting: int  # paid or reserved, not yet shipped or picked up
+    fulfilment: Distribution  # seconds from payment to shipping
+
+
+@dataclass(frozen=True, slots=True)
 class DropKpis:
     drop: DropInfo
     as_of: datetime
@@ -185,7 +199,7 @@ class DropKpis:
     sell_through_pct: float | None
     sold_out_after_s: float | None
     units_first_10m: int
-    revenue: Money | None
+    revenue: Money | None  # paid and reserved orders: net of refunds
     viewers: ViewerStats
     units_per_1k_viewers: PerThousand
     seconds_to_checkout: CheckoutTimes
@@ -197,6 +211,7 @@ class DropKpis:
     reminders: list[ReminderAttribution]
     first_120s: list[EarlyBucket]
     series: Series
+    after_sale: AfterSale
 
 
 @dataclass(frozen=True, slots=True)

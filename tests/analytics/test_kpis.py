@@ -120,7 +120,7 @@ def test_json_has_stable_keys_and_iso_utc_times(kpis):
         "drop", "as_of", "objective", "units_sold", "capacity", "sell_through_pct",
         "sold_out_after_s", "units_first_10m", "revenue", "viewers", "units_per_1k_viewers",
         "seconds_to_checkout", "claims", "holds", "funnel", "waitlist", "repeat", "reminders",
-        "first_120s", "series",
+        "first_120s", "series", "after_sale",
     ]  # fmt: skip
     assert data["drop"]["opened_at"].endswith("Z")
     assert data["revenue"] == {"amount_minor": 3600, "currency": "USD"}
@@ -178,7 +178,7 @@ async def test_a_lapsed_hold_counts_as_expired_before_the_sweep(commerce, clock)
 
 
 async def test_a_refund_takes_the_sale_back_and_returns_the_unit_at_the_refund(commerce, clock):
-    drop_id = await live_drop(commerce, capsule_spec(2, hold_seconds=60))
+    drop_id = await live_drop(commerce, capsule_spec(3, hold_seconds=60))  # stays live
     first, second = await customers(commerce, 2)
     result = await commerce.claims.claim(drop_id, first)
     clock.advance(10)
@@ -189,9 +189,57 @@ async def test_a_refund_takes_the_sale_back_and_returns_the_unit_at_the_refund(c
     order = await commerce.orders.for_hold(result.hold.id)
     await commerce.orders.refund(order.id)
     kpis = await DropAnalytics(commerce.uow).kpis(drop_id)
-    assert (kpis.units_sold, kpis.sell_through_pct) == (1, 50.0)
+    assert (kpis.units_sold, kpis.sell_through_pct) == (1, pytest.approx(100 / 3))
     assert kpis.revenue == Money(1200, "USD")
-    assert series(kpis.series.stock_available) == [(0, 1), (20, 0), (120, 1)]
+    assert (kpis.after_sale.refunds, kpis.after_sale.refunded) == (1, Money(1200, "USD"))
+    assert series(kpis.series.stock_available) == [(0, 2), (20, 1), (120, 2)]
+
+
+async def test_a_closed_drops_refund_stays_a_sale_but_leaves_the_net_revenue(commerce, clock):
+    drop_id = await live_drop(commerce, capsule_spec(3))
+    first, second = await customers(commerce, 2)
+    await claim_and_buy(commerce, drop_id, first)
+    await claim_and_buy(commerce, drop_id, second)
+    await commerce.drops.close(drop_id)
+    refunded = await first_order(commerce, drop_id)
+    await commerce.orders.refund(refunded, "requested")
+
+    kpis = await DropAnalytics(commerce.uow).kpis(drop_id)
+    assert kpis.units_sold == 2
+    assert kpis.revenue == Money(1200, "USD")
+    assert (kpis.after_sale.refunds, kpis.after_sale.refunded) == (1, Money(1200, "USD"))
+
+
+async def test_fulfilment_time_is_paid_to_shipped(commerce, clock):
+    drop_id = await live_drop(commerce, capsule_spec(5))
+    buyers = await customers(commerce, 3)
+    for buyer in buyers:
+        await claim_and_buy(commerce, drop_id, buyer)
+    orders = await all_orders(commerce, drop_id)
+    clock.advance(2 * 3600)
+    await commerce.orders.ship(orders[0], "UPS", "1Z1")
+    clock.advance(2 * 3600)
+    await commerce.orders.ship(orders[1], "UPS", "1Z2")
+
+    after = (await DropAnalytics(commerce.uow).kpis(drop_id)).after_sale
+    assert (after.shipped, after.picked_up, after.awaiting, after.refunds) == (2, 0, 1, 0)
+    assert after.fulfilment.p50 == pytest.approx(3 * 3600)
+
+
+async def all_orders(commerce, drop_id) -> list[int]:
+    from sqlalchemy import select
+
+    from commerce.storage.tables import orders
+
+    async with commerce.db.read() as conn:
+        rows = await conn.execute(
+            select(orders.c.id).where(orders.c.drop_id == drop_id).order_by(orders.c.id)
+        )
+        return list(rows.scalars())
+
+
+async def first_order(commerce, drop_id) -> int:
+    return (await all_orders(commerce, drop_id))[0]
 
 
 async def test_bundle_capacity_counts_whole_bundles(commerce, clock):
