@@ -189,17 +189,14 @@ async def create_drop(base: str, units: int, hold_seconds: int = 600) -> int:
 
 async def sell_out(base: str, drop_id: int, signer: object, units: int) -> None:
     """Claim and pay every unit so the drop is sold out with no hold pending."""
-    import re
+    from dropcast.rehearse import pay_form
 
     async with aiohttp.ClientSession() as session:
         for i in range(units):
             token, _ = signer.issue(drop_id, f"web:sold{i}@bench.test")  # type: ignore[attr-defined]
             async with session.get(f"{base}/c/{token}") as response:
                 page = await response.text()
-            form = {
-                k: re.search(rf'name="{k}" value="([^"]*)"', page)[1]  # type: ignore[index]
-                for k in ("csrf", "hold_id", "pool")
-            }
+            form = pay_form(page, i)
             async with session.post(f"{base}/c/{token}/pay", data=form) as response:
                 assert response.status == 200, await response.text()
 

@@ -70,10 +70,11 @@ class ShippingRates:
     currency: str
     rates: Mapping[str, int] | None  # None: free to every allowed country
     allowed: frozenset[str] = frozenset()  # empty: every country
+    excluded: frozenset[str] = frozenset()  # where the payment provider cannot deliver
 
     def rate(self, country: str) -> Money | None:
         """The cost to ``country``; None when it cannot be chosen."""
-        if self.allowed and country not in self.allowed:
+        if (self.allowed and country not in self.allowed) or country in self.excluded:
             return None
         if self.rates is None:
             return Money(0, self.currency) if country in countries() else None

@@ -28,6 +28,9 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from commerce.domain.errors import InvalidInput
+from commerce.shipping import country_code
+
 DEFAULT_CONFIG_FILE = Path("dropcast.toml")
 _toml_path: ContextVar[Path | None] = ContextVar("dropcast_toml_path", default=None)
 
@@ -137,6 +140,24 @@ class PaymentsSettings(_Section):
     stripe_api_key: SecretStr | None = None
     stripe_webhook_secret: SecretStr | None = None
     stripe_api_base: AnyHttpUrl = AnyHttpUrl("https://api.stripe.com")
+    # Where ship orders may go, as ISO 3166-1 alpha-2 codes (["US", "CA"]); empty: wherever
+    # a drop's shipping rates reach.
+    ship_to_countries: list[str] = Field(default_factory=list)
+
+    @field_validator("ship_to_countries")
+    @classmethod
+    def _country_codes(cls, value: list[str]) -> list[str]:
+        codes: list[str] = []
+        for entry in value:
+            if not entry.strip():
+                raise ValueError('has an empty entry; give ISO 3166-1 alpha-2 codes like "US"')
+            try:
+                code = country_code(entry, "payments.ship_to_countries")
+            except InvalidInput as exc:
+                raise ValueError(exc.problem) from None
+            if code not in codes:
+                codes.append(code)
+        return codes
 
 
 class DiscordSettings(_Section):
@@ -272,6 +293,14 @@ class EmailSettings(_Section):
     sends_per_ip_per_hour: int = Field(default=10, ge=1, le=10_000)
 
 
+class PrivacySettings(_Section):
+    """How long personal data is kept. A shipping address is erased this many days after
+    its order was shipped, picked up, refunded or cancelled (`dropcast customer forget`
+    erases a person at once)."""
+
+    address_retention_days: int = Field(default=180, ge=1, le=3650)
+
+
 class LogSettings(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     json_format: bool = False
@@ -296,6 +325,7 @@ class Settings(BaseSettings):
     scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
     chat: ChatSettings = Field(default_factory=ChatSettings)
     email: EmailSettings = Field(default_factory=EmailSettings)
+    privacy: PrivacySettings = Field(default_factory=PrivacySettings)
     log: LogSettings = Field(default_factory=LogSettings)
 
     @classmethod

@@ -28,6 +28,24 @@ from bot.twitch.outlet import default_limiter
 from dropcast.app import App
 
 FORM_FIELD = re.compile(r'name="(csrf|hold_id|pool)" value="([^"]*)"')
+COUNTRY_OPTION = re.compile(r'<option value="([A-Z]{2})"( selected)?>')
+
+
+def pay_form(page: str, viewer: int) -> dict[str, str]:
+    """What a rehearsal viewer sends to pay: the page's hidden fields and, for a ship hold,
+    an address in a country the drop ships to (the one the page chose, else its first)."""
+    form = dict(FORM_FIELD.findall(page))
+    offered = COUNTRY_OPTION.findall(page)
+    if offered:
+        country = next((code for code, chosen in offered if chosen), offered[0][0])
+        form.update(
+            name=f"Rehearsal viewer {viewer}",
+            line1=f"{viewer} Rehearsal Way",
+            city="Testville",
+            postal_code="00000",
+            country=country,
+        )
+    return form
 
 
 @dataclass
@@ -118,7 +136,7 @@ async def run_rehearsal(
                 report.outcomes[f"error:{type(exc).__name__}"] += 1
                 return
             report.latencies.append(time.perf_counter() - started)
-            fields = dict(FORM_FIELD.findall(body))
+            fields = pay_form(body, i)
             if status == 200 and "hold_id" in fields:
                 report.outcomes["held"] += 1
             elif status == 409:

@@ -192,3 +192,29 @@ async def browser():
             yield browser
         finally:
             await browser.close()
+
+
+# A valid address for a ship hold's form, in tests that pay over HTTP or in a browser.
+SHIP_ADDRESS = {
+    "name": "Test Buyer",
+    "line1": "1 Main St",
+    "line2": "",
+    "postal_code": "12345",
+    "city": "Springfield",
+    "region": "IL",
+    "country": "US",
+}
+
+
+async def fill_ship_address(page: Any, **change: str) -> None:
+    """In the browser, fill what a held page asks before Pay: the address fields it shows
+    (none for a pickup, the country only when the card page takes the rest)."""
+    values = {**SHIP_ADDRESS, **change}
+    await page.locator("form.pay").wait_for()
+    country = page.locator("form.pay select[name=country]")
+    if await country.count():
+        await country.select_option(values["country"])
+    for key, value in values.items():
+        field = page.locator(f"form.pay input[name={key}]")
+        if key != "country" and await field.count():
+            await field.fill(value)

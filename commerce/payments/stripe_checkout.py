@@ -4,10 +4,15 @@ Uses the official ``stripe`` package. The API base is a setting so tests run aga
 fake. Stripe requires a session to live at least 30 minutes, so a short hold cannot bound
 the session; instead a payment that lands after the hold lapsed comes back from
 ``confirm_payment`` as REFUND_DUE and is refunded here, so nothing is ever oversold.
+
+A ship order lets Stripe collect the address, kept to the one country the buyer chose on
+our page, with that country's rate as the only shipping option; the webhook stores the
+collected address on the order. Addresses are personal data: never logged here.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections.abc import Mapping
@@ -17,7 +22,8 @@ from typing import Any
 import stripe
 
 from commerce.clock import Clock
-from commerce.domain.model import Order
+from commerce.domain.errors import InvalidInput
+from commerce.domain.model import Address, Money, Order
 from commerce.payments.base import (
     CheckoutRequest,
     PaymentError,
@@ -27,12 +33,19 @@ from commerce.payments.base import (
     must_refund,
 )
 from commerce.services.orders import OrderService, PaymentResult
+from commerce.shipping import countries
 
 log = logging.getLogger(__name__)
 
 # Stripe refuses expires_at less than 30 minutes ahead (docs: Checkout Session expires_at).
 STRIPE_MIN_SESSION = timedelta(minutes=30, seconds=30)
 PAID_EVENTS = frozenset({"checkout.session.completed", "checkout.session.async_payment_succeeded"})
+# ISO 3166-1 countries Checkout cannot collect an address in (Stripe API reference, Checkout
+# Session shipping_address_collection.allowed_countries: "Unsupported country codes"); the
+# same set is what the stripe package's allowed_countries Literal leaves out of ISO 3166.
+UNSHIPPABLE = frozenset(
+    {"AS", "CX", "CC", "CU", "HM", "IR", "KP", "MH", "FM", "NF", "MP", "PW", "SY", "UM", "VI"}
+)
 
 
 def _row_id(value: object) -> int | None:
@@ -40,6 +53,89 @@ def _row_id(value: object) -> int | None:
     if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 18:
         return int(value)
     return None
+
+
+def ships_to(country: str) -> bool:
+    """Whether Stripe Checkout can collect an address in ``country`` (ISO 3166-1 alpha-2)."""
+    return country not in UNSHIPPABLE
+
+
+def _text(value: object) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def collected_address(session: Mapping[str, Any]) -> Address | None:
+    """The address the buyer gave on Stripe's page: ``collected_information.shipping_details``
+    since API version 2025-03-31.basil, top-level ``shipping_details`` before it."""
+    info = session.get("collected_information")
+    details = info.get("shipping_details") if isinstance(info, dict) else None
+    if not isinstance(details, dict):
+        details = session.get("shipping_details")
+    if not isinstance(details, dict) or not isinstance(details.get("address"), dict):
+        return None
+    address = details["address"]
+    return Address(
+        name=_text(details.get("name")),
+        line1=_text(address.get("line1")),
+        line2=_text(address.get("line2")),
+        city=_text(address.get("city")),
+        postal_code=_text(address.get("postal_code")),
+        region=_text(address.get("state")),
+        country=_text(address.get("country")).upper(),
+    )
+
+
+def idempotency_key(order_id: int, params: Mapping[str, Any]) -> str:
+    """One key per order *and* request: Stripe answers 400 idempotency_error when a key comes
+    back with other parameters, and a pending order's request changes (the buyer chose
+    another country, so another rate and amount; a later ``expires_at``). A retry of the same
+    request still gets the same session."""
+    canonical = json.dumps(params, sort_keys=True, separators=(",", ":"), default=str)
+    return f"dropcast-order-{order_id}-{hashlib.sha256(canonical.encode()).hexdigest()[:16]}"
+
+
+def line_items(order: Order, title: str) -> list[dict[str, Any]]:
+    """The goods without shipping (Stripe adds the shipping option to the total)."""
+    items = order.items_amount
+    qty, unit = order.qty, items.amount_minor // order.qty
+    if unit * qty != items.amount_minor:  # never split a total Stripe would not sum back
+        qty, unit, title = 1, items.amount_minor, f"{order.qty} × {title}"
+    return [
+        {
+            "quantity": qty,
+            "price_data": {
+                "currency": items.currency.lower(),
+                "unit_amount": unit,
+                "product_data": {"name": title[:250]},
+            },
+        }
+    ]
+
+
+def shipping_params(order: Order, country: str) -> dict[str, Any]:
+    """Address collection kept to ``country`` and its rate as the one shipping option. The
+    rate is the order's own, so Stripe's amount_total is the order's amount."""
+    code = country.upper()
+    name = countries().get(code, code)
+    if not ships_to(code):
+        raise InvalidInput("country", f"card payment cannot ship to {name}; choose another")
+    cost = order.shipping or Money(0, order.amount.currency)
+    label = f"Shipping to {name}" if cost.amount_minor else f"Free shipping to {name}"
+    return {
+        "shipping_address_collection": {"allowed_countries": [code]},
+        "shipping_options": [
+            {
+                "shipping_rate_data": {
+                    "type": "fixed_amount",
+                    "display_name": label[:100],
+                    "fixed_amount": {
+                        "amount": cost.amount_minor,
+                        "currency": cost.currency.lower(),
+                    },
+                }
+            }
+        ],
+    }
 
 
 class StripeProvider:
@@ -81,23 +177,16 @@ class StripeProvider:
             "expires_at": int(expires.timestamp()),
             "metadata": meta,
             "payment_intent_data": {"metadata": meta},
-            "line_items": [
-                {
-                    "quantity": order.qty,
-                    "price_data": {
-                        "currency": order.amount.currency.lower(),
-                        "unit_amount": order.amount.amount_minor // order.qty,
-                        "product_data": {"name": request.title[:250]},
-                    },
-                }
-            ],
+            "line_items": line_items(order, request.title),
         }
+        if request.ship_country:
+            params.update(shipping_params(order, request.ship_country))
         if request.email:
             params["customer_email"] = request.email
         try:
             session = await self._client.v1.checkout.sessions.create_async(
                 params=params,  # type: ignore[arg-type]
-                options={"idempotency_key": f"dropcast-order-{order.id}"},
+                options={"idempotency_key": idempotency_key(order.id, params)},
             )
         except stripe.StripeError as exc:
             log.warning("stripe checkout for order %s failed: %s", order.id, type(exc).__name__)
@@ -139,11 +228,33 @@ class StripeProvider:
         provider_ref = session.get("payment_intent") or session.get("id")
         if not isinstance(provider_ref, str):
             raise WebhookInvalid("the session names no payment")
-        result = await self.orders.confirm_payment(order.id, provider_ref)
+        self._check_total(order, session)
+        result = await self.orders.confirm_payment(
+            order.id, provider_ref, ship_to=collected_address(session)
+        )
         if must_refund(result):
             # Also on a replay: an earlier delivery may have failed to refund (same key).
             await self.refund(result.order, provider_ref, result.outcome.value)
         return result
+
+    @staticmethod
+    def _check_total(order: Order, session: Mapping[str, Any]) -> None:
+        """Warn when what Stripe charged is not what the order says: a session begun before
+        the buyer went back and chose another country can still be paid. The payment stands
+        (settling the difference is the creator's call); the log names no person or place."""
+        total, currency = session.get("amount_total"), session.get("currency")
+        if (isinstance(total, int) and total != order.amount.amount_minor) or (
+            isinstance(currency, str) and currency.upper() != order.amount.currency
+        ):
+            log.warning(
+                "stripe session %s for order %s charged %s %s; the order is %s %s",
+                session.get("id"),
+                order.id,
+                total,
+                currency,
+                order.amount.amount_minor,
+                order.amount.currency,
+            )
 
     async def _order_of(self, session: dict[str, Any]) -> Order | None:
         """The order a session was made for by ``begin``: its metadata names the order and
@@ -160,7 +271,10 @@ class StripeProvider:
         return order
 
     async def refund(self, order: Order, provider_ref: str, reason: str) -> None:
-        params: dict[str, Any] = {"metadata": {"order_id": str(order.id), "reason": reason}}
+        # The key is the payment, so the parameters must be the same on every attempt (Stripe
+        # refuses a key reused with others): the reason varies by caller (a late payment, a
+        # replayed webhook, the creator's words) and is kept in our order, not sent.
+        params: dict[str, Any] = {"metadata": {"order_id": str(order.id)}}
         if provider_ref.startswith("cs_"):
             raise PaymentError(f"order {order.id}: a session id cannot be refunded directly")
         params["payment_intent"] = provider_ref

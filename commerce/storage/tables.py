@@ -139,7 +139,8 @@ drops = Table(
     Column("currency", String(3)),  # the drop's one currency
     Column("objective", JSON),
     Column("replay_url", Text),
-    Column("shipping", JSON),  # {"US": 500, "*": 1400} minor units; None: ships free
+    # {"US": 500, "*": 1400} minor units; None (SQL NULL): ships free
+    Column("shipping", JSON(none_as_null=True)),
     Column("created_at", UTCDateTime, nullable=False),
     Column("opened_at", UTCDateTime),
     Column("closed_at", UTCDateTime),
@@ -221,7 +222,7 @@ orders = Table(
     # amount_minor includes shipping_minor; None: nothing shipped (a pickup order).
     Column("shipping_minor", BigInteger),
     # The shipping address (personal data: erased by `customer forget` and by retention).
-    Column("ship_to", JSON),
+    Column("ship_to", JSON(none_as_null=True)),
     Column("fulfilment", String(16)),  # None | shipped | picked_up
     Column("fulfilled_at", UTCDateTime),
     Column("carrier", String(64)),

@@ -4,6 +4,7 @@ OBS overlay, and the PWA plumbing. Handlers translate; the core decides."""
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import secrets
 from dataclasses import dataclass
@@ -14,11 +15,13 @@ from typing import Any
 import segno
 from aiohttp import web
 from multidict import MultiDictProxy
+from sqlalchemy import select
 
-from commerce.domain.errors import HoldNotFound, InvalidInput
+from commerce.domain.errors import HoldNotActive, HoldNotFound, InvalidInput
 from commerce.domain.model import (
     PICKUP_PREFIX,
     SHIP_POOL,
+    Address,
     ClaimOutcome,
     ClaimResult,
     DropFormat,
@@ -32,11 +35,24 @@ from commerce.domain.model import (
     validate_pool,
 )
 from commerce.links import ClaimLink, LinkExpired
+from commerce.money_format import format_money
 from commerce.payments.base import CheckoutRequest, Redirect, must_refund
-from commerce.services.orders import PaymentResult
+from commerce.payments.stripe_checkout import UNSHIPPABLE
+from commerce.services.orders import PaymentResult, has_address
+from commerce.shipping import (
+    ADDRESS_FIELDS,
+    ANYWHERE,
+    ShippingRates,
+    allowed_countries,
+    countries,
+    country_code,
+    parse_address,
+)
+from commerce.storage.tables import holds, orders
 from commerce.views import Action, Phase, drop_status
 from commerce.web.context import CONTEXT, WebContext
 from commerce.web.errors import CsrfFailed, MailNotSent
+from commerce.web.render import READER_LOCALE
 from commerce.web.security import is_link_preview
 from commerce.web.sessions import Signed
 from commerce.web.signin import remember
@@ -113,6 +129,160 @@ def item_of(view: DropView, hold: Hold) -> tuple[str, Money]:
     return title, Money(hold.price_minor, view.currency)
 
 
+# -- shipping on the held page ---------------------------------------------------------
+
+# Providers whose own page takes the address (Stripe Checkout): ours asks for the country
+# only, since it sets the rate and the provider keeps to it.
+ADDRESS_ON_PROVIDER_PAGE = frozenset({"stripe"})
+# What browsers autofill into each address field (WHATWG autofill tokens).
+AUTOFILL = {
+    "name": "shipping name",
+    "line1": "shipping address-line1",
+    "line2": "shipping address-line2",
+    "postal_code": "shipping postal-code",
+    "city": "shipping address-level2",
+    "region": "shipping address-level1",
+    "country": "shipping country",
+}
+FIELD_OF_LABEL = {label: key for key, label, _, _ in ADDRESS_FIELDS}
+
+
+@dataclass(frozen=True, slots=True)
+class AddressInput:
+    key: str
+    label: str
+    value: str
+    required: bool
+    longest: int
+    autofill: str
+    invalid: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ShipForm:
+    """The shipping part of a held page: the address fields (none when the provider's page
+    asks), the countries the drop ships to, their rates, and the total to pay."""
+
+    inputs: list[AddressInput]
+    choices: dict[str, str]
+    country: str  # the selected one; "" until chosen
+    rate_list: list[tuple[str, str]]  # (where, what it costs): the rates without script
+    table: str  # JSON, code (or "*", or "" when none is chosen) → [shipping, total]
+    shipping: str  # for the selected country
+    total: str
+    error: str | None = None
+    country_invalid: bool = False
+
+
+def shipping_rates(ctx: WebContext, view: DropView, method: str) -> ShippingRates:
+    """What shipping costs for this drop, within the countries this shop delivers to (and,
+    paying by card, those Stripe can collect an address in)."""
+    allowed = allowed_countries(ctx.settings.payments.ship_to_countries)
+    excluded = UNSHIPPABLE if method == "stripe" else frozenset()
+    return ShippingRates(view.currency, view.drop.shipping, allowed, excluded)
+
+
+def money_text(money: Money) -> str:
+    """Money as the reader writes it; a zero rate reads "Free"."""
+    return "Free" if money.amount_minor == 0 else format_money(money, READER_LOCALE.get())
+
+
+def reader_country(choices: dict[str, str]) -> str:
+    """The country of the reader's language tag (``en-US`` → US) when the drop ships there."""
+    tag = (READER_LOCALE.get() or "").replace("_", "-").split("-")
+    region = tag[-1].upper() if len(tag) > 1 else ""
+    return region if region in choices else ""
+
+
+def ship_form(
+    rates: ShippingRates,
+    items: Money,
+    *,
+    full: bool,
+    values: dict[str, str],
+    error: InvalidInput | None = None,
+) -> ShipForm:
+    """The form for a ship hold, filled with ``values`` (entered, or the buyer's last
+    address), and ``error`` (a refused address) next to it."""
+    choices = rates.choices()
+    country = values.get("country", "").strip().upper()
+    if country not in choices:
+        only = next(iter(choices)) if len(choices) == 1 else ""
+        country = reader_country(choices) or only
+    bad = FIELD_OF_LABEL.get(error.field) if error is not None else None
+    inputs = [
+        AddressInput(key, label, values.get(key, ""), required, longest, AUTOFILL[key], key == bad)
+        for key, label, longest, required in ADDRESS_FIELDS
+        if full and key != "country"
+    ]
+    table: dict[str, list[str]] = {"": ["choose a country", f"{money_text(items)} + shipping"]}
+    rate_list: list[tuple[str, str]] = []
+    named = [c for c in (rates.rates or {}) if c != ANYWHERE and c in choices]
+    for code in sorted(named, key=lambda c: choices[c]):
+        rate = rates.quote(code)
+        table[code] = [money_text(rate), money_text(items + rate)]
+        rate_list.append((choices[code], money_text(rate)))
+    rest = [c for c in choices if c not in table]
+    if rest:
+        rate = rates.quote(rest[0])  # every other allowed country pays the same ("*")
+        table[ANYWHERE] = [money_text(rate), money_text(items + rate)]
+        where = "Everywhere we ship" if not rate_list else "Everywhere else we ship"
+        rate_list.append((where, money_text(rate)))
+    shipping, total = table.get(country) or table[ANYWHERE if country else ""]
+    return ShipForm(
+        inputs=inputs,
+        choices=choices,
+        country=country,
+        rate_list=rate_list,
+        table=json.dumps(table, separators=(",", ":"), ensure_ascii=False),
+        shipping=shipping,
+        total=total,
+        error=str(error) if error is not None else None,
+        country_invalid=bad == "country",
+    )
+
+
+def destination(
+    form: MultiDictProxy[Any], rates: ShippingRates, method: str
+) -> tuple[Address | None, Money, str]:
+    """(address, shipping, country) from a submitted form, or InvalidInput naming the
+    field. When the provider's page takes the address, only the country comes from ours."""
+    if method in ADDRESS_ON_PROVIDER_PAGE:
+        country = country_code(form.get("country"))
+        return None, rates.quote(country), country
+    address = parse_address(form, rates)
+    return address, rates.quote(address.country), address.country
+
+
+def typed(form: MultiDictProxy[Any]) -> dict[str, str]:
+    """The address fields as submitted, to show them again (bounded: it is echoed back)."""
+    return {key: str(form.get(key, ""))[:200] for key, *_ in ADDRESS_FIELDS}
+
+
+# Reads the checkout needs that no service offers (as commerce/web/queries.py does): read-only.
+
+
+async def last_address(ctx: WebContext, customer_id: int) -> Address | None:
+    """The address of this customer's latest ship order: their own checkout is pre-filled
+    with it, and no one else's ever is."""
+    async with ctx.commerce.db.read() as conn:
+        found = await conn.scalar(
+            select(orders.c.ship_to)
+            .where(orders.c.customer_id == customer_id, has_address())
+            .order_by(orders.c.created_at.desc(), orders.c.id.desc())
+            .limit(1)
+        )
+    return Address.from_dict(found) if found else None
+
+
+async def ordered_item(ctx: WebContext, view: DropView, order: Order) -> str:
+    """What an order is for: its hold's product, or the drop (a bundle)."""
+    async with ctx.commerce.db.read() as conn:
+        sku = await conn.scalar(select(holds.c.sku).where(holds.c.id == order.hold_id))
+    product = view.products.get(sku) if sku is not None else None
+    return view.drop.title if product is None else product.title
+
+
 # -- one-click checkout -----------------------------------------------------------------
 
 
@@ -184,28 +354,11 @@ async def claim_outcome(
     hold = result.hold
     if result.ok and hold is not None:
         if hold.is_active(now):
-            title, unit = item_of(view, hold)
-            exp = int(hold.expires_at.timestamp())
-            return page(
-                ctx,
-                "checkout.html",
-                kind="held",
-                item_title=title,
-                unit_price=unit,
-                amount=unit * hold.qty,
-                qty=hold.qty,
-                expires_at=hold.expires_at,
-                hold_id=hold.id,
-                pool=f"{hold.pool}|{exp}",
-                pool_label=pool_label(hold.pool) if len(view.pools) > 1 else "",
-                methods=payment_methods(ctx, hold.pool),
-                csrf=csrf.token("pay", link.nonce, hold.id, f"{hold.pool}|{exp}"),
-                **base,
-            )
+            return await held_page(ctx, token, link, view, hold)
         if hold.status is HoldStatus.CONVERTED:
             order = await ctx.commerce.orders.for_hold(hold.id)
             if order is not None:
-                return order_page(ctx, token, view, order)
+                return await order_page(ctx, token, view, order)
         return page(
             ctx,
             "checkout.html",
@@ -270,6 +423,54 @@ async def claim_outcome(
             )
 
 
+async def held_page(
+    ctx: WebContext,
+    token: str,
+    link: ClaimLink,
+    view: DropView,
+    hold: Hold,
+    *,
+    status: int = 200,
+    entered: dict[str, str] | None = None,
+    error: InvalidInput | None = None,
+) -> web.Response:
+    """The hold with its countdown and the Pay button; a ship hold asks where it goes first
+    (``entered``: what the buyer typed, shown again with ``error``)."""
+    title, unit = item_of(view, hold)
+    items = unit * hold.qty
+    exp = int(hold.expires_at.timestamp())
+    methods = payment_methods(ctx, hold.pool)
+    ship = None
+    if hold.pool == SHIP_POOL:
+        values = entered
+        if values is None:
+            last = await last_address(ctx, hold.customer_id)
+            values = last.as_dict() if last is not None else {}
+        full = methods[0].name not in ADDRESS_ON_PROVIDER_PAGE
+        rates = shipping_rates(ctx, view, methods[0].name)
+        ship = ship_form(rates, items, full=full, values=values, error=error)
+    return page(
+        ctx,
+        "checkout.html",
+        status=status,
+        kind="held",
+        token=token,
+        drop_title=view.drop.title,
+        now=ctx.commerce.clock.now(),
+        item_title=title,
+        unit_price=unit,
+        amount=items,
+        qty=hold.qty,
+        expires_at=hold.expires_at,
+        hold_id=hold.id,
+        pool=f"{hold.pool}|{exp}",
+        pool_label=pool_label(hold.pool) if len(view.pools) > 1 else "",
+        methods=methods,
+        ship=ship,
+        csrf=ctx.require_csrf().token("pay", link.nonce, hold.id, f"{hold.pool}|{exp}"),
+    )
+
+
 ORDER_PAGES: dict[OrderStatus, tuple[int, str, str]] = {
     OrderStatus.PAID: (200, "It's yours!", "Payment confirmed. Thank you for buying."),
     OrderStatus.RESERVED: (
@@ -290,10 +491,41 @@ ORDER_PAGES: dict[OrderStatus, tuple[int, str, str]] = {
     ),
     OrderStatus.CANCELLED: (409, "Cancelled", "This order was cancelled; nothing was charged."),
 }
+# A refund the shop gave (not the automatic one of a payment that came too late).
+SHOP_REFUND = (
+    200,
+    "Refunded",
+    "The shop refunded this order. The money goes back the way you paid; your bank may "
+    "take a few days to show it.",
+)
 
 
-def order_page(ctx: WebContext, token: str, view: DropView, order: Order) -> web.Response:
+TOTAL_LABELS = {
+    OrderStatus.PAID: "Total paid",
+    OrderStatus.RESERVED: "To pay at pickup",
+    OrderStatus.PENDING: "Total",
+    OrderStatus.REFUNDED: "Total (refunded)",
+    OrderStatus.CANCELLED: "Total (not charged)",
+}
+
+
+def address_lines(address: Address) -> list[str]:
+    """The address as a label prints it, the country by its name."""
+    lines = address.lines()
+    if lines and lines[-1] == address.country:
+        lines[-1] = countries().get(address.country, address.country)
+    return lines
+
+
+async def order_page(ctx: WebContext, token: str, view: DropView, order: Order) -> web.Response:
+    """The receipt: what was bought, what it cost, and where it goes or where to collect it
+    (with the code the shop checks). Only ever on the buyer's own link."""
     status, title, message = ORDER_PAGES[order.status]
+    if order.status is OrderStatus.REFUNDED and order.refund_reason != "hold_expired":
+        status, title, message = SHOP_REFUND
+    settled = order.status in (OrderStatus.PAID, OrderStatus.RESERVED)
+    pickup = order.pool.startswith(PICKUP_PREFIX)
+    reserved_to_ship = order.status is OrderStatus.RESERVED and not pickup  # by invoice
     return page(
         ctx,
         "checkout.html",
@@ -304,6 +536,12 @@ def order_page(ctx: WebContext, token: str, view: DropView, order: Order) -> web
         order=order,
         order_title=title,
         order_message=message,
+        total_label="To pay" if reserved_to_ship else TOTAL_LABELS[order.status],
+        item_title=await ordered_item(ctx, view, order),
+        shipping=money_text(order.shipping) if order.shipping is not None else None,
+        ship_to=address_lines(order.ship_to) if order.ship_to else [],
+        pickup=pool_label(order.pool) if pickup else "",
+        pickup_code=order.pickup_code if settled else None,
         now=ctx.commerce.clock.now(),
     )
 
@@ -327,26 +565,71 @@ async def pay(request: web.Request) -> web.Response:
     customer_id = await commerce.customers.find(link.identity)
     if customer_id is None:
         raise HoldNotFound(f"hold {hold_id} does not exist", hold_id=hold_id)
-    order = await commerce.orders.checkout(hold_id, customer_id, method)
-    view = await ctx.catalog.get(order.drop_id)
+    view = await ctx.catalog.get(link.drop_id)
+    ship_to, shipping, country = None, None, None
+    if pool == SHIP_POOL:
+        try:
+            ship_to, shipping, country = destination(
+                form, shipping_rates(ctx, view, method), method
+            )
+        except InvalidInput as error:
+            return await address_refused(
+                ctx, token, link, view, customer_id, hold_id, typed(form), error
+            )
+    order = await commerce.orders.checkout(
+        hold_id, customer_id, method, ship_to=ship_to, shipping=shipping
+    )
     if order.status is not OrderStatus.PENDING:
-        return order_page(ctx, token, view, order)  # a replayed pay: same answer, no charge
+        # A replayed pay: same answer, no charge.
+        return await order_page(ctx, token, view, order)
     provider = ctx.payments.get(order.provider)
     identity = link.identity
-    step = await provider.begin(
-        order,
-        CheckoutRequest(
-            title=line_title(view),
-            hold_expires_at=datetime.fromtimestamp(int(exp or 0), UTC),
-            success_url=f"{ctx.base_url}/c/{token}",
-            cancel_url=f"{ctx.base_url}/c/{token}",
-            email=identity.removeprefix("web:") if identity.startswith("web:") else None,
-        ),
+    checkout = CheckoutRequest(
+        title=line_title(view),
+        hold_expires_at=datetime.fromtimestamp(int(exp or 0), UTC),
+        success_url=f"{ctx.base_url}/c/{token}",
+        cancel_url=f"{ctx.base_url}/c/{token}",
+        email=identity.removeprefix("web:") if identity.startswith("web:") else None,
+        ship_country=country,
+        shipping=shipping,
     )
+    try:
+        step = await provider.begin(order, checkout)
+    except InvalidInput as error:
+        if country is None or error.field != "country":
+            raise
+        # The provider cannot take this destination (Stripe collects no address in a few
+        # countries): ask again; the order stays pending and is re-priced on the next try.
+        return await address_refused(
+            ctx, token, link, view, customer_id, hold_id, typed(form), error
+        )
     if isinstance(step, Redirect):
         return see_other(step.url)
     await settle(ctx, provider.name, step.result)
-    return order_page(ctx, token, view, step.result.order)
+    return await order_page(ctx, token, view, step.result.order)
+
+
+async def address_refused(
+    ctx: WebContext,
+    token: str,
+    link: ClaimLink,
+    view: DropView,
+    customer_id: int,
+    hold_id: int,
+    entered: dict[str, str],
+    error: InvalidInput,
+) -> web.Response:
+    """A ship form that did not pass: the held page again (400) with the error by the form
+    and what was typed (no order made; one the provider refused stays pending). A hold
+    already paid shows its order; one that ran out says so, as paying it would."""
+    order = await ctx.commerce.orders.for_hold(hold_id)
+    mine = order is not None and order.customer_id == customer_id
+    if order is not None and mine and order.status is not OrderStatus.PENDING:
+        return await order_page(ctx, token, view, order)
+    hold = await ctx.commerce.claims.holding(link.drop_id, customer_id)
+    if hold is None or hold.id != hold_id:
+        raise HoldNotActive(f"hold {hold_id} has expired", hold_id=hold_id)
+    return await held_page(ctx, token, link, view, hold, status=400, entered=entered, error=error)
 
 
 def line_title(view: DropView) -> str:
@@ -438,7 +721,7 @@ async def drop_page(request: web.Request) -> web.Response:
     return web.Response(body=body, content_type="text/html", charset="utf-8", headers=headers)
 
 
-def _csrf_cookie(request: web.Request) -> tuple[str, bool]:
+def csrf_cookie(request: web.Request) -> tuple[str, bool]:
     """The visitor's double-submit cookie value, and whether it must be (re)set."""
     value = request.cookies.get(CSRF_COOKIE, "")
     if len(value) == 22 and value.replace("-", "").replace("_", "").isalnum():
@@ -446,7 +729,7 @@ def _csrf_cookie(request: web.Request) -> tuple[str, bool]:
     return secrets.token_urlsafe(16), True
 
 
-def _with_csrf_cookie(ctx: WebContext, response: web.StreamResponse, value: str) -> None:
+def with_csrf_cookie(ctx: WebContext, response: web.StreamResponse, value: str) -> None:
     response.set_cookie(
         CSRF_COOKIE,
         value,
@@ -460,12 +743,12 @@ def _with_csrf_cookie(ctx: WebContext, response: web.StreamResponse, value: str)
 async def csrf_token(request: web.Request) -> web.Response:
     """GET /api/csrf: the token the cached drop page's form needs (double-submit cookie)."""
     ctx = request.app[CONTEXT]
-    value, fresh = _csrf_cookie(request)
+    value, fresh = csrf_cookie(request)
     response = web.json_response(
         {"token": ctx.require_csrf().token("d", value)}, headers={"Cache-Control": NO_STORE}
     )
     if fresh:
-        _with_csrf_cookie(ctx, response, value)
+        with_csrf_cookie(ctx, response, value)
     return response
 
 
@@ -488,7 +771,7 @@ async def drop_claim(request: web.Request) -> web.Response:
             email = normalize_identity(f"web:{email}").partition(":")[2]
         except InvalidInput:
             raise InvalidInput("email", "enter an email address like you@example.com") from None
-    value, fresh = _csrf_cookie(request)
+    value, fresh = csrf_cookie(request)
     csrf = ctx.require_csrf()
     if fresh or not csrf.check(form.get("csrf"), "d", value):
         # No script ran (or a stale form): ask once more with a fresh token, nothing claimed.
@@ -511,7 +794,7 @@ async def drop_claim(request: web.Request) -> web.Response:
                 "csrf": csrf.token("d", value),
             },
         )
-        _with_csrf_cookie(ctx, response, value)
+        with_csrf_cookie(ctx, response, value)
         return response
     query = f"?pool={pool}" if pool else ""
     if signed_in is not None:

@@ -24,9 +24,15 @@ from urllib.parse import urlencode
 import aiohttp
 from aiohttp import web
 from itsdangerous import BadSignature, URLSafeTimedSerializer
+from sqlalchemy import select
 
 from commerce.domain.errors import DomainError, InvalidInput
+from commerce.domain.model import PICKUP_PREFIX, Order
+from commerce.money_format import format_money
+from commerce.services.orders import SETTLED, order_from_row
+from commerce.storage.tables import orders
 from commerce.web.context import CONTEXT, WebContext
+from commerce.web.render import READER_LOCALE
 from commerce.web.sessions import Session, Signed
 from config.settings import Settings
 
@@ -337,23 +343,60 @@ async def signout(request: web.Request) -> web.Response:
 
 
 async def me(request: web.Request) -> web.Response:
-    """GET /api/me?drop=7: who this browser signed in as, and its hold on that drop with the
-    pay link (the drop page's "your holds" panel). Never cached: it is one person's."""
+    """GET /api/me?drop=7: who this browser signed in as, its hold on that drop with the
+    pay link and its orders there (the drop page's "your holds" panel: the receipt for a
+    buyer who came from chat). Never cached: it is one person's."""
     ctx = request.app[CONTEXT]
     session = ctx.require_sessions().peek(request)
-    body: dict[str, Any] = {"signed_in": False, "names": [], "holds": []}
+    body: dict[str, Any] = {"signed_in": False, "names": [], "holds": [], "orders": []}
     if session is not None and session.identity is not None:
         body["signed_in"] = True
         body["names"] = [{"platform": s.platform, "name": s.name} for s in session.signed]
         body["signout_csrf"] = ctx.require_csrf().token("signout", session.sid)
         drop = request.query.get("drop", "")
         if drop.isdigit() and len(drop) <= 18:
-            body["holds"] = await _holds(ctx, int(drop), session.identity)
+            customer_id = await ctx.commerce.customers.resolve(session.identity)
+            body["holds"] = await _holds(ctx, int(drop), customer_id, session.identity)
+            body["orders"] = [_receipt(o) for o in await _orders(ctx, int(drop), customer_id)]
     return web.json_response(body, headers={"Cache-Control": "no-store"})
 
 
-async def _holds(ctx: WebContext, drop_id: int, identity: str) -> list[dict[str, Any]]:
-    customer_id = await ctx.commerce.customers.resolve(identity)
+async def _orders(ctx: WebContext, drop_id: int, customer_id: int) -> list[Order]:
+    """This customer's settled orders on the drop, oldest first."""
+    async with ctx.commerce.db.read() as conn:
+        rows = await conn.execute(
+            select(orders)
+            .where(
+                orders.c.drop_id == drop_id,
+                orders.c.customer_id == customer_id,
+                orders.c.status.in_(SETTLED),
+            )
+            .order_by(orders.c.id)
+        )
+        return [order_from_row(row) for row in rows]
+
+
+def _receipt(order: Order) -> dict[str, Any]:
+    """One order as the panel shows it: number, state, total (and the pickup code, which
+    this signed-in person shows at the shop)."""
+    total = format_money(order.amount, READER_LOCALE.get())
+    state = order.desk_status.value.replace("_", " ")
+    code = order.pickup_code if order.pool.startswith(PICKUP_PREFIX) else None
+    text = f"Your order #{order.id}: {state}, {total}."
+    if code:
+        text += f" Show this code at the shop: {code}."
+    return {
+        "order_id": order.id,
+        "status": order.desk_status.value,
+        "total": total,
+        "pickup_code": code,
+        "text": text,
+    }
+
+
+async def _holds(
+    ctx: WebContext, drop_id: int, customer_id: int, identity: str
+) -> list[dict[str, Any]]:
     hold = await ctx.commerce.claims.holding(drop_id, customer_id)
     if hold is None:
         return []

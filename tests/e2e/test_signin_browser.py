@@ -19,7 +19,7 @@ from commerce.dropfile import validate_spec
 from commerce.links import LinkSigner
 from commerce.web.app import build_payments, create_app
 from commerce.web.inbox import WebInbox
-from tests.conftest import needs_chromium
+from tests.conftest import fill_ship_address, needs_chromium
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.twitch import BOT_SCOPES, FakeTwitch
 from tests.helpers import capsule_spec
@@ -120,8 +120,12 @@ async def test_a_twitch_viewer_signs_in_buys_in_twitch_chat_and_pays_on_the_page
             assert await bob_page.locator("a[data-pay-link]").count() == 0
 
             await pay.click()
+            await fill_ship_address(ann_page)
             await ann_page.click("button[name=provider]")
             await expect(ann_page.locator("h1")).to_have_text("It's yours!")
+            # Back on the drop page she signed in to, her panel has the order.
+            await ann_page.goto(f"{base}/d/{drop_id}")
+            await expect(ann_page.locator("[data-order]")).to_contain_text(": paid, $12.00.")
 
             # A reload: Bob's page still shows no hold of his (or Ann's).
             await bob_page.reload()
@@ -171,6 +175,7 @@ async def test_a_discord_viewer_signs_in_on_the_drop_page_claims_and_pays(
             await page.click("#authorize")
             await expect(page.locator("[data-me-names]")).to_have_text("ann (discord)")
             await page.click("form.claim button")
+            await fill_ship_address(page)
             await page.click("button[name=provider]")
             await expect(page.locator("h1")).to_have_text("It's yours!")
             customer = await commerce.customers.find(f"discord:{ann.id}")

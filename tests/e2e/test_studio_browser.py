@@ -14,7 +14,7 @@ from bot.presenter import Presenter
 from bot.studio.outlet import StudioOutlet
 from commerce.links import LinkSigner
 from commerce.web.app import build_payments, create_app
-from tests.conftest import needs_chromium
+from tests.conftest import fill_ship_address, needs_chromium
 from tests.helpers import capsule_spec
 from tests.web.conftest import ADMIN, SECRET, make_settings
 
@@ -81,6 +81,7 @@ async def test_a_viewer_buys_in_the_studio_pays_and_sees_the_tick(
         async with context.expect_page() as opened:
             await pay_link.click()
         checkout = await opened.value
+        await fill_ship_address(checkout)
         await checkout.get_by_role("button", name=re.compile("Pay now")).click()
         await expect(checkout.get_by_role("heading", name="It's yours!")).to_be_visible()
         # The private pay message in the studio now says it is paid; no pay link left.

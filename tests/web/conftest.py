@@ -20,12 +20,16 @@ from commerce.web.sessions import COOKIE as SESSION_COOKIE
 from commerce.web.sessions import Session, Signed
 from commerce.web.signin import remember
 from config.settings import Settings
+from tests.conftest import SHIP_ADDRESS
+from tests.web.fake_stripe import API_KEY, WEBHOOK_SECRET, FakeStripe
 
 SECRET = "test-secret-key-0123456789abcdef"
 ADMIN = "admin-token-for-tests-0123456789"
 CSRF_FIELD = re.compile(r'name="csrf" value="([^"]*)"')
 HOLD_FIELD = re.compile(r'name="hold_id" value="(\d+)"')
 POOL_FIELD = re.compile(r'name="pool" value="([^"]*)"')
+# What ``Web.pay`` sends when a ship hold's page asks where it goes and the test does not say.
+DEFAULT_ADDRESS = SHIP_ADDRESS
 
 
 def make_settings(**sections: dict[str, Any]) -> Settings:
@@ -73,6 +77,9 @@ class Web:
         return token, text
 
     async def pay(self, token: str, page: str, provider: str | None = None, **override: str) -> Any:
+        """Submit the held page's pay form. A ship hold's address form (or, when the provider
+        takes the address, its country) gets ``DEFAULT_ADDRESS`` unless the test gives any
+        address field itself."""
         form = {
             "csrf": CSRF_FIELD.search(page)[1],
             "hold_id": HOLD_FIELD.search(page)[1],
@@ -80,6 +87,8 @@ class Web:
         }
         if provider:
             form["provider"] = provider
+        if not DEFAULT_ADDRESS.keys() & override.keys():
+            form.update({k: v for k, v in DEFAULT_ADDRESS.items() if f'name="{k}"' in page})
         form.update(override)
         return await self.client.post(f"/c/{token}/pay", data=form, allow_redirects=False)
 
@@ -108,3 +117,26 @@ async def make_web(commerce: Commerce, clock: ManualClock) -> AsyncIterator[WebF
 @pytest.fixture
 async def site(make_web: WebFactory) -> Web:
     return await make_web()
+
+
+@pytest.fixture
+async def stripe_fake() -> AsyncIterator[FakeStripe]:
+    """The local Stripe fake on a real port."""
+    fake = FakeStripe()
+    fake.server = TestServer(fake.app())
+    await fake.server.start_server()
+    yield fake
+    await fake.server.close()
+
+
+@pytest.fixture
+async def stripe_shop(make_web: WebFactory, stripe_fake: FakeStripe) -> Web:
+    """The app taking card payments through the Stripe fake."""
+    return await make_web(
+        payments={
+            "provider": "stripe",
+            "stripe_api_key": API_KEY,
+            "stripe_webhook_secret": WEBHOOK_SECRET,
+            "stripe_api_base": stripe_fake.base,
+        }
+    )

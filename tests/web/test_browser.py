@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from tests.conftest import needs_chromium
+from tests.conftest import fill_ship_address, needs_chromium
 from tests.helpers import capsule_spec, live_drop
 
 pytestmark = needs_chromium
@@ -25,6 +25,7 @@ async def test_buy_through_a_link_and_watch_the_overlay_tick(site, browser, tmp_
     countdown = page.locator(".countdown")
     await expect(countdown).to_have_text(re.compile(r"^[01]:\d\d$"))
     await page.screenshot(path=tmp_path / "held.png")
+    await fill_ship_address(page)
     await page.get_by_role("button", name=re.compile("Pay now")).click()
     await expect(page.get_by_role("heading", name="It's yours!")).to_be_visible()
     await page.screenshot(path=tmp_path / "paid.png")

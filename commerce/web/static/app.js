@@ -25,6 +25,21 @@
   };
   if (clocks.length) { tick(); setInterval(tick, 250); }
 
+  // A ship hold: shipping and total follow the chosen country (the server sent the rates,
+  // already formatted: code, or "*" for every other country, → [shipping, total]).
+  const ship = document.querySelector("[data-ship-rates]");
+  if (ship) {
+    const rates = JSON.parse(ship.dataset.shipRates);
+    const country = ship.querySelector("select[name=country]");
+    const reprice = () => {
+      const [cost, total] = rates[country.value] || rates[country.value ? "*" : ""] || rates[""];
+      document.querySelectorAll("[data-ship-amount]").forEach((el) => { el.textContent = cost; });
+      document.querySelectorAll("[data-ship-total]").forEach((el) => { el.textContent = total; });
+    };
+    country.addEventListener("change", reprice);
+    reprice();
+  }
+
   const drop = document.body.dataset.drop;
   if (!drop) return;
   const form = document.querySelector("form.claim");
@@ -55,6 +70,14 @@
         me.elements.csrf.value = j.signout_csrf;
       }
       j.holds.forEach((h) => note("You hold one: pay before it runs out.", h.link));
+      (j.orders || []).forEach((o) => {
+        if (!holds) return;
+        const li = document.createElement("li");
+        li.dataset.order = o.order_id;
+        li.textContent = o.text;
+        holds.querySelector("[data-hold-list]").append(li);
+        holds.hidden = false;
+      });
     }).catch(() => {});
   const set = (name, fn) => document.querySelectorAll('[data-live="' + name + '"]').forEach(fn);
   const labels = JSON.parse(document.body.dataset.claimLabels || "{}");
