@@ -94,6 +94,24 @@ def receipt(view: DropView, order: Order, locale: str | None = None) -> Message 
     )
 
 
+def refunded(view: DropView, order: Order, locale: str | None = None) -> Message | None:
+    """The shop gave the money back (a pay-at-pickup order: nothing was owed any more)."""
+    if order.status is not OrderStatus.REFUNDED:
+        return None
+    back = (
+        f"{format_money(order.amount, locale)} goes back the way you paid."
+        if order.paid_at is not None
+        else "Nothing is owed."
+    )
+    return Message(
+        f"Order #{order.id} ({view.drop.title}) was refunded by the shop. {back}",
+        kind="refunded",
+        drop_id=view.drop.id,
+        title=f"Refunded · order #{order.id}",
+        private=True,
+    )
+
+
 def shipped(view: DropView, order: Order) -> Message | None:
     """Your order is on its way: the carrier, the code and where to follow it."""
     if order.desk_status.value != "shipped" or not order.carrier or not order.tracking:

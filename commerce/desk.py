@@ -14,6 +14,7 @@ import io
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import and_, func, select
 from sqlalchemy.sql import ColumnElement
@@ -24,6 +25,7 @@ from commerce.payments.base import PaymentProviders
 from commerce.services.orders import OrderService, order_from_row
 from commerce.storage.database import Database
 from commerce.storage.tables import customers, drop_stock, drops, holds, identities, orders
+from commerce.views import iso
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +61,40 @@ class DeskLine:
     @property
     def status(self) -> DeskStatus:
         return self.order.desk_status
+
+    def as_json(self) -> dict[str, Any]:
+        """The order for the creator's own exports (admin API, ``orders --json``): the
+        address is in it, so it goes nowhere else."""
+        order = self.order
+        return {
+            "id": order.id,
+            "drop_id": order.drop_id,
+            "drop_title": self.drop_title,
+            "customer_id": order.customer_id,
+            "customer": self.customer,
+            "status": self.status.value,
+            "payment_status": order.status.value,
+            "provider": order.provider,
+            "provider_ref": order.provider_ref,
+            "pool": order.pool,
+            "qty": order.qty,
+            "items": [{"sku": sku, "qty": qty} for sku, qty in self.items],
+            "currency": order.amount.currency,
+            "amount_minor": order.amount.amount_minor,
+            "items_minor": order.items_amount.amount_minor,
+            "shipping_minor": order.shipping.amount_minor if order.shipping else None,
+            "amount": order.amount.format(),
+            "ship_to": order.ship_to.as_dict() if order.ship_to else None,
+            "pickup_code": order.pickup_code,
+            "fulfilment": order.fulfilment.value if order.fulfilment else None,
+            "carrier": order.carrier,
+            "tracking": order.tracking,
+            "refund_reason": order.refund_reason,
+            "created_at": iso(order.created_at),
+            "paid_at": iso(order.paid_at),
+            "fulfilled_at": iso(order.fulfilled_at),
+            "ended_at": iso(order.ended_at),
+        }
 
 
 def status_filter(status: DeskStatus) -> ColumnElement[bool]:

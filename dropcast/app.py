@@ -8,6 +8,7 @@ import contextlib
 import logging
 import secrets
 import signal
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -28,6 +29,7 @@ from bot.twitch import AccountLinker, TwitchBot
 from bot.webpage import PageOutlet
 from commerce.clock import Clock, SystemClock
 from commerce.core import Commerce
+from commerce.desk import OrderDesk
 from commerce.domain.errors import DropNotFound
 from commerce.domain.model import (
     DropFormat,
@@ -171,6 +173,16 @@ class App:
         issued = await self.links.issue(drop_id, identity, tag)
         return issued.url, issued.link.expires_at
 
+    @contextlib.asynccontextmanager
+    async def order_desk(self) -> AsyncIterator[OrderDesk]:
+        """The creator's order desk, refunding through this deployment's payment providers
+        (their connections closed afterwards)."""
+        payments = build_payments(self.settings, self.commerce)
+        try:
+            yield OrderDesk(self.db, self.commerce.orders, payments)
+        finally:
+            await payments.close()
+
     async def seed_demo(self) -> int:
         """The demo drop: the one the last demo run made while it is still open, so its id
         and links survive a restart; once it has closed, a fresh one that opens a minute
@@ -308,6 +320,7 @@ class App:
             hub=chat.hub,
             dispatcher=dispatcher,
             leadership=Leadership(self.db, poll_seconds=sched.leader_poll_seconds),
+            privacy=self.settings.privacy,
         )
 
     def renderer(self) -> RetentionRenderer:

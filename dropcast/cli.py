@@ -1,4 +1,6 @@
-"""The ``dropcast`` command line. Bad input: exit code 2 and one line on stderr."""
+"""The ``dropcast`` command line. Bad input: exit code 2 and one line on stderr; a step
+that failed outside (a payment provider refusing a refund, a row of a bulk shipment):
+exit code 1."""
 
 from __future__ import annotations
 
@@ -9,17 +11,33 @@ import sys
 import tomllib
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import IO, Any, NoReturn, TypeVar
 
 import aiohttp
 import click
 from pydantic import AnyHttpUrl
+from rich import box
+from rich.console import Console, JustifyMethod
+from rich.markup import escape
+from rich.table import Table
 
-from commerce.domain.errors import DomainError, InvalidState
-from commerce.domain.model import DropState, DropView
+from commerce.desk import DeskLine, OrderDesk, packing_csv, parse_ship_csv
+from commerce.domain.errors import DomainError, InvalidInput, InvalidState
+from commerce.domain.model import (
+    PICKUP_PREFIX,
+    DeskStatus,
+    DropState,
+    DropView,
+    Money,
+    Order,
+    OrderStatus,
+    currency_exponent,
+)
 from commerce.dropfile import load_drop_file, parse_when
 from commerce.money_format import format_money
+from commerce.payments.base import PaymentError
 from commerce.views import drop_state, iso
 from config.settings import ConfigError, Settings, load_settings
 from dropcast import logs
@@ -34,12 +52,13 @@ from dropcast.rehearse import (
 from scheduler.recurring import check_cron, known_timezone
 
 T = TypeVar("T")
+EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
 
 
-def fail(message: str) -> NoReturn:
+def fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
     click.echo(f"dropcast: error: {message}", err=True)
-    sys.exit(EXIT_BAD_INPUT)
+    sys.exit(code)
 
 
 def settings_of(ctx: click.Context) -> Settings:
@@ -455,6 +474,305 @@ def link(ctx: click.Context, drop_id: int, customer: str, as_json: bool) -> None
     emit({"url": url, "expires_at": iso(expires_at)}, as_json, url)
 
 
+# -- the order desk --------------------------------------------------------------------
+
+
+def with_desk(
+    ctx: click.Context, work: Callable[[OrderDesk], Awaitable[T]], *, reraise: bool = False
+) -> T:
+    """``with_app`` for the order desk (payment providers opened and closed with it)."""
+
+    async def go(app: App) -> T:
+        async with app.order_desk() as desk:
+            return await work(desk)
+
+    return with_app(ctx, go, reraise=reraise)
+
+
+def amount_text(money: Money) -> str:
+    """``17.00 USD``: exact and the same in every locale, as a bank statement shows it."""
+    exponent = currency_exponent(money.currency)
+    return f"{Decimal(money.amount_minor).scaleb(-exponent):.{exponent}f} {money.currency}"
+
+
+def when_text(value: datetime | None) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if value else "-"
+
+
+def items_text(line: DeskLine) -> str:
+    return ", ".join(f"{qty} x {sku}" for sku, qty in line.items)
+
+
+def destination(order: Order) -> str:
+    """Where the goods go: the pickup point, else the ship-to country."""
+    if order.pool.startswith(PICKUP_PREFIX):
+        return f"pickup {order.pool.removeprefix(PICKUP_PREFIX)}"
+    return order.ship_to.country if order.ship_to else "-"
+
+
+ORDER_COLUMNS: tuple[tuple[str, JustifyMethod], ...] = (
+    ("order", "right"),
+    ("drop", "right"),
+    ("status", "left"),
+    ("customer", "left"),
+    ("items", "left"),
+    ("total", "right"),
+    ("to", "left"),
+    ("when", "left"),
+)
+
+
+def orders_table(lines: list[DeskLine]) -> Table:
+    table = Table(box=box.SIMPLE_HEAD, collapse_padding=True, pad_edge=False)
+    for name, justify in ORDER_COLUMNS:
+        table.add_column(name, justify=justify)
+    for line in lines:
+        order = line.order
+        table.add_row(
+            str(order.id),
+            str(order.drop_id),
+            line.status.value,
+            escape(line.customer),
+            escape(items_text(line)),
+            amount_text(order.amount),
+            escape(destination(order)),
+            when_text(order.paid_at or order.created_at),
+        )
+    return table
+
+
+def render_order(line: DeskLine) -> str:
+    order = line.order
+    who = line.customer
+    if who != f"customer {order.customer_id}":
+        who = f"{who} (customer {order.customer_id})"
+    amount = amount_text(order.amount)
+    if order.shipping is not None:
+        amount += (
+            f" = items {amount_text(order.items_amount)} + shipping {amount_text(order.shipping)}"
+        )
+    rows = [
+        ("customer", who),
+        ("items", items_text(line)),
+        ("amount", amount),
+        ("provider", f"{order.provider} {order.provider_ref or ''}".strip()),
+        ("ordered", when_text(order.created_at)),
+    ]
+    if order.paid_at:
+        rows.append(("paid", when_text(order.paid_at)))
+    if order.pool.startswith(PICKUP_PREFIX):
+        point = order.pool.removeprefix(PICKUP_PREFIX)
+        rows.append(("pickup", f"{point}, code {order.pickup_code or '-'}"))
+    else:
+        label = order.ship_to.lines() if order.ship_to else ["-"]
+        rows.extend(("ship to" if i == 0 else "", text) for i, text in enumerate(label))
+    if order.fulfilment is not None:
+        done = f"{order.fulfilment.value.replace('_', ' ')} {when_text(order.fulfilled_at)}"
+        if order.carrier:
+            done += f", {order.carrier} {order.tracking}"
+        rows.append(("fulfilment", done))
+    if order.status in (OrderStatus.REFUNDED, OrderStatus.CANCELLED):
+        rows.append(
+            (order.status.value, f"{when_text(order.ended_at)}: {order.refund_reason or '-'}")
+        )
+    head = f"order {order.id}: {line.status.value} (drop {order.drop_id}, {line.drop_title})"
+    return "\n".join([head, *(f"  {key:<11} {value}" for key, value in rows)])
+
+
+STATUSES = [s.value for s in DeskStatus]
+
+
+@cli.group(invoke_without_command=True)
+@click.option("--drop", "drop_id", type=int, default=None, help="Only this drop's orders.")
+@click.option("--status", type=click.Choice(STATUSES), default=None, help="Only orders in it.")
+@click.option("--json", "as_json", is_flag=True, help="A list of objects, addresses included.")
+@click.option(
+    "--csv", "as_csv", is_flag=True, help="The packing list (order, name, address, SKU, qty, pool)."
+)
+@click.pass_context
+def orders(
+    ctx: click.Context, drop_id: int | None, status: str | None, as_json: bool, as_csv: bool
+) -> None:
+    """List orders, oldest first: a table, --json, or --csv (the packing list). --json and
+    --csv carry buyers' addresses: keep them to yourself.
+
+    \b
+    dropcast orders --drop 3 --status paid --csv > packing.csv
+    dropcast orders ship --csv carrier.csv     # mark a carrier's export shipped
+    """
+    if ctx.invoked_subcommand is not None:
+        sub = ctx.invoked_subcommand
+        if drop_id is not None or status is not None or as_json or as_csv:
+            fail(
+                f"--drop, --status, --json and --csv are for listing orders; the options of "
+                f"`orders {sub}` go after `{sub}`"
+            )
+        return
+    if as_json and as_csv:
+        fail("--json or --csv, not both")
+    wanted = DeskStatus(status) if status else None
+    lines = with_desk(ctx, lambda desk: desk.lines(drop_id, wanted))
+    if as_csv:
+        click.echo(packing_csv(lines), nl=False)
+    elif as_json:
+        click.echo(json.dumps([line.as_json() for line in lines], indent=2))
+    elif not lines:
+        click.echo("no orders" + (" like that" if drop_id is not None or wanted else " yet"))
+    else:
+        console = Console(highlight=False, soft_wrap=False)
+        if not console.is_terminal:
+            console.width = max(console.width, 160)
+        console.print(orders_table(lines))
+
+
+@orders.command("ship")
+@click.option(
+    "--csv",
+    "csv_file",
+    type=click.File("r", encoding="utf-8"),
+    required=True,
+    help="The carrier's export: columns order, carrier, tracking (others ignored); - is stdin.",
+)
+@click.option("--json", "as_json", is_flag=True, help="shipped, unchanged, refused as JSON.")
+@click.pass_context
+def orders_ship(ctx: click.Context, csv_file: IO[str], as_json: bool) -> None:
+    """Mark every order of a carrier's export shipped; each buyer gets their tracking. The
+    same file again changes nothing. A bad file changes nothing (exit 2); rows refused
+    (an unknown or refunded order) are listed and the others still ship (exit 1)."""
+    name = getattr(csv_file, "name", "-")
+    try:
+        text = csv_file.read()
+        parse_ship_csv(text)  # every row checked before the database is touched
+    except UnicodeDecodeError:
+        fail(f"--csv {name}: not UTF-8 text")
+    except InvalidInput as exc:
+        fail(f"--csv {name}: {exc.problem}")
+    report = with_desk(ctx, lambda desk: desk.ship_csv(text))
+    if as_json:
+        click.echo(json.dumps(report.as_dict(), indent=2))
+    else:
+        click.echo(
+            f"shipped {len(report.shipped)}, unchanged {len(report.unchanged)}, "
+            f"refused {len(report.refused)}"
+        )
+        for number, order_id, problem in report.refused:
+            click.echo(f"  line {number}, order {order_id}: {problem}")
+    if report.refused:
+        sys.exit(EXIT_FAILED)
+
+
+@cli.group()
+def order() -> None:
+    """One order: show, refund, ship, picked-up (`dropcast orders` lists them)."""
+
+
+@order.command("show")
+@click.argument("order_id", type=int)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def order_show(ctx: click.Context, order_id: int, as_json: bool) -> None:
+    """Everything about one order: items, amounts with shipping, the address or pickup
+    code, fulfilment with carrier and tracking, the refund and its reason."""
+    line = with_desk(ctx, lambda desk: desk.line(order_id))
+    emit(line.as_json(), as_json, render_order(line))
+
+
+@order.command("refund")
+@click.argument("order_id", type=int)
+@click.option(
+    "--reason", default="requested", show_default=True, help="A few words, kept on the order."
+)
+@click.pass_context
+def order_refund(ctx: click.Context, order_id: int, reason: str) -> None:
+    """Give the money back through the order's payment provider (one refund, however often
+    asked) and record it; a live drop's unit goes back on sale, its waitlist first. An order
+    not paid yet is cancelled."""
+    try:
+        done, changed = with_desk(ctx, lambda desk: desk.refund(order_id, reason), reraise=True)
+    except PaymentError as exc:
+        fail(f"order {order_id}: the payment provider did not refund: {exc}", EXIT_FAILED)
+    except DomainError as exc:
+        fail(str(exc))
+    amount = amount_text(done.amount)
+    if not changed:
+        click.echo(f"order {order_id} was already {done.status.value}")
+    elif done.status is OrderStatus.CANCELLED:
+        click.echo(f"cancelled order {order_id} (not paid yet: nothing to refund)")
+    elif done.paid_at is None:
+        click.echo(f"refunded order {order_id} ({amount}): reserved, never paid, no money moved")
+    elif done.provider == "manual":
+        click.echo(
+            f"refunded order {order_id} ({amount}) in the records: it was paid by hand "
+            "(manual), so hand the money back yourself"
+        )
+    else:
+        click.echo(f"refunded order {order_id} ({amount}) through {done.provider}")
+
+
+@order.command("ship")
+@click.argument("order_id", type=int)
+@click.option("--carrier", required=True, help="UPS, DHL, USPS …")
+@click.option("--tracking", required=True, help="The carrier's tracking code.")
+@click.pass_context
+def order_ship(ctx: click.Context, order_id: int, carrier: str, tracking: str) -> None:
+    """Mark a ship order shipped; the buyer gets the carrier and tracking code. The same
+    again changes nothing; a corrected code replaces the old one (and the buyer hears it)."""
+    shipped, changed = with_desk(ctx, lambda desk: desk.ship(order_id, carrier, tracking))
+    sent = f"{shipped.carrier} {shipped.tracking}"
+    if changed:
+        click.echo(f"order {order_id} shipped: {sent}")
+    else:
+        click.echo(f"order {order_id} was already shipped: {sent}")
+
+
+@order.command("picked-up")
+@click.argument("order_id", type=int)
+@click.option("--code", default=None, help="The pickup code the buyer shows (checked if given).")
+@click.pass_context
+def order_picked_up(ctx: click.Context, order_id: int, code: str | None) -> None:
+    """The buyer collected a pickup order (one paid at the counter is paid now)."""
+    _, changed = with_desk(ctx, lambda desk: desk.picked_up(order_id, code))
+    click.echo(f"order {order_id} " + ("picked up" if changed else "was already picked up"))
+
+
+@cli.group()
+def customer() -> None:
+    """Customers and the personal data kept about them."""
+
+
+FORGET_WORDS = (
+    ("identities", "identity", "identities"),
+    ("display_names", "display name", "display names"),
+    ("addresses", "shipping address", "shipping addresses"),
+    ("subscriptions", "subscription", "subscriptions"),
+    ("messages", "message address", "message addresses"),
+    ("unsent_messages", "unsent message skipped", "unsent messages skipped"),
+    ("waitlist_places", "waitlist place", "waitlist places"),
+)
+
+
+@customer.command("forget")
+@click.argument("identity")
+@click.option("--json", "as_json", is_flag=True, help="The counts as JSON.")
+@click.pass_context
+def customer_forget(ctx: click.Context, identity: str, as_json: bool) -> None:
+    """Erase a person (discord:<id>, twitch:<id>, web:<email>) and every identity linked to
+    it: identities, emails, display names, shipping addresses, subscriptions and message
+    addresses. Their orders stay, with amounts and SKUs, for the books. Prints what was
+    erased, counted, never the data itself."""
+    erased = with_app(ctx, lambda app: app.commerce.customers.forget(identity))
+    parts = [
+        f"{erased[key]} {one if erased[key] == 1 else many}" for key, one, many in FORGET_WORDS
+    ]
+    records = erased["customers"]
+    text = (
+        f"forgotten ({records} customer record{'' if records == 1 else 's'}): erased "
+        + ", ".join(parts)
+        + "; their orders keep amounts and SKUs"
+    )
+    emit(erased, as_json, text)
+
+
 def main() -> None:
     try:
         cli.main(standalone_mode=False)
@@ -470,3 +788,29 @@ def main() -> None:
 from dropcast.report import report  # noqa: E402
 
 cli.add_command(report)
+
+
+@cli.command("pickup-link")
+@click.argument("location")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def pickup_link(ctx: click.Context, location: str, as_json: bool) -> None:
+    """Print a partner shop's own link to its pickup list: no admin rights, this location
+    only, valid until the secret key changes."""
+    from commerce.domain.model import PICKUP_PREFIX, validate_pool
+    from commerce.web.api import pickup_url
+    from commerce.web.context import PickupKeys
+
+    try:
+        validate_pool(PICKUP_PREFIX + location, "location")
+    except DomainError as exc:
+        fail(str(exc))
+    settings = settings_of(ctx)
+
+    async def work(app: App) -> str:
+        configured = settings.security.secret_key  # else the key the server keeps, as it does
+        secret = configured.get_secret_value() if configured else await app.commerce.secret_key()
+        return pickup_url(settings.web.base_url, PickupKeys(secret), location)
+
+    url = with_app(ctx, work)
+    emit({"location": location, "url": url}, as_json, url)

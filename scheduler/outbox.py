@@ -19,7 +19,7 @@ import aiohttp
 
 from bot.hub import Outlet
 from bot.messages import Message
-from bot.presenter import count, receipt, shipped
+from bot.presenter import count, receipt, refunded, shipped
 from commerce.core import Commerce
 from commerce.domain.model import DropState
 from commerce.money_format import format_money
@@ -253,10 +253,12 @@ class RetentionRenderer:
         if item.drop_id is None:
             return None
         view = await self.commerce.drops.view(item.drop_id, now)
-        if item.kind in ("receipt", "shipped"):  # about one order, to its buyer
+        if item.kind in ("receipt", "shipped", "refunded"):  # about one order, to its buyer
             order = await self.commerce.orders.get(int(item.payload["order_id"]))
             if item.kind == "receipt":
                 return receipt(view, order, self.locale)
+            if item.kind == "refunded":
+                return refunded(view, order, self.locale)
             return shipped(view, order)
         drop = view.drop
         identity = item.address if item.channel != "webhook" else await self._identity(item)

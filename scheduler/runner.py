@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -20,13 +20,14 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from commerce.core import Commerce
 from commerce.domain.events import DropOpened, DropScheduled, Event, ReplayPosted, Restocked
 from commerce.domain.model import Drop, DropState
-from config.settings import SchedulerSettings
+from config.settings import PrivacySettings, SchedulerSettings
 from scheduler.leader import Leadership
 from scheduler.outbox import Dispatcher
 from scheduler.recurring import materialize_due
 
 log = logging.getLogger(__name__)
 RECONCILE_SECONDS = 30
+RETENTION_HOURS = 24  # how often shipping addresses past their retention are erased
 
 
 class Countdown(Protocol):
@@ -47,6 +48,20 @@ async def housekeeping(commerce: Commerce) -> None:
             log.exception("housekeeping step %s failed", step.__qualname__)
 
 
+async def erase_old_addresses(commerce: Commerce, retention_days: int) -> int:
+    """Privacy: erase the shipping addresses of orders shipped, picked up, refunded or
+    cancelled more than ``retention_days`` ago (``privacy.address_retention_days``)."""
+    before = commerce.clock.now() - timedelta(days=retention_days)
+    try:
+        erased = await commerce.orders.erase_old_addresses(before)
+    except Exception:  # the next run tries again; the job must not die
+        log.exception("erasing old shipping addresses failed")
+        return 0
+    if erased:
+        log.info("erased the shipping addresses of %d orders done before %s", erased, before)
+    return erased
+
+
 class SchedulerRole:
     def __init__(
         self,
@@ -56,9 +71,11 @@ class SchedulerRole:
         hub: Countdown | None = None,
         dispatcher: Dispatcher | None = None,
         leadership: Leadership | None = None,
+        privacy: PrivacySettings | None = None,
     ) -> None:
         self.commerce = commerce
         self.settings = settings
+        self.privacy = privacy or PrivacySettings()
         self.hub = hub
         self.dispatcher = dispatcher
         self.leadership = leadership or Leadership(commerce.db)
@@ -104,6 +121,19 @@ class SchedulerRole:
             "interval",
             seconds=RECONCILE_SECONDS,
             id="reconcile",
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=None,
+        )
+        # Daily, and once soon after election: a leader that restarts more often than
+        # daily must still get to it.
+        scheduler.add_job(
+            erase_old_addresses,
+            "interval",
+            hours=RETENTION_HOURS,
+            args=[self.commerce, self.privacy.address_retention_days],
+            id="address_retention",
+            next_run_time=datetime.now(UTC) + timedelta(seconds=RECONCILE_SECONDS),
             max_instances=1,
             coalesce=True,
             misfire_grace_time=None,

@@ -1,16 +1,37 @@
-"""Customers and their platform identities (``discord:…``, ``twitch:…``, ``web:…``)."""
+"""Customers and their platform identities (``discord:…``, ``twitch:…``, ``web:…``).
+
+Personal data lives in a few places only: identities (which hold the email of a ``web:``
+customer), customers' display names, orders' shipping addresses, and the address
+(identity or webhook URL) of subscriptions and queued notifications. ``forget`` erases all
+of them for one person; everything else refers to a customer by number.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from commerce.domain.errors import InvalidInput
 from commerce.domain.model import Customer, normalize_identity
+from commerce.services.orders import erase_addresses
 from commerce.services.unit_of_work import UnitOfWork
-from commerce.storage.tables import customers, holds, identities, orders, waitlist
+from commerce.storage.tables import (
+    customers,
+    holds,
+    identities,
+    notifications,
+    orders,
+    subscriptions,
+    waitlist,
+)
+
+log = logging.getLogger(__name__)
+# What stands where a forgotten person's address was (subscriptions, notifications).
+FORGOTTEN = "forgotten"
 
 
 class CustomerService:
@@ -185,6 +206,112 @@ class CustomerService:
                     .values(display_name=display_name)
                 )
         return customer_id
+
+    async def forget(self, identity: str) -> dict[str, int]:
+        """Erase a person (``customer forget``): every identity of theirs, their display
+        name, their orders' shipping addresses, and the address of their subscriptions
+        (ended) and messages (those not yet sent are skipped); their waitlist places lapse.
+        Across every customer record linked to theirs, in one transaction. Orders keep
+        amounts, SKUs and statuses.
+
+        Returns what was erased, counted. The identity is gone afterwards, so asking again
+        is refused as unknown and changes nothing."""
+        identity = normalize_identity(identity)
+        async with self.uow.write() as tx:
+            found = await tx.conn.scalar(
+                select(identities.c.customer_id).where(identities.c.identity == identity)
+            )
+            if found is None:
+                raise InvalidInput(
+                    "identity", f"{identity} is not known here (never seen, or already forgotten)"
+                )
+            people = await self._linked(tx.conn, int(found))
+            gone = list(
+                (
+                    await tx.conn.execute(
+                        delete(identities)
+                        .where(identities.c.customer_id.in_(people))
+                        .returning(identities.c.identity)
+                    )
+                ).scalars()
+            )
+            names = await tx.conn.execute(
+                update(customers)
+                .where(customers.c.id.in_(people), customers.c.display_name.is_not(None))
+                .values(display_name=None)
+            )
+            await tx.conn.execute(
+                update(customers)
+                .where(customers.c.id.in_(people))
+                .values(forgotten_at=func.coalesce(customers.c.forgotten_at, tx.now))
+            )
+            addresses = await erase_addresses(tx.conn, orders.c.customer_id.in_(people))
+            subscribed = await tx.conn.execute(
+                update(subscriptions)
+                .where(
+                    subscriptions.c.customer_id.in_(people),
+                    or_(subscriptions.c.address != FORGOTTEN, subscriptions.c.status != "ended"),
+                )
+                .values(
+                    address=FORGOTTEN,
+                    status="ended",
+                    ended_at=func.coalesce(subscriptions.c.ended_at, tx.now),
+                )
+            )
+            # Nobody is left to offer a freed unit to: their places in queues lapse.
+            queued = await tx.conn.execute(
+                update(waitlist)
+                .where(waitlist.c.customer_id.in_(people), waitlist.c.status == "waiting")
+                .values(status="lapsed")
+            )
+            unsent = await tx.conn.execute(
+                update(notifications)
+                .where(
+                    notifications.c.customer_id.in_(people),
+                    notifications.c.status.in_(("pending", "sending")),
+                )
+                .values(status="skipped", lease_until=None)
+            )
+            # A delivery error may quote the address it failed to reach: it goes too.
+            messages = await tx.conn.execute(
+                update(notifications)
+                .where(
+                    notifications.c.customer_id.in_(people),
+                    or_(notifications.c.address != FORGOTTEN, notifications.c.error.is_not(None)),
+                )
+                .values(address=FORGOTTEN, error=None)
+            )
+        for gone_identity in gone:
+            self._cache.pop(gone_identity, None)
+        erased = {
+            "customers": len(people),
+            "identities": len(gone),
+            "display_names": int(names.rowcount or 0),
+            "addresses": addresses,
+            "subscriptions": int(subscribed.rowcount or 0),
+            "messages": int(messages.rowcount or 0),
+            "unsent_messages": int(unsent.rowcount or 0),
+            "waitlist_places": int(queued.rowcount or 0),
+        }
+        # Customer numbers only: what was erased never reaches a log.
+        log.info("forgot customer(s) %s: %s", sorted(people), erased)
+        return erased
+
+    async def _linked(self, conn: AsyncConnection, customer_id: int) -> list[int]:
+        """``customer_id`` and every customer record folded into it, or it into (``link``)."""
+        people = {customer_id}
+        while True:
+            rows = (
+                await conn.execute(
+                    select(customers.c.id, customers.c.merged_into).where(
+                        or_(customers.c.id.in_(people), customers.c.merged_into.in_(people))
+                    )
+                )
+            ).all()
+            found = {int(r.id) for r in rows} | {int(r.merged_into) for r in rows if r.merged_into}
+            if found <= people:
+                return sorted(people)
+            people |= found
 
     async def get(self, customer_id: int) -> Customer:
         async with self.uow.read() as conn:

@@ -14,12 +14,14 @@ import re
 import secrets
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import ColumnElement, and_, func, select, update
+from sqlalchemy import ColumnElement, and_, func, null, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from commerce.domain.errors import (
     HoldNotActive,
@@ -55,6 +57,7 @@ PICKUP_CODE_LENGTH = 6
 _CARRIER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 .&'-]{0,63}$")
 _TRACKING = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 -]{0,127}$")
 SETTLED = ("paid", "reserved")
+ENDED = ("refunded", "cancelled")
 
 
 def new_pickup_code() -> str:
@@ -113,6 +116,20 @@ def order_from_row(row: Row[tuple[object, ...]]) -> Order:
         ended_at=m["ended_at"],
         refund_reason=m["refund_reason"],
     )
+
+
+def has_address() -> ColumnElement[bool]:
+    """Orders that still carry a shipping address."""
+    return orders.c.ship_to.is_not(None)
+
+
+async def erase_addresses(conn: AsyncConnection, *conditions: ColumnElement[bool]) -> int:
+    """Erase the shipping address of the orders matching ``conditions``, in the caller's
+    transaction; how many were erased (already erased ones are not counted again)."""
+    erased = await conn.execute(
+        update(orders).where(has_address(), *conditions).values(ship_to=null())
+    )
+    return int(erased.rowcount or 0)
 
 
 def shipment_of(carrier: str, tracking: str) -> tuple[str, str]:
@@ -307,6 +324,7 @@ class OrderService:
                 live = state == DropState.LIVE.value
                 if changed.rowcount == 1:
                     tx.emit(OrderRefunded(order.drop_id, order.id, order.customer_id, reason))
+                    await self._message(tx, order, "refunded", f"refunded:{order.id}")
                 if changed.rowcount == 1 and live:
                     hold = await self._hold(tx, order.hold_id)
                     await tx.conn.execute(
@@ -403,6 +421,17 @@ class OrderService:
         async with self.uow.read() as conn:
             row = (await conn.execute(select(orders).where(orders.c.hold_id == hold_id))).first()
         return order_from_row(row) if row else None
+
+    async def erase_old_addresses(self, before: datetime) -> int:
+        """Retention: erase the shipping address of every order whose goods left (shipped,
+        picked up) or that ended (refunded, cancelled) before ``before``. Amounts, SKUs and
+        statuses stay. Returns how many addresses were erased; a rerun erases none."""
+        done = or_(
+            and_(orders.c.fulfilment.is_not(None), orders.c.fulfilled_at < before),
+            and_(orders.c.status.in_(ENDED), orders.c.ended_at < before),
+        )
+        async with self.uow.write() as tx:
+            return await erase_addresses(tx.conn, done)
 
     # -- internals ------------------------------------------------------------------------
 

@@ -1,5 +1,6 @@
-"""JSON endpoints: public drop state and its event stream, the admin API, payment webhooks,
-health, metrics and the partner's pickup list."""
+"""JSON endpoints: public drop state and its event stream, the admin API (drops and the
+order desk), payment webhooks, health, metrics and the partner's pickup list (its own
+signed link, a "picked up" form per order)."""
 
 from __future__ import annotations
 
@@ -9,18 +10,29 @@ import io
 import json
 import logging
 from typing import Any
+from urllib.parse import urlencode
 
 from aiohttp import web
 
-from commerce.domain.errors import InvalidInput
+from commerce.desk import packing_csv, parse_status
+from commerce.domain.errors import Forbidden, InvalidInput, InvalidState
 from commerce.domain.model import PICKUP_PREFIX, DropView, validate_pool
 from commerce.dropfile import validate_spec
+from commerce.links import LinkInvalid
 from commerce.views import drop_state, iso
-from commerce.web.context import CONTEXT, WebContext
-from commerce.web.errors import BadJson, RouteNotFound
+from commerce.web.context import CONTEXT, PickupKeys, WebContext
+from commerce.web.errors import BadCsv, BadJson, CsrfFailed, RouteNotFound
 from commerce.web.live import sse_event
-from commerce.web.pages import NO_STORE, drop_id_of, page
-from commerce.web.queries import pickup_orders
+from commerce.web.pages import (
+    CSRF_COOKIE,
+    NO_STORE,
+    csrf_cookie,
+    drop_id_of,
+    page,
+    see_other,
+    with_csrf_cookie,
+)
+from commerce.web.queries import PickupLine, pickup_orders
 from commerce.web.security import client_ip, require_admin, require_bearer
 
 log = logging.getLogger(__name__)
@@ -220,13 +232,11 @@ async def issue_link(request: web.Request) -> web.Response:
 
 
 async def pickup_list(request: web.Request) -> web.StreamResponse:
-    """GET /pickup/{location}[?format=csv]: who picks up what at a partner shop. A browser
-    signed in at /dashboard?token=… may open it too (a shop cannot send bearer headers)."""
-    from commerce.web.dashboard import require_dashboard  # dashboard imports this module
-
-    ctx = require_dashboard(request)
-    location = request.match_info["location"]
-    pool = validate_pool(PICKUP_PREFIX + location, "location")
+    """GET /pickup/{location}[?key=…][&format=csv]: who picks up what at a partner shop,
+    with a "picked up" form per order. The shop opens it with its own signed link (``key``,
+    see ``dropcast pickup-link``); the admin with the bearer or the dashboard cookie."""
+    location, pool = pickup_location(request)
+    ctx, key = pickup_access(request, location, request.query.get("key"))
     rows = await pickup_orders(ctx.commerce.db, pool)
     if request.query.get("format") == "csv":
         buffer = io.StringIO()
@@ -256,7 +266,219 @@ async def pickup_list(request: web.Request) -> web.StreamResponse:
                 "Content-Disposition": f'attachment; filename="pickup-{location}.csv"',
             },
         )
-    return page(ctx, "pickup.html", location=location, rows=rows)
+    done = request.query.get("done", "")
+    notice = f"Order #{done} handed over." if done.isdigit() and len(done) <= 18 else None
+    return pickup_page(request, ctx, location, key, rows, notice=notice)
+
+
+def pickup_location(request: web.Request) -> tuple[str, str]:
+    """The location slug of the URL and its pool (422 for anything else)."""
+    location = request.match_info["location"]
+    return location, validate_pool(PICKUP_PREFIX + location, "location")
+
+
+def pickup_access(
+    request: web.Request, location: str, key: object
+) -> tuple[WebContext, str | None]:
+    """The shop's key for this one location (403 when wrong, failures throttled like admin
+    sign-ins), else the admin (bearer or dashboard cookie; 401 without)."""
+    from commerce.web.dashboard import require_dashboard  # dashboard imports this module
+
+    if key is None or key == "":
+        return require_dashboard(request), None
+    ctx = request.app[CONTEXT]
+    ip = ctx.auth_throttle.admit(request)
+    if not ctx.require_pickup_keys().check(location, key):
+        ctx.auth_throttle.failed(ip)
+        raise LinkInvalid(f"this is not the pickup link of {location}; ask for a new one")
+    assert isinstance(key, str)
+    return ctx, key
+
+
+def pickup_url(base_url: str, keys: PickupKeys, location: str) -> str:
+    """The shop's own link to its pickup list (what ``dropcast pickup-link`` prints)."""
+    validate_pool(PICKUP_PREFIX + location, "location")
+    return f"{base_url}/pickup/{location}?{urlencode({'key': keys.key(location)})}"
+
+
+def pickup_page(
+    request: web.Request,
+    ctx: WebContext,
+    location: str,
+    key: str | None,
+    rows: list[PickupLine],
+    *,
+    status: int = 200,
+    notice: str | None = None,
+    problem: str | None = None,
+    failed: int | None = None,
+) -> web.Response:
+    """The list: orders to hand over (a code field each), then those handed over. The
+    pickup code is never shown here: the shop checks the one the buyer shows."""
+    value, fresh = csrf_cookie(request)
+    query = urlencode({"key": key}) if key else ""
+    response = page(
+        ctx,
+        "pickup.html",
+        status=status,
+        location=location,
+        waiting=[r for r in rows if not r.handed_over],
+        handed=[r for r in rows if r.handed_over],
+        key=key or "",
+        csv_url=f"/pickup/{location}?{query}&format=csv" if query else "?format=csv",
+        csrf=ctx.require_csrf().token("pickup", value, location),
+        notice=notice,
+        problem=problem,
+        failed=failed,
+    )
+    if fresh:
+        with_csrf_cookie(ctx, response, value)
+    return response
+
+
+async def pickup_handed_over(request: web.Request) -> web.Response:
+    """POST /pickup/{location}/orders/{id}/picked-up (key, csrf, code): the buyer showed
+    their code and took the goods; a pay-at-pickup order is paid now. A wrong code changes
+    nothing; an order of another location is refused (403)."""
+    location, pool = pickup_location(request)
+    form = await request.post()
+    ctx, key = pickup_access(request, location, form.get("key"))
+    value = request.cookies.get(CSRF_COOKIE, "")
+    if not ctx.require_csrf().check(form.get("csrf"), "pickup", value, location):
+        raise CsrfFailed("this form is stale or was not made by us; reload the pickup list")
+    order_id = int(request.match_info["order_id"])
+    line = await ctx.desk.line(order_id)  # unknown: 404
+    if line.order.pool != pool:
+        raise Forbidden(f"order {order_id} is not on the pickup list of {location}")
+    code = " ".join(str(form.get("code", "")).split())
+    problem: str | None = None
+    status = 200
+    if not code:
+        problem, status = f"Enter the code the buyer of order #{order_id} shows.", 422
+    else:
+        try:
+            await ctx.desk.picked_up(order_id, code[:32])
+        except InvalidInput:
+            problem = f"That is not the code of order #{order_id}: it was not handed over."
+            status = 422
+        except InvalidState as exc:
+            problem, status = f"Order #{order_id}: {exc}.", 409
+    if problem is None:
+        query = {"key": key, "done": order_id} if key else {"done": order_id}
+        return see_other(f"/pickup/{location}?{urlencode(query)}")
+    rows = await pickup_orders(ctx.commerce.db, pool)
+    return pickup_page(
+        request, ctx, location, key, rows, status=status, problem=problem, failed=order_id
+    )
+
+
+# -- the creator's order desk (admin) ---------------------------------------------------------
+
+
+def admin_reader(request: web.Request) -> WebContext:
+    """Reads of the desk: the bearer, or the dashboard cookie (its CSV download link)."""
+    from commerce.web.dashboard import require_dashboard  # dashboard imports this module
+
+    return require_dashboard(request)
+
+
+def order_id_of(request: web.Request) -> int:
+    return int(request.match_info["order_id"])
+
+
+def optional_drop(value: str | None) -> int | None:
+    if value is None or value == "":
+        return None
+    if not value.isdigit() or len(value) > 18:
+        raise InvalidInput("drop", "must be a drop id")
+    return int(value)
+
+
+def csv_download(text: str, filename: str) -> web.Response:
+    return web.Response(
+        text=text,
+        content_type="text/csv",
+        charset="utf-8",
+        headers={
+            "Cache-Control": NO_STORE,
+            "Content-Disposition": f'attachment; filename="{filename}"',
+        },
+    )
+
+
+async def orders_list(request: web.Request) -> web.Response:
+    """GET /api/orders[?drop=ID][&status=S][&format=csv]: orders oldest first, or the
+    packing list (one row per order and SKU, with the address) as a CSV download."""
+    ctx = admin_reader(request)
+    drop_id = optional_drop(request.query.get("drop"))
+    status = parse_status(request.query.get("status"))
+    if drop_id is not None:
+        await ctx.catalog.get(drop_id)  # unknown drop: 404
+    lines = await ctx.desk.lines(drop_id, status)
+    if request.query.get("format") == "csv":
+        name = "-".join(
+            ["packing", *([f"drop{drop_id}"] if drop_id else []), *([status] if status else [])]
+        )
+        return csv_download(packing_csv(lines), f"{name}.csv")
+    return json_ok({"count": len(lines), "orders": [line.as_json() for line in lines]})
+
+
+async def order_show(request: web.Request) -> web.Response:
+    """GET /api/orders/{id}."""
+    ctx = admin_reader(request)
+    return json_ok((await ctx.desk.line(order_id_of(request))).as_json())
+
+
+async def order_refund(request: web.Request) -> web.Response:
+    """POST /api/orders/{id}/refund {"reason"?}: through the provider, once however often
+    asked ("changed": false when it already was refunded)."""
+    ctx = admin(request)
+    data = await json_object(request)
+    order_id = order_id_of(request)
+    reason = _field(data, "reason", str, required=False) or "requested"
+    _, changed = await ctx.desk.refund(order_id, reason)
+    return json_ok({"order": (await ctx.desk.line(order_id)).as_json(), "changed": changed})
+
+
+async def order_ship(request: web.Request) -> web.Response:
+    """POST /api/orders/{id}/ship {"carrier", "tracking"}: the buyer is messaged with the
+    tracking; the same carrier and code again change nothing."""
+    ctx = admin(request)
+    data = await json_object(request)
+    order_id = order_id_of(request)
+    _, changed = await ctx.desk.ship(
+        order_id, _field(data, "carrier", str), _field(data, "tracking", str)
+    )
+    return json_ok({"order": (await ctx.desk.line(order_id)).as_json(), "changed": changed})
+
+
+async def order_picked_up(request: web.Request) -> web.Response:
+    """POST /api/orders/{id}/picked-up {"code"?}: handed over at the shop (the code, when
+    given, must be the order's); a pay-at-pickup order is paid now."""
+    ctx = admin(request)
+    data = await json_object(request)
+    order_id = order_id_of(request)
+    _, changed = await ctx.desk.picked_up(order_id, _field(data, "code", str, required=False))
+    return json_ok({"order": (await ctx.desk.line(order_id)).as_json(), "changed": changed})
+
+
+async def orders_ship_csv(request: web.Request) -> web.Response:
+    """POST /api/orders/ship (text/csv: the carrier's export with order, carrier, tracking
+    columns): every row is checked first, so a bad file (400, naming the line) ships
+    nothing; the same file twice reports every order unchanged."""
+    ctx = admin(request)
+    raw = await request.read()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadCsv("csv", "is not UTF-8 text; export it as UTF-8 CSV") from None
+    try:
+        report = await ctx.desk.ship_csv(text)
+    except InvalidInput as exc:
+        if exc.field != "csv":
+            raise
+        raise BadCsv(exc.field, exc.problem) from None
+    return json_ok(report.as_dict())
 
 
 # -- providers and operations ---------------------------------------------------------------

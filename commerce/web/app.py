@@ -11,6 +11,7 @@ import stripe
 from aiohttp import web
 
 from commerce.core import Commerce
+from commerce.desk import OrderDesk
 from commerce.domain.errors import DomainError, InvalidInput
 from commerce.domain.events import Event, HoldPlaced, SoldOut
 from commerce.links import LinkIssuer, LinkSigner
@@ -20,7 +21,7 @@ from commerce.payments.simple import ManualProvider, TestProvider
 from commerce.payments.stripe_checkout import StripeProvider
 from commerce.storage.database import database_unreachable
 from commerce.web import api, dashboard, pages, signin
-from commerce.web.context import CONTEXT, WebContext
+from commerce.web.context import CONTEXT, PickupKeys, WebContext
 from commerce.web.errors import (
     SERVER_ERROR,
     UNAVAILABLE,
@@ -50,6 +51,7 @@ log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 DROP = r"{drop_id:\d{1,18}}"
+ORDER = r"{order_id:\d{1,18}}"
 TOKEN = r"{token:[A-Za-z0-9_.\-]{1,1024}}"
 
 
@@ -206,6 +208,7 @@ def create_app(
         auth_throttle=AuthThrottle(trusted),
         streams=StreamSlots(web_settings.max_streams_per_ip),
         inbox=inbox or WebInbox(commerce.customers),
+        desk=OrderDesk(commerce.db, commerce.orders, payments),
         signin_platforms=[
             {"platform": p.platform, "label": p.label} for p in signin.providers(settings).values()
         ],
@@ -248,6 +251,7 @@ def create_app(
         ctx.csrf = Csrf(secret)
         ctx.sessions = Sessions(secret, secure=ctx.base_url.startswith("https://"))
         ctx.proofs = EmailProofs(secret, settings.email.verify_ttl_seconds, commerce.clock)
+        ctx.pickup_keys = PickupKeys(secret)
         sign_in.key(secret)
         commerce.bus.subscribe(on_event)
         commerce.bus.on_gap(ctx.gate.forget_all)
@@ -294,8 +298,18 @@ def add_routes(router: web.UrlDispatcher) -> None:
     router.add_post(f"/api/drops/{DROP}/price", api.set_price)
     router.add_post(f"/api/drops/{DROP}/links", api.issue_link)
     router.add_get("/pickup/{location}", api.pickup_list)
+    router.add_post(f"/pickup/{{location}}/orders/{ORDER}/picked-up", api.pickup_handed_over)
     router.add_post("/webhooks/{provider}", api.webhook)
+    router.add_get("/api/orders", api.orders_list)
+    router.add_post("/api/orders/ship", api.orders_ship_csv)
+    router.add_get(f"/api/orders/{ORDER}", api.order_show)
+    router.add_post(f"/api/orders/{ORDER}/refund", api.order_refund)
+    router.add_post(f"/api/orders/{ORDER}/ship", api.order_ship)
+    router.add_post(f"/api/orders/{ORDER}/picked-up", api.order_picked_up)
     router.add_get("/dashboard", dashboard.dashboard)
+    router.add_get(f"/dashboard/drops/{DROP}/orders", dashboard.orders_page)
+    router.add_post(f"/dashboard/orders/{ORDER}/refund", dashboard.refund_order)
+    router.add_post(f"/dashboard/orders/{ORDER}/ship", dashboard.ship_order)
     router.add_get(f"/api/drops/{DROP}/kpis", dashboard.kpis_json)
     router.add_get("/healthz", api.healthz)
     router.add_get("/metrics", api.metrics)

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from aiohttp import web
+from itsdangerous import Signer
 
 from commerce.core import Commerce
+from commerce.desk import OrderDesk
 from commerce.domain.model import ClaimOutcome, ClaimResult
 from commerce.links import ClaimLink, LinkIssuer, LinkSigner
 from commerce.payments.base import PaymentProviders
@@ -42,6 +45,24 @@ class Visit:
     opened: asyncio.Future[None]  # the "link opened" step being written
 
 
+class PickupKeys:
+    """The partner shop's own link to its pickup list: ``?key=`` is an HMAC of the location
+    keyed by the server secret (itsdangerous), so it needs no admin rights, opens one
+    location only, and stays valid until the secret changes."""
+
+    def __init__(self, secret: str) -> None:
+        self._signer = Signer(secret, salt="dropcast.pickup", digest_method=hashlib.sha256)
+
+    def key(self, location: str) -> str:
+        return self._signer.get_signature(location).decode()
+
+    def check(self, location: str, key: object) -> bool:
+        """True when ``key`` (anything a client sent) opens ``location``; constant time."""
+        if not isinstance(key, str) or not key or len(key) > 128:
+            return False
+        return self._signer.verify_signature(location, key)
+
+
 @dataclass
 class WebContext:
     commerce: Commerce
@@ -64,6 +85,7 @@ class WebContext:
     auth_throttle: AuthThrottle  # failed admin sign-ins per address
     streams: StreamSlots  # open SSE streams per address
     inbox: WebInbox
+    desk: OrderDesk  # the creator's orders: list, refund, ship, picked up
     # Where a viewer may sign in ({"platform", "label"}), in the order the pages offer them.
     signin_platforms: list[dict[str, str]] = field(default_factory=list)
     mailer: Mailer | None = None  # email claims are on when set
@@ -71,6 +93,7 @@ class WebContext:
     csrf: Csrf | None = None  # keyed at start-up (the key may live in the database)
     sessions: Sessions | None = None  # likewise
     proofs: EmailProofs | None = None  # likewise
+    pickup_keys: PickupKeys | None = None  # likewise
     heartbeat_seconds: float = 15.0
 
     @property
@@ -90,6 +113,10 @@ class WebContext:
         for that person's own signed-in page: not a new hand-out, so not in the funnel."""
         token, _ = self.signer.issue(drop_id, identity, tag="page")
         return f"{self.base_url}/c/{token}"
+
+    def require_pickup_keys(self) -> PickupKeys:
+        assert self.pickup_keys is not None, "app not started"
+        return self.pickup_keys
 
     def require_proofs(self) -> EmailProofs:
         assert self.proofs is not None, "app not started"

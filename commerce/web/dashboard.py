@@ -1,6 +1,8 @@
 """The creator's dashboard: ``/dashboard`` leads with the current drop's one objective and
 whether it is (on track to be) met, then its live KPIs, then past drops; and the KPI JSON
-(``/api/drops/{id}/kpis``) the page re-fetches after stock ticks from the SSE stream.
+(``/api/drops/{id}/kpis``) the page re-fetches after stock ticks from the SSE stream; and
+each drop's Orders page (``/dashboard/drops/{id}/orders``: filter, packing list, refund,
+mark shipped), whose forms carry a token bound to the dashboard session.
 
 Admin only. A browser cannot send a bearer header, so ``/dashboard?token=…`` logs in once:
 it sets an HttpOnly, SameSite=Strict cookie holding an expiring HMAC (keyed by the server
@@ -13,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import time
 import weakref
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
@@ -20,16 +23,18 @@ from typing import Any
 from urllib.parse import urlencode
 
 from aiohttp import web
+from multidict import MultiDictProxy
 
 from commerce.analytics import DropKpis, DropSummary, to_json
 from commerce.analytics.results import ObjectiveResult
-from commerce.domain.errors import InvalidInput
-from commerce.domain.model import DropState, DropView
+from commerce.desk import DeskLine, OrderDesk, parse_status
+from commerce.domain.errors import DomainError, InvalidInput
+from commerce.domain.model import SHIP_POOL, DeskStatus, DropState, DropView
 from commerce.money_format import format_money
 from commerce.web.api import json_ok, state_json
 from commerce.web.context import CONTEXT, WebContext
-from commerce.web.errors import Unauthorized
-from commerce.web.pages import NO_STORE, drop_id_of, page, see_other
+from commerce.web.errors import CsrfFailed, Unauthorized, kind_of
+from commerce.web.pages import NO_STORE, drop_id_of, page, pool_label, see_other
 from commerce.web.render import READER_LOCALE
 from commerce.web.security import bearer_token, require_admin, same_secret
 
@@ -398,4 +403,175 @@ async def dashboard(request: web.Request) -> web.Response:
     return page(ctx, "dashboard.html", cache=NO_STORE, **context)
 
 
-__all__ = ["dashboard", "kpis_json"]
+# -- the order desk: one drop's orders, refund and mark shipped ---------------------------------
+
+# ?done= after a POST (a fixed set: the page never echoes text from its address).
+NOTICES = {
+    "refunded": "Order #{order} refunded. While the drop is live its unit is back on sale, "
+    "the waitlist first.",
+    "already-refunded": "Order #{order} was already refunded; nothing changed.",
+    "shipped": "Order #{order} marked shipped; the buyer was sent the tracking.",
+    "unchanged": "Order #{order} already had that carrier and tracking; nothing changed.",
+}
+REFUNDABLE = (DeskStatus.PAID, DeskStatus.RESERVED, DeskStatus.SHIPPED, DeskStatus.PICKED_UP)
+SHIPPABLE = (DeskStatus.PAID, DeskStatus.RESERVED, DeskStatus.SHIPPED)
+RARE = (DeskStatus.PENDING, DeskStatus.CANCELLED)  # filters shown only when they match any
+
+
+def desk_csrf(ctx: WebContext, request: web.Request) -> str:
+    """The order forms' token, bound to this browser's dashboard session (a synchronizer
+    token: another site can neither read the HttpOnly cookie nor this page)."""
+    return ctx.require_csrf().token("orders", request.cookies.get(COOKIE, ""))
+
+
+def orders_url(drop_id: int, status: DeskStatus | None = None, **extra: object) -> str:
+    query = {**({"status": status.value} if status else {}), **extra}
+    return f"/dashboard/drops/{drop_id}/orders" + (f"?{urlencode(query)}" if query else "")
+
+
+def desk_row(line: DeskLine) -> dict[str, Any]:
+    order = line.order
+    if order.ship_to is not None:
+        where = ", ".join(order.ship_to.lines())
+    elif order.pool == SHIP_POOL:
+        where = "—"
+    else:
+        where = pool_label(order.pool)
+    return {
+        "id": order.id,
+        "customer": line.customer,
+        "goods": ", ".join(f"{sku} × {qty}" for sku, qty in line.items),
+        "total": format_money(order.amount, READER_LOCALE.get()),
+        "status": line.status.value,
+        "where": where,
+        "tracking": f"{order.carrier} {order.tracking}" if order.tracking else "",
+        "carrier": order.carrier or "",
+        "tracking_code": order.tracking or "",
+        "refundable": line.status in REFUNDABLE,
+        "shippable": order.pool == SHIP_POOL and line.status in SHIPPABLE,
+    }
+
+
+async def render_orders(
+    request: web.Request,
+    ctx: WebContext,
+    drop_id: int,
+    status: DeskStatus | None,
+    *,
+    http_status: int = 200,
+    notice: str | None = None,
+    problem: str | None = None,
+) -> web.Response:
+    view = await ctx.catalog.get(drop_id)  # unknown drop: 404
+    lines = await ctx.desk.lines(drop_id)
+    counts = Counter(line.status for line in lines)
+    shown = [line for line in lines if status is None or line.status is status]
+    filters = [{"label": "All", "status": "", "count": len(lines), "current": status is None}]
+    filters += [
+        {
+            "label": s.value.replace("_", " "),
+            "status": s.value,
+            "count": counts[s],
+            "current": s is status,
+        }
+        for s in DeskStatus
+        if counts[s] or s is status or s not in RARE
+    ]
+    csv_query = {"drop": drop_id, **({"status": status.value} if status else {}), "format": "csv"}
+    return page(
+        ctx,
+        "orders.html",
+        status=http_status,
+        cache=NO_STORE,
+        drop=view.drop,
+        status_filter=status.value if status else "",
+        filters=filters,
+        rows=[desk_row(line) for line in shown],
+        csv_url=f"/api/orders?{urlencode(csv_query)}",
+        csrf=desk_csrf(ctx, request),
+        notice=notice,
+        problem=problem,
+    )
+
+
+async def orders_page(request: web.Request) -> web.Response:
+    """GET /dashboard/drops/{id}/orders[?status=S]: the drop's orders with refund and
+    mark-shipped forms (admin session only; without one, the dashboard's sign-in)."""
+    ctx = request.app[CONTEXT]
+    if not ctx.admin_token:
+        return _gate(ctx, 403, "disabled")
+    try:
+        require_dashboard(request)
+    except Unauthorized:
+        return _gate(ctx, 401, "login")
+    status = parse_status(request.query.get("status"))
+    done, order = request.query.get("done", ""), request.query.get("order", "")
+    notice = None
+    if done in NOTICES and order.isdigit() and len(order) <= 18:
+        notice = NOTICES[done].format(order=order)
+    return await render_orders(request, ctx, drop_id_of(request), status, notice=notice)
+
+
+async def desk_form(request: web.Request) -> tuple[WebContext, MultiDictProxy[Any], DeskLine]:
+    """An order form's POST: the admin (401 otherwise), our token (403 otherwise), and the
+    order it is about (404 when unknown)."""
+    ctx = require_dashboard(request)
+    form = await request.post()
+    if not ctx.require_csrf().check(form.get("csrf"), "orders", request.cookies.get(COOKIE, "")):
+        raise CsrfFailed("this form is stale or was not made by us; reload the orders page")
+    line = await ctx.desk.line(int(request.match_info["order_id"]))
+    return ctx, form, line
+
+
+def back_status(form: MultiDictProxy[Any]) -> DeskStatus | None:
+    try:
+        return parse_status(str(form.get("back", "")))
+    except InvalidInput:
+        return None
+
+
+async def refund_order(request: web.Request) -> web.Response:
+    """POST /dashboard/orders/{id}/refund (csrf, reason): through the provider, once."""
+
+    async def refund(desk: OrderDesk, order_id: int, form: MultiDictProxy[Any]) -> bool:
+        return (await desk.refund(order_id, str(form.get("reason", ""))))[1]
+
+    return await desk_action(request, refund, "refunded", ("refunded", "already-refunded"))
+
+
+async def ship_order(request: web.Request) -> web.Response:
+    """POST /dashboard/orders/{id}/ship (csrf, carrier, tracking): the buyer hears it."""
+
+    async def ship(desk: OrderDesk, order_id: int, form: MultiDictProxy[Any]) -> bool:
+        carrier, tracking = str(form.get("carrier", "")), str(form.get("tracking", ""))
+        return (await desk.ship(order_id, carrier, tracking))[1]
+
+    return await desk_action(request, ship, "marked shipped", ("shipped", "unchanged"))
+
+
+async def desk_action(
+    request: web.Request,
+    act: Callable[[OrderDesk, int, MultiDictProxy[Any]], Awaitable[bool]],
+    what: str,
+    outcomes: tuple[str, str],
+) -> web.Response:
+    """One order-desk button: act, then back to the Orders page saying what happened (the
+    page again with the problem when it was refused)."""
+    ctx, form, line = await desk_form(request)
+    back, order = back_status(form), line.order
+    try:
+        changed = await act(ctx.desk, order.id, form)
+    except DomainError as exc:
+        return await render_orders(
+            request,
+            ctx,
+            order.drop_id,
+            back,
+            http_status=kind_of(exc).status,
+            problem=f"Order #{order.id} was not {what}: {exc}",
+        )
+    done = outcomes[0] if changed else outcomes[1]
+    return see_other(orders_url(order.drop_id, back, done=done, order=order.id))
+
+
+__all__ = ["dashboard", "kpis_json", "orders_page", "refund_order", "ship_order"]

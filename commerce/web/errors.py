@@ -11,6 +11,15 @@ class BadJson(DomainError):
     code = "BAD_JSON"
 
 
+class BadCsv(DomainError):
+    """A file (a carrier's export) we cannot read, naming the field and the line."""
+
+    code = "BAD_CSV"
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field}: {problem}", field=field, problem=problem)
+
+
 class Unauthorized(DomainError):
     code = "UNAUTHORIZED"
 
@@ -49,6 +58,7 @@ ERRORS: dict[str, ErrorKind] = {
     "INVALID_INPUT": ErrorKind(422, "That did not work"),
     "UNKNOWN_ITEM": ErrorKind(422, "Not sold in this drop"),
     "BAD_JSON": ErrorKind(400, "Malformed request"),
+    "BAD_CSV": ErrorKind(400, "That file could not be read"),
     "NOT_FOUND": ErrorKind(404, "Not found"),
     "DROP_NOT_FOUND": ErrorKind(404, "No such drop"),
     "HOLD_NOT_FOUND": ErrorKind(404, "No such hold"),

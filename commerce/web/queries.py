@@ -8,7 +8,7 @@ from datetime import datetime
 
 from sqlalchemy import func, select
 
-from commerce.domain.model import Money, OrderStatus
+from commerce.domain.model import Fulfilment, Money, OrderStatus
 from commerce.storage.database import Database
 from commerce.storage.tables import customers, drops, holds, identities, orders
 
@@ -25,14 +25,22 @@ class PickupLine:
     status: OrderStatus
     created_at: datetime
     paid_at: datetime | None
+    handed_over_at: datetime | None = None  # picked up
+
+    @property
+    def handed_over(self) -> bool:
+        return self.handed_over_at is not None
 
     @property
     def status_label(self) -> str:
+        if self.handed_over:
+            return "picked up"
         return "paid" if self.status is OrderStatus.PAID else "to pay at pickup"
 
 
 async def pickup_orders(db: Database, pool: str) -> list[PickupLine]:
-    """Orders to hand over at one pickup location: reserved (pay there) or already paid."""
+    """Orders of one pickup location: reserved (pay there) or paid, waiting or handed over
+    (then ``handed_over_at`` is set). Never the pickup code: the shop checks the buyer's."""
     identity = (
         select(func.min(identities.c.identity))
         .where(identities.c.customer_id == orders.c.customer_id)
@@ -52,6 +60,9 @@ async def pickup_orders(db: Database, pool: str) -> list[PickupLine]:
             orders.c.status,
             orders.c.created_at,
             orders.c.paid_at,
+            orders.c.customer_id,
+            orders.c.fulfilment,
+            orders.c.fulfilled_at,
         )
         .join(drops, drops.c.id == orders.c.drop_id)
         .join(holds, holds.c.id == orders.c.hold_id)
@@ -66,13 +77,14 @@ async def pickup_orders(db: Database, pool: str) -> list[PickupLine]:
             order_id=r.id,
             drop_id=r.drop_id,
             drop_title=r.title,
-            customer=r.display_name or r.identity or f"customer {r.id}",
+            customer=r.display_name or r.identity or f"customer {r.customer_id}",
             item=r.sku or "bundle",
             qty=r.qty,
             amount=Money(r.amount_minor, r.currency).format(),
             status=OrderStatus(r.status),
             created_at=r.created_at,
             paid_at=r.paid_at,
+            handed_over_at=r.fulfilled_at if r.fulfilment == Fulfilment.PICKED_UP else None,
         )
         for r in rows
     ]

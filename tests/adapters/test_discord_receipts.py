@@ -8,10 +8,12 @@ from collections.abc import AsyncIterator
 
 import pytest
 import pytest_asyncio
+from sqlalchemy import select
 
 from commerce.core import Commerce
 from commerce.domain.model import Address, Money
 from commerce.dropfile import validate_spec
+from commerce.storage.tables import notifications
 from tests.adapters.test_discord_retention import Shop, dispatcher, dms, rows, running_bot
 from tests.fakes.discord import FakeDiscord
 from tests.helpers import capsule_spec, collab_spec
@@ -109,9 +111,17 @@ async def test_closed_dms_end_unreachable_and_a_refunded_order_gets_no_receipt(
     refunded = await buy(commerce, shop, refunded_buyer)
     await commerce.orders.refund(refunded.id, "requested")
     async with running_bot(shop, commerce) as bot:
-        assert await dispatcher(commerce, bot).run_once() == 2
+        assert await dispatcher(commerce, bot).run_once() == 3
 
-    state = await rows(commerce)
-    assert state[f"discord:{closed.id}"]["status"] == "unreachable"
-    assert state[f"discord:{refunded_buyer.id}"]["status"] == "skipped"
-    assert dms(fake, closed) == [] and dms(fake, refunded_buyer) == []
+    state = {(r["kind"], r["address"]): r["status"] for r in await all_rows(commerce)}
+    assert state[("receipt", f"discord:{closed.id}")] == "unreachable"
+    assert state[("receipt", f"discord:{refunded_buyer.id}")] == "skipped"
+    assert dms(fake, closed) == []
+    [told] = dms(fake, refunded_buyer)  # the refund, never a receipt for it
+    assert f"Order #{refunded.id}" in told["content"] and "refunded by the shop" in told["content"]
+    assert "17.00 goes back" in told["content"]
+
+
+async def all_rows(commerce: Commerce) -> list[dict[str, object]]:
+    async with commerce.db.read() as conn:
+        return [dict(r._mapping) for r in await conn.execute(select(notifications))]

@@ -203,8 +203,11 @@ async def test_replay_reaches_subscribers_and_non_buyers_who_claimed(commerce):
     assert await commerce.notifications.fan_out(drop_id, "replay") == 2
     sender = FakeSender()
     await Dispatcher(commerce, renderer(commerce), {"local": sender}).run_once()
-    assert sorted(a for a, _, _ in sender.sent) == ["local:fan0", "local:missed"]
-    assert "https://clips.example/replay" in sender.sent[0][1].text
+    replays = [(a, m) for a, m, _ in sender.sent if m.kind == "replay"]
+    assert sorted(a for a, _ in replays) == ["local:fan0", "local:missed"]
+    assert "https://clips.example/replay" in replays[0][1].text
+    # The buyer heard only of their purchase: its receipt, not the replay.
+    assert [m.kind for a, m, _ in sender.sent if a == "local:buyer"] == ["receipt"]
 
 
 async def test_restock_alerts_go_to_sku_subscribers(commerce):
