@@ -208,7 +208,7 @@ class DropService:
         Recorded in the drop's activity as ``price_changed`` with the old and new price.
         """
         async with self.uow.write() as tx:
-            drop = await self._get(tx.conn, drop_id)
+            drop = await self.load(tx.conn, drop_id)
             if drop.state is DropState.CLOSED:
                 raise InvalidState(f"drop {drop_id} is closed; its prices are final")
             shape = await self.shapes.get(tx.conn, drop_id)
@@ -279,7 +279,7 @@ class DropService:
     async def open(self, drop_id: int) -> Drop:
         """Open a draft or scheduled drop for claims now (idempotent when already live)."""
         async with self.uow.write() as tx:
-            drop = await self._get(tx.conn, drop_id)
+            drop = await self.load(tx.conn, drop_id)
             if drop.state is DropState.LIVE:
                 return drop
             if drop.state is DropState.CLOSED:
@@ -290,16 +290,16 @@ class DropService:
                 .values(state="live", opened_at=tx.now)
             )
             tx.emit(DropOpened(drop_id, tx.now))
-            return await self._get(tx.conn, drop_id)
+            return await self.load(tx.conn, drop_id)
 
     async def close(self, drop_id: int, reason: CloseReason = CloseReason.MANUAL) -> Drop:
         """Stop taking claims. Holds already placed may still be paid until they expire."""
         async with self.uow.write() as tx:
-            drop = await self._get(tx.conn, drop_id)
+            drop = await self.load(tx.conn, drop_id)
             if drop.state is DropState.CLOSED:
                 return drop
             await self._close(tx, drop_id, reason)
-            return await self._get(tx.conn, drop_id)
+            return await self.load(tx.conn, drop_id)
 
     async def restock(
         self,
@@ -317,7 +317,7 @@ class DropService:
             raise InvalidInput("units", "must be a whole number from 1 to 1000000")
         pool = validate_pool(pool or "ship")
         async with self.uow.write() as tx:
-            drop = await self._get(tx.conn, drop_id)
+            drop = await self.load(tx.conn, drop_id)
             shape = await self.shapes.get(tx.conn, drop_id)
             match = {s.upper(): s for s in shape.skus}.get(sku.upper())
             if match is None:
@@ -363,18 +363,8 @@ class DropService:
                 )
                 self.shapes.forget(drop_id)
                 shape = await self.shapes.get(tx.conn, drop_id)
-            if reopen and (drop.closes_at is None or drop.closes_at > tx.now):
-                await tx.conn.execute(
-                    update(drops)
-                    .where(drops.c.id == drop_id)
-                    .values(state="live", closed_at=None, close_reason=None)
-                )
-                await tx.conn.execute(
-                    update(waitlist)
-                    .where(waitlist.c.drop_id == drop_id, waitlist.c.status == "closed")
-                    .values(status="waiting")
-                )
-                tx.emit(DropOpened(drop_id, tx.now))
+            if reopen:
+                await self.reopen_sold_out(tx, drop)
             # Waitlist first: their offers are decided (and announced privately) before the
             # public "restocked" post goes out.
             offers = await self.claims.offer_waitlist(tx, shape)
@@ -382,14 +372,35 @@ class DropService:
             await self.claims.emit_stock(tx, shape)
         return offers
 
+    async def reopen_sold_out(self, tx: Tx, drop: Drop) -> bool:
+        """Units came back (a restock, a refund) to a drop that closed because it sold out:
+        it is live again while its window lasts, its waitlist waiting again. A drop closed
+        by hand or by its window stays closed. The caller holds the drop's lock."""
+        if drop.state is not DropState.CLOSED or drop.close_reason is not CloseReason.SOLD_OUT:
+            return False
+        if drop.closes_at is not None and drop.closes_at <= tx.now:
+            return False
+        await tx.conn.execute(
+            update(drops)
+            .where(drops.c.id == drop.id)
+            .values(state="live", closed_at=None, close_reason=None)
+        )
+        await tx.conn.execute(
+            update(waitlist)
+            .where(waitlist.c.drop_id == drop.id, waitlist.c.status == "closed")
+            .values(status="waiting")
+        )
+        tx.emit(DropOpened(drop.id, tx.now))
+        return True
+
     async def set_replay(self, drop_id: int, url: str) -> Drop:
         if not url.startswith(("https://", "http://")):
             raise InvalidInput("replay_url", "must be an http(s) URL")
         async with self.uow.write() as tx:
-            await self._get(tx.conn, drop_id)
+            await self.load(tx.conn, drop_id)
             await tx.conn.execute(update(drops).where(drops.c.id == drop_id).values(replay_url=url))
             tx.emit(ReplayPosted(drop_id, url))
-            return await self._get(tx.conn, drop_id)
+            return await self.load(tx.conn, drop_id)
 
     async def open_due(self) -> list[int]:
         """Open every scheduled drop whose time has come (the scheduler's safety net)."""
@@ -453,13 +464,13 @@ class DropService:
 
     async def get(self, drop_id: int) -> Drop:
         async with self.uow.read() as conn:
-            return await self._get(conn, drop_id)
+            return await self.load(conn, drop_id)
 
     async def view(self, drop_id: int, now: datetime | None = None) -> DropView:
         """The drop with products and live stock per item and pool, as of ``now``."""
         now = now or self.uow.clock.now()
         async with self.uow.read() as conn:
-            drop = await self._get(conn, drop_id)
+            drop = await self.load(conn, drop_id)
             lines = await stock_lines(conn, drop_id, now)
             skus = {line.sku for line in lines}
             product_rows = await conn.execute(
@@ -504,7 +515,8 @@ class DropService:
 
     # -- internals ------------------------------------------------------------------------
 
-    async def _get(self, conn: AsyncConnection, drop_id: int) -> Drop:
+    async def load(self, conn: AsyncConnection, drop_id: int) -> Drop:
+        """The drop as ``conn`` sees it (inside the caller's transaction)."""
         row = (await conn.execute(select(drops).where(drops.c.id == drop_id))).first()
         if row is None:
             raise DropNotFound(drop_id)

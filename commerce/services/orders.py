@@ -282,8 +282,10 @@ class OrderService:
 
     async def refund(self, order_id: int, reason: str = "requested") -> Order:
         """Refund a paid or reserved order or cancel a pending one. While the drop is live
-        its units go back on sale, the waitlist first; a closed drop's stay sold (the sale
-        happened; the refund is counted apart). The money side is the provider's
+        its units go back on sale, the waitlist first; a drop that had closed because it
+        sold out opens again for them (as a restock would, within its window); a drop
+        closed by hand or by its window keeps them sold (the sale happened; the refund is
+        counted apart). The money side is the provider's
         (``commerce.desk``): this records the refund, idempotently."""
         async with self.uow.write() as tx:
             order = await self._get(tx, order_id)
@@ -318,10 +320,10 @@ class OrderService:
                     .where(orders.c.id == order_id, orders.c.status.in_(SETTLED))
                     .values(status="refunded", ended_at=tx.now, refund_reason=reason[:64])
                 )
-                state = await tx.conn.scalar(
-                    select(drops.c.state).where(drops.c.id == order.drop_id)
-                )
-                live = state == DropState.LIVE.value
+                drop = await self.drops.load(tx.conn, order.drop_id)
+                live = drop.state is DropState.LIVE
+                if changed.rowcount == 1 and not live:
+                    live = await self.drops.reopen_sold_out(tx, drop)
                 if changed.rowcount == 1:
                     tx.emit(OrderRefunded(order.drop_id, order.id, order.customer_id, reason))
                     await self._message(tx, order, "refunded", f"refunded:{order.id}")

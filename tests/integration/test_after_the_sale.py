@@ -172,11 +172,33 @@ async def test_refunds_are_idempotent_and_go_through_the_provider_once(commerce)
     assert {r[1] for r in provider.refunds} == {f"pi_{order.id}"}
 
 
+async def test_a_sold_out_drops_refund_opens_it_again_for_the_first_waitlisted(commerce):
+    drop_id = await live_drop(commerce, capsule_spec(2))
+    first_buyer, second_buyer, first, second = await customers(commerce, 4)
+    order = await paid_order(commerce, drop_id, first_buyer)
+    last = await commerce.claims.claim(drop_id, second_buyer)
+    for waiting in (first, second):  # sold out, one hold still open: they queue
+        assert (await commerce.claims.join_waitlist(drop_id, waiting)).waitlist_position
+    pay_last = await commerce.orders.checkout(last.hold.id, second_buyer, "test", shipping=FIVE)
+    await commerce.orders.confirm_payment(pay_last.id, "pi_last")
+    assert (await commerce.drops.get(drop_id)).state is DropState.CLOSED  # sold through
+    desk, _ = desk_for(commerce)
+
+    await desk.refund(order.id, "damaged in transit")
+
+    view = await commerce.drops.view(drop_id)
+    assert view.drop.state is DropState.LIVE
+    offered = await commerce.claims.holding(drop_id, first)
+    assert offered is not None and offered.is_active(commerce.clock.now())
+    assert await commerce.claims.holding(drop_id, second) is None
+    assert (view.stock[0].sold, view.stock[0].held, view.stock[0].available) == (1, 1, 0)
+
+
 async def test_a_closed_drops_refund_leaves_its_units_sold(commerce):
     drop_id = await live_drop(commerce, capsule_spec(3))
     (buyer,) = await customers(commerce, 1)
     order = await paid_order(commerce, drop_id, buyer)
-    await commerce.drops.close(drop_id)
+    await commerce.drops.close(drop_id)  # by hand: it never reopens
     desk, _ = desk_for(commerce)
 
     refunded, _ = await desk.refund(order.id, "requested")
