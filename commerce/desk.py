@@ -18,6 +18,7 @@ from typing import Any
 
 from sqlalchemy import and_, func, select
 from sqlalchemy.sql import ColumnElement
+from sqlalchemy.sql.selectable import ScalarSelect
 
 from commerce.domain.errors import DomainError, InvalidInput, OrderNotFound
 from commerce.domain.model import DeskStatus, Order, OrderStatus
@@ -107,6 +108,15 @@ def status_filter(status: DeskStatus) -> ColumnElement[bool]:
             return and_(orders.c.status == status.value, orders.c.fulfilment.is_(None))
         case _:
             return orders.c.status == status.value
+
+
+def buyer_identity() -> ScalarSelect[str]:
+    """One identity of an order's buyer (to name them when the platform gave no name)."""
+    return (
+        select(func.min(identities.c.identity))
+        .where(identities.c.customer_id == orders.c.customer_id)
+        .scalar_subquery()
+    )
 
 
 def parse_status(value: str | None) -> DeskStatus | None:
@@ -238,11 +248,7 @@ class OrderDesk:
         return found[0]
 
     async def _lines(self, conditions: Sequence[ColumnElement[bool]]) -> list[DeskLine]:
-        identity = (
-            select(func.min(identities.c.identity))
-            .where(identities.c.customer_id == orders.c.customer_id)
-            .scalar_subquery()
-        )
+        identity = buyer_identity()
         query = (
             select(
                 orders,

@@ -6,11 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
+from commerce.desk import buyer_identity
 from commerce.domain.model import Fulfilment, Money, OrderStatus
 from commerce.storage.database import Database
-from commerce.storage.tables import customers, drops, holds, identities, orders
+from commerce.storage.tables import customers, drops, holds, orders
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,11 +42,7 @@ class PickupLine:
 async def pickup_orders(db: Database, pool: str) -> list[PickupLine]:
     """Orders of one pickup location: reserved (pay there) or paid, waiting or handed over
     (then ``handed_over_at`` is set). Never the pickup code: the shop checks the buyer's."""
-    identity = (
-        select(func.min(identities.c.identity))
-        .where(identities.c.customer_id == orders.c.customer_id)
-        .scalar_subquery()
-    )
+    identity = buyer_identity()
     query = (
         select(
             orders.c.id,

@@ -17,8 +17,7 @@ import aiohttp
 import pytest
 
 from dropcast.rehearse import pay_form
-from tests.e2e.processes import free_port, kill, start_dropcast
-from tests.e2e.test_demo import cli, wait_healthy
+from tests.e2e.test_demo import cli, running_demo
 from tests.helpers import eventually
 
 pytestmark = pytest.mark.timeout(150)
@@ -75,15 +74,7 @@ async def pay(http: aiohttp.ClientSession, link: str, viewer: int) -> str:
 
 
 async def test_packing_list_refund_to_the_waitlist_bulk_shipping_and_messages(tmp_path):
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    url = f"sqlite+aiosqlite:///{tmp_path / 'dropcast.db'}"
-    env = {"DROPCAST_DATABASE__URL": url, "DROPCAST_WEB__PUBLIC_URL": base}
-    server = await start_dropcast(
-        url, port, tmp_path / "server.log", "--demo", DROPCAST_CHAT__STUDIO="true"
-    )
-    try:
-        await wait_healthy(base)
+    async with running_demo(tmp_path) as (base, env):
         assert (await cli(env, tmp_path, "drop", "open", "1"))[0] == 0
         jar = aiohttp.CookieJar(unsafe=True)
         async with aiohttp.ClientSession(cookie_jar=jar) as http:
@@ -163,6 +154,3 @@ async def test_packing_list_refund_to_the_waitlist_bulk_shipping_and_messages(tm
                 assert "refunded" in studio.kinds(BUYERS[0])
             finally:
                 await studio.close()
-    finally:
-        kill(server)
-        await server.wait()

@@ -9,6 +9,9 @@ import json
 import os
 import re
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -49,7 +52,10 @@ async def wait_healthy(base: str, seconds: float = 30) -> None:
     raise AssertionError("dropcast did not come up")
 
 
-async def test_demo_rehearsal_and_cli_restock_reach_the_running_server(tmp_path):
+@asynccontextmanager
+async def running_demo(tmp_path: Path) -> AsyncIterator[tuple[str, dict[str, str]]]:
+    """`dropcast run --demo` (studio on) on a fresh SQLite file, up and answering: yields
+    its base URL and the environment a CLI beside it needs."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     url = f"sqlite+aiosqlite:///{tmp_path / 'dropcast.db'}"
@@ -59,6 +65,14 @@ async def test_demo_rehearsal_and_cli_restock_reach_the_running_server(tmp_path)
     )
     try:
         await wait_healthy(base)
+        yield base, env
+    finally:
+        kill(server)
+        await server.wait()
+
+
+async def test_demo_rehearsal_and_cli_restock_reach_the_running_server(tmp_path):
+    async with running_demo(tmp_path) as (base, env):
         # The demo prints where to go; the drop page and studio answer.
         async with aiohttp.ClientSession() as http:
             for path in ("/studio", "/d/1", "/overlay/1"):
@@ -109,6 +123,3 @@ async def test_demo_rehearsal_and_cli_restock_reach_the_running_server(tmp_path)
                             return
 
                 await asyncio.wait_for(restocked(), 15)
-    finally:
-        kill(server)
-        await server.wait()
