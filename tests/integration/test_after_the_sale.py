@@ -306,3 +306,44 @@ async def test_a_drop_files_shipping_table_is_checked_and_kept(commerce):
         with pytest.raises(InvalidInput) as caught:
             await commerce.drops.create(validate_spec(capsule_spec(3, shipping=shipping)))
         assert str(caught.value).startswith(problem), str(caught.value)
+
+
+async def test_concurrent_pickups_of_a_pay_at_pickup_order_pay_it_once(commerce):
+    from commerce.domain.events import OrderPaid
+
+    log = EventLog(commerce)
+    drop_id = await live_drop(commerce, collab_spec(ship=0, pickup=3))
+    (buyer,) = await customers(commerce, 1)
+    held = await commerce.claims.claim(drop_id, buyer, pool="pickup:corner-deli")
+    order = await commerce.orders.checkout(held.hold.id, buyer, "manual")
+    code = (await commerce.orders.reserve(order.id)).order.pickup_code
+
+    results = await asyncio.gather(*(commerce.orders.picked_up(order.id, code) for _ in range(8)))
+
+    assert sum(changed for _, changed in results) == 1
+    done = await commerce.orders.get(order.id)
+    assert (done.status, done.fulfilment, done.provider_ref) == (
+        OrderStatus.PAID,
+        Fulfilment.PICKED_UP,
+        f"pickup_{order.id}",
+    )
+    assert len(log.of(OrderPaid)) == 1 and len(log.of(OrderFulfilled)) == 1
+
+
+async def test_concurrent_checkouts_to_different_countries_make_one_consistent_order(commerce):
+    drop_id = await live_drop(commerce, capsule_spec(3))
+    (buyer,) = await customers(commerce, 1)
+    held = await commerce.claims.claim(drop_id, buyer)
+    destinations = [(ANN, FIVE), (BOB, Money(1400, "USD"))] * 6
+
+    orders = await asyncio.gather(
+        *(
+            commerce.orders.checkout(held.hold.id, buyer, "stripe", ship_to=a, shipping=s)
+            for a, s in destinations
+        )
+    )
+
+    assert len({o.id for o in orders}) == 1
+    final = await commerce.orders.get(orders[0].id)
+    assert (final.ship_to, final.shipping) in destinations  # never one's address, other's rate
+    assert final.amount == final.items_amount + final.shipping
