@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import sys
+from collections.abc import Iterator
 
 import pytest
 
 from dropcast.cli import main
+from dropcast.logs import MaskSecrets
 
 
 @pytest.fixture
@@ -27,3 +30,25 @@ def dropcast(database_url, monkeypatch, tmp_path, capsys):
 
     run.url = database_url  # type: ignore[attr-defined]
     return run
+
+
+def _cli_handlers() -> list[logging.Handler]:
+    return [
+        h
+        for h in logging.getLogger().handlers
+        if any(isinstance(f, MaskSecrets) for f in h.filters)
+    ]
+
+
+@pytest.fixture(autouse=True)
+def no_stale_log_handler() -> Iterator[None]:
+    """The CLI's log handler writes to the stderr of the test that ran it, closed after that
+    test: never let a later test (seeding the database logs) write to it."""
+    root = logging.getLogger()
+    level = root.level
+    for handler in _cli_handlers():
+        root.removeHandler(handler)
+    yield
+    for handler in _cli_handlers():
+        root.removeHandler(handler)
+    root.setLevel(level)

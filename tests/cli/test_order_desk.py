@@ -21,7 +21,6 @@ from commerce.core import Commerce
 from commerce.domain.model import Address, ClaimOutcome, Money, OrderStatus
 from commerce.payments.base import PaymentError
 from commerce.storage.database import Database
-from dropcast.logs import MaskSecrets
 from tests.helpers import capsule_spec, collab_spec, live_drop
 from tests.integration.test_personal_data import traces
 
@@ -30,28 +29,6 @@ T = TypeVar("T")
 ANN = Address("Ann Lee", "1 Main St", "Springfield", "62701", "US", "Apt 4", "IL")
 BOB = Address("Bob Roe", "Hauptstr. 5", "Berlin", "10115", "DE")
 FIVE = Money(500, "USD")
-
-
-def _cli_handlers() -> list[logging.Handler]:
-    return [
-        h
-        for h in logging.getLogger().handlers
-        if any(isinstance(f, MaskSecrets) for f in h.filters)
-    ]
-
-
-@pytest.fixture(autouse=True)
-def no_stale_log_handler() -> Iterator[None]:
-    """The CLI's log handler writes to the stderr of the test that ran it, closed after that
-    test: never let a later test (seeding the database logs) write to it."""
-    root = logging.getLogger()
-    level = root.level
-    for handler in _cli_handlers():
-        root.removeHandler(handler)
-    yield
-    for handler in _cli_handlers():
-        root.removeHandler(handler)
-    root.setLevel(level)
 
 
 def seed(url: str, work: Callable[[Commerce], Awaitable[T]]) -> T:
