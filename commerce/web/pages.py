@@ -47,6 +47,7 @@ from commerce.shipping import (
     countries,
     country_code,
     parse_address,
+    pickup_point,
 )
 from commerce.storage.tables import holds, orders
 from commerce.views import Action, Phase, drop_status
@@ -91,7 +92,7 @@ def drop_id_of(request: web.Request) -> int:
 def pool_label(pool: str) -> str:
     if pool == SHIP_POOL:
         return "Shipping"
-    return "Pick up at " + pool.removeprefix(PICKUP_PREFIX).replace("-", " ").title()
+    return f"Pick up at {pickup_point(pool)}"
 
 
 def form_int(form: MultiDictProxy[Any], name: str) -> int:
