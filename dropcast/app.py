@@ -263,17 +263,19 @@ class App:
                 for bot in self._bots(chat):
                     await bot.start()
                     stack.push_async_callback(bot.close)
+            if "scheduler" in roles:
+                scheduler = self._scheduler(chat)
+                await scheduler.start()
+                stack.push_async_callback(scheduler.shutdown)
+            # The demo drop exists before the web answers: once /healthz says yes, the
+            # printed pages (/d/<id>, the studio) are there.
+            drop_id = await self.seed_demo() if demo else None
             if "web" in roles:
                 runner = await self._start_web(chat, demo=demo)
                 stack.push_async_callback(runner.cleanup)
                 if chat.studio is not None:  # first: say waiting outcomes to tabs still open
                     stack.push_async_callback(chat.studio.close)
-            if "scheduler" in roles:
-                scheduler = self._scheduler(chat)
-                await scheduler.start()
-                stack.push_async_callback(scheduler.shutdown)
-            if demo:
-                drop_id = await self.seed_demo()
+            if drop_id is not None:
                 await self._print_demo(drop_id, studio=chat.studio is not None, token=demo_token)
             await stop.wait()
 
