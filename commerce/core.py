@@ -6,7 +6,6 @@ import secrets
 from dataclasses import dataclass
 
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 
 from commerce.analytics import DropAnalytics, Tracker
 from commerce.clock import Clock, SystemClock
@@ -76,10 +75,9 @@ class Commerce:
             ).scalar()
         if value:
             return str(value)
-        insert = postgresql.insert if self.db.dialect == "postgresql" else sqlite.insert
         async with self.db.write() as conn:
             await conn.execute(
-                insert(kv)
+                self.db.insert(kv)
                 .values(key="secret_key", value=secrets.token_urlsafe(32))
                 .on_conflict_do_nothing(index_elements=["key"])
             )

@@ -18,7 +18,6 @@ from typing import Any
 from aiohttp import web
 from pydantic import SecretStr
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 
 from bot.commands import CommandHandler
 from bot.discord import DiscordBot
@@ -197,11 +196,10 @@ class App:
                 if drop.state is not DropState.CLOSED:
                     return drop.id
         text = resources.files("config").joinpath("demo_drop.toml").read_text(encoding="utf-8")
-        insert = postgresql.insert if self.db.dialect == "postgresql" else sqlite.insert
 
         async def remember(tx: Tx, drop_id: int) -> None:  # in the drop's own transaction
             await tx.conn.execute(
-                insert(kv)
+                self.db.insert(kv)
                 .values(key=DEMO_KEY, value=str(drop_id))
                 .on_conflict_do_update(index_elements=["key"], set_={"value": str(drop_id)})
             )

@@ -7,12 +7,15 @@ statements are constructed once per (drop, SKU, pool) and executed with fresh pa
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from sqlalchemy import (
     BigInteger,
     ColumnElement,
     Integer,
     Select,
     String,
+    Table,
     and_,
     bindparam,
     exists,
@@ -21,10 +24,10 @@ from sqlalchemy import (
     or_,
     select,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.dml import Insert
 
 from commerce.services.stock import DropShape, ShapeLine, active_hold_filter, lapsed_qty
+from commerce.storage.database import UpsertInsert
 from commerce.storage.tables import UTCDateTime, drop_products, drop_stock, drops, holds, waitlist
 
 _NO_POSITION = 2**62  # "not in the waitlist": everyone waiting is ahead
@@ -119,8 +122,8 @@ def unit_price(drop_id: int, hold_sku: str | None) -> ColumnElement[int]:
 
 
 class ClaimStatements:
-    def __init__(self, dialect: str) -> None:
-        self._insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    def __init__(self, insert: Callable[[Table], UpsertInsert]) -> None:
+        self._insert = insert
         self._holds: dict[tuple[object, ...], Insert] = {}
         self._diagnoses: dict[tuple[int, int], Select[tuple[object, ...]]] = {}
 

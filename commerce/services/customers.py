@@ -12,7 +12,6 @@ import asyncio
 import logging
 
 from sqlalchemy import delete, func, insert, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from commerce.domain.errors import InvalidInput
@@ -41,7 +40,7 @@ class CustomerService:
 
     def __init__(self, uow: UnitOfWork, *, cache_size: int = 200_000) -> None:
         self.uow = uow
-        self._insert = postgresql.insert if uow.db.dialect == "postgresql" else sqlite.insert
+        self._insert = uow.db.insert
         self._cache: dict[str, int] = {}
         self._cache_size = cache_size
         self._waiting: dict[str, tuple[str | None, asyncio.Future[int]]] = {}

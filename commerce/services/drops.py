@@ -6,7 +6,6 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 from sqlalchemy import func, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -76,7 +75,7 @@ class DropService:
         self.uow = uow
         self.shapes = shapes
         self.claims = claims
-        self._insert = postgresql.insert if uow.db.dialect == "postgresql" else sqlite.insert
+        self._insert = uow.db.insert
         # Every chat command asks which drop is current: a surge of them shares a few reads.
         self._current = FreshRead(self._read_current)
 

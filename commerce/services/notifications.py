@@ -14,7 +14,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import String, and_, cast, func, literal, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from commerce.services.unit_of_work import UnitOfWork
 from commerce.storage.tables import (
@@ -69,7 +68,7 @@ def _notification(row: Any) -> Notification:
 class NotificationService:
     def __init__(self, uow: UnitOfWork) -> None:
         self.uow = uow
-        self._insert = postgresql.insert if uow.db.dialect == "postgresql" else sqlite.insert
+        self._insert = uow.db.insert
 
     async def fan_out(self, drop_id: int, kind: str, *, sku: str | None = None) -> int:
         """Queue ``kind`` for everyone who should hear it about this drop; returns rows added.

@@ -18,7 +18,6 @@ from datetime import datetime
 from enum import StrEnum
 
 from sqlalchemy import ColumnElement, and_, func, null, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -156,7 +155,7 @@ class OrderService:
         self.claims = claims
         self.drops = drops
         self.notifications = notifications
-        self._insert = postgresql.insert if uow.db.dialect == "postgresql" else sqlite.insert
+        self._insert = uow.db.insert
 
     async def checkout(
         self,

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from commerce.domain.errors import InvalidInput
 from commerce.domain.model import normalize_identity, validate_sku
@@ -55,7 +54,7 @@ def _row(row: object) -> Subscription:
 class SubscriptionService:
     def __init__(self, uow: UnitOfWork) -> None:
         self.uow = uow
-        self._insert = postgresql.insert if uow.db.dialect == "postgresql" else sqlite.insert
+        self._insert = uow.db.insert
 
     async def subscribe(
         self,

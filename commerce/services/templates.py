@@ -14,7 +14,6 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 
 from commerce.domain.errors import InvalidInput
 from commerce.dropfile import validate_spec
@@ -38,7 +37,7 @@ class TemplateService:
     def __init__(self, uow: UnitOfWork, drops: DropService) -> None:
         self.uow = uow
         self.drops = drops
-        self._insert = postgresql.insert if uow.db.dialect == "postgresql" else sqlite.insert
+        self._insert = uow.db.insert
         self._lock = asyncio.Lock()
 
     async def add(

@@ -18,7 +18,8 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
-from sqlalchemy import event, exc, select
+from sqlalchemy import Table, event, exc, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
@@ -57,6 +58,10 @@ def database_unreachable(error: BaseException) -> bool:
     return False
 
 
+# The engine's own INSERT, the one with ``on_conflict_do_nothing`` / ``on_conflict_do_update``.
+UpsertInsert = postgresql.Insert | sqlite.Insert
+
+
 class Database:
     """Owns the engines. Use ``write()`` for any change and ``read()`` for queries."""
 
@@ -82,6 +87,11 @@ class Database:
                 pool_pre_ping=False,
             )
             self.writer = self.reader = engine
+
+    def insert(self, table: Table) -> UpsertInsert:
+        """An INSERT in this engine's dialect: the one place that picks it, so every upsert
+        (``on_conflict_do_*``) reads the same on SQLite and PostgreSQL."""
+        return postgresql.insert(table) if self.dialect == "postgresql" else sqlite.insert(table)
 
     @staticmethod
     def _sqlite_engine(url: str, *, echo: bool, immediate: bool, pool_size: int) -> AsyncEngine:

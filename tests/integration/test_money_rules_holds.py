@@ -29,9 +29,8 @@ database sees there):
   ClaimService.claim's ``_shape(drop_id, None, pool)``: only make the same shape reload.
 - ClaimStatements.place_hold cache bypassed (``stmt = None``, ``get(None)``): the same
   statement is rebuilt.
-- ClaimService.__init__ / ClaimStatements.__init__ choosing the insert by a mutated
-  dialect test, ``ClaimStatements(None)``: on SQLite both dialects' INSERT … ON CONFLICT
-  DO NOTHING compile to the same SQL.
+- Database.insert choosing the insert by a mutated dialect test: on SQLite both
+  dialects' INSERT … ON CONFLICT DO NOTHING compile to the same SQL.
 - ClaimService.__init__ ``max_batch = None`` or ``257``: a batch takes more of the queue;
   answers and their order are the same.
 - ClaimStatements._build_place_hold ``literal(value, Type)`` -> ``literal(value)`` or
