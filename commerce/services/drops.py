@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import and_, case, func, insert, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -496,14 +496,25 @@ class DropService:
         return await self._current()
 
     async def _read_current(self) -> Drop | None:
-        drops = await self.list()
-        live = [d for d in drops if d.state is DropState.LIVE]
-        if live:
-            return max(live, key=lambda d: (d.opened_at or d.created_at, d.id))
-        scheduled = [d for d in drops if d.state is DropState.SCHEDULED and d.opens_at]
-        if scheduled:
-            return min(scheduled, key=lambda d: d.opens_at or d.created_at)
-        return drops[-1] if drops else None
+        # One ordered query, one row: every chat command asks, and a creator's history of
+        # drops only grows. Live first (the latest opened), then scheduled (the soonest to
+        # open), then the newest of the rest.
+        live = drops.c.state == DropState.LIVE
+        scheduled = and_(drops.c.state == DropState.SCHEDULED, drops.c.opens_at.is_not(None))
+        query = (
+            select(drops)
+            .order_by(
+                case((live, 0), (scheduled, 1), else_=2),
+                case((live, func.coalesce(drops.c.opened_at, drops.c.created_at))).desc(),
+                case((scheduled, drops.c.opens_at)),
+                case((scheduled, drops.c.id)),
+                drops.c.id.desc(),
+            )
+            .limit(1)
+        )
+        async with self.uow.read() as conn:
+            row = (await conn.execute(query)).first()
+        return drop_from_row(row) if row is not None else None
 
     async def list(self, states: tuple[DropState, ...] | None = None) -> list[Drop]:
         query = select(drops).order_by(drops.c.id)
