@@ -7,7 +7,7 @@ statements are constructed once per (drop, SKU, pool) and executed with fresh pa
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from sqlalchemy import (
     BigInteger,
@@ -128,7 +128,7 @@ class ClaimStatements:
         self._diagnoses: dict[tuple[int, int], Select[tuple[object, ...]]] = {}
 
     def place_hold(
-        self, shape: DropShape, hold_sku: str | None, pool: str, lines: list[ShapeLine]
+        self, shape: DropShape, hold_sku: str | None, pool: str, lines: Sequence[ShapeLine]
     ) -> Insert:
         """INSERT … SELECT … WHERE <drop live, under limit, every line has the units>."""
         key = (shape, hold_sku, pool)
@@ -138,7 +138,7 @@ class ClaimStatements:
         return stmt
 
     def _build_place_hold(
-        self, shape: DropShape, hold_sku: str | None, pool: str, lines: list[ShapeLine]
+        self, shape: DropShape, hold_sku: str | None, pool: str, lines: Sequence[ShapeLine]
     ) -> Insert:
         drop_id = shape.drop_id
         conditions: list[ColumnElement[bool]] = [

@@ -18,7 +18,6 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, func, insert, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -94,8 +93,8 @@ class ClaimService:
         self.max_batch = max_batch
         self._batchers: dict[int, _ClaimBatcher] = {}
         self._shape_locks: dict[int, asyncio.Lock] = {}
-        self._sql = ClaimStatements(uow.db.dialect)
-        self._insert = postgresql.insert if uow.db.dialect == "postgresql" else sqlite.insert
+        self._sql = ClaimStatements(uow.db.insert)
+        self._insert = uow.db.insert
 
     # -- commands -------------------------------------------------------------------------
 
@@ -222,18 +221,7 @@ class ClaimService:
                 if request.qty >= exhausted.get(target, request.qty + 1):
                     results.append(None)
                     continue
-                result = await self._claim_in_tx(
-                    tx,
-                    shape,
-                    request.customer_id,
-                    request.hold_sku,
-                    request.pool,
-                    list(request.lines),
-                    request.qty,
-                    request.key,
-                    request.source,
-                    queue_in_use=queue_in_use,
-                )
+                result = await self._claim_in_tx(tx, shape, request, queue_in_use=queue_in_use)
                 if result.outcome is ClaimOutcome.SOLD_OUT and not queue_in_use:
                     exhausted[target] = min(exhausted.get(target, request.qty), request.qty)
                 results.append(result)
@@ -474,17 +462,17 @@ class ClaimService:
             if (entry.sku, entry.pool) in exhausted:
                 continue
             hold_sku, pool, lines = shape.target(entry.sku, entry.pool)
-            result = await self._claim_in_tx(
-                tx,
-                shape,
-                entry.customer_id,
-                hold_sku,
-                pool,
-                lines,
-                1,
-                f"waitlist:{entry.id}:{tx.now.timestamp()}",
-                WAITLIST_SOURCE,
+            offer = _ClaimRequest(
+                customer_id=entry.customer_id,
+                hold_sku=hold_sku,
+                pool=pool,
+                lines=tuple(lines),
+                qty=1,
+                key=f"waitlist:{entry.id}:{tx.now.timestamp()}",
+                source=WAITLIST_SOURCE,
+                arrived_at=tx.now,
             )
+            result = await self._claim_in_tx(tx, shape, offer)
             if result.outcome is ClaimOutcome.HELD and result.hold is not None:
                 await tx.conn.execute(
                     update(waitlist)
@@ -509,60 +497,56 @@ class ClaimService:
         return offered
 
     async def _claim_in_tx(
-        self,
-        tx: Tx,
-        shape: DropShape,
-        customer_id: int,
-        hold_sku: str | None,
-        pool: str,
-        lines: list[ShapeLine],
-        qty: int,
-        key: str,
-        source: str,
-        *,
-        queue_in_use: bool = True,
+        self, tx: Tx, shape: DropShape, request: _ClaimRequest, *, queue_in_use: bool = True
     ) -> ClaimResult:
         """One conditional INSERT. ``queue_in_use=False`` (nobody is queued for this drop,
         checked once per batch) skips settling the claimant's waitlist entry."""
         drop_id, now = shape.drop_id, tx.now
         expires_at = now + timedelta(seconds=shape.hold_seconds)
         params = {
-            "customer_id": customer_id,
-            "qty": qty,
-            "claim_key": key,
-            "source": source[:32],
+            "customer_id": request.customer_id,
+            "qty": request.qty,
+            "claim_key": request.key,
+            "source": request.source[:32],
             "now": now,
             "expires_at": expires_at,
         }
-        stmt = self._sql.place_hold(shape, hold_sku, pool, lines)
+        stmt = self._sql.place_hold(shape, request.hold_sku, request.pool, request.lines)
         placed = (await tx.conn.execute(stmt, params)).first()
         if placed is not None:
             hold_id, price_minor = placed
-            await move_held(tx.conn, drop_id=drop_id, sku=hold_sku, pool=pool, qty=qty, sign=1)
+            await move_held(
+                tx.conn,
+                drop_id=drop_id,
+                sku=request.hold_sku,
+                pool=request.pool,
+                qty=request.qty,
+                sign=1,
+            )
             hold = Hold(
                 id=hold_id,
                 drop_id=drop_id,
-                customer_id=customer_id,
-                sku=hold_sku,
-                pool=pool,
-                qty=qty,
+                customer_id=request.customer_id,
+                sku=request.hold_sku,
+                pool=request.pool,
+                qty=request.qty,
                 status=HoldStatus.ACTIVE,
                 created_at=now,
                 expires_at=expires_at,
-                source=source,
+                source=request.source,
                 price_minor=price_minor,
             )
-            if source != WAITLIST_SOURCE and queue_in_use:
+            if request.source != WAITLIST_SOURCE and queue_in_use:
                 await tx.conn.execute(
                     update(waitlist)
                     .where(
                         waitlist.c.drop_id == drop_id,
-                        waitlist.c.customer_id == customer_id,
+                        waitlist.c.customer_id == request.customer_id,
                         waitlist.c.status.in_(("waiting", "offered")),
                     )
                     .values(status="claimed", hold_id=hold_id)
                 )
-            tx.emit(HoldPlaced(drop_id, hold_id, customer_id, expires_at, source))
+            tx.emit(HoldPlaced(drop_id, hold_id, request.customer_id, expires_at, request.source))
             return ClaimResult(ClaimOutcome.HELD, hold=hold)
         return await self._why_not(tx, shape, params)
 
