@@ -1,12 +1,19 @@
-"""Coalescing reads that must not be stale: many callers, few database round trips."""
+"""Coalescing reads: many callers, few database round trips. ``FreshRead`` for a read that
+must not be stale; ``SingleFlightCache`` for values that may be a little old."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine
+import time
+from collections.abc import Awaitable, Callable, Coroutine, Hashable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
 
+from commerce.clock import Clock
+
 T = TypeVar("T")
+K = TypeVar("K", bound=Hashable)
 
 
 class FreshRead(Generic[T]):
@@ -56,3 +63,66 @@ def _settle(future: asyncio.Future[T], task: asyncio.Task[T]) -> None:
         future.exception()  # retrieved: the callers re-raise it
     else:
         future.set_result(task.result())
+
+
+@dataclass(frozen=True, slots=True)
+class _Cached(Generic[T]):
+    version: Hashable
+    loaded: float  # time.monotonic()
+    as_of: datetime | None  # the injected clock, when there is one
+    value: T
+
+
+class SingleFlightCache(Generic[K, T]):
+    """Values per key, loaded once however many callers ask at the same time (single
+    flight), kept for ``ttl`` seconds. A caller may pass a ``version`` (e.g. the drop's
+    event sequence): a value loaded for another version is not served. Failures are not
+    cached. ``forget`` drops a value and disowns a load already under way: it may have read
+    the database before the change, so nobody who asks after ``forget`` gets its result.
+
+    With a ``clock``, values also lapse when the injected clock moves past the TTL (tests
+    and holds that expire by filter move that clock, not the monotonic one). The load runs
+    as its own task, so a caller that goes away does not fail the others waiting on it.
+    """
+
+    def __init__(
+        self, load: Callable[[K], Awaitable[T]], *, ttl: float, clock: Clock | None = None
+    ) -> None:
+        self._load = load
+        self._ttl = ttl
+        self._clock = clock
+        self._values: dict[K, _Cached[T]] = {}
+        self._flights: dict[tuple[K, Hashable, int], asyncio.Future[T]] = {}
+        self._generation: dict[K, int] = {}
+
+    async def get(self, key: K, version: Hashable = None) -> T:
+        cached = self._values.get(key)
+        if cached is not None and cached.version == version and self._fresh(cached):
+            return cached.value
+        flight = (key, version, self._generation.get(key, 0))
+        future = self._flights.get(flight)
+        if future is None:
+            future = self._flights[flight] = asyncio.ensure_future(self._load(key))
+            future.add_done_callback(lambda done: self._landed(flight, done))
+        return await asyncio.shield(future)
+
+    def forget(self, key: K) -> None:
+        self._values.pop(key, None)
+        self._generation[key] = self._generation.get(key, 0) + 1
+
+    def _fresh(self, cached: _Cached[T]) -> bool:
+        if time.monotonic() - cached.loaded >= self._ttl:
+            return False
+        return cached.as_of is None or (
+            self._clock is not None
+            and self._clock.now() - cached.as_of < timedelta(seconds=self._ttl)
+        )
+
+    def _landed(self, flight: tuple[K, Hashable, int], future: asyncio.Future[T]) -> None:
+        self._flights.pop(flight, None)
+        if future.cancelled() or future.exception() is not None:
+            return  # retrieved: the callers re-raise it; nothing is cached
+        key, version, generation = flight
+        if generation == self._generation.get(key, 0):
+            as_of = self._clock.now() if self._clock is not None else None
+            self._values[key] = _Cached(version, time.monotonic(), as_of, future.result())

@@ -7,7 +7,6 @@ import asyncio
 import json
 import logging
 import secrets
-import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -30,61 +29,22 @@ from commerce.domain.events import (
     StockChanged,
 )
 from commerce.domain.model import ClaimOutcome, DropState, DropView
+from commerce.fresh import SingleFlightCache
 from commerce.services.claims import RefusalSnapshot
 from commerce.views import drop_status, iso
 
 log = logging.getLogger(__name__)
 
 
-class ViewCache:
-    """Per-drop DropView cache with a short TTL, single-flight loads and event invalidation.
-
-    Entries also lapse when the injected clock moves past the TTL, so holds that expire by
-    filter (no event yet) show up within ``ttl`` seconds. ``forget`` also disowns a load
-    already under way: it may have read the database before the change, so nobody who asks
-    after ``forget`` gets its result, and it is not cached.
-    """
+class ViewCache(SingleFlightCache[int, DropView]):
+    """Per-drop DropView cache: a short TTL on the injected clock, single-flight loads, and
+    ``forget`` on every event of the drop (see ``SingleFlightCache``), so holds that expire
+    by filter (no event yet) show up within ``ttl`` seconds."""
 
     def __init__(
         self, load: Callable[[int], Awaitable[DropView]], clock: Clock, ttl: float
     ) -> None:
-        self._load = load
-        self._clock = clock
-        self._ttl = ttl
-        self._views: dict[int, tuple[float, datetime, DropView]] = {}
-        self._loading: dict[tuple[int, int], asyncio.Future[DropView]] = {}
-        self._generation: dict[int, int] = {}
-
-    async def get(self, drop_id: int) -> DropView:
-        hit = self._views.get(drop_id)
-        if hit is not None:
-            loaded, as_of, view = hit
-            fresh = time.monotonic() - loaded < self._ttl
-            if fresh and self._clock.now() - as_of < timedelta(seconds=self._ttl):
-                return view
-        key = (drop_id, self._generation.get(drop_id, 0))
-        pending = self._loading.get(key)
-        if pending is not None:
-            return await asyncio.shield(pending)
-        future: asyncio.Future[DropView] = asyncio.get_running_loop().create_future()
-        self._loading[key] = future
-        try:
-            view = await self._load(drop_id)
-        except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()  # consumed: waiters re-raise it, nobody logs it twice
-            raise
-        finally:
-            self._loading.pop(key, None)
-        if not future.done():
-            future.set_result(view)
-        if key[1] == self._generation.get(drop_id, 0):
-            self._views[drop_id] = (time.monotonic(), self._clock.now(), view)
-        return view
-
-    def forget(self, drop_id: int) -> None:
-        self._views.pop(drop_id, None)
-        self._generation[drop_id] = self._generation.get(drop_id, 0) + 1
+        super().__init__(load, ttl=ttl, clock=clock)
 
 
 class RefusalGate:

@@ -1,4 +1,5 @@
-"""FreshRead: concurrent callers share reads, and nobody gets a read older than their ask."""
+"""FreshRead: concurrent callers share reads, and nobody gets a read older than their ask.
+SingleFlightCache: one load per key however many ask, kept for a TTL or a version."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ import asyncio
 
 import pytest
 
-from commerce.fresh import FreshRead
+from commerce.clock import ManualClock
+from commerce.fresh import FreshRead, SingleFlightCache
 
 
 class Source:
@@ -79,3 +81,65 @@ async def test_a_cancelled_caller_does_not_cancel_the_read_for_the_others() -> N
     source.release.set()
     assert await stayer == 0
     assert quitter.cancelled()
+
+
+# -- SingleFlightCache: values that may be a little old, loaded once per surge -------------
+
+
+class Loads:
+    """Counts loads per key; each load waits for ``release`` and returns (key, n-th load)."""
+
+    def __init__(self) -> None:
+        self.count: dict[str, int] = {}
+        self.release = asyncio.Event()
+        self.fail = False
+
+    async def load(self, key: str) -> tuple[str, int]:
+        self.count[key] = self.count.get(key, 0) + 1
+        seen = self.count[key]
+        await self.release.wait()
+        if self.fail:
+            raise RuntimeError("database down")
+        return key, seen
+
+
+async def test_a_surge_on_one_key_costs_one_load_and_keys_stay_apart() -> None:
+    loads = Loads()
+    cache: SingleFlightCache[str, tuple[str, int]] = SingleFlightCache(loads.load, ttl=60)
+    calls = [asyncio.ensure_future(cache.get(key)) for key in ["a"] * 300 + ["b"] * 3]
+    loads.release.set()
+    results = await asyncio.gather(*calls)
+    assert set(results) == {("a", 1), ("b", 1)}
+    assert loads.count == {"a": 1, "b": 1}
+    assert await cache.get("a") == ("a", 1)  # kept for its TTL
+
+
+async def test_a_new_version_or_a_lapsed_ttl_loads_again() -> None:
+    clock = ManualClock()
+    loads = Loads()
+    loads.release.set()
+    cache: SingleFlightCache[str, tuple[str, int]] = SingleFlightCache(
+        loads.load, ttl=5, clock=clock
+    )
+    assert await cache.get("a", version=1) == ("a", 1)
+    assert await cache.get("a", version=1) == ("a", 1)
+    assert await cache.get("a", version=2) == ("a", 2)  # e.g. a stock tick
+    clock.advance(5)
+    assert await cache.get("a", version=2) == ("a", 3)
+
+
+async def test_a_failed_load_is_not_cached_and_a_gone_caller_fails_nobody() -> None:
+    loads = Loads()
+    cache: SingleFlightCache[str, tuple[str, int]] = SingleFlightCache(loads.load, ttl=60)
+    gone = asyncio.ensure_future(cache.get("a"))
+    staying = asyncio.ensure_future(cache.get("a"))
+    await asyncio.sleep(0)
+    gone.cancel()
+    loads.release.set()
+    assert await staying == ("a", 1)
+    cache.forget("a")
+    loads.fail = True
+    with pytest.raises(RuntimeError):
+        await cache.get("a")
+    loads.fail = False
+    assert await cache.get("a") == ("a", 3)
