@@ -12,14 +12,13 @@ import asyncio
 import json
 import logging
 import uuid
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Iterable, Sequence
+from typing import Any, Protocol
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from commerce.domain.events import Event, event_from_payload
-from commerce.services.unit_of_work import EventBus
 from commerce.storage.database import Database
 
 log = logging.getLogger(__name__)
@@ -27,8 +26,18 @@ CHANNEL = "dropcast_events"
 MAX_PAYLOAD = 7000  # PostgreSQL caps a notification at 8000 bytes
 
 
+class EventSink(Protocol):
+    """Where events from other processes go: this process's bus (``EventBus`` in the
+    services layer, wired by the composition root; storage does not import it)."""
+
+    async def publish(self, events: Iterable[Event]) -> None: ...
+
+    def gap(self) -> None:
+        """Events may have been lost (the listener reconnected)."""
+
+
 class PgEventChannel:
-    def __init__(self, db: Database, bus: EventBus) -> None:
+    def __init__(self, db: Database, bus: EventSink) -> None:
         if db.dialect != "postgresql":
             raise ValueError("LISTEN/NOTIFY needs PostgreSQL")
         self.db = db
