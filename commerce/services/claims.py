@@ -55,6 +55,7 @@ from commerce.services.stock import (
     stock_lines,
 )
 from commerce.services.unit_of_work import Tx, UnitOfWork
+from commerce.storage.rows import record
 from commerce.storage.tables import claims, customers, drops, holds, identities, waitlist
 
 log = logging.getLogger(__name__)
@@ -63,20 +64,7 @@ WAITLIST_SOURCE = "waitlist"
 
 
 def hold_from_row(row: Row[tuple[object, ...]]) -> Hold:
-    m = row._mapping
-    return Hold(
-        id=m["id"],
-        drop_id=m["drop_id"],
-        customer_id=m["customer_id"],
-        sku=m["sku"],
-        pool=m["pool"],
-        qty=m["qty"],
-        status=HoldStatus(m["status"]),
-        created_at=m["created_at"],
-        expires_at=m["expires_at"],
-        source=m["source"],
-        price_minor=m["price_minor"],
-    )
+    return record(Hold, row)
 
 
 def summarize(lines: list[StockLine], fmt: DropFormat) -> tuple[int, int, int, int]:

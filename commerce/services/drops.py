@@ -34,6 +34,7 @@ from commerce.services.claims import ClaimService
 from commerce.services.stock import ShapeCache, active_hold_filter, stock_lines
 from commerce.services.unit_of_work import Tx, UnitOfWork
 from commerce.shipping import parse_rates
+from commerce.storage.rows import record
 from commerce.storage.tables import (
     activity,
     drop_products,
@@ -46,27 +47,9 @@ from commerce.storage.tables import (
 
 
 def drop_from_row(row: Row[tuple[object, ...]]) -> Drop:
-    m = row._mapping
-    price = Money(m["price_minor"], m["currency"]) if m["price_minor"] is not None else None
-    return Drop(
-        id=m["id"],
-        title=m["title"],
-        format=DropFormat(m["format"]),
-        state=DropState(m["state"]),
-        opens_at=m["opens_at"],
-        closes_at=m["closes_at"],
-        demo_seconds=m["demo_seconds"],
-        hold_seconds=m["hold_seconds"],
-        per_customer_limit=m["per_customer_limit"],
-        created_at=m["created_at"],
-        opened_at=m["opened_at"],
-        closed_at=m["closed_at"],
-        close_reason=CloseReason(m["close_reason"]) if m["close_reason"] else None,
-        price=price,
-        currency=m["currency"],
-        objective=m["objective"],
-        replay_url=m["replay_url"],
-        shipping=m["shipping"],
+    price_minor, currency = row._mapping["price_minor"], row._mapping["currency"]
+    return record(
+        Drop, row, price=Money(price_minor, currency) if price_minor is not None else None
     )
 
 
