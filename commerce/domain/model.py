@@ -60,6 +60,29 @@ class OrderStatus(StrEnum):
     REFUNDED = "refunded"
 
 
+class WaitlistStatus(StrEnum):
+    WAITING = "waiting"  # in the queue
+    OFFERED = "offered"  # a freed unit is held for them (the offer's hold)
+    CLAIMED = "claimed"  # they got a hold, offered or by claiming themselves
+    LAPSED = "lapsed"  # the offer ran out, or they left
+    CLOSED = "closed"  # the drop closed while they waited (a restock reopens it)
+
+
+class SubscriptionStatus(StrEnum):
+    ACTIVE = "active"
+    ENDED = "ended"
+
+
+class NotificationStatus(StrEnum):
+    PENDING = "pending"  # due at not_before
+    SENDING = "sending"  # leased by a sender until lease_until
+    SENT = "sent"
+    UNREACHABLE = "unreachable"  # e.g. closed DMs: not retried
+    FAILED = "failed"  # out of attempts
+    UNSUBSCRIBED = "unsubscribed"
+    SKIPPED = "skipped"  # no longer wanted (the person was forgotten)
+
+
 class Fulfilment(StrEnum):
     """What happened to a settled order's goods (independent of how it was paid)."""
 

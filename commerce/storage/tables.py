@@ -9,6 +9,7 @@ Invariants the database itself enforces (the backstop behind the services):
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
@@ -28,6 +29,17 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
+
+from commerce.domain.model import (
+    DropFormat,
+    DropState,
+    Fulfilment,
+    HoldStatus,
+    NotificationStatus,
+    OrderStatus,
+    SubscriptionStatus,
+    WaitlistStatus,
+)
 
 naming_convention = {
     "ix": "ix_%(column_0_label)s",
@@ -67,6 +79,14 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 
 Id = BigInteger().with_variant(Integer(), "sqlite")  # INTEGER PRIMARY KEY = rowid on SQLite
+
+
+def one_of(column: str, values: type[StrEnum]) -> CheckConstraint:
+    """``column`` holds one of the enum's values (or NULL where the column allows it): the
+    domain's enum is the one list of what a status may be."""
+    allowed = ", ".join(f"'{value}'" for value in values)
+    return CheckConstraint(f"{column} IN ({allowed})", name=f"{column}_known")
+
 
 kv = Table(
     "kv",
@@ -145,8 +165,8 @@ drops = Table(
     Column("opened_at", UTCDateTime),
     Column("closed_at", UTCDateTime),
     Column("close_reason", String(16)),
-    CheckConstraint("format IN ('capsule', 'bundle', 'collab')", name="format_known"),
-    CheckConstraint("state IN ('draft', 'scheduled', 'live', 'closed')", name="state_known"),
+    one_of("format", DropFormat),
+    one_of("state", DropState),
     CheckConstraint("hold_seconds > 0", name="hold_positive"),
     CheckConstraint("per_customer_limit > 0", name="limit_positive"),
 )
@@ -192,9 +212,7 @@ holds = Table(
     Column("ended_at", UTCDateTime),
     UniqueConstraint("drop_id", "claim_key", name="uq_holds_claim_key"),
     CheckConstraint("qty > 0", name="qty_positive"),
-    CheckConstraint(
-        "status IN ('active', 'converted', 'expired', 'cancelled')", name="status_known"
-    ),
+    one_of("status", HoldStatus),
 )
 Index("ix_holds_drop_status_expiry", holds.c.drop_id, holds.c.status, holds.c.expires_at)
 Index("ix_holds_drop_customer", holds.c.drop_id, holds.c.customer_id)
@@ -228,14 +246,9 @@ orders = Table(
     Column("carrier", String(64)),
     Column("tracking", String(128)),
     Column("pickup_code", String(12)),  # shown on the receipt, checked by the shop
-    CheckConstraint(
-        "status IN ('pending', 'reserved', 'paid', 'cancelled', 'refunded')",
-        name="status_known",
-    ),
+    one_of("status", OrderStatus),
     CheckConstraint("amount_minor >= 0", name="amount_not_negative"),
-    CheckConstraint(
-        "fulfilment IS NULL OR fulfilment IN ('shipped', 'picked_up')", name="fulfilment_known"
-    ),
+    one_of("fulfilment", Fulfilment),
 )
 Index("ix_orders_drop_status", orders.c.drop_id, orders.c.status)
 
@@ -267,9 +280,7 @@ waitlist = Table(
     Column("offered_at", UTCDateTime),
     Column("hold_id", Id, ForeignKey("holds.id")),
     UniqueConstraint("drop_id", "customer_id", name="uq_waitlist_drop_customer"),
-    CheckConstraint(
-        "status IN ('waiting', 'offered', 'claimed', 'lapsed', 'closed')", name="status_known"
-    ),
+    one_of("status", WaitlistStatus),
 )
 Index("ix_waitlist_drop_status", waitlist.c.drop_id, waitlist.c.status)
 
@@ -319,7 +330,7 @@ subscriptions = Table(
     Column("ended_at", UTCDateTime),
     UniqueConstraint("customer_id", "scope", "target", name="uq_subscriptions_who_what"),
     CheckConstraint("scope IN ('creator', 'drop', 'sku')", name="scope_known"),
-    CheckConstraint("status IN ('active', 'ended')", name="status_known"),
+    one_of("status", SubscriptionStatus),
     CheckConstraint(
         "(quiet_start IS NULL AND quiet_end IS NULL) OR "
         "(quiet_start BETWEEN 0 AND 23 AND quiet_end BETWEEN 0 AND 23)",
@@ -349,11 +360,7 @@ notifications = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("sent_at", UTCDateTime),
     Column("error", String(300)),
-    CheckConstraint(
-        "status IN ('pending', 'sending', 'sent', 'unreachable', 'failed', 'unsubscribed', "
-        "'skipped')",
-        name="status_known",
-    ),
+    one_of("status", NotificationStatus),
 )
 Index("ix_notifications_due", notifications.c.status, notifications.c.not_before)
 
