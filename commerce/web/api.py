@@ -430,7 +430,7 @@ async def order_show(request: web.Request) -> web.Response:
 
 
 async def order_refund(request: web.Request) -> web.Response:
-    """POST /api/orders/{id}/refund {"reason"?}: through the provider, once however often
+    """POST /api/orders/{id}/refund {"reason"?}: through its gateway, once however often
     asked ("changed": false when it already was refunded)."""
     ctx = admin(request)
     data = await json_object(request)
@@ -481,7 +481,7 @@ async def orders_ship_csv(request: web.Request) -> web.Response:
     return json_ok(report.as_dict())
 
 
-# -- providers and operations ---------------------------------------------------------------
+# -- payments and operations ----------------------------------------------------------------
 
 
 async def webhook(request: web.Request) -> web.Response:
