@@ -54,9 +54,10 @@ async def serve_dropcast(port: int, db_url: str) -> None:
     from commerce.clock import SystemClock
     from commerce.core import Commerce
     from commerce.links import LinkSigner
+    from commerce.payments import build_gateways
     from commerce.storage.database import Database
     from commerce.storage.migrate import upgrade
-    from commerce.web.app import build_payments, create_app
+    from commerce.web.app import create_app
     from config.settings import Settings
 
     settings = Settings(
@@ -68,7 +69,9 @@ async def serve_dropcast(port: int, db_url: str) -> None:
     await upgrade(db)
     commerce = Commerce.build(db, clock=SystemClock())
     signer = LinkSigner(SECRET, commerce.clock, 3600)
-    app = create_app(commerce, settings, signer, build_payments(settings, commerce))
+    app = create_app(
+        commerce, settings, signer, build_gateways(settings.payments, commerce.clock), secret=SECRET
+    )
     await _run(app, port)
 
 

@@ -1,10 +1,10 @@
-"""The creator's order desk: list and export orders, refund through the provider, mark
+"""The creator's order desk: list and export orders, refund through the gateway, mark
 orders shipped (one or a carrier's CSV) or picked up. The CLI, the admin API and the
 dashboard all go through here, so they cannot disagree.
 
-Money first: a refund asks the provider to return the money (with an idempotency key, so a
-retry never pays twice) before the order is recorded refunded; if the provider refuses,
-nothing changes here and the creator is told why.
+Money first: a refund asks the order's gateway (through checkout) to return the money (with
+an idempotency key, so a retry never pays twice) before the order is recorded refunded; if
+the gateway refuses, nothing changes here and the creator is told why.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from sqlalchemy.sql.selectable import ScalarSelect
 
 from commerce.domain.errors import DomainError, InvalidInput, OrderNotFound
 from commerce.domain.model import DeskStatus, Order, OrderStatus
-from commerce.payments.base import PaymentProviders
+from commerce.services.checkout import CheckoutService
 from commerce.services.orders import OrderService, order_from_row
 from commerce.storage.database import Database
 from commerce.storage.tables import customers, drop_stock, drops, holds, identities, orders
@@ -223,10 +223,10 @@ def _reason(reason: str) -> str:
 
 
 class OrderDesk:
-    def __init__(self, db: Database, orders: OrderService, payments: PaymentProviders) -> None:
+    def __init__(self, db: Database, orders: OrderService, checkout: CheckoutService) -> None:
         self.db = db
         self.orders = orders
-        self.payments = payments
+        self.checkout = checkout
 
     # -- reading ----------------------------------------------------------------------
 
@@ -288,23 +288,14 @@ class OrderDesk:
     # -- acting -----------------------------------------------------------------------
 
     async def refund(self, order_id: int, reason: str = "requested") -> tuple[Order, bool]:
-        """Give the money back through the order's provider, then record the refund (a live
+        """Give the money back through the order's gateway, then record the refund (a live
         drop's units go back on sale, waitlist first). False: it already was refunded."""
         reason = _reason(reason)
         order = await self.orders.get(order_id)
         if order.status in (OrderStatus.REFUNDED, OrderStatus.CANCELLED):
             return order, False
         if order.status is OrderStatus.PAID:
-            if order.provider not in self.payments:
-                raise DomainError(
-                    f"order {order_id} was paid through {order.provider}, which is not "
-                    "configured here; refund it there"
-                )
-            provider = self.payments.get(order.provider)
-            # The provider's key is the payment: however often this runs, one refund.
-            await provider.refund(
-                order, order.provider_ref or f"{order.provider}_{order.id}", reason
-            )
+            await self.checkout.refund(order, reason)
         refunded = await self.orders.refund(order_id, reason)
         log.info(
             "order %s refunded (%s)",

@@ -1,5 +1,6 @@
-"""The composition root: builds the database, the commerce core, the link signer, the web
-app, the bots and the scheduler from settings, and owns start-up and shutdown."""
+"""The composition root: builds the database, the commerce core, the secret and the link
+signer, the payment gateways and checkout, the web app, the bots and the scheduler from
+settings, and owns start-up and shutdown."""
 
 from __future__ import annotations
 
@@ -38,15 +39,18 @@ from commerce.domain.model import (
     currency_exponent,
     normalize_identity,
 )
+from commerce.domain.payments import PaymentGateways
 from commerce.dropfile import validate_spec
 from commerce.links import LinkIssuer, LinkSigner
 from commerce.money_format import set_default_locale
+from commerce.payments import build_gateways
+from commerce.services.checkout import CheckoutService
 from commerce.services.unit_of_work import Tx
 from commerce.storage.database import Database
 from commerce.storage.migrate import upgrade
 from commerce.storage.pg_events import PgEventChannel
 from commerce.storage.tables import kv
-from commerce.web.app import build_payments, create_app
+from commerce.web.app import create_app
 from commerce.web.inbox import WebInbox
 from commerce.web.mail import ConsoleMailer, mailer_for
 from config.settings import Settings
@@ -126,6 +130,7 @@ class App:
     settings: Settings
     db: Database
     commerce: Commerce
+    secret: str  # signs links, forms, sessions: configured, or made once and kept in the db
     signer: LinkSigner
     links: LinkIssuer
 
@@ -158,7 +163,7 @@ class App:
         logs.hide(secret)
         signer = LinkSigner(secret, commerce.clock, settings.security.link_ttl_seconds)
         links = LinkIssuer(signer, commerce.customers, commerce.tracker, settings.web.base_url)
-        return cls(settings, db, commerce, signer, links)
+        return cls(settings, db, commerce, secret, signer, links)
 
     async def close(self) -> None:
         await self.db.dispose()
@@ -174,13 +179,15 @@ class App:
 
     @contextlib.asynccontextmanager
     async def order_desk(self) -> AsyncIterator[OrderDesk]:
-        """The creator's order desk, refunding through this deployment's payment providers
+        """The creator's order desk, refunding through this deployment's payment gateways
         (their connections closed afterwards)."""
-        payments = build_payments(self.settings, self.commerce)
+        checkout = CheckoutService(
+            self.commerce.orders, build_gateways(self.settings.payments, self.commerce.clock)
+        )
         try:
-            yield OrderDesk(self.db, self.commerce.orders, payments)
+            yield OrderDesk(self.db, self.commerce.orders, checkout)
         finally:
-            await payments.close()
+            await checkout.close()
 
     async def seed_demo(self) -> int:
         """The demo drop: the one the last demo run made while it is still open, so its id
@@ -269,7 +276,9 @@ class App:
             # printed pages (/d/<id>, the studio) are there.
             drop_id = await self.seed_demo() if demo else None
             if "web" in roles:
-                runner = await self._start_web(chat, demo=demo)
+                gateways = build_gateways(self.settings.payments, self.commerce.clock)
+                stack.push_async_callback(gateways.close)  # after the web has stopped
+                runner = await self._start_web(chat, gateways, demo=demo)
                 stack.push_async_callback(runner.cleanup)
                 if chat.studio is not None:  # first: say waiting outcomes to tabs still open
                     stack.push_async_callback(chat.studio.close)
@@ -370,12 +379,15 @@ class App:
         hub.add_outlet(studio)
         return Chat(handler, hub, studio, pages)
 
-    async def _start_web(self, chat: Chat, *, demo: bool = False) -> web.AppRunner:
+    async def _start_web(
+        self, chat: Chat, gateways: PaymentGateways, *, demo: bool = False
+    ) -> web.AppRunner:
         app = create_app(
             self.commerce,
             self.settings,
             self.signer,
-            build_payments(self.settings, self.commerce),
+            gateways,
+            secret=self.secret,
             # The demo's drop page claims by email, the proof link printed here (no mail server).
             mailer=mailer_for(self.settings.email, demo=demo)
             or (ConsoleMailer() if demo else None),

@@ -35,9 +35,9 @@ from commerce.domain.model import (
     OrderStatus,
     currency_exponent,
 )
+from commerce.domain.payments import PaymentError
 from commerce.dropfile import load_drop_file, parse_when
 from commerce.money_format import format_money
-from commerce.payments.base import PaymentError
 from commerce.views import drop_state, iso
 from config.settings import ConfigError, Settings, load_settings
 from dropcast import logs

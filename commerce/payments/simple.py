@@ -1,33 +1,37 @@
-"""Providers without a payment network: ``test`` pays at once, ``manual`` reserves the
-units for payment at pickup or by invoice."""
+"""Gateways without a payment network: ``test`` pays at once, ``manual`` leaves the money
+for pickup or an invoice."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
 from commerce.domain.model import Order
-from commerce.payments.base import CheckoutRequest, PaymentStep, Settled
-from commerce.services.orders import OrderService, PaymentResult
+from commerce.domain.payments import (
+    Captured,
+    CheckoutRequest,
+    Ignored,
+    PayLater,
+    PaymentStep,
+    WebhookNotice,
+)
 
 
-class TestProvider:
-    """Pays immediately, keyed by the order id so a replayed pay is idempotent.
-
-    For demos and rehearsals only: never enable it where real goods change hands.
-    """
+class TestGateway:
+    """Pays immediately, under a payment id made from the order's, so a replayed pay is
+    idempotent. For demos and rehearsals only: never enable it where real goods change
+    hands."""
 
     __test__ = False  # not a pytest class
     name = "test"
 
-    def __init__(self, orders: OrderService) -> None:
-        self.orders = orders
-        self.refunds: list[tuple[int, str, str]] = []
+    def __init__(self) -> None:
+        self.refunds: list[tuple[int, str, str]] = []  # what a real network would pay back
 
     async def begin(self, order: Order, request: CheckoutRequest) -> PaymentStep:
-        return Settled(await self.orders.confirm_payment(order.id, f"test_{order.id}"))
+        return Captured(f"test_{order.id}")
 
-    async def handle_webhook(self, body: bytes, headers: Mapping[str, str]) -> PaymentResult | None:
-        return None
+    async def parse_webhook(self, body: bytes, headers: Mapping[str, str]) -> WebhookNotice:
+        return Ignored()
 
     async def refund(self, order: Order, provider_ref: str, reason: str) -> None:
         self.refunds.append((order.id, provider_ref, reason))
@@ -36,19 +40,16 @@ class TestProvider:
         return None
 
 
-class ManualProvider:
+class ManualGateway:
     """Pay at pickup / by invoice: the units are committed now, the order stays unpaid."""
 
     name = "manual"
 
-    def __init__(self, orders: OrderService) -> None:
-        self.orders = orders
-
     async def begin(self, order: Order, request: CheckoutRequest) -> PaymentStep:
-        return Settled(await self.orders.reserve(order.id))
+        return PayLater()
 
-    async def handle_webhook(self, body: bytes, headers: Mapping[str, str]) -> PaymentResult | None:
-        return None
+    async def parse_webhook(self, body: bytes, headers: Mapping[str, str]) -> WebhookNotice:
+        return Ignored()
 
     async def refund(self, order: Order, provider_ref: str, reason: str) -> None:
         return None  # no money moved through us

@@ -2,12 +2,13 @@
 
 Uses the official ``stripe`` package. The API base is a setting so tests run against a local
 fake. Stripe requires a session to live at least 30 minutes, so a short hold cannot bound
-the session; instead a payment that lands after the hold lapsed comes back from
-``confirm_payment`` as REFUND_DUE and is refunded here, so nothing is ever oversold.
+the session; instead the checkout service refunds a payment that lands after the hold
+lapsed, so nothing is ever oversold. This gateway only reports: a verified webhook becomes
+``Confirmed`` with the order and hold ``begin`` wrote into the session's metadata.
 
 A ship order lets Stripe collect the address, kept to the one country the buyer chose on
-our page, with that country's rate as the only shipping option; the webhook stores the
-collected address on the order. Addresses are personal data: never logged here.
+our page, with that country's rate as the only shipping option; the webhook reports the
+collected address. Addresses are personal data: never logged here.
 """
 
 from __future__ import annotations
@@ -24,15 +25,16 @@ import stripe
 from commerce.clock import Clock
 from commerce.domain.errors import InvalidInput
 from commerce.domain.model import Address, Money, Order
-from commerce.payments.base import (
+from commerce.domain.payments import (
     CheckoutRequest,
+    Confirmed,
+    Ignored,
     PaymentError,
     PaymentStep,
     Redirect,
     WebhookInvalid,
-    must_refund,
+    WebhookNotice,
 )
-from commerce.services.orders import OrderService, PaymentResult
 from commerce.shipping import countries
 
 log = logging.getLogger(__name__)
@@ -52,6 +54,14 @@ def _row_id(value: object) -> int | None:
     """A row id as ``begin`` writes it into metadata (decimal digits, within BIGINT)."""
     if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 18:
         return int(value)
+    return None
+
+
+def _charged(session: Mapping[str, Any]) -> Money | None:
+    """What the session says it charged (checkout compares it with the order)."""
+    total, currency = session.get("amount_total"), session.get("currency")
+    if isinstance(total, int) and isinstance(currency, str):
+        return Money(total, currency.upper())
     return None
 
 
@@ -138,12 +148,11 @@ def shipping_params(order: Order, country: str) -> dict[str, Any]:
     }
 
 
-class StripeProvider:
+class StripeGateway:
     name = "stripe"
 
     def __init__(
         self,
-        orders: OrderService,
         clock: Clock,
         *,
         api_key: str,
@@ -151,7 +160,6 @@ class StripeProvider:
         api_base: str,
         http_client: stripe.HTTPClient | None = None,
     ) -> None:
-        self.orders = orders
         self.clock = clock
         self._webhook_secret = webhook_secret
         self._http = http_client
@@ -195,7 +203,7 @@ class StripeProvider:
             raise PaymentError("the card processor gave no checkout page")
         return Redirect(session.url)
 
-    async def handle_webhook(self, body: bytes, headers: Mapping[str, str]) -> PaymentResult | None:
+    async def parse_webhook(self, body: bytes, headers: Mapping[str, str]) -> WebhookNotice:
         if not self._webhook_secret:
             raise WebhookInvalid(
                 "stripe webhooks are not configured (payments.stripe_webhook_secret)"
@@ -216,59 +224,23 @@ class StripeProvider:
         kind = event.get("type")
         if kind not in PAID_EVENTS:
             log.info("stripe event %s (%s) acknowledged: not one we act on", event.get("id"), kind)
-            return None
+            return Ignored()
         if session.get("payment_status") != "paid":
-            return None  # e.g. completed but an async method is still pending
-        order = await self._order_of(session)
-        if order is None:
-            # Every event of the account comes here (another shop, a test session): a
-            # session we did not make is acknowledged and changes nothing.
-            log.info("stripe session %s acknowledged: not ours", session.get("id"))
-            return None
+            return Ignored()  # e.g. completed but an async method is still pending
         provider_ref = session.get("payment_intent") or session.get("id")
         if not isinstance(provider_ref, str):
             raise WebhookInvalid("the session names no payment")
-        self._check_total(order, session)
-        result = await self.orders.confirm_payment(
-            order.id, provider_ref, ship_to=collected_address(session)
-        )
-        if must_refund(result):
-            # Also on a replay: an earlier delivery may have failed to refund (same key).
-            await self.refund(result.order, provider_ref, result.outcome.value)
-        return result
-
-    @staticmethod
-    def _check_total(order: Order, session: Mapping[str, Any]) -> None:
-        """Warn when what Stripe charged is not what the order says: a session begun before
-        the buyer went back and chose another country can still be paid. The payment stands
-        (settling the difference is the creator's call); the log names no person or place."""
-        total, currency = session.get("amount_total"), session.get("currency")
-        if (isinstance(total, int) and total != order.amount.amount_minor) or (
-            isinstance(currency, str) and currency.upper() != order.amount.currency
-        ):
-            log.warning(
-                "stripe session %s for order %s charged %s %s; the order is %s %s",
-                session.get("id"),
-                order.id,
-                total,
-                currency,
-                order.amount.amount_minor,
-                order.amount.currency,
-            )
-
-    async def _order_of(self, session: dict[str, Any]) -> Order | None:
-        """The order a session was made for by ``begin``: its metadata names the order and
-        the hold, and both must match a Stripe order of ours."""
+        # Every event of the account comes here (another shop, a test session): the ids
+        # are reported as the metadata has them, and checkout decides if they are ours.
         meta = session.get("metadata")
-        if not isinstance(meta, dict):
-            return None
-        order_id, hold_id = _row_id(meta.get("order_id")), _row_id(meta.get("hold_id"))
-        if order_id is None or hold_id is None:
-            return None
-        order = await self.orders.for_hold(hold_id)
-        if order is None or order.id != order_id or order.provider != self.name:
-            return None
-        return order
+        meta = meta if isinstance(meta, dict) else {}
+        return Confirmed(
+            order_id=_row_id(meta.get("order_id")),
+            hold_id=_row_id(meta.get("hold_id")),
+            provider_ref=provider_ref,
+            ship_to=collected_address(session),
+            charged=_charged(session),
+        )
 
     async def refund(self, order: Order, provider_ref: str, reason: str) -> None:
         # The key is the payment, so the parameters must be the same on every attempt (Stripe

@@ -13,9 +13,7 @@ import logging
 import re
 import secrets
 import uuid
-from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
 
 from sqlalchemy import ColumnElement, and_, func, null, or_, select, update
 from sqlalchemy.engine import Row
@@ -40,6 +38,7 @@ from commerce.domain.model import (
     Order,
     OrderStatus,
 )
+from commerce.domain.payments import PaymentOutcome, PaymentResult
 from commerce.services.claims import ClaimService
 from commerce.services.drops import DropService
 from commerce.services.notifications import NotificationService
@@ -61,20 +60,6 @@ ENDED = ("refunded", "cancelled")
 
 def new_pickup_code() -> str:
     return "".join(secrets.choice(PICKUP_ALPHABET) for _ in range(PICKUP_CODE_LENGTH))
-
-
-class PaymentOutcome(StrEnum):
-    PAID = "paid"
-    REPLAYED = "replayed"  # the same provider payment again (retried webhook): no change
-    RESERVED = "reserved"  # manual payment: units committed, pay at pickup
-    REFUND_DUE = "refund_due"  # money arrived for a hold that had lapsed: give it back
-    DUPLICATE = "duplicate"  # a second, different payment for an order already paid
-
-
-@dataclass(frozen=True, slots=True)
-class PaymentResult:
-    outcome: PaymentOutcome
-    order: Order
 
 
 def order_paid(order: Order) -> OrderPaid:
@@ -417,6 +402,14 @@ class OrderService:
         if row is None:
             raise OrderNotFound(f"order {order_id} does not exist", order_id=order_id)
         return order_from_row(row)
+
+    async def hold_expires_at(self, order: Order) -> datetime:
+        """When the hold behind ``order`` runs out: what a payment page may count down to."""
+        async with self.uow.read() as conn:
+            expires: datetime = (
+                await conn.execute(select(holds.c.expires_at).where(holds.c.id == order.hold_id))
+            ).scalar_one()  # an order always has its hold
+        return expires
 
     async def for_hold(self, hold_id: int) -> Order | None:
         async with self.uow.read() as conn:

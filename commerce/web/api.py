@@ -430,7 +430,7 @@ async def order_show(request: web.Request) -> web.Response:
 
 
 async def order_refund(request: web.Request) -> web.Response:
-    """POST /api/orders/{id}/refund {"reason"?}: through the provider, once however often
+    """POST /api/orders/{id}/refund {"reason"?}: through its gateway, once however often
     asked ("changed": false when it already was refunded)."""
     ctx = admin(request)
     data = await json_object(request)
@@ -481,20 +481,18 @@ async def orders_ship_csv(request: web.Request) -> web.Response:
     return json_ok(report.as_dict())
 
 
-# -- providers and operations ---------------------------------------------------------------
+# -- payments and operations ----------------------------------------------------------------
 
 
 async def webhook(request: web.Request) -> web.Response:
-    """POST /webhooks/{provider}: verified by the provider, applied idempotently."""
+    """POST /webhooks/{provider}: verified by the gateway, applied idempotently by checkout."""
     ctx = request.app[CONTEXT]
     name = request.match_info["provider"]
     if name not in ctx.payments:
         raise RouteNotFound(f"no payment provider {name!r} is configured here")
-    provider = ctx.payments.get(name)
-    result = await provider.handle_webhook(await request.read(), request.headers)
+    result = await ctx.checkout.apply_webhook(name, await request.read(), request.headers)
     if result is None:
         return json_ok({"received": True, "outcome": None})
-    ctx.metrics.payments.labels(name, result.outcome.value).inc()  # refunds: the provider
     return json_ok({"received": True, "outcome": result.outcome.value, "order": result.order.id})
 
 

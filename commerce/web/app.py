@@ -7,18 +7,16 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
-import stripe
 from aiohttp import web
 
 from commerce.core import Commerce
 from commerce.desk import OrderDesk
-from commerce.domain.errors import DomainError, InvalidInput
+from commerce.domain.errors import DomainError
 from commerce.domain.events import Event, HoldPlaced, SoldOut
+from commerce.domain.payments import PaymentGateways, PaymentOutcome
 from commerce.links import LinkIssuer, LinkSigner
 from commerce.observability import bind_request_id
-from commerce.payments.base import PaymentProvider, PaymentProviders
-from commerce.payments.simple import ManualProvider, TestProvider
-from commerce.payments.stripe_checkout import StripeProvider
+from commerce.services.checkout import CheckoutService
 from commerce.storage.database import database_unreachable
 from commerce.web import api, dashboard, pages, signin
 from commerce.web.context import CONTEXT, PickupKeys, WebContext
@@ -53,29 +51,6 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 DROP = r"{drop_id:\d{1,18}}"
 ORDER = r"{order_id:\d{1,18}}"
 TOKEN = r"{token:[A-Za-z0-9_.\-]{1,1024}}"
-
-
-def build_payments(settings: Settings, commerce: Commerce) -> PaymentProviders:
-    """The providers the settings enable. ``manual`` is always there for pickup orders;
-    ``test`` only when it is the configured provider (it gives goods away)."""
-    pay = settings.payments
-    providers: dict[str, PaymentProvider] = {"manual": ManualProvider(commerce.orders)}
-    if pay.provider == "test":
-        providers["test"] = TestProvider(commerce.orders)
-    if pay.provider == "stripe":
-        if pay.stripe_api_key is None:
-            raise InvalidInput("payments.stripe_api_key", "is required when provider = 'stripe'")
-        providers["stripe"] = StripeProvider(
-            commerce.orders,
-            commerce.clock,
-            api_key=pay.stripe_api_key.get_secret_value(),
-            webhook_secret=(
-                pay.stripe_webhook_secret.get_secret_value() if pay.stripe_webhook_secret else None
-            ),
-            api_base=str(pay.stripe_api_base),
-            http_client=stripe.AIOHTTPClient(),  # the async client; aiohttp stays in web/
-        )
-    return PaymentProviders(pay.provider, providers)
 
 
 def wants_json(request: web.Request) -> bool:
@@ -173,16 +148,25 @@ def create_app(
     commerce: Commerce,
     settings: Settings,
     signer: LinkSigner,
-    payments: PaymentProviders,
+    gateways: PaymentGateways,
     *,
+    secret: str,
     mailer: Mailer | None = None,
     inbox: WebInbox | None = None,
 ) -> web.Application:
     """The web app. Pure assembly: nothing touches the database until start-up.
+    ``gateways`` and ``secret`` (CSRF, sessions, email proofs, pickup keys) come from the
+    composition root, which also closes the gateways;
     ``mailer``: where email-claim proofs go (default: SMTP per settings, when claims are on);
     ``inbox``: the signed-in pages the chat side also writes to (default: the web's own)."""
     web_settings = settings.web
     admin = settings.security.admin_token
+    metrics = Metrics()
+
+    def count_payment(gateway: str, outcome: PaymentOutcome) -> None:
+        metrics.payments.labels(gateway, outcome.value).inc()
+
+    checkout = CheckoutService(commerce.orders, gateways, on_outcome=count_payment)
     assets = Assets()
     hub = LiveHub(commerce.clock)
     trusted = parse_networks(web_settings.trusted_proxies)
@@ -192,10 +176,10 @@ def create_app(
         settings=settings,
         signer=signer,
         links=LinkIssuer(signer, commerce.customers, commerce.tracker, web_settings.base_url),
-        payments=payments,
+        checkout=checkout,
         assets=assets,
         templates=Templates(assets),
-        metrics=Metrics(),
+        metrics=metrics,
         hub=hub,
         status=StatusFeed(hub, states),
         gate=RefusalGate(commerce.clock, commerce.claims.refusal_snapshot),
@@ -208,7 +192,7 @@ def create_app(
         auth_throttle=AuthThrottle(trusted),
         streams=StreamSlots(web_settings.max_streams_per_ip),
         inbox=inbox or WebInbox(commerce.customers),
-        desk=OrderDesk(commerce.db, commerce.orders, payments),
+        desk=OrderDesk(commerce.db, commerce.orders, checkout),
         signin_platforms=[
             {"platform": p.platform, "label": p.label} for p in signin.providers(settings).values()
         ],
@@ -246,8 +230,6 @@ def create_app(
         ctx.status.on_event(event)
 
     async def start(app: web.Application) -> None:
-        configured = settings.security.secret_key
-        secret = configured.get_secret_value() if configured else await commerce.secret_key()
         ctx.csrf = Csrf(secret)
         ctx.sessions = Sessions(secret, secure=ctx.base_url.startswith("https://"))
         ctx.proofs = EmailProofs(secret, settings.email.verify_ttl_seconds, commerce.clock)
@@ -262,7 +244,6 @@ def create_app(
         await ctx.status.close()
 
     async def cleanup(app: web.Application) -> None:
-        await payments.close()
         await sign_in.close()
 
     app.on_response_prepare.append(security_headers)
@@ -315,4 +296,4 @@ def add_routes(router: web.UrlDispatcher) -> None:
     router.add_get("/metrics", api.metrics)
 
 
-__all__ = ["CONTEXT", "build_payments", "create_app"]
+__all__ = ["CONTEXT", "create_app"]

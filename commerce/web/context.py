@@ -14,8 +14,9 @@ from itsdangerous import Signer
 from commerce.core import Commerce
 from commerce.desk import OrderDesk
 from commerce.domain.model import ClaimOutcome, ClaimResult
+from commerce.domain.payments import PaymentGateways
 from commerce.links import ClaimLink, LinkIssuer, LinkSigner
-from commerce.payments.base import PaymentProviders
+from commerce.services.checkout import CheckoutService
 from commerce.storage.database import database_unreachable
 from commerce.web.errors import RateLimited
 from commerce.web.inbox import WebInbox
@@ -69,7 +70,7 @@ class WebContext:
     settings: Settings
     signer: LinkSigner
     links: LinkIssuer
-    payments: PaymentProviders
+    checkout: CheckoutService  # paying for holds, gateway webhooks
     assets: Assets
     templates: Templates
     metrics: Metrics
@@ -90,7 +91,7 @@ class WebContext:
     signin_platforms: list[dict[str, str]] = field(default_factory=list)
     mailer: Mailer | None = None  # email claims are on when set
     mail_limiter: RateLimiter = field(default_factory=lambda: RateLimiter(0))
-    csrf: Csrf | None = None  # keyed at start-up (the key may live in the database)
+    csrf: Csrf | None = None  # keyed at start-up with the secret create_app was given
     sessions: Sessions | None = None  # likewise
     proofs: EmailProofs | None = None  # likewise
     pickup_keys: PickupKeys | None = None  # likewise
@@ -99,6 +100,11 @@ class WebContext:
     @property
     def base_url(self) -> str:
         return self.settings.web.base_url
+
+    @property
+    def payments(self) -> PaymentGateways:
+        """The payment methods this shop accepts (checkout's gateways)."""
+        return self.checkout.gateways
 
     def require_csrf(self) -> Csrf:
         assert self.csrf is not None, "app not started"

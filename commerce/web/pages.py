@@ -8,7 +8,7 @@ import json
 import logging
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
@@ -34,11 +34,11 @@ from commerce.domain.model import (
     normalize_identity,
     validate_pool,
 )
+from commerce.domain.payments import Redirect
 from commerce.links import ClaimLink, LinkExpired
 from commerce.money_format import format_money
-from commerce.payments.base import CheckoutRequest, Redirect, must_refund
 from commerce.payments.stripe_checkout import UNSHIPPABLE
-from commerce.services.orders import PaymentResult, has_address
+from commerce.services.orders import has_address
 from commerce.shipping import (
     ADDRESS_FIELDS,
     ANYWHERE,
@@ -439,7 +439,6 @@ async def held_page(
     (``entered``: what the buyer typed, shown again with ``error``)."""
     title, unit = item_of(view, hold)
     items = unit * hold.qty
-    exp = int(hold.expires_at.timestamp())
     methods = payment_methods(ctx, hold.pool)
     ship = None
     if hold.pool == SHIP_POOL:
@@ -464,11 +463,13 @@ async def held_page(
         qty=hold.qty,
         expires_at=hold.expires_at,
         hold_id=hold.id,
-        pool=f"{hold.pool}|{exp}",
+        pool=hold.pool,
         pool_label=pool_label(hold.pool) if len(view.pools) > 1 else "",
         methods=methods,
         ship=ship,
-        csrf=ctx.require_csrf().token("pay", link.nonce, hold.id, f"{hold.pool}|{exp}"),
+        # The pool is bound to the form (it decides the methods and the address asked);
+        # the hold's expiry is not in it: checkout reads that from the hold.
+        csrf=ctx.require_csrf().token("pay", link.nonce, hold.id, hold.pool),
     )
 
 
@@ -548,22 +549,21 @@ async def order_page(ctx: WebContext, token: str, view: DropView, order: Order) 
 
 
 async def pay(request: web.Request) -> web.Response:
-    """POST /c/{token}/pay: CSRF-checked hand-over to the payment provider."""
+    """POST /c/{token}/pay: the CSRF-checked form becomes a checkout; its answer becomes the
+    gateway's page (a redirect) or the order's."""
     ctx = request.app[CONTEXT]
     token = request.match_info["token"]
     link = ctx.signer.verify(token)
     form = await request.post()
     hold_id = form_int(form, "hold_id")
-    bound = str(form.get("pool", ""))
-    if not ctx.require_csrf().check(form.get("csrf"), "pay", link.nonce, hold_id, bound):
+    pool = str(form.get("pool", ""))
+    if not ctx.require_csrf().check(form.get("csrf"), "pay", link.nonce, hold_id, pool):
         raise CsrfFailed("this payment form is stale or was not made by us; reload the link")
-    pool, _, exp = bound.partition("|")
     methods = {m.name for m in payment_methods(ctx, pool)}
     method = str(form.get("provider") or ctx.payments.default)
     if method not in methods:
         raise InvalidInput("provider", f"{method!r} is not offered for this order")
-    commerce = ctx.commerce
-    customer_id = await commerce.customers.find(link.identity)
+    customer_id = await ctx.commerce.customers.find(link.identity)
     if customer_id is None:
         raise HoldNotFound(f"hold {hold_id} does not exist", hold_id=hold_id)
     view = await ctx.catalog.get(link.drop_id)
@@ -577,37 +577,30 @@ async def pay(request: web.Request) -> web.Response:
             return await address_refused(
                 ctx, token, link, view, customer_id, hold_id, typed(form), error
             )
-    order = await commerce.orders.checkout(
-        hold_id, customer_id, method, ship_to=ship_to, shipping=shipping
-    )
-    if order.status is not OrderStatus.PENDING:
-        # A replayed pay: same answer, no charge.
-        return await order_page(ctx, token, view, order)
-    provider = ctx.payments.get(order.provider)
     identity = link.identity
-    checkout = CheckoutRequest(
-        title=line_title(view),
-        hold_expires_at=datetime.fromtimestamp(int(exp or 0), UTC),
-        success_url=f"{ctx.base_url}/c/{token}",
-        cancel_url=f"{ctx.base_url}/c/{token}",
-        email=identity.removeprefix("web:") if identity.startswith("web:") else None,
-        ship_country=country,
-        shipping=shipping,
-    )
     try:
-        step = await provider.begin(order, checkout)
+        paid = await ctx.checkout.pay(
+            hold_id,
+            customer_id,
+            method,
+            title=line_title(view),
+            return_url=f"{ctx.base_url}/c/{token}",
+            email=identity.removeprefix("web:") if identity.startswith("web:") else None,
+            ship_to=ship_to,
+            shipping=shipping,
+            ship_country=country,
+        )
     except InvalidInput as error:
         if country is None or error.field != "country":
             raise
-        # The provider cannot take this destination (Stripe collects no address in a few
+        # The gateway cannot take this destination (Stripe collects no address in a few
         # countries): ask again; the order stays pending and is re-priced on the next try.
         return await address_refused(
             ctx, token, link, view, customer_id, hold_id, typed(form), error
         )
-    if isinstance(step, Redirect):
-        return see_other(step.url)
-    await settle(ctx, provider.name, step.result)
-    return await order_page(ctx, token, view, step.result.order)
+    if isinstance(paid, Redirect):
+        return see_other(paid.url)
+    return await order_page(ctx, token, view, paid.order)
 
 
 async def address_refused(
@@ -638,15 +631,6 @@ def line_title(view: DropView) -> str:
     if view.drop.format is DropFormat.BUNDLE or len(view.products) != 1:
         return view.drop.title
     return f"{view.drop.title}: {next(iter(view.products.values())).title}"
-
-
-async def settle(ctx: WebContext, provider_name: str, result: PaymentResult) -> None:
-    """Count a payment outcome and give back money that must not stand."""
-    ctx.metrics.payments.labels(provider_name, result.outcome.value).inc()
-    if must_refund(result):
-        provider = ctx.payments.get(provider_name)
-        ref = result.order.provider_ref or f"{provider_name}_{result.order.id}"
-        await provider.refund(result.order, ref, result.outcome.value)
 
 
 async def join_waitlist(request: web.Request) -> web.Response:

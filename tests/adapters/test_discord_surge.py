@@ -25,7 +25,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from bot.commands import CommandHandler
 from commerce.core import Commerce
 from commerce.links import LinkSigner
-from commerce.web.app import build_payments, create_app
+from commerce.payments import build_gateways
+from commerce.web.app import create_app
 from tests.adapters import test_discord_adapter as adapter
 from tests.adapters.test_discord_adapter import (
     BASE,
@@ -61,7 +62,9 @@ async def shop(commerce: Commerce) -> AsyncIterator[Shop]:
     """The chat handler and the web app, sharing one link secret: chat links open there."""
     settings = make_settings()
     signer = LinkSigner(SECRET, commerce.clock, settings.security.link_ttl_seconds)
-    app = create_app(commerce, settings, signer, build_payments(settings, commerce))
+    app = create_app(
+        commerce, settings, signer, build_gateways(settings.payments, commerce.clock), secret=SECRET
+    )
     client = TestClient(TestServer(app))
     await client.start_server()
 

@@ -16,7 +16,8 @@ from bot.hub import ChatHub
 from bot.presenter import Presenter
 from bot.studio.outlet import StudioOutlet
 from commerce.links import LinkSigner
-from commerce.web.app import build_payments, create_app
+from commerce.payments import build_gateways
+from commerce.web.app import create_app
 from tests.helpers import capsule_spec, links, live_drop
 from tests.web.conftest import ADMIN, SECRET, make_settings
 
@@ -88,7 +89,9 @@ async def studio_client(
     await hub.start()
     settings = make_settings(web=web_settings or {})
     signer = LinkSigner(SECRET, commerce.clock, settings.security.link_ttl_seconds)
-    app = create_app(commerce, settings, signer, build_payments(settings, commerce))
+    app = create_app(
+        commerce, settings, signer, build_gateways(settings.payments, commerce.clock), secret=SECRET
+    )
     app.router.add_routes(studio.routes())
     client = TestClient(TestServer(app))
     await client.start_server()

@@ -19,7 +19,7 @@ import pytest
 from commerce.clock import SystemClock
 from commerce.core import Commerce
 from commerce.domain.model import Address, ClaimOutcome, Money, OrderStatus
-from commerce.payments.base import PaymentError
+from commerce.domain.payments import PaymentError
 from commerce.storage.database import Database
 from tests.helpers import capsule_spec, collab_spec, live_drop
 from tests.integration.test_personal_data import traces
@@ -152,7 +152,7 @@ def test_a_refund_the_provider_refuses_exits_1_and_changes_nothing(dropcast, mon
     async def refuse(self: Any, order: Any, provider_ref: str, reason: str) -> None:
         raise PaymentError("the card network is down")
 
-    monkeypatch.setattr("commerce.payments.simple.TestProvider.refund", refuse)
+    monkeypatch.setattr("commerce.payments.simple.TestGateway.refund", refuse)
     code, out, err = dropcast("order", "refund", str(world["ann"]))
     assert (code, out) == (1, "")
     assert len(err.strip().splitlines()) == 1 and "the card network is down" in err

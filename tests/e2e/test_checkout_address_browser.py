@@ -11,7 +11,8 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from commerce.dropfile import validate_spec
 from commerce.links import LinkSigner
-from commerce.web.app import build_payments, create_app
+from commerce.payments import build_gateways
+from commerce.web.app import create_app
 from tests.conftest import fill_ship_address, needs_chromium
 from tests.helpers import capsule_spec
 from tests.web.conftest import SECRET, make_settings
@@ -26,7 +27,9 @@ async def test_a_buyer_picks_a_country_sees_the_total_fills_the_address_and_pays
 
     settings = make_settings()
     signer = LinkSigner(SECRET, clock, settings.security.link_ttl_seconds)
-    app = create_app(commerce, settings, signer, build_payments(settings, commerce))
+    app = create_app(
+        commerce, settings, signer, build_gateways(settings.payments, commerce.clock), secret=SECRET
+    )
     client = TestClient(TestServer(app))
     await client.start_server()
     spec = capsule_spec(3, hold_seconds=120, shipping={"US": "5.00", "*": "14.00"})

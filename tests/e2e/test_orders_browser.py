@@ -15,7 +15,8 @@ from aiohttp.test_utils import TestServer
 
 from commerce.domain.model import Address, ClaimOutcome, DeskStatus, Money, OrderStatus
 from commerce.links import LinkSigner
-from commerce.web.app import build_payments, create_app
+from commerce.payments import build_gateways
+from commerce.web.app import create_app
 from tests.conftest import needs_chromium
 from tests.helpers import capsule_spec, live_drop
 from tests.web.conftest import ADMIN, SECRET, make_settings
@@ -48,7 +49,9 @@ async def test_the_admin_filters_downloads_refunds_and_ships_on_the_orders_page(
     base = f"http://127.0.0.1:{free_port()}"
     settings = make_settings(web={"public_url": base})
     signer = LinkSigner(SECRET, clock, settings.security.link_ttl_seconds)
-    app = create_app(commerce, settings, signer, build_payments(settings, commerce))
+    app = create_app(
+        commerce, settings, signer, build_gateways(settings.payments, commerce.clock), secret=SECRET
+    )
     server = TestServer(app, port=int(base.rsplit(":", 1)[1]))
     await server.start_server()
     try:

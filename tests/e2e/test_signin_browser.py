@@ -17,7 +17,8 @@ from bot.twitch import SendPolicy, TwitchBot
 from bot.webpage import PageOutlet
 from commerce.dropfile import validate_spec
 from commerce.links import LinkSigner
-from commerce.web.app import build_payments, create_app
+from commerce.payments import build_gateways
+from commerce.web.app import create_app
 from commerce.web.inbox import WebInbox
 from tests.conftest import fill_ship_address, needs_chromium
 from tests.fakes.discord import FakeDiscord
@@ -70,7 +71,12 @@ async def test_a_twitch_viewer_signs_in_buys_in_twitch_chat_and_pays_on_the_page
 
         inbox = WebInbox(commerce.customers)
         app = create_app(
-            commerce, settings, signer, build_payments(settings, commerce), inbox=inbox
+            commerce,
+            settings,
+            signer,
+            build_gateways(settings.payments, commerce.clock),
+            secret=SECRET,
+            inbox=inbox,
         )
         server = TestServer(app, port=int(base.rsplit(":", 1)[1]))
         await server.start_server()
@@ -157,7 +163,13 @@ async def test_a_discord_viewer_signs_in_on_the_drop_page_claims_and_pays(
             },
         )
         signer = LinkSigner(SECRET, clock, settings.security.link_ttl_seconds)
-        app = create_app(commerce, settings, signer, build_payments(settings, commerce))
+        app = create_app(
+            commerce,
+            settings,
+            signer,
+            build_gateways(settings.payments, commerce.clock),
+            secret=SECRET,
+        )
         server = TestServer(app, port=int(base.rsplit(":", 1)[1]))
         await server.start_server()
         drop_id = await commerce.drops.create(validate_spec(capsule_spec(3)))

@@ -21,9 +21,10 @@ from commerce.domain.model import (
     Money,
     OrderStatus,
 )
+from commerce.domain.payments import PaymentGateways
 from commerce.dropfile import validate_spec
-from commerce.payments.base import PaymentProviders
-from commerce.payments.simple import ManualProvider, TestProvider
+from commerce.payments.simple import ManualGateway, TestGateway
+from commerce.services.checkout import CheckoutService
 from commerce.services.orders import PICKUP_ALPHABET, PICKUP_CODE_LENGTH
 from commerce.storage.tables import notifications
 from tests.helpers import (
@@ -40,10 +41,10 @@ BOB = Address("Bob Roe", "Hauptstr. 5", "Berlin", "10115", "DE")
 FIVE = Money(500, "USD")
 
 
-def desk_for(commerce) -> tuple[OrderDesk, TestProvider]:
-    test = TestProvider(commerce.orders)
-    payments = PaymentProviders("test", {"test": test, "manual": ManualProvider(commerce.orders)})
-    return OrderDesk(commerce.db, commerce.orders, payments), test
+def desk_for(commerce) -> tuple[OrderDesk, TestGateway]:
+    test = TestGateway()
+    gateways = PaymentGateways("test", {"test": test, "manual": ManualGateway()})
+    return OrderDesk(commerce.db, commerce.orders, CheckoutService(commerce.orders, gateways)), test
 
 
 async def paid_order(commerce, drop_id, customer, *, ship_to=ANN, shipping=FIVE, pool=None):

@@ -6,7 +6,7 @@ import asyncio
 
 from commerce.domain.events import OrderPaid, OrderRefunded
 from commerce.domain.model import ClaimOutcome, OrderStatus
-from commerce.services.orders import PaymentOutcome
+from commerce.domain.payments import PaymentOutcome
 from tests.helpers import (
     EventLog,
     assert_consistent,

@@ -44,7 +44,7 @@ from commerce.domain.events import (
     WaitlistOffered,
 )
 from commerce.domain.model import ClaimOutcome, Money, OrderStatus
-from commerce.services.orders import PaymentOutcome
+from commerce.domain.payments import PaymentOutcome
 from commerce.storage.tables import holds, orders, waitlist
 from tests.helpers import EventLog, assert_consistent, capsule_spec, collab_spec, live_drop
 from tests.integration.money_rules import (

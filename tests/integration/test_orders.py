@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 
 from commerce.domain.errors import HoldNotActive, HoldNotFound
 from commerce.domain.model import ClaimOutcome, OrderStatus
-from commerce.services.orders import PaymentOutcome
+from commerce.domain.payments import PaymentOutcome
 from commerce.storage.tables import orders
 from tests.helpers import (
     EventLog,

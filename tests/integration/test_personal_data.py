@@ -15,9 +15,10 @@ from sqlalchemy import select
 from commerce.desk import OrderDesk, packing_csv
 from commerce.domain.errors import InvalidInput
 from commerce.domain.model import Address, ClaimOutcome, DeskStatus, Money, OrderStatus
+from commerce.domain.payments import PaymentGateways
 from commerce.dropfile import validate_spec
-from commerce.payments.base import PaymentProviders
-from commerce.payments.simple import ManualProvider, TestProvider
+from commerce.payments.simple import ManualGateway, TestGateway
+from commerce.services.checkout import CheckoutService
 from commerce.storage.database import Database
 from commerce.storage.tables import customers, metadata, notifications, subscriptions, waitlist
 from tests.helpers import capsule_spec, collab_spec, live_drop
@@ -56,10 +57,8 @@ async def traces(db: Database, words: list[str]) -> set[tuple[str, str, str]]:
 
 
 def desk_for(commerce: Any) -> OrderDesk:
-    payments = PaymentProviders(
-        "test", {"test": TestProvider(commerce.orders), "manual": ManualProvider(commerce.orders)}
-    )
-    return OrderDesk(commerce.db, commerce.orders, payments)
+    gateways = PaymentGateways("test", {"test": TestGateway(), "manual": ManualGateway()})
+    return OrderDesk(commerce.db, commerce.orders, CheckoutService(commerce.orders, gateways))
 
 
 async def paid(commerce, drop_id: int, customer: int, ship_to: Address | None):

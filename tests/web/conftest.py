@@ -13,8 +13,10 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from commerce.clock import ManualClock
 from commerce.core import Commerce
+from commerce.domain.payments import PaymentGateways
 from commerce.links import LinkSigner
-from commerce.web.app import build_payments, create_app
+from commerce.payments import build_gateways
+from commerce.web.app import create_app
 from commerce.web.context import CONTEXT, WebContext
 from commerce.web.sessions import COOKIE as SESSION_COOKIE
 from commerce.web.sessions import Session, Signed
@@ -99,11 +101,16 @@ WebFactory = Callable[..., Awaitable[Web]]
 @pytest.fixture
 async def make_web(commerce: Commerce, clock: ManualClock) -> AsyncIterator[WebFactory]:
     clients: list[TestClient[web.Request, web.Application]] = []
+    made: list[PaymentGateways] = []
 
     async def build(**sections: dict[str, Any]) -> Web:
         settings = make_settings(**sections)
         signer = LinkSigner(SECRET, clock, settings.security.link_ttl_seconds)
-        app = create_app(commerce, settings, signer, build_payments(settings, commerce))
+        gateways = build_gateways(settings.payments, clock)
+        made.append(gateways)
+        secret = settings.security.secret_key
+        assert secret is not None  # make_settings always sets one (a test may rotate it)
+        app = create_app(commerce, settings, signer, gateways, secret=secret.get_secret_value())
         client = TestClient(TestServer(app))
         await client.start_server()
         clients.append(client)
@@ -112,6 +119,8 @@ async def make_web(commerce: Commerce, clock: ManualClock) -> AsyncIterator[WebF
     yield build
     for client in clients:
         await client.close()
+    for gateways in made:  # as the composition root does: after the web has stopped
+        await gateways.close()
 
 
 @pytest.fixture

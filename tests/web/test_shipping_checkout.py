@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 from commerce.domain.errors import InvalidInput
 from commerce.domain.model import Address, Money, OrderStatus
-from commerce.payments.base import CheckoutRequest
+from commerce.domain.payments import CheckoutRequest
 from commerce.storage.tables import orders
 from tests.helpers import capsule_spec, collab_spec, live_drop
 from tests.web.conftest import DEFAULT_ADDRESS, HOLD_FIELD

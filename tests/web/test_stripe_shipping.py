@@ -1,8 +1,9 @@
 """Stripe Checkout for ship orders: Stripe collects the address, kept to the country the
 buyer chose with its rate, and the webhook stores it on the order (issue 13).
 
-Most tests drive ``StripeProvider`` directly against the fake, with the order the core makes
-and the request the pay handler builds; the last section goes through the web app.
+Most tests drive ``StripeGateway`` directly against the fake, with the order the core makes
+and the request checkout builds, and apply its webhooks through ``CheckoutService``; the
+last section goes through the web app.
 """
 
 from __future__ import annotations
@@ -20,9 +21,14 @@ from commerce.clock import ManualClock
 from commerce.core import Commerce
 from commerce.domain.errors import InvalidInput
 from commerce.domain.model import SHIP_POOL, Address, Order, OrderStatus
-from commerce.payments.base import CheckoutRequest, Redirect
-from commerce.payments.stripe_checkout import UNSHIPPABLE, StripeProvider, collected_address
-from commerce.services.orders import PaymentOutcome
+from commerce.domain.payments import (
+    CheckoutRequest,
+    PaymentGateways,
+    PaymentOutcome,
+    Redirect,
+)
+from commerce.payments.stripe_checkout import UNSHIPPABLE, StripeGateway, collected_address
+from commerce.services.checkout import CheckoutService
 from commerce.shipping import ShippingRates, countries
 from tests.helpers import capsule_spec, collab_spec, live_drop
 from tests.web.conftest import HOLD_FIELD
@@ -38,15 +44,12 @@ AUSTIN = {
     "postal_code": "78701",
     "country": "US",
 }
-LOGGER = "commerce.payments.stripe_checkout"
+LOGGER = "commerce.services.checkout"  # where a charged amount is checked against the order
 
 
 @pytest.fixture
-async def provider(
-    commerce: Commerce, clock: ManualClock, stripe_fake: FakeStripe
-) -> AsyncIterator[StripeProvider]:
-    made = StripeProvider(
-        commerce.orders,
+async def gateway(clock: ManualClock, stripe_fake: FakeStripe) -> AsyncIterator[StripeGateway]:
+    made = StripeGateway(
         clock,
         api_key=API_KEY,
         webhook_secret=WEBHOOK_SECRET,
@@ -55,6 +58,11 @@ async def provider(
     )
     yield made
     await made.close()
+
+
+@pytest.fixture
+def checkout(commerce: Commerce, gateway: StripeGateway) -> CheckoutService:
+    return CheckoutService(commerce.orders, PaymentGateways("stripe", {"stripe": gateway}))
 
 
 @dataclass(frozen=True)
@@ -87,13 +95,13 @@ async def hold(
     return Held(commerce, drop_id, result.hold.id, buyer)
 
 
-async def begin(provider: StripeProvider, order: Order, country: str | None) -> str:
+async def begin(gateway: StripeGateway, order: Order, country: str | None) -> str:
     """Start paying ``order`` as the pay handler does; the Checkout Session's id."""
-    step = await provider.begin(
+    step = await gateway.begin(
         order,
         CheckoutRequest(
             title="Spicy chips capsule",
-            hold_expires_at=provider.clock.now() + timedelta(seconds=60),
+            hold_expires_at=gateway.clock.now() + timedelta(seconds=60),
             success_url="https://shop.example/c/token",
             cancel_url="https://shop.example/c/token",
             ship_country=country,
@@ -116,10 +124,10 @@ def address_logged(caplog: Any, address: dict[str, str], name: str) -> list[str]
 
 
 async def test_a_ship_session_collects_an_address_in_the_chosen_country_at_its_rate(
-    commerce: Commerce, provider: StripeProvider, stripe_fake: FakeStripe
+    commerce: Commerce, gateway: StripeGateway, stripe_fake: FakeStripe
 ) -> None:
     order = await (await hold(commerce, capsule_spec(3, shipping=RATES))).order("DE")
-    session_id = await begin(provider, order, "DE")
+    session_id = await begin(gateway, order, "DE")
     sent = stripe_fake.requests[session_id]
     assert sent["shipping_address_collection"] == {"allowed_countries": ["DE"]}
     assert sent["shipping_options"] == [
@@ -140,11 +148,11 @@ async def test_a_ship_session_collects_an_address_in_the_chosen_country_at_its_r
 
 
 async def test_stripe_charges_the_order_amount_goods_plus_shipping(
-    commerce: Commerce, provider: StripeProvider, stripe_fake: FakeStripe
+    commerce: Commerce, gateway: StripeGateway, stripe_fake: FakeStripe
 ) -> None:
     order = await (await hold(commerce, capsule_spec(3, shipping=RATES))).order("DE")
     assert (order.amount.amount_minor, order.items_amount.amount_minor) == (2600, 1200)
-    session = stripe_fake.sessions[await begin(provider, order, "DE")]
+    session = stripe_fake.sessions[await begin(gateway, order, "DE")]
     assert session["line_items"][0]["price_data"]["unit_amount"] == "1200"
     assert session["amount_subtotal"] == 1200
     assert session["shipping_cost"]["amount_total"] == 1400
@@ -153,21 +161,21 @@ async def test_stripe_charges_the_order_amount_goods_plus_shipping(
 
 
 async def test_several_units_are_one_line_at_the_unit_price_and_shipping_once(
-    commerce: Commerce, provider: StripeProvider, stripe_fake: FakeStripe
+    commerce: Commerce, gateway: StripeGateway, stripe_fake: FakeStripe
 ) -> None:
     spec = capsule_spec(3, shipping=RATES, per_customer_limit=2)
     order = await (await hold(commerce, spec, qty=2)).order("US")
-    session_id = await begin(provider, order, "US")
+    session_id = await begin(gateway, order, "US")
     (line,) = stripe_fake.requests[session_id]["line_items"]
     assert (line["quantity"], line["price_data"]["unit_amount"]) == ("2", "1200")
     assert stripe_fake.sessions[session_id]["amount_total"] == order.amount.amount_minor == 2900
 
 
 async def test_free_shipping_is_still_the_one_option_and_keeps_to_the_country(
-    commerce: Commerce, provider: StripeProvider, stripe_fake: FakeStripe
+    commerce: Commerce, gateway: StripeGateway, stripe_fake: FakeStripe
 ) -> None:
     order = await (await hold(commerce, capsule_spec(3))).order("FR")  # no rates: free
-    session_id = await begin(provider, order, "FR")
+    session_id = await begin(gateway, order, "FR")
     sent = stripe_fake.requests[session_id]
     assert sent["shipping_address_collection"] == {"allowed_countries": ["FR"]}
     (option,) = sent["shipping_options"]
@@ -177,25 +185,25 @@ async def test_free_shipping_is_still_the_one_option_and_keeps_to_the_country(
 
 
 async def test_a_pickup_session_collects_no_address(
-    commerce: Commerce, provider: StripeProvider, stripe_fake: FakeStripe
+    commerce: Commerce, gateway: StripeGateway, checkout: CheckoutService, stripe_fake: FakeStripe
 ) -> None:
     held = await hold(commerce, collab_spec(ship=2, pickup=2), pool="pickup:corner-deli")
     order = await held.order()
-    session_id = await begin(provider, order, None)
+    session_id = await begin(gateway, order, None)
     sent = stripe_fake.requests[session_id]
     assert "shipping_address_collection" not in sent and "shipping_options" not in sent
     assert stripe_fake.sessions[session_id]["amount_total"] == order.amount.amount_minor == 2000
-    result = await provider.handle_webhook(*stripe_fake.complete(session_id))
+    result = await checkout.apply_webhook("stripe", *stripe_fake.complete(session_id))
     assert result is not None and result.outcome is PaymentOutcome.PAID
     assert (await commerce.orders.get(order.id)).ship_to is None
 
 
 async def test_a_country_stripe_cannot_ship_to_is_refused_before_asking_stripe(
-    commerce: Commerce, provider: StripeProvider, stripe_fake: FakeStripe
+    commerce: Commerce, gateway: StripeGateway, stripe_fake: FakeStripe
 ) -> None:
     order = await (await hold(commerce, capsule_spec(3, shipping={"*": "20.00"}))).order("CU")
     with pytest.raises(InvalidInput) as refused:
-        await begin(provider, order, "CU")
+        await begin(gateway, order, "CU")
     assert refused.value.field == "country" and "Cuba" in refused.value.message
     assert stripe_fake.sessions == {} and stripe_fake.rejected == []
 
@@ -210,14 +218,18 @@ def test_the_unshippable_countries_are_those_the_stripe_package_leaves_out() -> 
 
 
 async def test_the_webhook_stores_the_collected_address_and_never_logs_it(
-    commerce: Commerce, provider: StripeProvider, stripe_fake: FakeStripe, caplog: Any
+    commerce: Commerce,
+    gateway: StripeGateway,
+    checkout: CheckoutService,
+    stripe_fake: FakeStripe,
+    caplog: Any,
 ) -> None:
     order = await (await hold(commerce, capsule_spec(3, shipping=RATES))).order("US")
-    session_id = await begin(provider, order, "US")
+    session_id = await begin(gateway, order, "US")
     delivery = stripe_fake.complete(session_id, name="Grace Hopper", address=AUSTIN)
     assert b'"collected_information"' in delivery.body
     with caplog.at_level(logging.DEBUG, logger="commerce"):
-        result = await provider.handle_webhook(*delivery)
+        result = await checkout.apply_webhook("stripe", *delivery)
     assert result is not None and result.outcome is PaymentOutcome.PAID
     stored = await commerce.orders.get(order.id)
     assert stored.status is OrderStatus.PAID
@@ -234,28 +246,32 @@ async def test_the_webhook_stores_the_collected_address_and_never_logs_it(
 
 
 async def test_missing_address_parts_are_stored_empty(
-    commerce: Commerce, provider: StripeProvider, stripe_fake: FakeStripe
+    commerce: Commerce, gateway: StripeGateway, checkout: CheckoutService, stripe_fake: FakeStripe
 ) -> None:
     order = await (await hold(commerce, capsule_spec(3, shipping=RATES))).order("DE")
-    session_id = await begin(provider, order, "DE")
-    await provider.handle_webhook(*stripe_fake.complete(session_id, address=BERLIN))
+    session_id = await begin(gateway, order, "DE")
+    await checkout.apply_webhook("stripe", *stripe_fake.complete(session_id, address=BERLIN))
     stored = (await commerce.orders.get(order.id)).ship_to
     assert stored is not None and (stored.line2, stored.region) == ("", "")
     assert (stored.city, stored.country) == ("Berlin", "DE")
 
 
 async def test_a_replayed_webhook_changes_nothing(
-    commerce: Commerce, provider: StripeProvider, stripe_fake: FakeStripe, clock: ManualClock
+    commerce: Commerce,
+    gateway: StripeGateway,
+    checkout: CheckoutService,
+    stripe_fake: FakeStripe,
+    clock: ManualClock,
 ) -> None:
     held = await hold(commerce, capsule_spec(3, shipping=RATES))
     order = await held.order("DE")
-    delivery = stripe_fake.complete(await begin(provider, order, "DE"), address=BERLIN)
-    first = await provider.handle_webhook(*delivery)
+    delivery = stripe_fake.complete(await begin(gateway, order, "DE"), address=BERLIN)
+    first = await checkout.apply_webhook("stripe", *delivery)
     assert first is not None and first.outcome is PaymentOutcome.PAID
     paid = await commerce.orders.get(order.id)
     clock.advance(30)
     for _ in range(2):
-        again = await provider.handle_webhook(*delivery)
+        again = await checkout.apply_webhook("stripe", *delivery)
         assert again is not None and again.outcome is PaymentOutcome.REPLAYED
     assert await commerce.orders.get(order.id) == paid
     assert (await commerce.drops.view(held.drop_id)).stock[0].sold == 1
@@ -263,15 +279,15 @@ async def test_a_replayed_webhook_changes_nothing(
 
 
 async def test_an_event_from_an_older_api_version_gives_the_address_too(
-    commerce: Commerce, provider: StripeProvider, stripe_fake: FakeStripe
+    commerce: Commerce, gateway: StripeGateway, checkout: CheckoutService, stripe_fake: FakeStripe
 ) -> None:
     """Before 2025-03-31.basil the address was the session's top-level shipping_details."""
     order = await (await hold(commerce, capsule_spec(3, shipping=RATES))).order("DE")
-    session_id = await begin(provider, order, "DE")
+    session_id = await begin(gateway, order, "DE")
     delivery = stripe_fake.complete(session_id, address=BERLIN, api_version="2024-06-20")
     assert b'"shipping_details"' in delivery.body
     assert b'"collected_information"' not in delivery.body
-    result = await provider.handle_webhook(*delivery)
+    result = await checkout.apply_webhook("stripe", *delivery)
     assert result is not None and result.outcome is PaymentOutcome.PAID
     stored = (await commerce.orders.get(order.id)).ship_to
     assert stored is not None and (stored.line1, stored.country) == (BERLIN["line1"], "DE")
@@ -297,31 +313,35 @@ def test_collected_information_is_preferred_to_the_legacy_shipping_details() -> 
 
 
 async def test_choosing_another_country_makes_a_new_session_not_an_idempotency_error(
-    commerce: Commerce, provider: StripeProvider, stripe_fake: FakeStripe
+    commerce: Commerce, gateway: StripeGateway, checkout: CheckoutService, stripe_fake: FakeStripe
 ) -> None:
     held = await hold(commerce, capsule_spec(3, shipping=RATES))
-    first = await begin(provider, await held.order("US"), "US")
-    assert await begin(provider, await held.order("US"), "US") == first  # a retry: same session
+    first = await begin(gateway, await held.order("US"), "US")
+    assert await begin(gateway, await held.order("US"), "US") == first  # a retry: same session
     repriced = await held.order("DE")  # the buyer went back and chose Germany
-    second = await begin(provider, repriced, "DE")
+    second = await begin(gateway, repriced, "DE")
     assert second != first and stripe_fake.rejected == []
     session = stripe_fake.sessions[second]
     assert session["shipping_address_collection"] == {"allowed_countries": ["DE"]}
     assert session["amount_total"] == repriced.amount.amount_minor == 2600
-    result = await provider.handle_webhook(*stripe_fake.complete(second, address=BERLIN))
+    result = await checkout.apply_webhook("stripe", *stripe_fake.complete(second, address=BERLIN))
     assert result is not None and result.outcome is PaymentOutcome.PAID
 
 
 async def test_a_stale_session_paid_after_repricing_stands_and_is_logged_without_the_address(
-    commerce: Commerce, provider: StripeProvider, stripe_fake: FakeStripe, caplog: Any
+    commerce: Commerce,
+    gateway: StripeGateway,
+    checkout: CheckoutService,
+    stripe_fake: FakeStripe,
+    caplog: Any,
 ) -> None:
     held = await hold(commerce, capsule_spec(3, shipping=RATES))
-    stale = await begin(provider, await held.order("US"), "US")  # 1700
+    stale = await begin(gateway, await held.order("US"), "US")  # 1700
     repriced = await held.order("DE")  # 2600
-    await begin(provider, repriced, "DE")
+    await begin(gateway, repriced, "DE")
     delivery = stripe_fake.complete(stale, name="Grace Hopper", address=AUSTIN)
     with caplog.at_level(logging.DEBUG, logger="commerce"):
-        result = await provider.handle_webhook(*delivery)
+        result = await checkout.apply_webhook("stripe", *delivery)
     assert result is not None and result.outcome is PaymentOutcome.PAID
     warned = [r for r in caplog.records if r.name == LOGGER and r.levelno == logging.WARNING]
     assert len(warned) == 1
