@@ -5,9 +5,8 @@ Errors name the field (``items[1].pools.ship``) and, for TOML syntax, the line.
 
 from __future__ import annotations
 
-import re
 import tomllib
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -22,9 +21,8 @@ from commerce.domain.model import (
     validate_pool,
     validate_sku,
 )
+from commerce.durations import FORMS, is_duration, parse_duration
 
-_RELATIVE = re.compile(r"^\+\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)$")
-_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 OBJECTIVE_METRICS = (
     "units_first_10m",  # units sold in the first 10 minutes after opening
     "seconds_to_checkout_p50",  # median claim → paid, seconds (lower is better)
@@ -34,19 +32,19 @@ OBJECTIVE_METRICS = (
 
 
 def parse_when(value: str | datetime, now: datetime, field_name: str) -> datetime:
-    """ISO 8601 with a zone, or relative to now: ``+90s``, ``+10m``, ``+2h``, ``+1d``."""
+    """ISO 8601 with a zone, or relative to now in the duration grammar: ``+90s``, ``+10m``,
+    ``+2h``, ``+1d``, ``+1w``."""
     if isinstance(value, datetime):
         when = value
     else:
         text = str(value).strip()
-        match = _RELATIVE.match(text)
-        if match:
-            return now + timedelta(seconds=float(match[1]) * _UNIT_SECONDS[match[2]])
+        if is_duration(text):
+            return now + parse_duration(text, field_name)
         try:
             when = datetime.fromisoformat(text.replace("Z", "+00:00"))
         except ValueError:
             raise InvalidInput(
-                field_name, f"{text!r} is neither ISO 8601 nor relative like '+10m'"
+                field_name, f"{text!r} is neither ISO 8601 nor relative like {FORMS}"
             ) from None
     if when.tzinfo is None:
         raise InvalidInput(field_name, "needs a time zone, e.g. 2026-12-01T18:00:00+01:00")

@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import sys
 import tomllib
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import IO, Any, NoReturn, TypeVar
@@ -36,6 +35,7 @@ from commerce.domain.model import (
     currency_exponent,
 )
 from commerce.dropfile import load_drop_file, parse_when
+from commerce.durations import parse_duration
 from commerce.money_format import format_money
 from commerce.payments.base import PaymentError
 from commerce.views import drop_state, iso
@@ -331,13 +331,6 @@ def template() -> None:
     """Recurring capsule drops (micro-subscriptions)."""
 
 
-def parse_duration(text: str, what: str) -> timedelta:
-    match = re.fullmatch(r"(\d+)\s*(s|m|h|d)", text.strip())
-    if match is None:
-        fail(f"{what}: {text!r} is not a duration like 30m, 12h or 1d")
-    return timedelta(seconds=int(match[1]) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[match[2]])
-
-
 @template.command("add")
 @click.argument("name")
 @click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
@@ -349,7 +342,10 @@ def template_add(
     ctx: click.Context, name: str, file: Path, cron: str, timezone: str, lead: str
 ) -> None:
     """Repeat a drop file on a schedule; each occurrence becomes one drop."""
-    lead_time = parse_duration(lead, "--lead")
+    try:
+        lead_time = parse_duration(lead, "--lead")
+    except InvalidInput as exc:
+        fail(str(exc))
     if not known_timezone(timezone):  # before the cron check, which needs a zone to run
         fail(f"--tz: {timezone!r} is not a time zone (an IANA name like Europe/Berlin or UTC)")
     problem = check_cron(cron, timezone) if len(cron.split()) == 5 else None

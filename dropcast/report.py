@@ -14,9 +14,10 @@ from rich.console import Console, JustifyMethod
 from rich.markup import escape
 from rich.table import Table
 
-from commerce.analytics import DropAnalytics, DropKpis, DropSummary, parse_period, to_json
+from commerce.analytics import DropAnalytics, DropKpis, DropSummary, to_json
 from commerce.analytics.results import ObjectiveResult, RepeatRate, headline
 from commerce.domain.errors import InvalidInput
+from commerce.durations import parse_period
 from commerce.money_format import format_money
 from commerce.views import iso
 

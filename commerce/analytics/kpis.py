@@ -19,7 +19,6 @@ Definitions, so every number can be checked by hand:
 from __future__ import annotations
 
 import math
-import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -71,20 +70,10 @@ FIRST_VIEW_S = 120
 FIRST_WINDOW_S = 600  # "units in the first 10 minutes"
 REPEAT_DAYS = (7, 30)
 FUNNEL_STEPS = ("link_issued", "link_opened", "held", "paid")
-_PERIOD = re.compile(r"^\s*(\d{1,5})\s*([mhdw])\s*$")
-_PERIOD_UNIT = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 # One person per customer: linking identities folds a customer into another (flat: the
 # link service re-points earlier merges, so one level is all there is).
 person = func.coalesce(customers.c.merged_into, customers.c.id)
-
-
-def parse_period(text: str) -> timedelta:
-    """``30d``, ``12h``, ``90m`` or ``2w`` as a timedelta; InvalidInput otherwise."""
-    match = _PERIOD.match(text or "")
-    if not match or int(match[1]) == 0:
-        raise InvalidInput("since", f"{text!r} is not a period like 30d, 12h, 90m or 2w")
-    return timedelta(**{_PERIOD_UNIT[match[2]]: int(match[1])})
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:
