@@ -22,6 +22,8 @@ from rich.console import Console, JustifyMethod
 from rich.markup import escape
 from rich.table import Table
 
+from commerce.analytics import to_json
+from commerce.analytics.chart import render_png
 from commerce.desk import DeskLine, OrderDesk, packing_csv, parse_ship_csv
 from commerce.domain.errors import DomainError, InvalidInput, InvalidState
 from commerce.domain.model import (
@@ -35,7 +37,7 @@ from commerce.domain.model import (
     currency_exponent,
 )
 from commerce.dropfile import load_drop_file, parse_when
-from commerce.durations import parse_duration
+from commerce.durations import parse_duration, parse_period
 from commerce.money_format import format_money
 from commerce.payments.base import PaymentError
 from commerce.views import drop_state, iso
@@ -49,6 +51,7 @@ from dropcast.rehearse import (
     run_chat_rehearsal,
     run_rehearsal,
 )
+from dropcast.report import compare_table, print_kpis, wide_console
 from scheduler.recurring import check_cron, known_timezone
 
 T = TypeVar("T")
@@ -781,9 +784,50 @@ def main() -> None:
         raise
 
 
-from dropcast.report import report  # noqa: E402
-
-cli.add_command(report)
+@cli.command()
+@click.argument("drop_id", type=int, required=False)
+@click.option("--since", help="Compare the drops opened within a period: 30d, 12h, 90m, 2w.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output (stable keys).")
+@click.option(
+    "--png",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    help="Also draw the recap chart (1200×800 PNG) to this file.",
+)
+@click.pass_context
+def report(
+    ctx: click.Context, drop_id: int | None, since: str | None, as_json: bool, png: Path | None
+) -> None:
+    """KPIs of drop DROP_ID, leading with its objective; or compare drops with --since."""
+    if (drop_id is None) == (since is None):
+        fail("report: give a DROP_ID or --since PERIOD, not both")
+    if since is not None:
+        if png is not None:
+            fail("report: --png draws one drop; give a DROP_ID instead of --since")
+        try:
+            period = parse_period(since)
+        except InvalidInput as exc:
+            fail(f"report: {exc}")
+        rows = with_app(ctx, lambda app: app.commerce.analytics.compare(period))
+        if as_json:
+            click.echo(json.dumps({"since": since.strip(), "drops": to_json(rows)}, indent=2))
+        else:
+            wide_console().print(compare_table(rows, since.strip()))
+        return
+    assert drop_id is not None
+    if png is not None and not png.parent.is_dir():
+        fail(f"report: --png: directory {png.parent} does not exist")
+    kpis = with_app(ctx, lambda app: app.commerce.analytics.kpis(drop_id))
+    if png is not None:
+        try:
+            png.write_bytes(render_png(kpis))
+        except OSError as exc:
+            fail(f"report: --png: cannot write {png}: {exc.strerror}")
+    if as_json:
+        click.echo(json.dumps(to_json(kpis), indent=2))
+        return
+    print_kpis(wide_console(), kpis)
+    if png is not None:
+        click.echo(f"chart written to {png}")
 
 
 @cli.command("pickup-link")
