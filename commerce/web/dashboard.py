@@ -5,9 +5,8 @@ each drop's Orders page (``/dashboard/drops/{id}/orders``: filter, packing list,
 mark shipped), whose forms carry a token bound to the dashboard session.
 
 Admin only. A browser cannot send a bearer header, so ``/dashboard?token=…`` logs in once:
-it sets an HttpOnly, SameSite=Strict cookie holding an expiring HMAC (keyed by the server
-secret) over the admin token, and redirects to a URL without the token. Changing either the
-admin token or the secret key ends every dashboard session.
+it sets the session cookie (``commerce.web.admin_session``) and redirects to a URL without
+the token.
 """
 
 from __future__ import annotations
@@ -31,15 +30,14 @@ from commerce.desk import DeskLine, OrderDesk, parse_status
 from commerce.domain.errors import DomainError, InvalidInput
 from commerce.domain.model import SHIP_POOL, DeskStatus, DropState, DropView
 from commerce.money_format import format_money
+from commerce.web.admin_session import COOKIE, require_dashboard, start_session
 from commerce.web.api import json_ok, state_json
 from commerce.web.context import CONTEXT, WebContext
 from commerce.web.errors import CsrfFailed, Unauthorized, kind_of
 from commerce.web.pages import NO_STORE, drop_id_of, page, pool_label, see_other
 from commerce.web.render import READER_LOCALE
-from commerce.web.security import bearer_token, require_admin, same_secret
+from commerce.web.security import same_secret
 
-COOKIE = "dc_admin"
-SESSION = timedelta(days=7)
 PAST = timedelta(days=90)
 KPI_MAX_AGE = 5.0  # seconds a KPI result is reused while no stock tick has happened
 WINDOW_10M = 600.0
@@ -189,45 +187,7 @@ def projection(
     return None
 
 
-# -- authentication ----------------------------------------------------------------------------
-
-
-def _mac(ctx: WebContext, expires: int) -> str:
-    return ctx.require_csrf().token("dashboard", ctx.admin_token, expires)
-
-
-def session_value(ctx: WebContext) -> str:
-    expires = int((ctx.commerce.clock.now() + SESSION).timestamp())
-    return f"{expires}.{_mac(ctx, expires)}"
-
-
-def valid_session(ctx: WebContext, value: str) -> bool:
-    expires, _, mac = value.partition(".")
-    if not ctx.admin_token or not expires.isdigit() or len(expires) > 12:
-        return False
-    if int(expires) <= ctx.commerce.clock.now().timestamp():
-        return False
-    return ctx.require_csrf().check(mac, "dashboard", ctx.admin_token, int(expires))
-
-
-def require_dashboard(request: web.Request) -> WebContext:
-    """Bearer token or the dashboard cookie; AdminDisabled (403) / Unauthorized (401) /
-    RateLimited (429) while the address has failed too often. A wrong token or a cookie
-    we did not make counts as a failure; a browser that sends neither is only being
-    asked to sign in."""
-    ctx = request.app[CONTEXT]
-    if not ctx.admin_token or bearer_token(request) is not None:
-        require_admin(request, ctx.admin_token, ctx.auth_throttle)
-        return ctx
-    ip = ctx.auth_throttle.admit(request)
-    cookie = request.cookies.get(COOKIE)
-    if cookie is None or not valid_session(ctx, cookie):
-        if cookie is not None:
-            ctx.auth_throttle.failed(ip)
-        raise Unauthorized(
-            "send Authorization: Bearer <admin token>, or log in at /dashboard?token=…"
-        )
-    return ctx
+# -- signing in ---------------------------------------------------------------------------------
 
 
 def _gate(ctx: WebContext, status: int, reason: str) -> web.Response:
@@ -253,15 +213,7 @@ def _login(request: web.Request, ctx: WebContext, given: str) -> web.Response:
         response = page(ctx, "dashboard.html", kind="continue", location=location)
     else:
         response = see_other(location)
-    response.set_cookie(
-        COOKIE,
-        session_value(ctx),
-        max_age=int(SESSION.total_seconds()),
-        path="/",
-        httponly=True,
-        samesite="Strict",
-        secure=request.secure or ctx.base_url.startswith("https://"),
-    )
+    start_session(response, request, ctx)
     return response
 
 
