@@ -8,11 +8,12 @@ from __future__ import annotations
 import tomllib
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from commerce.analytics.metrics import objective_names
 from commerce.domain.errors import InvalidInput
 from commerce.domain.model import (
     PICKUP_PREFIX,
@@ -22,13 +23,6 @@ from commerce.domain.model import (
     validate_sku,
 )
 from commerce.durations import FORMS, is_duration, parse_duration
-
-OBJECTIVE_METRICS = (
-    "units_first_10m",  # units sold in the first 10 minutes after opening
-    "seconds_to_checkout_p50",  # median claim → paid, seconds (lower is better)
-    "sell_through_pct",  # % of stock sold
-    "units_per_1k_viewers",
-)
 
 
 def parse_when(value: str | datetime, now: datetime, field_name: str) -> datetime:
@@ -56,10 +50,16 @@ class _Strict(BaseModel):
 
 
 class Objective(_Strict):
-    metric: Literal[
-        "units_first_10m", "seconds_to_checkout_p50", "sell_through_pct", "units_per_1k_viewers"
-    ]
+    metric: str  # a metric of the registry that a drop may aim for
     target: float = Field(gt=0)
+
+    @field_validator("metric")
+    @classmethod
+    def _metric(cls, value: str) -> str:
+        names = objective_names()
+        if value not in names:
+            raise ValueError(f"{value!r} is not a metric to aim for: one of {', '.join(names)}")
+        return value
 
 
 class DropHeader(_Strict):

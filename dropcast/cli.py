@@ -24,6 +24,7 @@ from rich.table import Table
 
 from commerce.analytics import to_json
 from commerce.analytics.chart import render_png
+from commerce.analytics.metrics import kpi_json
 from commerce.desk import DeskLine, OrderDesk, packing_csv, parse_ship_csv
 from commerce.domain.errors import DomainError, InvalidInput, InvalidState
 from commerce.domain.model import (
@@ -823,7 +824,7 @@ def report(
         except OSError as exc:
             fail(f"report: --png: cannot write {png}: {exc.strerror}")
     if as_json:
-        click.echo(json.dumps(to_json(kpis), indent=2))
+        click.echo(json.dumps(kpi_json(kpis), indent=2))
         return
     print_kpis(wide_console(), kpis)
     if png is not None:

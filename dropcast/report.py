@@ -12,6 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from commerce.analytics import DropKpis, DropSummary
+from commerce.analytics.metrics import shown
 from commerce.analytics.results import ObjectiveResult, RepeatRate, headline
 from commerce.money_format import format_money
 from commerce.views import iso
@@ -39,6 +40,7 @@ def print_kpis(console: Console, kpis: DropKpis) -> None:
         f"as of {iso(kpis.as_of)}"
     )
     console.print(kpi_table(kpis))
+    console.print(metric_table(kpis))
     console.print(funnel_table(kpis))
     console.print(first_view_table(kpis))
     if kpis.reminders:
@@ -56,13 +58,12 @@ def _hours(seconds: float | None) -> str:
 
 
 def kpi_table(k: DropKpis) -> Table:
+    """The KPIs that take more than one number; ``metric_table`` lists the single ones."""
     table = _table("KPIs", ("KPI", "left"), ("value", "left"))
     ct = k.seconds_to_checkout
     units = f"{k.drop.unit}s"
     rows = [
         (f"{units} sold", f"{k.units_sold} of {k.capacity} ({_num(k.sell_through_pct, '%')} sold)"),
-        ("time to sell out", _num(k.sold_out_after_s, " s")),
-        (f"{units} in the first 10 min", str(k.units_first_10m)),
         ("revenue (net of refunds)", format_money(k.revenue, None) if k.revenue else DASH),
         (
             "refunds",
@@ -104,6 +105,14 @@ def kpi_table(k: DropKpis) -> Table:
     ]
     for name, value in rows:
         table.add_row(name, value)
+    return table
+
+
+def metric_table(k: DropKpis) -> Table:
+    """Every registered metric, as the dashboard shows it, with the name a drop file uses."""
+    table = _table("Metrics", ("metric", "left"), ("value", "right"), ("name", "left"))
+    for metric, label, text in shown(k):
+        table.add_row(label, text, metric.name)
     return table
 
 

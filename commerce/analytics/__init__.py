@@ -1,5 +1,6 @@
 """Measurement: event tracking (``Tracker``), per-drop KPIs and comparisons
-(``DropAnalytics``), and the recap chart (``chart.render_png``, imports matplotlib lazily)."""
+(``DropAnalytics``), the metric registry every screen reads (``metrics``), and the recap
+chart (``chart.render_png``, imports matplotlib lazily)."""
 
 from commerce.analytics.kpis import DropAnalytics
 from commerce.analytics.results import DropKpis, DropSummary, to_json

@@ -21,15 +21,15 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from commerce.analytics.metrics import FIRST_WINDOW_S, evaluate_objective, metric_values
 from commerce.analytics.results import (
-    LOWER_IS_BETTER,
     AfterSale,
     CheckoutTimes,
     ClaimStats,
@@ -40,7 +40,6 @@ from commerce.analytics.results import (
     EarlyBucket,
     FunnelStep,
     HoldStats,
-    ObjectiveResult,
     PerThousand,
     Point,
     ReminderAttribution,
@@ -67,7 +66,6 @@ from commerce.storage.tables import (
 
 BUCKET_S = 10
 FIRST_VIEW_S = 120
-FIRST_WINDOW_S = 600  # "units in the first 10 minutes"
 REPEAT_DAYS = (7, 30)
 FUNNEL_STEPS = ("link_issued", "link_opened", "held", "paid")
 
@@ -356,12 +354,6 @@ def compute(facts: DropFacts, as_of: datetime) -> DropKpis:
         average=1000.0 * units / viewers.average if viewers.average else None,
     )
     sell_through = pct(units, capacity)
-    metrics: dict[str, float | None] = {
-        "units_first_10m": float(first_10m) if opened else None,
-        "seconds_to_checkout_p50": checkout.from_claim.p50,
-        "sell_through_pct": sell_through,
-        "units_per_1k_viewers": per_1k.average,
-    }
     stock = stock_curve(facts, restocks, opened, as_of)
     buckets = sales_buckets(sold, opened)
     series = Series(
@@ -371,10 +363,10 @@ def compute(facts: DropFacts, as_of: datetime) -> DropKpis:
         live_until_s=_seconds(live_end, opened) if opened else 0.0,
         end_s=chart_end(stock, buckets, opened, live_end),
     )
-    return DropKpis(
+    kpis = DropKpis(
         drop=facts.drop,
         as_of=as_of,
-        objective=evaluate_objective(facts.objective, metrics),
+        objective=None,  # measured below, from the other KPIs
         units_sold=units,
         capacity=capacity,
         sell_through_pct=sell_through,
@@ -394,21 +386,8 @@ def compute(facts: DropFacts, as_of: datetime) -> DropKpis:
         series=series,
         after_sale=after_sale(facts.orders),
     )
-
-
-def evaluate_objective(objective: Any, metrics: dict[str, float | None]) -> ObjectiveResult | None:
-    """The drop's objective with its actual value; None when the drop names none."""
-    if not isinstance(objective, dict) or objective.get("metric") not in metrics:
-        return None
-    try:
-        target = float(objective["target"])
-    except (KeyError, TypeError, ValueError):
-        return None
-    metric = str(objective["metric"])
-    actual = metrics[metric]
-    higher = metric not in LOWER_IS_BETTER
-    met = None if actual is None else (actual >= target if higher else actual <= target)
-    return ObjectiveResult(metric, target, actual, met, higher)
+    objective = evaluate_objective(facts.objective, metric_values(kpis))
+    return replace(kpis, objective=objective)
 
 
 def after_sale(rows: Sequence[OrderRow]) -> AfterSale:

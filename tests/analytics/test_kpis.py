@@ -8,7 +8,8 @@ from datetime import timedelta
 import pytest
 
 from commerce.analytics import DropAnalytics, Tracker, to_json
-from commerce.analytics.kpis import evaluate_objective, percentile
+from commerce.analytics.kpis import percentile
+from commerce.analytics.metrics import evaluate_objective
 from commerce.domain.errors import DropNotFound, InvalidInput
 from commerce.domain.model import ClaimOutcome, Money
 from commerce.dropfile import validate_spec
