@@ -78,9 +78,6 @@ class Metric:
         """The label in what the drop counts: "Bundles sold" for a bundle drop."""
         return self.label if unit == "unit" else self.label.replace("Units", f"{unit.title()}s")
 
-    def text(self, kpis: DropKpis) -> str:
-        return format_value(self.value(kpis), self.format)
-
 
 METRICS: dict[str, Metric] = {}
 
@@ -105,18 +102,18 @@ def metric_values(kpis: DropKpis) -> dict[str, float | None]:
 
 def metrics_json(kpis: DropKpis) -> dict[str, dict[str, Any]]:
     """The ``metrics`` of the KPI JSON: per metric its value, and how to read and show it."""
-    unit = kpis.drop.unit
-    return {
-        m.name: {
-            "label": m.label_for(unit),
-            "format": m.format.value,
-            "value": m.value(kpis),
-            "text": m.text(kpis),
-            "higher_is_better": m.higher_is_better,
-            "objective": m.objective,
+    data: dict[str, dict[str, Any]] = {}
+    for metric in METRICS.values():
+        value = metric.value(kpis)
+        data[metric.name] = {
+            "label": metric.label_for(kpis.drop.unit),
+            "format": metric.format.value,
+            "value": to_json(value),  # rounded as every KPI is
+            "text": format_value(value, metric.format),
+            "higher_is_better": metric.higher_is_better,
+            "objective": metric.objective,
         }
-        for m in METRICS.values()
-    }
+    return data
 
 
 def kpi_json(kpis: DropKpis) -> dict[str, Any]:
@@ -130,11 +127,15 @@ def kpi_json(kpis: DropKpis) -> dict[str, Any]:
 def shown(kpis: DropKpis) -> Iterator[tuple[Metric, str, str]]:
     """Each metric with its label (in the drop's unit) and its value as text."""
     for metric in METRICS.values():
-        yield metric, metric.label_for(kpis.drop.unit), metric.text(kpis)
+        yield (
+            metric,
+            metric.label_for(kpis.drop.unit),
+            format_value(metric.value(kpis), metric.format),
+        )
 
 
 def goal_text(objective: ObjectiveResult) -> str:
-    """ "Sell-through ≥ 80.0 %": the objective in words."""
+    """The objective in words: ``Sell-through ≥ 80.0 %``."""
     metric = METRICS.get(objective.metric)
     label, fmt = (metric.label, metric.format) if metric else (objective.metric, Format.NUMBER)
     sign = "≥" if objective.higher_is_better else "≤"
