@@ -1,6 +1,8 @@
 """The creator's dashboard: ``/dashboard`` leads with the current drop's one objective and
 whether it is (on track to be) met, then its live KPIs, then past drops; and the KPI JSON
-(``/api/drops/{id}/kpis``) the page re-fetches after stock ticks from the SSE stream; and
+(``/api/drops/{id}/kpis``) the page re-fetches after stock ticks from the SSE stream. The
+tiles, the verdict and every number's wording come from the metric registry
+(``commerce.analytics.metrics``); the page's script only places the text. And
 each drop's Orders page (``/dashboard/drops/{id}/orders``: filter, packing list, refund,
 mark shipped), whose forms carry a token bound to the dashboard session.
 
