@@ -19,7 +19,7 @@ UNIT_NAMES = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "w
 # Far beyond any use, and still a valid date either side of now (datetime stops at year 1
 # and 9999): ``now ± LONGEST`` cannot overflow.
 LONGEST = timedelta(weeks=99_999)
-_DURATION = re.compile(r"\s*\+?\s*(\d{1,12}(?:\.\d{1,9})?)\s*([smhdw])\s*")
+_DURATION = re.compile(r"\s*\+?\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*")
 
 
 def is_duration(text: str) -> bool:
