@@ -5,15 +5,15 @@ Errors name the field (``items[1].pools.ship``) and, for TOML syntax, the line.
 
 from __future__ import annotations
 
-import re
 import tomllib
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from commerce.analytics.metrics import objective_names
 from commerce.domain.errors import InvalidInput
 from commerce.domain.model import (
     PICKUP_PREFIX,
@@ -22,31 +22,23 @@ from commerce.domain.model import (
     validate_pool,
     validate_sku,
 )
-
-_RELATIVE = re.compile(r"^\+\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)$")
-_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-OBJECTIVE_METRICS = (
-    "units_first_10m",  # units sold in the first 10 minutes after opening
-    "seconds_to_checkout_p50",  # median claim → paid, seconds (lower is better)
-    "sell_through_pct",  # % of stock sold
-    "units_per_1k_viewers",
-)
+from commerce.durations import FORMS, is_duration, parse_duration
 
 
 def parse_when(value: str | datetime, now: datetime, field_name: str) -> datetime:
-    """ISO 8601 with a zone, or relative to now: ``+90s``, ``+10m``, ``+2h``, ``+1d``."""
+    """ISO 8601 with a zone, or relative to now in the duration grammar: ``+90s``, ``+10m``,
+    ``+2h``, ``+1d``, ``+1w``."""
     if isinstance(value, datetime):
         when = value
     else:
         text = str(value).strip()
-        match = _RELATIVE.match(text)
-        if match:
-            return now + timedelta(seconds=float(match[1]) * _UNIT_SECONDS[match[2]])
+        if is_duration(text):
+            return now + parse_duration(text, field_name)
         try:
             when = datetime.fromisoformat(text.replace("Z", "+00:00"))
         except ValueError:
             raise InvalidInput(
-                field_name, f"{text!r} is neither ISO 8601 nor relative like '+10m'"
+                field_name, f"{text!r} is neither ISO 8601 nor relative like {FORMS}"
             ) from None
     if when.tzinfo is None:
         raise InvalidInput(field_name, "needs a time zone, e.g. 2026-12-01T18:00:00+01:00")
@@ -58,10 +50,16 @@ class _Strict(BaseModel):
 
 
 class Objective(_Strict):
-    metric: Literal[
-        "units_first_10m", "seconds_to_checkout_p50", "sell_through_pct", "units_per_1k_viewers"
-    ]
+    metric: str  # a metric of the registry that a drop may aim for
     target: float = Field(gt=0)
+
+    @field_validator("metric")
+    @classmethod
+    def _metric(cls, value: str) -> str:
+        names = objective_names()
+        if value not in names:
+            raise ValueError(f"{value!r} is not a metric to aim for: one of {', '.join(names)}")
+        return value
 
 
 class DropHeader(_Strict):

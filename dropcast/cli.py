@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import sys
 import tomllib
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import IO, Any, NoReturn, TypeVar
@@ -23,6 +22,9 @@ from rich.console import Console, JustifyMethod
 from rich.markup import escape
 from rich.table import Table
 
+from commerce.analytics import to_json
+from commerce.analytics.chart import render_png
+from commerce.analytics.metrics import kpi_json
 from commerce.desk import DeskLine, OrderDesk, packing_csv, parse_ship_csv
 from commerce.domain.errors import DomainError, InvalidInput, InvalidState
 from commerce.domain.model import (
@@ -37,6 +39,7 @@ from commerce.domain.model import (
 )
 from commerce.domain.payments import PaymentError
 from commerce.dropfile import load_drop_file, parse_when
+from commerce.durations import parse_duration, parse_period
 from commerce.money_format import format_money
 from commerce.views import drop_state, iso
 from config.settings import ConfigError, Settings, load_settings
@@ -49,6 +52,7 @@ from dropcast.rehearse import (
     run_chat_rehearsal,
     run_rehearsal,
 )
+from dropcast.report import compare_table, print_kpis, wide_console
 from scheduler.recurring import check_cron, known_timezone
 
 T = TypeVar("T")
@@ -331,13 +335,6 @@ def template() -> None:
     """Recurring capsule drops (micro-subscriptions)."""
 
 
-def parse_duration(text: str, what: str) -> timedelta:
-    match = re.fullmatch(r"(\d+)\s*(s|m|h|d)", text.strip())
-    if match is None:
-        fail(f"{what}: {text!r} is not a duration like 30m, 12h or 1d")
-    return timedelta(seconds=int(match[1]) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[match[2]])
-
-
 @template.command("add")
 @click.argument("name")
 @click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
@@ -349,7 +346,10 @@ def template_add(
     ctx: click.Context, name: str, file: Path, cron: str, timezone: str, lead: str
 ) -> None:
     """Repeat a drop file on a schedule; each occurrence becomes one drop."""
-    lead_time = parse_duration(lead, "--lead")
+    try:
+        lead_time = parse_duration(lead, "--lead")
+    except InvalidInput as exc:
+        fail(str(exc))
     if not known_timezone(timezone):  # before the cron check, which needs a zone to run
         fail(f"--tz: {timezone!r} is not a time zone (an IANA name like Europe/Berlin or UTC)")
     problem = check_cron(cron, timezone) if len(cron.split()) == 5 else None
@@ -785,9 +785,50 @@ def main() -> None:
         raise
 
 
-from dropcast.report import report  # noqa: E402
-
-cli.add_command(report)
+@cli.command()
+@click.argument("drop_id", type=int, required=False)
+@click.option("--since", help="Compare the drops opened within a period: 30d, 12h, 90m, 2w.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output (stable keys).")
+@click.option(
+    "--png",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    help="Also draw the recap chart (1200×800 PNG) to this file.",
+)
+@click.pass_context
+def report(
+    ctx: click.Context, drop_id: int | None, since: str | None, as_json: bool, png: Path | None
+) -> None:
+    """KPIs of drop DROP_ID, leading with its objective; or compare drops with --since."""
+    if (drop_id is None) == (since is None):
+        fail("report: give a DROP_ID or --since PERIOD, not both")
+    if since is not None:
+        if png is not None:
+            fail("report: --png draws one drop; give a DROP_ID instead of --since")
+        try:
+            period = parse_period(since)
+        except InvalidInput as exc:
+            fail(f"report: {exc}")
+        rows = with_app(ctx, lambda app: app.commerce.analytics.compare(period))
+        if as_json:
+            click.echo(json.dumps({"since": since.strip(), "drops": to_json(rows)}, indent=2))
+        else:
+            wide_console().print(compare_table(rows, since.strip()))
+        return
+    assert drop_id is not None
+    if png is not None and not png.parent.is_dir():
+        fail(f"report: --png: directory {png.parent} does not exist")
+    kpis = with_app(ctx, lambda app: app.commerce.analytics.kpis(drop_id))
+    if png is not None:
+        try:
+            png.write_bytes(render_png(kpis))
+        except OSError as exc:
+            fail(f"report: --png: cannot write {png}: {exc.strerror}")
+    if as_json:
+        click.echo(json.dumps(kpi_json(kpis), indent=2))
+        return
+    print_kpis(wide_console(), kpis)
+    if png is not None:
+        click.echo(f"chart written to {png}")
 
 
 @cli.command("pickup-link")

@@ -1,22 +1,19 @@
-"""``dropcast report``: a drop's KPIs as a table, as JSON (``--json``) or as a recap chart
-(``--png FILE``); ``--since 30d`` compares the drops opened in that period."""
+"""What ``dropcast report`` prints: a drop's KPIs as tables leading with its objective, and
+the table comparing the drops of a period. The command itself is in ``dropcast.cli``."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from datetime import datetime
-from pathlib import Path
 
-import click
 from rich import box
 from rich.console import Console, JustifyMethod
 from rich.markup import escape
 from rich.table import Table
 
-from commerce.analytics import DropAnalytics, DropKpis, DropSummary, parse_period, to_json
+from commerce.analytics import DropKpis, DropSummary
+from commerce.analytics.metrics import shown
 from commerce.analytics.results import ObjectiveResult, RepeatRate, headline
-from commerce.domain.errors import InvalidInput
 from commerce.money_format import format_money
 from commerce.views import iso
 
@@ -24,58 +21,7 @@ DASH = "–"
 PIPE_WIDTH = 132  # a classic wide terminal
 
 
-@click.command()
-@click.argument("drop_id", type=int, required=False)
-@click.option("--since", help="Compare the drops opened within a period: 30d, 12h, 90m, 2w.")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output (stable keys).")
-@click.option(
-    "--png",
-    type=click.Path(dir_okay=False, writable=True, path_type=Path),
-    help="Also draw the recap chart (1200×800 PNG) to this file.",
-)
-@click.pass_context
-def report(
-    ctx: click.Context, drop_id: int | None, since: str | None, as_json: bool, png: Path | None
-) -> None:
-    """KPIs of drop DROP_ID, leading with its objective; or compare drops with --since."""
-    # Imported here: dropcast.cli imports this module to register the command.
-    from dropcast.cli import fail, with_app
-
-    if (drop_id is None) == (since is None):
-        fail("report: give a DROP_ID or --since PERIOD, not both")
-    if since is not None:
-        if png is not None:
-            fail("report: --png draws one drop; give a DROP_ID instead of --since")
-        try:
-            period = parse_period(since)
-        except InvalidInput as exc:
-            fail(f"report: {exc}")
-        rows = with_app(ctx, lambda app: DropAnalytics(app.commerce.uow).compare(period))
-        if as_json:
-            click.echo(json.dumps({"since": since.strip(), "drops": to_json(rows)}, indent=2))
-        else:
-            _console().print(compare_table(rows, since.strip()))
-        return
-    assert drop_id is not None
-    if png is not None and not png.parent.is_dir():
-        fail(f"report: --png: directory {png.parent} does not exist")
-    kpis = with_app(ctx, lambda app: DropAnalytics(app.commerce.uow).kpis(drop_id))
-    if png is not None:
-        from commerce.analytics.chart import render_png
-
-        try:
-            png.write_bytes(render_png(kpis))
-        except OSError as exc:
-            fail(f"report: --png: cannot write {png}: {exc.strerror}")
-    if as_json:
-        click.echo(json.dumps(to_json(kpis), indent=2))
-        return
-    print_kpis(_console(), kpis)
-    if png is not None:
-        click.echo(f"chart written to {png}")
-
-
-def _console() -> Console:
+def wide_console() -> Console:
     """Rich's console; when piped (no terminal to measure) wide enough for the tables."""
     console = Console(highlight=False, soft_wrap=False)
     if not console.is_terminal:
@@ -94,6 +40,7 @@ def print_kpis(console: Console, kpis: DropKpis) -> None:
         f"as of {iso(kpis.as_of)}"
     )
     console.print(kpi_table(kpis))
+    console.print(metric_table(kpis))
     console.print(funnel_table(kpis))
     console.print(first_view_table(kpis))
     if kpis.reminders:
@@ -111,13 +58,12 @@ def _hours(seconds: float | None) -> str:
 
 
 def kpi_table(k: DropKpis) -> Table:
+    """The KPIs that take more than one number; ``metric_table`` lists the single ones."""
     table = _table("KPIs", ("KPI", "left"), ("value", "left"))
     ct = k.seconds_to_checkout
     units = f"{k.drop.unit}s"
     rows = [
         (f"{units} sold", f"{k.units_sold} of {k.capacity} ({_num(k.sell_through_pct, '%')} sold)"),
-        ("time to sell out", _num(k.sold_out_after_s, " s")),
-        (f"{units} in the first 10 min", str(k.units_first_10m)),
         ("revenue (net of refunds)", format_money(k.revenue, None) if k.revenue else DASH),
         (
             "refunds",
@@ -159,6 +105,14 @@ def kpi_table(k: DropKpis) -> Table:
     ]
     for name, value in rows:
         table.add_row(name, value)
+    return table
+
+
+def metric_table(k: DropKpis) -> Table:
+    """Every registered metric, as the dashboard shows it, with the name a drop file uses."""
+    table = _table("Metrics", ("metric", "left"), ("value", "right"), ("name", "left"))
+    for metric, label, text in shown(k):
+        table.add_row(label, text, metric.name)
     return table
 
 

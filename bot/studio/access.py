@@ -19,7 +19,7 @@ from collections.abc import Collection
 from aiohttp import web
 from yarl import URL
 
-from commerce.web.dashboard import require_dashboard
+from commerce.web.admin_session import require_dashboard
 from commerce.web.errors import AdminDisabled, RateLimited, Unauthorized
 
 MAX_NAMES = 100_000

@@ -1,7 +1,8 @@
 """Measurement: event tracking (``Tracker``), per-drop KPIs and comparisons
-(``DropAnalytics``), and the recap chart (``chart.render_png``, imports matplotlib lazily)."""
+(``DropAnalytics``), the metric registry every screen reads (``metrics``), and the recap
+chart (``chart.render_png``, imports matplotlib lazily)."""
 
-from commerce.analytics.kpis import DropAnalytics, parse_period
+from commerce.analytics.kpis import DropAnalytics
 from commerce.analytics.results import DropKpis, DropSummary, to_json
 from commerce.analytics.tracking import ActivityKind, Tracker
 
@@ -11,6 +12,5 @@ __all__ = [
     "DropKpis",
     "DropSummary",
     "Tracker",
-    "parse_period",
     "to_json",
 ]

@@ -19,18 +19,17 @@ Definitions, so every number can be checked by hand:
 from __future__ import annotations
 
 import math
-import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from commerce.analytics.metrics import FIRST_WINDOW_S, evaluate_objective, metric_values
 from commerce.analytics.results import (
-    LOWER_IS_BETTER,
     AfterSale,
     CheckoutTimes,
     ClaimStats,
@@ -41,7 +40,6 @@ from commerce.analytics.results import (
     EarlyBucket,
     FunnelStep,
     HoldStats,
-    ObjectiveResult,
     PerThousand,
     Point,
     ReminderAttribution,
@@ -68,23 +66,12 @@ from commerce.storage.tables import (
 
 BUCKET_S = 10
 FIRST_VIEW_S = 120
-FIRST_WINDOW_S = 600  # "units in the first 10 minutes"
 REPEAT_DAYS = (7, 30)
 FUNNEL_STEPS = ("link_issued", "link_opened", "held", "paid")
-_PERIOD = re.compile(r"^\s*(\d{1,5})\s*([mhdw])\s*$")
-_PERIOD_UNIT = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 # One person per customer: linking identities folds a customer into another (flat: the
 # link service re-points earlier merges, so one level is all there is).
 person = func.coalesce(customers.c.merged_into, customers.c.id)
-
-
-def parse_period(text: str) -> timedelta:
-    """``30d``, ``12h``, ``90m`` or ``2w`` as a timedelta; InvalidInput otherwise."""
-    match = _PERIOD.match(text or "")
-    if not match or int(match[1]) == 0:
-        raise InvalidInput("since", f"{text!r} is not a period like 30d, 12h, 90m or 2w")
-    return timedelta(**{_PERIOD_UNIT[match[2]]: int(match[1])})
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:
@@ -367,12 +354,6 @@ def compute(facts: DropFacts, as_of: datetime) -> DropKpis:
         average=1000.0 * units / viewers.average if viewers.average else None,
     )
     sell_through = pct(units, capacity)
-    metrics: dict[str, float | None] = {
-        "units_first_10m": float(first_10m) if opened else None,
-        "seconds_to_checkout_p50": checkout.from_claim.p50,
-        "sell_through_pct": sell_through,
-        "units_per_1k_viewers": per_1k.average,
-    }
     stock = stock_curve(facts, restocks, opened, as_of)
     buckets = sales_buckets(sold, opened)
     series = Series(
@@ -382,10 +363,10 @@ def compute(facts: DropFacts, as_of: datetime) -> DropKpis:
         live_until_s=_seconds(live_end, opened) if opened else 0.0,
         end_s=chart_end(stock, buckets, opened, live_end),
     )
-    return DropKpis(
+    kpis = DropKpis(
         drop=facts.drop,
         as_of=as_of,
-        objective=evaluate_objective(facts.objective, metrics),
+        objective=None,  # measured below, from the other KPIs
         units_sold=units,
         capacity=capacity,
         sell_through_pct=sell_through,
@@ -405,21 +386,8 @@ def compute(facts: DropFacts, as_of: datetime) -> DropKpis:
         series=series,
         after_sale=after_sale(facts.orders),
     )
-
-
-def evaluate_objective(objective: Any, metrics: dict[str, float | None]) -> ObjectiveResult | None:
-    """The drop's objective with its actual value; None when the drop names none."""
-    if not isinstance(objective, dict) or objective.get("metric") not in metrics:
-        return None
-    try:
-        target = float(objective["target"])
-    except (KeyError, TypeError, ValueError):
-        return None
-    metric = str(objective["metric"])
-    actual = metrics[metric]
-    higher = metric not in LOWER_IS_BETTER
-    met = None if actual is None else (actual >= target if higher else actual <= target)
-    return ObjectiveResult(metric, target, actual, met, higher)
+    objective = evaluate_objective(facts.objective, metric_values(kpis))
+    return replace(kpis, objective=objective)
 
 
 def after_sale(rows: Sequence[OrderRow]) -> AfterSale:

@@ -15,9 +15,6 @@ from typing import Any
 from commerce.domain.model import Money
 from commerce.views import iso
 
-# A metric is "higher is better" unless listed here.
-LOWER_IS_BETTER = frozenset({"seconds_to_checkout_p50"})
-
 
 @dataclass(frozen=True, slots=True)
 class DropInfo:

@@ -20,6 +20,7 @@ from commerce.domain.model import PICKUP_PREFIX, DropView, validate_pool
 from commerce.dropfile import validate_spec
 from commerce.links import LinkInvalid
 from commerce.views import drop_state, iso
+from commerce.web.admin_session import require_dashboard
 from commerce.web.context import CONTEXT, PickupKeys, WebContext
 from commerce.web.errors import BadCsv, BadJson, CsrfFailed, RouteNotFound
 from commerce.web.live import sse_event
@@ -282,8 +283,6 @@ def pickup_access(
 ) -> tuple[WebContext, str | None]:
     """The shop's key for this one location (403 when wrong, failures throttled like admin
     sign-ins), else the admin (bearer or dashboard cookie; 401 without)."""
-    from commerce.web.dashboard import require_dashboard  # dashboard imports this module
-
     if key is None or key == "":
         return require_dashboard(request), None
     ctx = request.app[CONTEXT]
@@ -377,8 +376,6 @@ async def pickup_handed_over(request: web.Request) -> web.Response:
 
 def admin_reader(request: web.Request) -> WebContext:
     """Reads of the desk: the bearer, or the dashboard cookie (its CSV download link)."""
-    from commerce.web.dashboard import require_dashboard  # dashboard imports this module
-
     return require_dashboard(request)
 
 

@@ -1,13 +1,14 @@
 """The creator's dashboard: ``/dashboard`` leads with the current drop's one objective and
 whether it is (on track to be) met, then its live KPIs, then past drops; and the KPI JSON
-(``/api/drops/{id}/kpis``) the page re-fetches after stock ticks from the SSE stream; and
+(``/api/drops/{id}/kpis``) the page re-fetches after stock ticks from the SSE stream. The
+tiles, the verdict and every number's wording come from the metric registry
+(``commerce.analytics.metrics``); the page's script only places the text. And
 each drop's Orders page (``/dashboard/drops/{id}/orders``: filter, packing list, refund,
 mark shipped), whose forms carry a token bound to the dashboard session.
 
 Admin only. A browser cannot send a bearer header, so ``/dashboard?token=…`` logs in once:
-it sets an HttpOnly, SameSite=Strict cookie holding an expiring HMAC (keyed by the server
-secret) over the admin token, and redirects to a URL without the token. Changing either the
-admin token or the secret key ends every dashboard session.
+it sets the session cookie (``commerce.web.admin_session``) and redirects to a URL without
+the token.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import time
 import weakref
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
@@ -25,94 +26,32 @@ from urllib.parse import urlencode
 from aiohttp import web
 from multidict import MultiDictProxy
 
-from commerce.analytics import DropKpis, DropSummary, to_json
+from commerce.analytics import DropKpis, DropSummary
+from commerce.analytics.metrics import (
+    EMPTY,
+    METRICS,
+    Format,
+    Metric,
+    Pace,
+    format_value,
+    goal_text,
+    kpi_json,
+)
 from commerce.analytics.results import ObjectiveResult
 from commerce.desk import DeskLine, OrderDesk, parse_status
 from commerce.domain.errors import DomainError, InvalidInput
-from commerce.domain.model import SHIP_POOL, DeskStatus, DropState, DropView
+from commerce.domain.model import SHIP_POOL, DeskStatus, DropState
 from commerce.money_format import format_money
+from commerce.web.admin_session import COOKIE, require_dashboard, start_session
 from commerce.web.api import json_ok, state_json
 from commerce.web.context import CONTEXT, WebContext
 from commerce.web.errors import CsrfFailed, Unauthorized, kind_of
 from commerce.web.pages import NO_STORE, drop_id_of, page, pool_label, see_other
 from commerce.web.render import READER_LOCALE
-from commerce.web.security import bearer_token, require_admin, same_secret
+from commerce.web.security import same_secret
 
-COOKIE = "dc_admin"
-SESSION = timedelta(days=7)
 PAST = timedelta(days=90)
 KPI_MAX_AGE = 5.0  # seconds a KPI result is reused while no stock tick has happened
-WINDOW_10M = 600.0
-
-# metric → (what it means, display format); formats match dashboard.js's ``fmt``.
-METRICS: dict[str, tuple[str, str]] = {
-    "units_first_10m": ("Units sold in the first 10 minutes", "int"),
-    "seconds_to_checkout_p50": ("Median seconds to checkout", "s"),
-    "sell_through_pct": ("Sell-through", "pct"),
-    "units_per_1k_viewers": ("Units per 1,000 viewers (average)", "num"),
-}
-
-
-# -- formatting (mirrored by ``fmt`` in static/dashboard.js) ---------------------------------
-
-
-def fmt(value: object, kind: str) -> str:
-    if value is None or isinstance(value, bool) or not isinstance(value, int | float):
-        return "—"
-    if kind == "int":
-        return f"{round(value):,}"
-    if kind == "pct":
-        return f"{value:.1f} %"
-    if kind == "s":
-        if value < 100:
-            return f"{value:.1f} s"
-        seconds = round(value)
-        return f"{seconds // 60}:{seconds % 60:02d} min"
-    return f"{value:,.1f}"
-
-
-def lookup(data: Any, path: str) -> Any:
-    """``a.b.0.c`` into nested JSON data; None where the path does not lead anywhere."""
-    for part in path.split("."):
-        if isinstance(data, dict):
-            data = data.get(part)
-        elif isinstance(data, list) and part.isdigit() and int(part) < len(data):
-            data = data[int(part)]
-        else:
-            return None
-    return data
-
-
-@dataclass(frozen=True, slots=True)
-class Tile:
-    label: str
-    path: str  # into the KPI JSON
-    kind: str  # fmt kind
-
-
-def counted(tile: Tile, view: DropView) -> Tile:
-    """A tile's label in what the drop counts: "Bundles sold" for a bundle drop."""
-    if view.unit_word == "unit" or "Units" not in tile.label:
-        return tile
-    return replace(tile, label=tile.label.replace("Units", f"{view.unit_word.title()}s"))
-
-
-TILES = (
-    Tile("Units sold", "units_sold", "int"),
-    Tile("Sell-through", "sell_through_pct", "pct"),
-    Tile("Checkout p50 (claim → paid)", "seconds_to_checkout.from_claim.p50", "s"),
-    Tile("Checkout p90 (claim → paid)", "seconds_to_checkout.from_claim.p90", "s"),
-    Tile("Open → paid p50", "seconds_to_checkout.from_open.p50", "s"),
-    Tile("Viewers peak", "viewers.peak", "int"),
-    Tile("Viewers average", "viewers.average", "int"),
-    Tile("Units per 1k viewers", "units_per_1k_viewers.average", "num"),
-    Tile("Sold out after", "sold_out_after_s", "s"),
-    Tile("Holds active", "holds.active", "int"),
-    Tile("Holds expired", "holds.expired", "int"),
-    Tile("Waitlist joined", "waitlist.joined", "int"),
-    Tile("Waitlist offered", "waitlist.offered", "int"),
-    Tile("Waitlist converted", "waitlist.converted", "int"),
-)
 FUNNEL_LABELS = {
     "link_issued": "Link issued",
     "link_opened": "Link opened",
@@ -143,15 +82,15 @@ def verdict(kpis: DropKpis, closes_at: datetime | None) -> Verdict:
             "",
             "Name one in the drop file: drop.objective = {metric, target}.",
         )
-    label, kind = METRICS.get(objective.metric, (objective.metric, "num"))
-    goal = f"{label} {'≥' if objective.higher_is_better else '≤'} {fmt(objective.target, kind)}"
-    actual = f"Now {fmt(objective.actual, kind)}"
+    metric = METRICS[objective.metric]  # evaluate_objective names registered metrics only
+    goal = goal_text(objective)
+    actual = f"Now {format_value(objective.actual, metric.format)}"
     opened = kpis.drop.opened_at
     if opened is None or kpis.drop.state in (DropState.DRAFT, DropState.SCHEDULED):
         return Verdict("pending", "Not started", goal, "The drop has not opened yet.")
     elapsed = max((kpis.as_of - opened).total_seconds(), 1.0)
     final = kpis.drop.state != DropState.LIVE
-    if objective.metric == "units_first_10m" and elapsed >= WINDOW_10M:
+    if metric.window_s is not None and elapsed >= metric.window_s:
         final = True  # the window is over: the number cannot change any more
     if final:
         tone, text = {
@@ -163,71 +102,33 @@ def verdict(kpis: DropKpis, closes_at: datetime | None) -> Verdict:
     if objective.met is None:
         return Verdict("pending", "Not measurable yet", goal, "No data for this metric yet.")
     if objective.met:
-        if objective.metric == "units_first_10m":
+        if metric.final_once_met:
             return Verdict("met", "Met", goal, actual)
         return Verdict("on-track", "On track", goal, actual)
-    projected = projection(objective, opened, closes_at, elapsed)
+    projected = projection(metric, objective, opened, closes_at, elapsed)
     if projected is None:
         return Verdict("behind", "Not met yet", goal, actual)
-    detail = f"{actual}, projected {fmt(projected, kind)} at this pace"
+    detail = f"{actual}, projected {format_value(projected, metric.format)} at this pace"
     if projected >= objective.target:
         return Verdict("on-track", "On track", goal, detail)
     return Verdict("behind", "Behind pace", goal, detail)
 
 
 def projection(
-    objective: ObjectiveResult, opened: datetime, closes_at: datetime | None, elapsed: float
+    metric: Metric,
+    objective: ObjectiveResult,
+    opened: datetime,
+    closes_at: datetime | None,
+    elapsed: float,
 ) -> float | None:
-    """Where a higher-is-better count ends at the current pace, when its window is known."""
-    if objective.actual is None or not objective.higher_is_better:
+    """Where a higher-is-better metric ends at the current pace, when the metric knows."""
+    if objective.actual is None or not objective.higher_is_better or metric.projection is None:
         return None
-    if objective.metric == "units_first_10m":
-        return objective.actual * WINDOW_10M / elapsed
-    if objective.metric == "sell_through_pct" and closes_at is not None:
-        window = (closes_at - opened).total_seconds()
-        return min(100.0, objective.actual * window / elapsed) if window > elapsed else None
-    return None
+    planned = (closes_at - opened).total_seconds() if closes_at is not None else None
+    return metric.projection(Pace(objective.actual, elapsed, planned))
 
 
-# -- authentication ----------------------------------------------------------------------------
-
-
-def _mac(ctx: WebContext, expires: int) -> str:
-    return ctx.require_csrf().token("dashboard", ctx.admin_token, expires)
-
-
-def session_value(ctx: WebContext) -> str:
-    expires = int((ctx.commerce.clock.now() + SESSION).timestamp())
-    return f"{expires}.{_mac(ctx, expires)}"
-
-
-def valid_session(ctx: WebContext, value: str) -> bool:
-    expires, _, mac = value.partition(".")
-    if not ctx.admin_token or not expires.isdigit() or len(expires) > 12:
-        return False
-    if int(expires) <= ctx.commerce.clock.now().timestamp():
-        return False
-    return ctx.require_csrf().check(mac, "dashboard", ctx.admin_token, int(expires))
-
-
-def require_dashboard(request: web.Request) -> WebContext:
-    """Bearer token or the dashboard cookie; AdminDisabled (403) / Unauthorized (401) /
-    RateLimited (429) while the address has failed too often. A wrong token or a cookie
-    we did not make counts as a failure; a browser that sends neither is only being
-    asked to sign in."""
-    ctx = request.app[CONTEXT]
-    if not ctx.admin_token or bearer_token(request) is not None:
-        require_admin(request, ctx.admin_token, ctx.auth_throttle)
-        return ctx
-    ip = ctx.auth_throttle.admit(request)
-    cookie = request.cookies.get(COOKIE)
-    if cookie is None or not valid_session(ctx, cookie):
-        if cookie is not None:
-            ctx.auth_throttle.failed(ip)
-        raise Unauthorized(
-            "send Authorization: Bearer <admin token>, or log in at /dashboard?token=…"
-        )
-    return ctx
+# -- signing in ---------------------------------------------------------------------------------
 
 
 def _gate(ctx: WebContext, status: int, reason: str) -> web.Response:
@@ -253,15 +154,7 @@ def _login(request: web.Request, ctx: WebContext, given: str) -> web.Response:
         response = page(ctx, "dashboard.html", kind="continue", location=location)
     else:
         response = see_other(location)
-    response.set_cookie(
-        COOKIE,
-        session_value(ctx),
-        max_age=int(SESSION.total_seconds()),
-        path="/",
-        httponly=True,
-        samesite="Strict",
-        secure=request.secure or ctx.base_url.startswith("https://"),
-    )
+    start_session(response, request, ctx)
     return response
 
 
@@ -309,15 +202,31 @@ async def kpis_of(request: web.Request, ctx: WebContext, drop_id: int) -> DropKp
 
 
 async def kpi_data(request: web.Request, ctx: WebContext, drop_id: int) -> dict[str, Any]:
-    """``to_json(kpis)`` plus what the page shows beside it (``dashboard``)."""
+    """The KPI JSON (``kpi_json``: every KPI, and each registered metric with its format and
+    text) plus what the page shows beside it (``dashboard``): the verdict, the revenue, and
+    ``shown``, the text of every ``data-kpi`` on the page, so the script never formats."""
     kpis = await kpis_of(request, ctx, drop_id)
     view = await ctx.catalog.get(drop_id)
-    data: dict[str, Any] = to_json(kpis)
+    data = kpi_json(kpis)
+    revenue = format_money(kpis.revenue, READER_LOCALE.get()) if kpis.revenue else None
     data["dashboard"] = {
         "verdict": asdict(verdict(kpis, view.drop.closes_at)),
-        "revenue": format_money(kpis.revenue, READER_LOCALE.get()) if kpis.revenue else None,
+        "revenue": revenue,
+        "shown": page_text(data, revenue),
     }
     return data
+
+
+def page_text(data: dict[str, Any], revenue: str | None) -> dict[str, str]:
+    """Each ``data-kpi`` of the page and its text: the metrics, the funnel, state and time."""
+    text = {name: str(metric["text"]) for name, metric in data["metrics"].items()}
+    for i, step in enumerate(data["funnel"]):
+        text[f"funnel.{i}.people"] = format_value(step["people"], Format.COUNT)
+        text[f"funnel.{i}.drop_off_pct"] = format_value(step["drop_off_pct"], Format.PERCENT)
+    text["drop.state"] = str(data["drop"]["state"])
+    text["as_of"] = str(data["as_of"])
+    text["dashboard.revenue"] = revenue or EMPTY
+    return text
 
 
 async def kpis_json(request: web.Request) -> web.Response:
@@ -330,28 +239,23 @@ async def kpis_json(request: web.Request) -> web.Response:
 
 
 def past_row(summary: DropSummary, current: int | None) -> dict[str, Any]:
-    objective = summary.objective
-    goal = ""
-    if objective is not None:
-        label, kind = METRICS.get(objective.metric, (objective.metric, "num"))
-        sign = "≥" if objective.higher_is_better else "≤"
-        goal = f"{label} {sign} {fmt(objective.target, kind)}"
-    met = {True: "yes", False: "no", None: "n/a"}[objective.met] if objective else "—"
+    objective, opened = summary.objective, summary.opened_at
+    met = {True: "yes", False: "no", None: "n/a"}[objective.met] if objective else EMPTY
     return {
         "id": summary.drop_id,
         "title": summary.title,
-        "opened_at": summary.opened_at.strftime("%Y-%m-%d %H:%M UTC") if summary.opened_at else "—",
+        "opened_at": opened.strftime("%Y-%m-%d %H:%M UTC") if opened else EMPTY,
         "current": summary.drop_id == current,
-        "goal": goal or "—",
+        "goal": goal_text(objective) if objective else EMPTY,
         "met": met,
         "sold": f"{summary.units_sold:,} / {summary.capacity:,}",
-        "sell_through": fmt(summary.sell_through_pct, "pct"),
-        "sold_out_after": fmt(summary.sold_out_after_s, "s"),
-        "checkout_p50": fmt(summary.checkout_p50_s, "s"),
-        "viewer_peak": fmt(summary.viewer_peak, "int"),
-        "per_1k": fmt(summary.units_per_1k_avg, "num"),
-        "expired": fmt(summary.expired_holds, "int"),
-        "repeat_30d": fmt(summary.repeat_30d_pct, "pct"),
+        "sell_through": format_value(summary.sell_through_pct, Format.PERCENT),
+        "sold_out_after": format_value(summary.sold_out_after_s, Format.SECONDS),
+        "checkout_p50": format_value(summary.checkout_p50_s, Format.SECONDS),
+        "viewer_peak": format_value(summary.viewer_peak, Format.COUNT),
+        "per_1k": format_value(summary.units_per_1k_avg, Format.NUMBER),
+        "expired": format_value(summary.expired_holds, Format.COUNT),
+        "repeat_30d": format_value(summary.repeat_30d_pct, Format.PERCENT),
     }
 
 
@@ -378,6 +282,7 @@ async def dashboard(request: web.Request) -> web.Response:
     if drop_id is not None:
         view = await ctx.states.get(drop_id)  # unknown id: 404
         data = await kpi_data(request, ctx, drop_id)
+        shown_text = data["dashboard"]["shown"]
         context.update(
             drop=view.drop,
             live=view.drop.state is not DropState.CLOSED,
@@ -385,13 +290,16 @@ async def dashboard(request: web.Request) -> web.Response:
             kpis=data,
             verdict=data["dashboard"]["verdict"],
             revenue=data["dashboard"]["revenue"],
-            tiles=[(counted(t, view), fmt(lookup(data, t.path), t.kind)) for t in TILES],
+            tiles=[
+                {"key": name, "label": m["label"], "format": m["format"], "text": m["text"]}
+                for name, m in data["metrics"].items()
+            ],
             funnel=[
                 {
                     "index": i,
                     "label": FUNNEL_LABELS.get(step["step"], step["step"]),
-                    "people": fmt(step["people"], "int"),
-                    "drop_off": fmt(step["drop_off_pct"], "pct"),
+                    "people": shown_text[f"funnel.{i}.people"],
+                    "drop_off": shown_text[f"funnel.{i}.drop_off_pct"],
                 }
                 for i, step in enumerate(data["funnel"])
             ],

@@ -7,11 +7,13 @@ from datetime import timedelta
 
 import pytest
 
-from commerce.analytics import DropAnalytics, Tracker, parse_period, to_json
-from commerce.analytics.kpis import evaluate_objective, percentile
+from commerce.analytics import DropAnalytics, Tracker, to_json
+from commerce.analytics.kpis import percentile
+from commerce.analytics.metrics import evaluate_objective
 from commerce.domain.errors import DropNotFound, InvalidInput
 from commerce.domain.model import ClaimOutcome, Money
 from commerce.dropfile import validate_spec
+from commerce.durations import parse_period
 from tests.analytics.scenario import DAY, buy, claim_and_buy
 from tests.helpers import bundle_spec, capsule_spec, customers, live_drop
 

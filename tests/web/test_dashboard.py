@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from http.cookies import SimpleCookie
 
-from commerce.web.dashboard import COOKIE
+from commerce.web.admin_session import COOKIE
 from tests.conftest import needs_chromium
 from tests.helpers import capsule_spec, live_drop
 from tests.web.conftest import ADMIN
@@ -95,6 +95,21 @@ async def test_a_session_expires_after_a_week(site):
     assert (await site.client.get(f"/api/drops/{drop_id}/kpis")).status == 200
     site.clock.advance(8 * 24 * 3600)
     assert (await site.client.get(f"/api/drops/{drop_id}/kpis")).status == 401
+
+
+async def test_an_altered_cookie_or_a_new_admin_token_ends_the_session(site):
+    await login(site)
+    drop_id = await live_drop(site.commerce, capsule_spec(3))
+    path = f"/api/drops/{drop_id}/kpis"
+    jar = site.client.session.cookie_jar
+    value = jar.filter_cookies(site.client.make_url("/"))[COOKIE].value
+    jar.clear()  # from here on, only the cookies each request names
+    signed, _, signature = value.rpartition(".")
+    altered = f"{signed}.{'B' if signature[0] == 'A' else 'A'}{signature[1:]}"
+    assert (await site.client.get(path, headers={"Cookie": f"{COOKIE}={altered}"})).status == 401
+    assert (await site.client.get(path, headers={"Cookie": f"{COOKIE}={value}"})).status == 200
+    site.ctx.admin_token = "a-new-admin-token"
+    assert (await site.client.get(path, headers={"Cookie": f"{COOKIE}={value}"})).status == 401
 
 
 # -- the KPI JSON ------------------------------------------------------------------------------

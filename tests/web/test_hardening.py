@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from aiohttp.test_utils import make_mocked_request
 
-from commerce.web.dashboard import COOKIE
+from commerce.web.admin_session import COOKIE
 from commerce.web.errors import RateLimited
 from commerce.web.security import AuthThrottle, StreamSlots
 from tests.helpers import capsule_spec, eventually, live_drop

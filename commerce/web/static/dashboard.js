@@ -1,5 +1,6 @@
 // Admin dashboard: stock straight from the drop's SSE stream; every other KPI re-fetched
-// from /api/drops/{id}/kpis after a tick, at most once every 2 s (the cookie authenticates).
+// from /api/drops/{id}/kpis after a tick, at most once every 2 s (the cookie authenticates),
+// as the text the server made of it (dashboard.shown).
 (() => {
   "use strict";
   const body = document.body;
@@ -7,21 +8,6 @@
   if (!drop || body.dataset.live !== "yes") return; // a closed drop does not change
   const MIN_GAP = 2000;
   const all = (sel) => Array.from(document.querySelectorAll(sel));
-
-  // Same output as dashboard.fmt in Python, so live updates look like the first paint.
-  const fmt = (v, kind) => {
-    if (kind === "text") return v === null || v === undefined || v === "" ? "—" : String(v);
-    if (typeof v !== "number" || !isFinite(v)) return "—";
-    if (kind === "int") return Math.round(v).toLocaleString("en-US");
-    if (kind === "pct") return v.toFixed(1) + " %";
-    if (kind === "s") {
-      if (v < 100) return v.toFixed(1) + " s";
-      const s = Math.round(v);
-      return Math.floor(s / 60) + ":" + String(s % 60).padStart(2, "0") + " min";
-    }
-    return v.toLocaleString("en-US", { minimumFractionDigits: 1, maximumFractionDigits: 1 });
-  };
-  const lookup = (data, path) => path.split(".").reduce((d, k) => (d === null || d === undefined ? null : d[k]), data);
 
   const stock = (d) => {
     for (const el of all("[data-stock]")) {
@@ -33,7 +19,12 @@
   };
 
   const kpis = (data) => {
-    for (const el of all("[data-kpi]")) el.textContent = fmt(lookup(data, el.dataset.kpi), el.dataset.fmt);
+    // The server formats every value (commerce.analytics.metrics): the page only places it.
+    const shown = (data.dashboard && data.dashboard.shown) || {};
+    for (const el of all("[data-kpi]")) {
+      const text = shown[el.dataset.kpi];
+      if (typeof text === "string") el.textContent = text;
+    }
     const verdict = data.dashboard && data.dashboard.verdict;
     const box = document.querySelector("[data-objective]");
     if (verdict && box) {
