@@ -13,7 +13,7 @@ gets the list of commands, at most once in a while per person and per channel.
 
 from __future__ import annotations
 
-from bot.commands.context import CommandContext, LinkIssuer, current_drop
+from bot.commands.context import CommandContext, current_drop
 from bot.commands.handler import CommandHandler
 from bot.commands.registered import COMMANDS
 from bot.commands.registry import Registry
@@ -35,7 +35,6 @@ __all__ = [
     "CommandHandler",
     "CommandSpec",
     "Group",
-    "LinkIssuer",
     "Registry",
     "Role",
     "current_drop",

@@ -88,7 +88,8 @@ class CommandSpec:
     role: Role = Role.VIEWER
     group: Group | None = None
     listed: str | None = None
-    # Status lines always ignored words after their arguments ("!stock please").
+    # Words after its arguments are ignored, not refused with the usage line (as they
+    # always were for !drop, !stock and !unsubscribe: "!stock please").
     ignores_extra_words: bool = False
     public_answer: bool = False  # shown to the channel where a platform could answer privately
     in_private_chat: bool = False  # also usable in a private chat with the bot (reminders)
