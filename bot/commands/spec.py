@@ -108,6 +108,7 @@ class CommandSpec:
         return " ".join([f"{prefix}{self.words}", *(arg.shown for arg in self.args)])
 
     def check_arity(self, args: tuple[str, ...], prefix: str) -> None:
+        """Refuse with the usage line when the number of arguments does not fit."""
         required = sum(arg.required for arg in self.args)
         too_many = len(args) > len(self.args) and not self.ignores_extra_words
         if len(args) < required or too_many:
