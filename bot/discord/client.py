@@ -18,7 +18,7 @@ from bot.discord import render
 from bot.discord.buttons import DropButton
 from bot.discord.outlet import DiscordOutlet, Edit
 from bot.discord.pacing import paced
-from bot.discord.slash import CreatorCommands, Interaction, viewer_commands
+from bot.discord.slash import Interaction, slash_commands
 from bot.hub import ChatHub
 from bot.messages import Button, ChatUser, Message, Outbound
 from bot.ratelimit import RateLimiter, discord_limiter
@@ -81,9 +81,8 @@ class DiscordBot(discord.Client):
         self.handler = handler
         self.limiter = limiter or discord_limiter()
         self.tree: app_commands.CommandTree[DiscordBot] = app_commands.CommandTree(self)
-        for command in viewer_commands(self):
+        for command in slash_commands(self, handler.commands):
             self.tree.add_command(command)
-        self.tree.add_command(CreatorCommands(self))
         self.tree.error(self._on_command_error)
         self.outlet = DiscordOutlet(self, settings.channel_id, self.limiter, prefix=handler.prefix)
         hub.add_outlet(self.outlet)

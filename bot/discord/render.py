@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 
 import discord
 
+from bot.commands import COMMANDS
 from bot.discord.buttons import DropButton
 from bot.messages import Message
 
@@ -27,7 +28,8 @@ _COLOURS = {
 }
 
 
-SLASH_COMMANDS = ("buy", "drop", "stock", "waitlist", "remindme", "unsubscribe")
+# Chat commands that are slash commands of the same name here (``bot.discord.slash``).
+SLASH_COMMANDS = tuple(spec.word for spec in COMMANDS if spec.group is None)
 
 
 @dataclass(frozen=True, slots=True)

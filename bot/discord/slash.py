@@ -1,16 +1,23 @@
-"""Slash commands mirroring the chat command set. Each one only builds a
-:class:`bot.commands.Command`; the runner answers within Discord's 3 seconds."""
+"""Slash commands generated from the chat command registry (``bot.commands``): each
+command's word, help text and arguments become a slash command, its description and
+options; a command group becomes a slash group (``/dropadmin start``). Each one only
+builds a :class:`bot.commands.Command`; the runner answers within Discord's 3 seconds.
+
+Creator commands are visible to all: the command handler refuses anyone who is not a
+creator, so the permission rule lives in one place."""
 
 from __future__ import annotations
 
+import inspect
 from typing import Any, Protocol
 
 import discord
 from discord import app_commands
 
-from bot.commands import Command
+from bot.commands import COMMANDS, Command, CommandSpec, Registry
 
 Interaction = discord.Interaction[Any]
+SlashCommand = app_commands.Command[Any, ..., None]
 
 
 class CommandRunner(Protocol):
@@ -25,104 +32,65 @@ class CommandRunner(Protocol):
     async def link_code(self, interaction: Interaction) -> None: ...
 
 
-def _args(*values: object) -> tuple[str, ...]:
-    """Options as the chat parser would have produced them: positional, unset ones last."""
-    given = list(values)
-    while given and given[-1] is None:
-        given.pop()
-    return tuple(str(v) for v in given)
+def slash_commands(
+    runner: CommandRunner, commands: Registry = COMMANDS
+) -> list[SlashCommand | app_commands.Group]:
+    """Every registered command, plus ``/link`` (Discord's half of account linking)."""
+    tree: list[SlashCommand | app_commands.Group] = [
+        slash_command(spec, runner) for spec in commands if spec.group is None
+    ]
+    tree.append(_link(runner))
+    for group in commands.groups():
+        slash_group = app_commands.Group(
+            name=group.slash_name, description=group.help, guild_only=True
+        )
+        for spec in commands:
+            if spec.group == group:
+                slash_group.add_command(slash_command(spec, runner))
+        tree.append(slash_group)
+    return tree
 
 
-async def _claim(
-    runner: CommandRunner, interaction: Interaction, name: str, sku: str | None, pool: str | None
-) -> None:
-    # A pool alone (``!buy pickup:corner-deli``) means that pool of the drop's one item; with
-    # several items the core answers with the SKUs to choose from.
-    args = (pool,) if pool is not None and sku is None else _args(sku, pool)
-    await runner.run_command(interaction, Command(name, args), ephemeral=True)
+def slash_command(spec: CommandSpec, runner: CommandRunner) -> SlashCommand:
+    """``spec`` as a slash command: its arguments as options of their kind, required or
+    not, described by their help."""
 
+    async def run(interaction: Interaction, **options: object) -> None:
+        # Options as the chat parser would have produced them: positional, unset ones left
+        # out. A lone pool of /buy then reads as "!buy POOL" does.
+        given = (options.get(arg.name) for arg in spec.args)
+        command = Command(spec.name, tuple(str(value) for value in given if value is not None))
+        await runner.run_command(interaction, command, ephemeral=not spec.public_answer)
 
-def viewer_commands(runner: CommandRunner) -> list[app_commands.Command[Any, ..., None]]:
-    """``/drop``, ``/buy``, ``/stock``, ``/waitlist``: everyone may use them."""
-
-    @app_commands.command(name="drop", description="Status of the live or next drop")
-    @app_commands.describe(drop="A drop id (default: the live or next drop)")
-    @app_commands.guild_only()
-    async def drop_status(interaction: Interaction, drop: int | None = None) -> None:
-        await runner.run_command(interaction, Command("drop", _args(drop)), ephemeral=False)
-
-    @app_commands.command(name="buy", description="Claim a unit; you get a private pay link")
-    @app_commands.describe(
-        sku="Which product (default: the drop's only one)", pool="ship or pickup"
+    # discord.py reads the options from the callback's signature.
+    run.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [
+            inspect.Parameter("interaction", inspect.Parameter.POSITIONAL_OR_KEYWORD),
+            *(
+                inspect.Parameter(
+                    arg.name,
+                    inspect.Parameter.KEYWORD_ONLY,
+                    annotation=arg.kind if arg.required else arg.kind | None,
+                    default=inspect.Parameter.empty if arg.required else None,
+                )
+                for arg in spec.args
+            ),
+        ]
     )
-    @app_commands.guild_only()
-    async def buy(
-        interaction: Interaction, sku: str | None = None, pool: str | None = None
-    ) -> None:
-        await _claim(runner, interaction, "buy", sku, pool)
+    descriptions = {arg.name: arg.help for arg in spec.args if arg.help}
+    callback = app_commands.describe(**descriptions)(run) if descriptions else run
+    command: SlashCommand = app_commands.Command(
+        name=spec.word, description=spec.help, callback=callback
+    )
+    if spec.group is None and not spec.in_private_chat:
+        command = app_commands.guild_only(command)
+    return command
 
-    @app_commands.command(name="stock", description="What is left in the current drop")
-    @app_commands.guild_only()
-    async def stock(interaction: Interaction) -> None:
-        await runner.run_command(interaction, Command("stock"), ephemeral=False)
 
-    @app_commands.command(name="waitlist", description="Be next in line when a unit frees up")
-    @app_commands.describe(sku="Which product", pool="ship or pickup")
-    @app_commands.guild_only()
-    async def waitlist(
-        interaction: Interaction, sku: str | None = None, pool: str | None = None
-    ) -> None:
-        await _claim(runner, interaction, "waitlist", sku, pool)
-
-    @app_commands.command(name="remindme", description="Get a DM before drops (or restocks)")
-    @app_commands.describe(what="'drop' for the current one, a SKU for its restocks")
-    @app_commands.guild_only()
-    async def remindme(interaction: Interaction, what: str | None = None) -> None:
-        await runner.run_command(interaction, Command("remindme", _args(what)), ephemeral=True)
-
-    @app_commands.command(name="unsubscribe", description="Stop every reminder")
-    async def unsubscribe(interaction: Interaction) -> None:
-        await runner.run_command(interaction, Command("unsubscribe"), ephemeral=True)
-
+def _link(runner: CommandRunner) -> SlashCommand:
     @app_commands.command(name="link", description="Link your Twitch account (code for chat)")
     @app_commands.guild_only()
     async def link(interaction: Interaction) -> None:
         await runner.link_code(interaction)
 
-    return [drop_status, buy, stock, waitlist, remindme, unsubscribe, link]
-
-
-class CreatorCommands(app_commands.Group):
-    """``/dropadmin start|close|restock|new``. Visible to all; the command handler refuses
-    anyone who is not a creator, so the permission rule lives in one place."""
-
-    def __init__(self, runner: CommandRunner) -> None:
-        super().__init__(
-            name="dropadmin", description="Creator and mod controls for drops", guild_only=True
-        )
-        self.runner = runner
-
-    async def _run(self, interaction: Interaction, name: str, *args: object) -> None:
-        await self.runner.run_command(interaction, Command(name, _args(*args)), ephemeral=True)
-
-    @app_commands.command(description="Open a drop now")
-    @app_commands.describe(drop="The drop id")
-    async def start(self, interaction: Interaction, drop: int) -> None:
-        await self._run(interaction, "drop.start", drop)
-
-    @app_commands.command(description="Close a drop now")
-    @app_commands.describe(drop="The drop id")
-    async def close(self, interaction: Interaction, drop: int) -> None:
-        await self._run(interaction, "drop.close", drop)
-
-    @app_commands.command(description="Add units to a drop (the waitlist is served first)")
-    @app_commands.describe(drop="The drop id", sku="Product SKU", units="Units to add", pool="Pool")
-    async def restock(
-        self, interaction: Interaction, drop: int, sku: str, units: int, pool: str | None = None
-    ) -> None:
-        await self._run(interaction, "drop.restock", drop, sku, units, pool)
-
-    @app_commands.command(description="Schedule a prepared drop from the drops folder")
-    @app_commands.describe(name="The drop file's name, without .toml")
-    async def new(self, interaction: Interaction, name: str) -> None:
-        await self._run(interaction, "drop.new", name)
+    return link

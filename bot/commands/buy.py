@@ -1,0 +1,54 @@
+"""``!buy [SKU] [POOL]``: claim a unit; the answer carries a private pay link."""
+
+from __future__ import annotations
+
+from bot.commands.claiming import claim_elsewhere, held, target, unit_word
+from bot.commands.context import CommandContext
+from bot.commands.spec import Arg, Call, CommandSpec
+from bot.messages import Outbound
+from bot.presenter import replies
+
+
+async def buy(ctx: CommandContext, call: Call) -> Outbound:
+    user = call.user
+    drop = await ctx.drop()
+    sku, pool = target(call.args)
+    elsewhere = await claim_elsewhere(ctx, user, drop.id, sku, pool)
+    if elsewhere is not None:
+        return Outbound(replies=[elsewhere])
+    platform = user.identity.split(":", 1)[0]
+    customer = await ctx.commerce.customers.resolve(user.identity, user.name)
+    result = await ctx.commerce.claims.claim(
+        drop.id,
+        customer,
+        sku=sku,
+        pool=pool,
+        source=platform,
+        claim_key=f"chat:{platform}:{call.message_id}",
+    )
+    unit = unit_word(drop)
+    if result.ok and result.hold is not None:
+        return Outbound(replies=[await held(ctx, user, drop.id, result, unit)])
+    answer = replies.not_held(
+        user.name,
+        result.outcome,
+        unit=unit,
+        drop_id=drop.id,
+        opens_at=result.opens_at,
+        public_link=ctx.drop_page(drop.id),
+        prefix=ctx.prefix,
+    )
+    return Outbound(replies=[answer])
+
+
+BUY = CommandSpec(
+    "buy",
+    "Claim a unit; you get a private pay link",
+    buy,
+    args=(
+        Arg("sku", "SKU", "Which product (default: the drop's only one)"),
+        Arg("pool", "POOL", "ship or pickup"),
+    ),
+)
+
+COMMANDS = (BUY,)
