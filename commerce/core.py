@@ -7,7 +7,8 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
-from commerce.analytics import DropAnalytics, Tracker
+from commerce.analytics.kpis import DropAnalytics
+from commerce.analytics.tracking import Tracker
 from commerce.clock import Clock, SystemClock
 from commerce.services.claims import ClaimService
 from commerce.services.customers import CustomerService

@@ -22,9 +22,9 @@ from rich.console import Console, JustifyMethod
 from rich.markup import escape
 from rich.table import Table
 
-from commerce.analytics import to_json
 from commerce.analytics.chart import render_png
 from commerce.analytics.metrics import kpi_json
+from commerce.analytics.results import to_json
 from commerce.desk import DeskLine, OrderDesk, packing_csv, parse_ship_csv
 from commerce.domain.errors import DomainError, InvalidInput, InvalidState
 from commerce.domain.model import (

@@ -11,9 +11,8 @@ from rich.console import Console, JustifyMethod
 from rich.markup import escape
 from rich.table import Table
 
-from commerce.analytics import DropKpis, DropSummary
 from commerce.analytics.metrics import shown
-from commerce.analytics.results import ObjectiveResult, RepeatRate, headline
+from commerce.analytics.results import DropKpis, DropSummary, ObjectiveResult, RepeatRate, headline
 from commerce.money_format import format_money
 from commerce.views import iso
 

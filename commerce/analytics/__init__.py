@@ -1,16 +1,7 @@
-"""Measurement: event tracking (``Tracker``), per-drop KPIs and comparisons
-(``DropAnalytics``), the metric registry every screen reads (``metrics``), and the recap
-chart (``chart.render_png``, imports matplotlib lazily)."""
+"""Measurement: event tracking (``tracking.Tracker``), per-drop KPIs and comparisons
+(``kpis.DropAnalytics``, ``results``), the metric registry every screen reads
+(``metrics``), and the recap chart (``chart.render_png``, imports matplotlib lazily).
 
-from commerce.analytics.kpis import DropAnalytics
-from commerce.analytics.results import DropKpis, DropSummary, to_json
-from commerce.analytics.tracking import ActivityKind, Tracker
-
-__all__ = [
-    "ActivityKind",
-    "DropAnalytics",
-    "DropKpis",
-    "DropSummary",
-    "Tracker",
-    "to_json",
-]
+Import from the modules: the registry sits below the services (the drop file checks its
+objective against it), while tracking and KPIs sit above them, so this package re-exports
+nothing that would drag the services in."""

@@ -26,7 +26,6 @@ from urllib.parse import urlencode
 from aiohttp import web
 from multidict import MultiDictProxy
 
-from commerce.analytics import DropKpis, DropSummary
 from commerce.analytics.metrics import (
     EMPTY,
     METRICS,
@@ -37,7 +36,7 @@ from commerce.analytics.metrics import (
     goal_text,
     kpi_json,
 )
-from commerce.analytics.results import ObjectiveResult
+from commerce.analytics.results import DropKpis, DropSummary, ObjectiveResult
 from commerce.desk import DeskLine, OrderDesk, parse_status
 from commerce.domain.errors import DomainError, InvalidInput
 from commerce.domain.model import SHIP_POOL, DeskStatus, DropState

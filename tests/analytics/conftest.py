@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from commerce.analytics import DropAnalytics, DropKpis, DropSummary
+from commerce.analytics.kpis import DropAnalytics
+from commerce.analytics.results import DropKpis, DropSummary
 from commerce.clock import ManualClock
 from commerce.core import Commerce
 from commerce.storage.database import Database

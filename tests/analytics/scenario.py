@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from commerce.analytics import ActivityKind, Tracker
+from commerce.analytics.tracking import ActivityKind, Tracker
 from commerce.clock import ManualClock
 from commerce.core import Commerce
 from commerce.domain.model import ClaimOutcome

@@ -9,8 +9,9 @@ from itertools import combinations
 import pytest
 from matplotlib.text import Text
 
-from commerce.analytics import DropAnalytics, DropKpis
 from commerce.analytics.chart import HEIGHT_PX, WIDTH_PX, draw, render_png
+from commerce.analytics.kpis import DropAnalytics
+from commerce.analytics.results import DropKpis
 from commerce.dropfile import validate_spec
 from tests.analytics.scenario import claim_and_buy
 from tests.helpers import capsule_spec, customers, live_drop

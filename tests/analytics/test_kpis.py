@@ -7,9 +7,10 @@ from datetime import timedelta
 
 import pytest
 
-from commerce.analytics import DropAnalytics, Tracker, to_json
-from commerce.analytics.kpis import percentile
+from commerce.analytics.kpis import DropAnalytics, percentile
 from commerce.analytics.metrics import evaluate_objective
+from commerce.analytics.results import to_json
+from commerce.analytics.tracking import Tracker
 from commerce.domain.errors import DropNotFound, InvalidInput
 from commerce.domain.model import ClaimOutcome, Money
 from commerce.dropfile import validate_spec

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from commerce.analytics import ActivityKind, Tracker
+from commerce.analytics.tracking import ActivityKind, Tracker
 from commerce.domain.errors import InvalidInput
 from commerce.storage.tables import activity
 from tests.helpers import capsule_spec, customers, live_drop
