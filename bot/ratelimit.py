@@ -1,9 +1,9 @@
 """Token buckets shared by every sender, per platform and per channel.
 
 Platforms' limits are law: Discord allows ~50 requests/s globally and ~5 messages per 5 s
-per channel; Twitch 20 messages per 30 s per channel (100 as a moderator). A sender awaits
-``acquire`` for both its platform bucket and its channel bucket; a 429 answer pushes the
-bucket back by the server's ``retry_after``.
+per channel (``discord_limiter``; Twitch's chat limits are paced by its outlet's
+``SendPolicy``). A sender awaits ``acquire`` for both its platform bucket and its channel
+bucket; a 429 answer pushes the bucket back by the server's ``retry_after``.
 """
 
 from __future__ import annotations
@@ -89,17 +89,6 @@ def discord_limiter() -> RateLimiter:
     # every 429 counts towards Discord's invalid-request ban; 49/s with a burst of 2 measured
     # 97% of the limit with no 429s in bench/fanout.py.
     return RateLimiter(global_rate=49, global_capacity=2, channel_rate=1, channel_capacity=5)
-
-
-def twitch_limiter(*, moderator: bool) -> RateLimiter:
-    # Chat: 20 messages per 30 s per channel, 100 per 30 s when the bot is a moderator.
-    per_30s = 100 if moderator else 20
-    return RateLimiter(
-        global_rate=per_30s / 30,
-        global_capacity=per_30s,
-        channel_rate=per_30s / 30,
-        channel_capacity=per_30s,
-    )
 
 
 class AnswerThrottle:

@@ -21,11 +21,11 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from bot.commands import CommandHandler
-from bot.discord import DiscordBot
 from bot.hub import ChatHub
+from bot.linking import AccountLinker
+from bot.platform import ChatPlatform, PlatformContext, PlatformPlugin
+from bot.platforms import PLATFORMS, register_schemes
 from bot.presenter import Presenter
-from bot.studio.outlet import StudioOutlet
-from bot.twitch import AccountLinker, TwitchBot
 from bot.webpage import PageOutlet
 from commerce.clock import Clock, SystemClock
 from commerce.core import Commerce
@@ -118,8 +118,9 @@ def _decimal(money: Money) -> str:
 class Chat:
     handler: CommandHandler
     hub: ChatHub
-    studio: StudioOutlet | None
-    pages: PageOutlet | None = None  # signed-in drop pages (a Twitch viewer's pay link)
+    platforms: dict[str, ChatPlatform]  # the configured ones, by name, not yet started
+    web_chats: list[ChatPlatform]  # those of them the web server serves
+    pages: PageOutlet | None = None  # signed-in drop pages (where a chat viewer may pay)
 
 
 @dataclass
@@ -129,6 +130,7 @@ class App:
     commerce: Commerce
     signer: LinkSigner
     links: LinkIssuer
+    platforms: tuple[PlatformPlugin, ...] = PLATFORMS
 
     @classmethod
     async def open(
@@ -138,8 +140,11 @@ class App:
         clock: Clock | None = None,
         migrate: bool = True,
         hand_off: bool = False,
+        platforms: tuple[PlatformPlugin, ...] = PLATFORMS,
     ) -> App:
-        """Connect, bring the schema up to date, and assemble the core."""
+        """Connect, bring the schema up to date, and assemble the core, telling it the chat
+        platforms' identity schemes."""
+        register_schemes(platforms)
         db = Database(
             settings.database.url,
             echo=settings.database.echo,
@@ -159,7 +164,7 @@ class App:
         logs.hide(secret)
         signer = LinkSigner(secret, commerce.clock, settings.security.link_ttl_seconds)
         links = LinkIssuer(signer, commerce.customers, commerce.tracker, settings.web.base_url)
-        return cls(settings, db, commerce, signer, links)
+        return cls(settings, db, commerce, signer, links, platforms)
 
     async def close(self) -> None:
         await self.db.dispose()
@@ -235,8 +240,9 @@ class App:
     ) -> None:
         """Run the given roles in this process until SIGINT/SIGTERM (or ``stop`` is set).
 
-        web: checkout, pages, APIs and the studio chat; bots: Discord and Twitch;
-        scheduler: lifecycle jobs and reminder delivery (one leader per database).
+        web: checkout, pages, APIs and the chats served on the web (the studio); bots: the
+        remote chat platforms (Discord, Twitch); scheduler: lifecycle jobs and reminder
+        delivery (one leader per database).
         """
         stop = stop or asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -259,10 +265,10 @@ class App:
             chat = self.build_chat(web="web" in roles, bots="bots" in roles, demo=demo)
             await chat.hub.start()
             stack.push_async_callback(chat.hub.stop)
-            if "bots" in roles:
-                for bot in self._bots(chat):
-                    await bot.start()
-                    stack.push_async_callback(bot.close)
+            for platform in chat.platforms.values():
+                if platform not in chat.web_chats:  # those start and stop with the web
+                    await platform.start()
+                    stack.push_async_callback(platform.close)
             if "scheduler" in roles:
                 scheduler = self._scheduler(chat)
                 await scheduler.start()
@@ -273,35 +279,12 @@ class App:
             if "web" in roles:
                 runner = await self._start_web(chat, demo=demo)
                 stack.push_async_callback(runner.cleanup)
-                if chat.studio is not None:  # first: say waiting outcomes to tabs still open
-                    stack.push_async_callback(chat.studio.close)
+                for web_chat in chat.web_chats:  # first: say waiting outcomes to pages open
+                    await web_chat.start()
+                    stack.push_async_callback(web_chat.close)
             if drop_id is not None:
-                await self._print_demo(drop_id, studio=chat.studio is not None, token=demo_token)
+                await self._print_demo(drop_id, studio=bool(chat.web_chats), token=demo_token)
             await stop.wait()
-
-    def _bots(self, chat: Chat) -> list[DiscordBot | TwitchBot]:
-        """The chat platforms with credentials in the settings, sharing one linker."""
-        bots: list[DiscordBot | TwitchBot] = []
-        linker = AccountLinker(self.commerce)
-        if self.settings.discord.enabled:
-            bots.append(DiscordBot(self.settings.discord, chat.handler, chat.hub, linker=linker))
-        if self.settings.twitch.enabled:
-            tracker = self.commerce.tracker
-
-            async def viewers(drop_id: int, count: int) -> None:
-                await tracker.record_viewers(drop_id, count, "twitch")
-
-            bots.append(
-                TwitchBot(
-                    self.settings.twitch,
-                    chat.handler,
-                    chat.hub,
-                    self.commerce,
-                    linker=linker,
-                    on_viewers=viewers,
-                )
-            )
-        return bots
 
     def _scheduler(self, chat: Chat) -> SchedulerRole:
         """The scheduler role; it delivers through the outlets living in this process."""
@@ -337,8 +320,9 @@ class App:
         )
 
     def build_chat(self, *, web: bool = True, bots: bool = True, demo: bool = False) -> Chat:
-        """The chat side: one command handler and hub, and the platform outlets. The studio
-        is on in the demo, elsewhere only when ``chat.studio = true``."""
+        """The chat side: one command handler and hub, the drop pages' outlet, and every
+        configured platform of the enabled roles (``web``: chats the web server serves,
+        ``bots``: the others), built but not started."""
         chat_settings = self.settings.chat
         base = self.settings.web.base_url
 
@@ -360,17 +344,20 @@ class App:
         pages = PageOutlet(WebInbox(self.commerce.customers)) if web else None
         if pages is not None:
             hub.add_outlet(pages)
-        studio_on = demo if chat_settings.studio is None else chat_settings.studio
-        if not (studio_on and web):
-            return Chat(handler, hub, None, pages)
-        studio = StudioOutlet(
-            handler,
-            per_ip=self.settings.web.claim_rate_per_ip,
-            per_session=self.settings.web.claim_rate_per_customer,
-            local_rehearsals=demo,
+        context = PlatformContext(
+            self.settings, self.commerce, handler, hub, AccountLinker(self.commerce), demo
         )
-        hub.add_outlet(studio)
-        return Chat(handler, hub, studio, pages)
+        platforms: dict[str, ChatPlatform] = {}
+        web_chats: list[ChatPlatform] = []
+        for plugin in self.platforms:
+            if not (web if plugin.role == "web" else bots):
+                continue
+            platform = plugin.build(context)
+            if platform is not None:
+                platforms[plugin.name] = platform
+                if plugin.role == "web":
+                    web_chats.append(platform)
+        return Chat(handler, hub, platforms, web_chats, pages)
 
     async def _start_web(self, chat: Chat, *, demo: bool = False) -> web.AppRunner:
         app = create_app(
@@ -383,8 +370,8 @@ class App:
             or (ConsoleMailer() if demo else None),
             inbox=chat.pages.inbox if chat.pages is not None else None,
         )
-        if chat.studio is not None:
-            app.router.add_routes(chat.studio.routes())
+        for web_chat in chat.web_chats:
+            app.router.add_routes(web_chat.routes())
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, self.settings.web.host, self.settings.web.port)

@@ -11,6 +11,7 @@ from typing import Any, Protocol
 import aiohttp
 import discord
 import yarl
+from aiohttp import web
 from discord import app_commands
 
 from bot.commands import Command, CommandHandler, current_drop
@@ -135,6 +136,12 @@ class DiscordBot(discord.Client):
             for task in late:
                 task.cancel()
             await asyncio.gather(*late, return_exceptions=True)
+
+    async def reachable(self, user: ChatUser) -> bool:
+        return True  # an interaction's answer can always be ephemeral (only they see it)
+
+    def routes(self) -> list[web.RouteDef]:
+        return []  # everything happens on Discord
 
     async def setup_hook(self) -> None:
         self.add_dynamic_items(DropButton)

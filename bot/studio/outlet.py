@@ -165,6 +165,18 @@ class StudioOutlet:
             await self._send(ws, data)
         return bool(targets)
 
+    # -- ChatPlatform -----------------------------------------------------------------------
+
+    @property
+    def outlet(self) -> StudioOutlet:
+        return self  # the studio is its own outlet
+
+    async def start(self) -> None:
+        return None  # it runs in the web server, whose routes it serves
+
+    async def reachable(self, user: ChatUser) -> bool:
+        return True  # a private line goes to the tabs of the session that owns the name
+
     # -- the web side ---------------------------------------------------------------------
 
     def routes(self) -> list[web.RouteDef]:

@@ -14,13 +14,14 @@ from dataclasses import dataclass
 
 import twitchio
 import twitchio.eventsub.websockets as eventsub_websockets
+from aiohttp import web
 from twitchio import eventsub
 from twitchio.http import Route
 
 from bot.commands import CommandHandler
 from bot.hub import ChatHub
+from bot.linking import AccountLinker
 from bot.messages import ChatUser, Message, relative
-from bot.twitch.linking import AccountLinker
 from bot.twitch.outlet import SendPolicy, TwitchOutlet, render
 from bot.twitch.viewers import SAMPLE_INTERVAL, ViewerCallback, ViewerSampler
 from commerce.core import Commerce
@@ -83,7 +84,7 @@ class TwitchBot:
         self.hub = hub
         self.commerce = commerce
         self.linker = linker or AccountLinker(commerce)
-        handler.reachability["twitch"] = self._reachable
+        handler.reachability["twitch"] = self.reachable
         self.on_viewers = on_viewers
         self.sample_interval = sample_interval
         self.policy = policy
@@ -285,7 +286,7 @@ class TwitchBot:
         )
         return f"{brief} — check out on the drop page {page}".rstrip()
 
-    async def _reachable(self, user: ChatUser) -> bool:
+    async def reachable(self, user: ChatUser) -> bool:
         """Can a personal link reach this viewer privately: a linked Discord account with a
         Discord bot running, a drop page they signed in to, or opted-in whispers?"""
         if self._outlet is not None and self._outlet.whispers:
@@ -320,6 +321,9 @@ class TwitchBot:
         if await self.outlet.send_private(identity, message):
             return "in your Twitch whispers"
         return None
+
+    def routes(self) -> list[web.RouteDef]:
+        return []  # everything happens on Twitch
 
     async def _link(self, user: ChatUser, args: list[str]) -> str:
         prefix = self.handler.prefix

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import String, and_, cast, func, literal, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from commerce.domain.identities import SCHEMES
 from commerce.services.unit_of_work import UnitOfWork
 from commerce.storage.tables import (
     UTCDateTime,
@@ -27,9 +28,6 @@ from commerce.storage.tables import (
 )
 
 FINAL = ("sent", "unreachable", "failed", "unsubscribed", "skipped")
-# Where a buyer's private messages about their order go, best first: a Discord DM, the
-# local studio. Twitch and web buyers read theirs on the drop page they signed in to.
-PERSONAL_CHANNELS = ("discord", "local")
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,8 +149,9 @@ class NotificationService:
                 select(identities.c.identity).where(identities.c.customer_id == customer_id)
             )
         ).scalars()
-        by_channel = {i.split(":", 1)[0]: i for i in sorted(known)}
-        address = next((by_channel[c] for c in PERSONAL_CHANNELS if c in by_channel), None)
+        # No consent asked for an order's messages: a buyer whose platforms reach nobody
+        # without it reads theirs on the drop page they signed in to.
+        address = SCHEMES.reach(known, opted_in=False)
         if address is None:
             return False
         await conn.execute(
@@ -175,7 +174,14 @@ class NotificationService:
         return True
 
     async def _non_buyers(self, conn: Any, drop_id: int, kind: str, now: datetime) -> int:
-        """Customers who claimed in this drop but never bought: they get the replay too."""
+        """Customers who claimed in this drop but never bought: they get the replay too, where
+        a private channel reaches them without consent."""
+        reachable = [
+            identities.c.identity.like(f"{scheme.name}:%")
+            for scheme in SCHEMES.private(opted_in=False)
+        ]
+        if not reachable:
+            return 0
         bought = select(orders.c.customer_id).where(
             orders.c.drop_id == drop_id, orders.c.status.in_(("paid", "reserved"))
         )
@@ -185,7 +191,7 @@ class NotificationService:
             .where(
                 claims.c.drop_id == drop_id,
                 claims.c.customer_id.not_in(bought),
-                or_(identities.c.identity.like("discord:%"), identities.c.identity.like("local:%")),
+                or_(*reachable),
             )
             .group_by(claims.c.customer_id)
         )

@@ -181,7 +181,7 @@ async def test_twitch_only_viewers_need_discord_or_a_whisper_opt_in(commerce):
     customer = await commerce.customers.resolve("twitch:42")
     with pytest.raises(InvalidInput, match="Discord"):
         await commerce.subscriptions.subscribe(customer, "creator")
-    sub = await commerce.subscriptions.subscribe(customer, "creator", whisper_opt_in=True)
+    sub = await commerce.subscriptions.subscribe(customer, "creator", opt_in=True)
     assert (sub.channel, sub.address) == ("twitch", "twitch:42")
     await commerce.customers.link("twitch:42", "discord:7")
     sub = await commerce.subscriptions.subscribe(customer, "creator")
