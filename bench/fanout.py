@@ -40,9 +40,11 @@ from sqlalchemy import insert
 from sqlalchemy.engine import make_url
 
 from bot.commands import CommandHandler
+from bot.delivery import OutletSender
 from bot.discord import DiscordBot
 from bot.hub import ChatHub
 from bot.presenter import Presenter
+from bot.presenter.retention import RetentionRenderer
 from bot.ratelimit import RateLimiter, TokenBucket, discord_limiter
 from commerce.core import Commerce
 from commerce.dropfile import validate_spec
@@ -50,7 +52,7 @@ from commerce.storage.database import Database
 from commerce.storage.migrate import upgrade
 from commerce.storage.tables import customers, identities, subscriptions
 from config.settings import DiscordSettings
-from scheduler.outbox import Dispatcher, OutletSender, RetentionRenderer
+from scheduler.outbox import Dispatcher
 
 _REPO_ROOT = str(Path(__file__).resolve().parents[1])
 if _REPO_ROOT not in sys.path:

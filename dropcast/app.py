@@ -21,11 +21,15 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from bot.commands import CommandHandler
+from bot.delivery import OutletSender, WebhookSender
 from bot.hub import ChatHub
 from bot.linking import AccountLinker
+from bot.messages import Message
 from bot.platform import ChatPlatform, PlatformContext, PlatformPlugin
 from bot.platforms import PLATFORMS, register_schemes
 from bot.presenter import Presenter
+from bot.presenter.retention import RetentionRenderer
+from bot.recap import RecapChart
 from bot.webpage import PageOutlet
 from commerce.clock import Clock, SystemClock
 from commerce.core import Commerce
@@ -40,7 +44,7 @@ from commerce.domain.model import (
     normalize_identity,
 )
 from commerce.dropfile import validate_spec
-from commerce.links import LinkIssuer, LinkSigner
+from commerce.links import LinkIssuer, LinkSigner, drop_page_url
 from commerce.money_format import set_default_locale
 from commerce.services.unit_of_work import Tx
 from commerce.storage.database import Database
@@ -53,13 +57,7 @@ from commerce.web.mail import ConsoleMailer, mailer_for
 from config.settings import Settings
 from dropcast import logs
 from scheduler.leader import Leadership
-from scheduler.outbox import (
-    Dispatcher,
-    OutletSender,
-    RetentionRenderer,
-    Sender,
-    WebhookSender,
-)
+from scheduler.outbox import Dispatcher, Sender
 from scheduler.runner import SchedulerRole
 
 log = logging.getLogger("dropcast")
@@ -287,10 +285,10 @@ class App:
             await stop.wait()
 
     def _scheduler(self, chat: Chat) -> SchedulerRole:
-        """The scheduler role; it delivers through the outlets living in this process."""
-        senders: dict[str, Sender] = {"webhook": WebhookSender()}
-        for outlet in chat.hub.outlets:
-            senders[outlet.platform] = OutletSender(outlet)
+        """The scheduler role; it delivers through the platforms running in this process."""
+        senders: dict[str, Sender[Message]] = {"webhook": WebhookSender()}
+        for name, platform in chat.platforms.items():  # private messages, by identity scheme
+            senders[name] = OutletSender(platform.outlet)
         sched = self.settings.scheduler
         dispatcher = Dispatcher(
             self.commerce,
@@ -310,7 +308,6 @@ class App:
 
     def renderer(self) -> RetentionRenderer:
         base = self.settings.web.base_url
-
         return RetentionRenderer(
             self.commerce,
             self.links.url,
@@ -340,6 +337,7 @@ class App:
             self.links.url,
             thresholds=chat_settings.tick_thresholds,
             edit_interval=chat_settings.edit_interval_seconds,
+            chart=RecapChart(self.commerce.analytics),
         )
         pages = PageOutlet(WebInbox(self.commerce.customers)) if web else None
         if pages is not None:
@@ -394,7 +392,7 @@ class App:
             )
         if studio:
             print(f"  studio chat {base}/studio   (type !drop, then !buy once it is live)")
-        print(f"  drop page   {base}/d/{drop_id}")
+        print(f"  drop page   {drop_page_url(base, drop_id)}")
         print(f"  overlay     {base}/overlay/{drop_id}")
         if token is not None:
             print(f"  dashboard   {base}/dashboard?token={token}   (demo admin token, this run)")

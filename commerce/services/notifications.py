@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import String, and_, cast, func, literal, or_, select, update
@@ -28,6 +29,24 @@ from commerce.storage.tables import (
 )
 
 FINAL = ("sent", "unreachable", "failed", "unsubscribed", "skipped")
+
+
+class DeliveryStatus(StrEnum):
+    """How one send went, as a sender reports it (the first three are also final)."""
+
+    SENT = "sent"
+    UNREACHABLE = "unreachable"  # the person cannot be messaged there (DMs closed, 410)
+    RETRY = "retry"  # try again later (429, 5xx, network)
+    FAILED = "failed"  # a permanent error
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """A sender's answer to the dispatcher, which records it on the notification."""
+
+    status: DeliveryStatus
+    retry_after: float | None = None
+    error: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,10 +9,12 @@ import pytest
 from sqlalchemy import select
 
 from bot.messages import Message
+from bot.presenter.retention import RetentionRenderer
 from commerce.domain.errors import InvalidInput
 from commerce.dropfile import validate_spec
+from commerce.services.notifications import Delivery, DeliveryStatus
 from commerce.storage.tables import notifications
-from scheduler.outbox import Delivery, DeliveryStatus, Dispatcher, RetentionRenderer, in_quiet_hours
+from scheduler.outbox import Dispatcher, in_quiet_hours
 from tests.helpers import capsule_spec, links
 
 
