@@ -286,24 +286,28 @@ class App:
 
     def _scheduler(self, chat: Chat) -> SchedulerRole:
         """The scheduler role; it delivers through the platforms running in this process."""
-        senders: dict[str, Sender[Message]] = {"webhook": WebhookSender()}
-        for name, platform in chat.platforms.items():  # private messages, by identity scheme
-            senders[name] = OutletSender(platform.outlet)
         sched = self.settings.scheduler
-        dispatcher = Dispatcher(
-            self.commerce,
-            self.renderer(),
-            senders,
-            lease_seconds=sched.lease_seconds,
-            concurrency=sched.dispatch_concurrency,
-        )
         return SchedulerRole(
             self.commerce,
             sched,
             hub=chat.hub,
-            dispatcher=dispatcher,
+            dispatcher=self.dispatcher(chat),
             leadership=Leadership(self.db, poll_seconds=sched.leader_poll_seconds),
             privacy=self.settings.privacy,
+        )
+
+    def dispatcher(self, chat: Chat) -> Dispatcher[Message]:
+        """Retention delivery: a notification goes out through the platform named by its
+        channel (an identity scheme: the person's private messages there) or a webhook."""
+        senders: dict[str, Sender[Message]] = {"webhook": WebhookSender()}
+        for name, platform in chat.platforms.items():
+            senders[name] = OutletSender(platform.outlet)
+        return Dispatcher(
+            self.commerce,
+            self.renderer(),
+            senders,
+            lease_seconds=self.settings.scheduler.lease_seconds,
+            concurrency=self.settings.scheduler.dispatch_concurrency,
         )
 
     def renderer(self) -> RetentionRenderer:
