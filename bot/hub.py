@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
-from bot.messages import Message, a_unit
+from bot.messages import Message
 from bot.presenter import Presenter
 from commerce.core import Commerce
 from commerce.domain.events import (
@@ -257,17 +257,8 @@ class ChatHub:
             for outlet in self.outlets:
                 if outlet.platform != platform:
                     continue
-                message = Message(
-                    f"{a_unit(view.unit_word).capitalize()} of {view.drop.title} freed up and "
-                    "it's yours: pay with your personal link. The hold expires {at}.",
-                    kind="waitlist_offer",
-                    drop_id=event.drop_id,
-                    at=event.expires_at,
-                    personal_link=await self.issue_link(event.drop_id, identity),
-                    private=True,
-                    hold_id=event.hold_id,
-                    unit=view.unit_word,
-                )
+                link = await self.issue_link(event.drop_id, identity)
+                message = self.presenter.waitlist_offer(view, event, link)
                 if await outlet.send_private(identity, message):
                     self.commerce.tracker.note(
                         event.drop_id, "waitlist_offered", event.customer_id, platform=platform

@@ -22,6 +22,7 @@ from bot.discord.pacing import paced
 from bot.discord.slash import CreatorCommands, Interaction, viewer_commands
 from bot.hub import ChatHub
 from bot.messages import Button, ChatUser, Message, Outbound
+from bot.presenter import platforms as say
 from bot.ratelimit import RateLimiter, discord_limiter
 from config.settings import DiscordSettings
 
@@ -42,9 +43,6 @@ ANSWER_WAIT = 0.5
 ACK_WINDOW = 3.0
 ACK_MARGIN = 1.0  # the deferral's own trip to Discord, on a busy event loop
 CONNECTIONS = 64  # REST connections to Discord kept open at most
-STALE_BUTTON = "That button belongs to an earlier drop. /drop shows the current one."
-SENT_PRIVATELY = "I've sent you the answer privately."
-FAILED = "Sorry, that did not work. Please try again in a moment."
 
 
 def use_endpoints(settings: DiscordSettings) -> None:
@@ -238,7 +236,7 @@ class DiscordBot(discord.Client):
         self, user: ChatUser, interaction: Interaction, command: Command, drop_id: int | None
     ) -> Outbound:
         if drop_id is not None and not await self._is_current(drop_id):
-            return Outbound(replies=[Message(STALE_BUTTON, kind="error")])
+            return Outbound(replies=[Message(say.STALE_BUTTON, kind="error")])
         return await self.handler.execute(user, command, message_id=str(interaction.id))
 
     async def refuse(self, interaction: Interaction, text: str) -> None:
@@ -256,14 +254,10 @@ class DiscordBot(discord.Client):
         """/link: a one-time code, shown only to this person, to type in Twitch chat. This
         direction is the safe one: a code posted in public chat could be redeemed by anyone."""
         if self.linker is None:
-            await self.refuse(interaction, "Account linking is not set up on this server.")
+            await self.refuse(interaction, say.LINKING_OFF)
             return
         code = self.linker.issue_link_code(f"discord:{interaction.user.id}")
-        await self.refuse(
-            interaction,
-            f"Type `!link {code}` in the Twitch chat within 10 minutes: your Twitch claims "
-            "then get their pay links here, by DM.",
-        )
+        await self.refuse(interaction, say.link_code_issued(code))
 
     async def _is_current(self, drop_id: int) -> bool:
         drop = await current_drop(self.handler.commerce)
@@ -291,7 +285,7 @@ class DiscordBot(discord.Client):
                     # follow-ups honour their own ephemeral flag. Deleting it instead is no
                     # way out: follow-ups to a deleted placeholder fail with 10008
                     # (discord/discord-api-docs#3087).
-                    await interaction.edit_original_response(content=SENT_PRIVATELY)
+                    await interaction.edit_original_response(content=say.SENT_PRIVATELY)
                 sent = await interaction.followup.send(
                     shown.content,
                     embeds=shown.embeds,
@@ -313,9 +307,9 @@ class DiscordBot(discord.Client):
     async def _apologize(self, interaction: Interaction) -> None:
         try:
             if interaction.response.is_done():
-                await interaction.followup.send(FAILED, ephemeral=True)
+                await interaction.followup.send(say.FAILED, ephemeral=True)
             else:
-                await interaction.response.send_message(FAILED, ephemeral=True)
+                await interaction.response.send_message(say.FAILED, ephemeral=True)
         except discord.HTTPException:
             log.warning("could not tell a discord user that their command failed")
 

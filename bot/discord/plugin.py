@@ -6,10 +6,11 @@ import re
 
 from bot.discord.client import DiscordBot
 from bot.platform import PlatformContext, PlatformPlugin
+from bot.presenter import platforms as say
 from commerce.domain.identities import IdentityScheme, PrivateChannel
 
 SCHEME = IdentityScheme(
-    "discord", re.compile(r"^\d{1,20}$"), private=PrivateChannel("your Discord DMs")
+    "discord", re.compile(r"^\d{1,20}$"), private=PrivateChannel(say.DISCORD_DMS)
 )
 
 

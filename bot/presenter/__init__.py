@@ -23,6 +23,7 @@ from commerce.domain.events import (
     OrderPaid,
     Restocked,
     SoldOut,
+    WaitlistOffered,
 )
 from commerce.domain.model import DropFormat, DropView, Money, Order, OrderStatus
 from commerce.links import drop_page_url
@@ -301,6 +302,20 @@ class Presenter:
             left = left_text(max(line.available, 0), line.total, "unit")
             parts.append(f"{line.sku}{where}: {left}")
         return parts
+
+    def waitlist_offer(self, view: DropView, event: WaitlistOffered, link: str) -> Message:
+        """To the next in line, privately: a unit freed up and is held for them."""
+        return Message(
+            f"{a_unit(view.unit_word).capitalize()} of {view.drop.title} freed up and "
+            "it's yours: pay with your personal link. The hold expires {at}.",
+            kind="waitlist_offer",
+            drop_id=event.drop_id,
+            at=event.expires_at,
+            personal_link=link,
+            private=True,
+            hold_id=event.hold_id,
+            unit=view.unit_word,
+        )
 
     # -- after the sale ---------------------------------------------------------------------
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 
 from bot.platform import PlatformContext, PlatformPlugin
+from bot.presenter import platforms as say
 from bot.studio.outlet import StudioOutlet
 from commerce.domain.identities import IdentityScheme, PrivateChannel
 
@@ -14,7 +15,7 @@ SCHEME = IdentityScheme(
     "local",
     re.compile(r"^[A-Za-z0-9_.-]{1,40}$"),
     "<name>",
-    private=PrivateChannel("the studio chat"),
+    private=PrivateChannel(say.STUDIO_CHAT),
 )
 
 

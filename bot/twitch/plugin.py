@@ -6,17 +6,14 @@ from __future__ import annotations
 import re
 
 from bot.platform import PlatformContext, PlatformPlugin
+from bot.presenter import platforms as say
 from bot.twitch.adapter import TwitchBot
 from commerce.domain.identities import IdentityScheme, PrivateChannel
 
 SCHEME = IdentityScheme(
     "twitch",
     re.compile(r"^\d{1,20}$"),
-    private=PrivateChannel(
-        "Twitch whispers",
-        needs_opt_in=True,
-        instead="reminders go by Discord DM: link your Discord account (!link)",
-    ),
+    private=PrivateChannel(say.TWITCH_WHISPERS, needs_opt_in=True, instead=say.WITHOUT_WHISPERS),
 )
 
 
