@@ -1,9 +1,9 @@
 """Token buckets shared by every sender, per platform and per channel.
 
-Platforms' limits are law: Discord allows ~50 requests/s globally and ~5 messages per 5 s
-per channel (``discord_limiter``; Twitch's chat limits are paced by its outlet's
-``SendPolicy``). A sender awaits ``acquire`` for both its platform bucket and its channel
-bucket; a 429 answer pushes the bucket back by the server's ``retry_after``.
+Platforms' limits are law; each platform sizes its buckets in its own package (Discord's
+``bot.discord.pacing.discord_limiter``, Twitch's outlet ``SendPolicy``). A sender awaits
+``acquire`` for both its platform bucket and its channel bucket; a 429 answer pushes the
+bucket back by the server's ``retry_after``.
 """
 
 from __future__ import annotations
@@ -81,14 +81,6 @@ class RateLimiter:
         if channel is not None:
             await self.channel(channel).acquire()
         await self.global_bucket.acquire()
-
-
-def discord_limiter() -> RateLimiter:
-    # Discord allows 50 requests/s globally and ~5 messages per 5 s per channel. A bucket
-    # of 50 tokens could let ~100 through in one second (a full bucket plus refill), and
-    # every 429 counts towards Discord's invalid-request ban; 49/s with a burst of 2 measured
-    # 97% of the limit with no 429s in bench/fanout.py.
-    return RateLimiter(global_rate=49, global_capacity=2, channel_rate=1, channel_capacity=5)
 
 
 class AnswerThrottle:

@@ -277,7 +277,7 @@ class App:
             if "web" in roles:
                 runner = await self._start_web(chat, demo=demo)
                 stack.push_async_callback(runner.cleanup)
-                for web_chat in chat.web_chats:  # first: say waiting outcomes to pages open
+                for web_chat in chat.web_chats:  # closed first: they answer tabs still open
                     await web_chat.start()
                     stack.push_async_callback(web_chat.close)
             if drop_id is not None:
@@ -357,6 +357,7 @@ class App:
             platform = plugin.build(context)
             if platform is not None:
                 platforms[plugin.name] = platform
+                handler.reachability[plugin.name] = platform.reachable
                 if plugin.role == "web":
                     web_chats.append(platform)
         return Chat(handler, hub, platforms, web_chats, pages)

@@ -18,12 +18,12 @@ from bot.commands import Command, CommandHandler, current_drop
 from bot.discord import render
 from bot.discord.buttons import DropButton
 from bot.discord.outlet import DiscordOutlet, Edit
-from bot.discord.pacing import paced
+from bot.discord.pacing import discord_limiter, paced
 from bot.discord.slash import CreatorCommands, Interaction, viewer_commands
 from bot.hub import ChatHub
 from bot.messages import Button, ChatUser, Message, Outbound
 from bot.presenter import platforms as say
-from bot.ratelimit import RateLimiter, discord_limiter
+from bot.ratelimit import RateLimiter
 from config.settings import DiscordSettings
 
 log = logging.getLogger(__name__)

@@ -88,7 +88,6 @@ class TwitchBot:
         self.hub = hub
         self.commerce = commerce
         self.linker = linker or AccountLinker(commerce)
-        handler.reachability["twitch"] = self.reachable
         self.on_viewers = on_viewers
         self.sample_interval = sample_interval
         self.policy = policy

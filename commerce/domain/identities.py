@@ -19,7 +19,7 @@ from commerce.domain.errors import InvalidInput
 class PrivateChannel:
     """How a platform delivers a private message to one of its identities."""
 
-    described: str  # as a refusal names it: "Twitch whispers"
+    described: str  # what people call it ("DMs"), as messages name it
     # Channels needing consent carry only subscriptions whose owner opted in, never an
     # order's messages. ``instead`` says what reaches such a person without that consent.
     needs_opt_in: bool = False

@@ -168,9 +168,9 @@ class SubscriptionService:
         address = SCHEMES.reach(known, opted_in=opt_in)
         if address is not None:
             return address.split(":", 1)[0], address
-        for identity in known:  # one that would reach them, had they consented
-            private = (scheme := SCHEMES.scheme_of(identity)) and scheme.private
-            if private and private.needs_opt_in:
-                instead = f"{private.instead}, or " if private.instead else ""
-                raise InvalidInput("channel", f"{instead}opt in to {private.described}")
+        with_consent = SCHEMES.reach(known, opted_in=True)  # a channel that needs it
+        scheme = SCHEMES.scheme_of(with_consent) if with_consent else None
+        if scheme is not None and scheme.private is not None:
+            instead = f"{scheme.private.instead}, or " if scheme.private.instead else ""
+            raise InvalidInput("channel", f"{instead}opt in to {scheme.private.described}")
         raise InvalidInput("channel", "no way to reach this customer privately")

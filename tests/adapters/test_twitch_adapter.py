@@ -172,6 +172,7 @@ async def stage(commerce: Any) -> AsyncIterator[StageFactory]:
                 sample_interval=0.05,
                 policy=policy,
             )
+            bot.handler.reachability["twitch"] = bot.reachable  # as the composition root does
             handled: list[str] = []
             handle_chat = bot.handle_chat
 
