@@ -4,9 +4,11 @@ builds and runs every plugin in :data:`bot.platforms.PLATFORMS`.
 A plugin says who its people are (its identity scheme: name, what an id looks like, and the
 private channel, if any, through which a message reaches them) and builds the running
 platform from settings (``None``: not configured here). The running platform starts and
-closes, gives the hub its :class:`~bot.hub.Outlet` (public posts, edits, private messages)
-and says whether a personal link can reach a chat user privately. The core only ever sees
-the identity scheme, handed to it at composition.
+closes, adds its :class:`~bot.hub.Outlet` (public posts, edits, private messages) to the hub
+once it can post, turns its chat into calls of the shared command handler, and says whether
+a personal link can reach a chat user privately. The core only ever sees the identity
+scheme, handed to it at composition; retention messages reach a person through the outlet
+of the platform their identity belongs to.
 """
 
 from __future__ import annotations
