@@ -56,7 +56,7 @@ class RecordingOutlet:
     async def edit(self, handle: str, message: Message) -> None:
         return None
 
-    async def send_private(self, identity: str, message: Message) -> bool:
+    async def send_private(self, identity: str, message: Message, key: str | None = None) -> bool:
         self.private.append((identity, message))
         return True
 

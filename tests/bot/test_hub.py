@@ -26,7 +26,7 @@ class RecordingOutlet:
     async def edit(self, handle: str, message: Message) -> None:
         self.edits.append((handle, message))
 
-    async def send_private(self, identity: str, message: Message) -> bool:
+    async def send_private(self, identity: str, message: Message, key: str | None = None) -> bool:
         self.private.append((identity, message))
         return True
 

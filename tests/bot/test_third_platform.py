@@ -10,6 +10,7 @@ import re
 from collections.abc import AsyncIterator
 
 import pytest
+from aiohttp import web
 
 from bot.hub import Outlet
 from bot.messages import ChatUser, Message
@@ -46,7 +47,7 @@ class FakeChat:
     async def reachable(self, user: ChatUser) -> bool:
         return True
 
-    def routes(self) -> list:
+    def routes(self) -> list[web.RouteDef]:
         return []
 
     # -- Outlet --
