@@ -4,6 +4,8 @@ lives here so that every line dropcast says in chat is found in ``bot.presenter`
 
 from __future__ import annotations
 
+from bot.messages import Button
+
 # -- the platforms' private channels, as their plugins declare them ----------------------------
 
 DISCORD_DMS = "Discord DMs"
@@ -57,6 +59,12 @@ def link_code_needed(name: str, prefix: str) -> str:
 def accounts_linked(name: str) -> str:
     return f"{name}, your Twitch and Discord accounts are linked."
 
+
+# -- buttons (where a platform has them) -------------------------------------------------------
+
+BUTTON_LABELS = {Button.BUY: "Buy", Button.WAITLIST: "Join waitlist", Button.REMIND: "Remind me"}
+PAY_NOW = "Pay now"  # the personal link, shown only to its owner
+DROP_PAGE = "Drop page"
 
 # -- Discord interactions ----------------------------------------------------------------------
 
