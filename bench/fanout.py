@@ -40,17 +40,21 @@ from sqlalchemy import insert
 from sqlalchemy.engine import make_url
 
 from bot.commands import CommandHandler
+from bot.delivery import OutletSender
 from bot.discord import DiscordBot
+from bot.discord.pacing import discord_limiter
 from bot.hub import ChatHub
+from bot.platforms import register_schemes
 from bot.presenter import Presenter
-from bot.ratelimit import RateLimiter, TokenBucket, discord_limiter
+from bot.presenter.retention import RetentionRenderer
+from bot.ratelimit import RateLimiter, TokenBucket
 from commerce.core import Commerce
 from commerce.dropfile import validate_spec
 from commerce.storage.database import Database
 from commerce.storage.migrate import upgrade
 from commerce.storage.tables import customers, identities, subscriptions
 from config.settings import DiscordSettings
-from scheduler.outbox import Dispatcher, OutletSender, RetentionRenderer
+from scheduler.outbox import Dispatcher
 
 _REPO_ROOT = str(Path(__file__).resolve().parents[1])
 if _REPO_ROOT not in sys.path:
@@ -259,6 +263,7 @@ async def run(args: argparse.Namespace, url: str) -> None:
     db = Database(url, pool_size=20)
     try:
         await upgrade(db)
+        register_schemes()  # as the composition root does: the core learns discord:<id>
         commerce = Commerce.build(db)
         async with FakeDiscord(global_rate_limit=LIMIT) as fake:
             guild = fake.add_guild("Bench Shop")

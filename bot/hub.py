@@ -17,10 +17,10 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
-from bot.messages import Message, a_unit
+from bot.messages import Message
 from bot.presenter import Presenter
 from commerce.core import Commerce
 from commerce.domain.events import (
@@ -36,6 +36,7 @@ from commerce.domain.model import DropState
 log = logging.getLogger(__name__)
 
 LinkIssuer = Callable[[int, str], Awaitable[str]]
+RecapChart = Callable[[int], Awaitable[bytes]]  # a drop's id → its recap chart (PNG)
 
 
 class Outlet(Protocol):
@@ -80,8 +81,10 @@ class ChatHub:
         *,
         thresholds: list[int],
         edit_interval: float = 2.0,
+        chart: RecapChart | None = None,
     ) -> None:
         self.commerce = commerce
+        self.chart = chart
         self.presenter = presenter
         self.issue_link = issue_link
         self.thresholds = sorted(set(thresholds), reverse=True)
@@ -162,6 +165,8 @@ class ChatHub:
         message = await self.presenter.for_event(item)
         if message is None:
             return
+        if message.kind == "closed":
+            message = await self._with_chart(message, item.drop_id)
         handles = await self._post_all(message)
         ticks = self._ticks.setdefault(item.drop_id, _DropTicks())
         if message.kind == "live":
@@ -170,6 +175,15 @@ class ChatHub:
             ticks.before_live.append(handles)
         elif message.kind == "closed":
             self._ticks.pop(item.drop_id, None)
+
+    async def _with_chart(self, recap: Message, drop_id: int) -> Message:
+        if self.chart is None:
+            return recap
+        try:
+            return replace(recap, image=await self.chart(drop_id))
+        except Exception:  # the recap still goes out, without the picture
+            log.exception("the recap chart of drop %s failed", drop_id)
+            return recap
 
     async def _opened(self, drop_id: int) -> None:
         """The announcement and countdowns stop counting down: the drop opened."""
@@ -243,17 +257,8 @@ class ChatHub:
             for outlet in self.outlets:
                 if outlet.platform != platform:
                     continue
-                message = Message(
-                    f"{a_unit(view.unit_word).capitalize()} of {view.drop.title} freed up and "
-                    "it's yours: pay with your personal link. The hold expires {at}.",
-                    kind="waitlist_offer",
-                    drop_id=event.drop_id,
-                    at=event.expires_at,
-                    personal_link=await self.issue_link(event.drop_id, identity),
-                    private=True,
-                    hold_id=event.hold_id,
-                    unit=view.unit_word,
-                )
+                link = await self.issue_link(event.drop_id, identity)
+                message = self.presenter.waitlist_offer(view, event, link)
                 if await outlet.send_private(identity, message):
                     self.commerce.tracker.note(
                         event.drop_id, "waitlist_offered", event.customer_id, platform=platform

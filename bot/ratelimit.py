@@ -1,7 +1,7 @@
 """Token buckets shared by every sender, per platform and per channel.
 
-Platforms' limits are law: Discord allows ~50 requests/s globally and ~5 messages per 5 s
-per channel; Twitch 20 messages per 30 s per channel (100 as a moderator). A sender awaits
+Platforms' limits are law; each platform sizes its buckets in its own package (Discord's
+``bot.discord.pacing.discord_limiter``, Twitch's outlet ``SendPolicy``). A sender awaits
 ``acquire`` for both its platform bucket and its channel bucket; a 429 answer pushes the
 bucket back by the server's ``retry_after``.
 """
@@ -81,25 +81,6 @@ class RateLimiter:
         if channel is not None:
             await self.channel(channel).acquire()
         await self.global_bucket.acquire()
-
-
-def discord_limiter() -> RateLimiter:
-    # Discord allows 50 requests/s globally and ~5 messages per 5 s per channel. A bucket
-    # of 50 tokens could let ~100 through in one second (a full bucket plus refill), and
-    # every 429 counts towards Discord's invalid-request ban; 49/s with a burst of 2 measured
-    # 97% of the limit with no 429s in bench/fanout.py.
-    return RateLimiter(global_rate=49, global_capacity=2, channel_rate=1, channel_capacity=5)
-
-
-def twitch_limiter(*, moderator: bool) -> RateLimiter:
-    # Chat: 20 messages per 30 s per channel, 100 per 30 s when the bot is a moderator.
-    per_30s = 100 if moderator else 20
-    return RateLimiter(
-        global_rate=per_30s / 30,
-        global_capacity=per_30s,
-        channel_rate=per_30s / 30,
-        channel_capacity=per_30s,
-    )
 
 
 class AnswerThrottle:

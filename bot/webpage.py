@@ -8,11 +8,13 @@ from __future__ import annotations
 from bot.messages import Message
 from commerce.web.inbox import WebInbox
 
+# Not an identity scheme: the hub's per-platform routing (waitlist offers, reminders) never
+# picks this outlet by itself; adapters ask it by this name.
+PAGES = "page"
+
 
 class PageOutlet:
-    # Not an identity prefix: the hub's per-platform routing (waitlist offers, reminders)
-    # never picks this outlet by itself; adapters ask it by name.
-    platform = "page"
+    platform = PAGES
 
     def __init__(self, inbox: WebInbox) -> None:
         self.inbox = inbox

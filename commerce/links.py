@@ -1,4 +1,5 @@
-"""Personal one-click links: signed, bound to one drop and one customer identity, expiring.
+"""Links to a drop: its public page (``drop_page_url``, the one place that URL is built) and
+personal one-click links, signed, bound to one drop and one customer identity, expiring.
 
 The token's nonce becomes the claim key, so replaying a link finds the hold it already made
 instead of creating a second one.
@@ -17,6 +18,11 @@ from commerce.clock import Clock
 from commerce.domain.errors import DomainError
 from commerce.domain.model import normalize_identity
 from commerce.services.customers import CustomerService
+
+
+def drop_page_url(base_url: str, drop_id: int) -> str:
+    """The drop's public page (``GET /d/{id}``), for chat, the overlay's QR code and mail."""
+    return f"{base_url.rstrip('/')}/d/{drop_id}"
 
 
 class LinkInvalid(DomainError):

@@ -21,11 +21,15 @@ from pydantic import SecretStr
 from sqlalchemy import select
 
 from bot.commands import CommandHandler
-from bot.discord import DiscordBot
+from bot.delivery import OutletSender, WebhookSender
 from bot.hub import ChatHub
+from bot.linking import AccountLinker
+from bot.messages import Message
+from bot.platform import ChatPlatform, PlatformContext, PlatformPlugin
+from bot.platforms import PLATFORMS, register_schemes
 from bot.presenter import Presenter
-from bot.studio.outlet import StudioOutlet
-from bot.twitch import AccountLinker, TwitchBot
+from bot.presenter.retention import RetentionRenderer
+from bot.recap import RecapChart
 from bot.webpage import PageOutlet
 from commerce.clock import Clock, SystemClock
 from commerce.core import Commerce
@@ -41,7 +45,7 @@ from commerce.domain.model import (
 )
 from commerce.domain.payments import PaymentGateways
 from commerce.dropfile import validate_spec
-from commerce.links import LinkIssuer, LinkSigner
+from commerce.links import LinkIssuer, LinkSigner, drop_page_url
 from commerce.money_format import set_default_locale
 from commerce.payments import build_gateways
 from commerce.services.checkout import CheckoutService
@@ -56,13 +60,7 @@ from commerce.web.mail import ConsoleMailer, mailer_for
 from config.settings import Settings
 from dropcast import logs
 from scheduler.leader import Leadership
-from scheduler.outbox import (
-    Dispatcher,
-    OutletSender,
-    RetentionRenderer,
-    Sender,
-    WebhookSender,
-)
+from scheduler.outbox import Dispatcher, Sender
 from scheduler.runner import SchedulerRole
 
 log = logging.getLogger("dropcast")
@@ -121,8 +119,9 @@ def _decimal(money: Money) -> str:
 class Chat:
     handler: CommandHandler
     hub: ChatHub
-    studio: StudioOutlet | None
-    pages: PageOutlet | None = None  # signed-in drop pages (a Twitch viewer's pay link)
+    platforms: dict[str, ChatPlatform]  # the configured ones, by name, not yet started
+    web_chats: list[ChatPlatform]  # those of them the web server serves
+    pages: PageOutlet | None = None  # signed-in drop pages (where a chat viewer may pay)
 
 
 @dataclass
@@ -133,6 +132,7 @@ class App:
     secret: str  # signs links, forms, sessions: configured, or made once and kept in the db
     signer: LinkSigner
     links: LinkIssuer
+    platforms: tuple[PlatformPlugin, ...] = PLATFORMS
 
     @classmethod
     async def open(
@@ -142,8 +142,11 @@ class App:
         clock: Clock | None = None,
         migrate: bool = True,
         hand_off: bool = False,
+        platforms: tuple[PlatformPlugin, ...] = PLATFORMS,
     ) -> App:
-        """Connect, bring the schema up to date, and assemble the core."""
+        """Connect, bring the schema up to date, and assemble the core, telling it the chat
+        platforms' identity schemes."""
+        register_schemes(platforms)
         db = Database(
             settings.database.url,
             echo=settings.database.echo,
@@ -163,7 +166,7 @@ class App:
         logs.hide(secret)
         signer = LinkSigner(secret, commerce.clock, settings.security.link_ttl_seconds)
         links = LinkIssuer(signer, commerce.customers, commerce.tracker, settings.web.base_url)
-        return cls(settings, db, commerce, secret, signer, links)
+        return cls(settings, db, commerce, secret, signer, links, platforms)
 
     async def close(self) -> None:
         await self.db.dispose()
@@ -240,8 +243,9 @@ class App:
     ) -> None:
         """Run the given roles in this process until SIGINT/SIGTERM (or ``stop`` is set).
 
-        web: checkout, pages, APIs and the studio chat; bots: Discord and Twitch;
-        scheduler: lifecycle jobs and reminder delivery (one leader per database).
+        web: checkout, pages, APIs and the chats served on the web (the studio); bots: the
+        remote chat platforms (Discord, Twitch); scheduler: lifecycle jobs and reminder
+        delivery (one leader per database).
         """
         stop = stop or asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -264,10 +268,10 @@ class App:
             chat = self.build_chat(web="web" in roles, bots="bots" in roles, demo=demo)
             await chat.hub.start()
             stack.push_async_callback(chat.hub.stop)
-            if "bots" in roles:
-                for bot in self._bots(chat):
-                    await bot.start()
-                    stack.push_async_callback(bot.close)
+            for platform in chat.platforms.values():
+                if platform not in chat.web_chats:  # those start and stop with the web
+                    await platform.start()
+                    stack.push_async_callback(platform.close)
             if "scheduler" in roles:
                 scheduler = self._scheduler(chat)
                 await scheduler.start()
@@ -280,61 +284,41 @@ class App:
                 stack.push_async_callback(gateways.close)  # after the web has stopped
                 runner = await self._start_web(chat, gateways, demo=demo)
                 stack.push_async_callback(runner.cleanup)
-                if chat.studio is not None:  # first: say waiting outcomes to tabs still open
-                    stack.push_async_callback(chat.studio.close)
+                for web_chat in chat.web_chats:  # closed first: they answer tabs still open
+                    await web_chat.start()
+                    stack.push_async_callback(web_chat.close)
             if drop_id is not None:
-                await self._print_demo(drop_id, studio=chat.studio is not None, token=demo_token)
+                await self._print_demo(drop_id, studio=bool(chat.web_chats), token=demo_token)
             await stop.wait()
 
-    def _bots(self, chat: Chat) -> list[DiscordBot | TwitchBot]:
-        """The chat platforms with credentials in the settings, sharing one linker."""
-        bots: list[DiscordBot | TwitchBot] = []
-        linker = AccountLinker(self.commerce)
-        if self.settings.discord.enabled:
-            bots.append(DiscordBot(self.settings.discord, chat.handler, chat.hub, linker=linker))
-        if self.settings.twitch.enabled:
-            tracker = self.commerce.tracker
-
-            async def viewers(drop_id: int, count: int) -> None:
-                await tracker.record_viewers(drop_id, count, "twitch")
-
-            bots.append(
-                TwitchBot(
-                    self.settings.twitch,
-                    chat.handler,
-                    chat.hub,
-                    self.commerce,
-                    linker=linker,
-                    on_viewers=viewers,
-                )
-            )
-        return bots
-
     def _scheduler(self, chat: Chat) -> SchedulerRole:
-        """The scheduler role; it delivers through the outlets living in this process."""
-        senders: dict[str, Sender] = {"webhook": WebhookSender()}
-        for outlet in chat.hub.outlets:
-            senders[outlet.platform] = OutletSender(outlet)
+        """The scheduler role; it delivers through the platforms running in this process."""
         sched = self.settings.scheduler
-        dispatcher = Dispatcher(
-            self.commerce,
-            self.renderer(),
-            senders,
-            lease_seconds=sched.lease_seconds,
-            concurrency=sched.dispatch_concurrency,
-        )
         return SchedulerRole(
             self.commerce,
             sched,
             hub=chat.hub,
-            dispatcher=dispatcher,
+            dispatcher=self.dispatcher(chat),
             leadership=Leadership(self.db, poll_seconds=sched.leader_poll_seconds),
             privacy=self.settings.privacy,
         )
 
+    def dispatcher(self, chat: Chat) -> Dispatcher[Message]:
+        """Retention delivery: a notification goes out through the platform named by its
+        channel (an identity scheme: the person's private messages there) or a webhook."""
+        senders: dict[str, Sender[Message]] = {"webhook": WebhookSender()}
+        for name, platform in chat.platforms.items():
+            senders[name] = OutletSender(platform.outlet)
+        return Dispatcher(
+            self.commerce,
+            self.renderer(),
+            senders,
+            lease_seconds=self.settings.scheduler.lease_seconds,
+            concurrency=self.settings.scheduler.dispatch_concurrency,
+        )
+
     def renderer(self) -> RetentionRenderer:
         base = self.settings.web.base_url
-
         return RetentionRenderer(
             self.commerce,
             self.links.url,
@@ -344,8 +328,9 @@ class App:
         )
 
     def build_chat(self, *, web: bool = True, bots: bool = True, demo: bool = False) -> Chat:
-        """The chat side: one command handler and hub, and the platform outlets. The studio
-        is on in the demo, elsewhere only when ``chat.studio = true``."""
+        """The chat side: one command handler and hub, the drop pages' outlet, and every
+        configured platform of the enabled roles (``web``: chats the web server serves,
+        ``bots``: the others), built but not started."""
         chat_settings = self.settings.chat
         base = self.settings.web.base_url
 
@@ -363,21 +348,26 @@ class App:
             self.links.url,
             thresholds=chat_settings.tick_thresholds,
             edit_interval=chat_settings.edit_interval_seconds,
+            chart=RecapChart(self.commerce.analytics),
         )
         pages = PageOutlet(WebInbox(self.commerce.customers)) if web else None
         if pages is not None:
             hub.add_outlet(pages)
-        studio_on = demo if chat_settings.studio is None else chat_settings.studio
-        if not (studio_on and web):
-            return Chat(handler, hub, None, pages)
-        studio = StudioOutlet(
-            handler,
-            per_ip=self.settings.web.claim_rate_per_ip,
-            per_session=self.settings.web.claim_rate_per_customer,
-            local_rehearsals=demo,
+        context = PlatformContext(
+            self.settings, self.commerce, handler, hub, AccountLinker(self.commerce), demo
         )
-        hub.add_outlet(studio)
-        return Chat(handler, hub, studio, pages)
+        platforms: dict[str, ChatPlatform] = {}
+        web_chats: list[ChatPlatform] = []
+        for plugin in self.platforms:
+            if not (web if plugin.role == "web" else bots):
+                continue
+            platform = plugin.build(context)
+            if platform is not None:
+                platforms[plugin.name] = platform
+                handler.reachability[plugin.name] = platform.reachable
+                if plugin.role == "web":
+                    web_chats.append(platform)
+        return Chat(handler, hub, platforms, web_chats, pages)
 
     async def _start_web(
         self, chat: Chat, gateways: PaymentGateways, *, demo: bool = False
@@ -393,8 +383,8 @@ class App:
             or (ConsoleMailer() if demo else None),
             inbox=chat.pages.inbox if chat.pages is not None else None,
         )
-        if chat.studio is not None:
-            app.router.add_routes(chat.studio.routes())
+        for web_chat in chat.web_chats:
+            app.router.add_routes(web_chat.routes())
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, self.settings.web.host, self.settings.web.port)
@@ -417,7 +407,7 @@ class App:
             )
         if studio:
             print(f"  studio chat {base}/studio   (type !drop, then !buy once it is live)")
-        print(f"  drop page   {base}/d/{drop_id}")
+        print(f"  drop page   {drop_page_url(base, drop_id)}")
         print(f"  overlay     {base}/overlay/{drop_id}")
         if token is not None:
             print(f"  dashboard   {base}/dashboard?token={token}   (demo admin token, this run)")

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
@@ -69,7 +69,7 @@ class SchedulerRole:
         settings: SchedulerSettings,
         *,
         hub: Countdown | None = None,
-        dispatcher: Dispatcher | None = None,
+        dispatcher: Dispatcher[Any] | None = None,
         leadership: Leadership | None = None,
         privacy: PrivacySettings | None = None,
     ) -> None:

@@ -22,6 +22,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
+from bot.platforms import register_schemes
 from commerce.clock import ManualClock
 from commerce.core import Commerce
 from commerce.storage.database import Database
@@ -38,6 +39,7 @@ SKIP_PG = os.environ.get("DROPCAST_TEST_SKIP_PG") == "1"
 if SKIP_PG and os.environ.get("CI"):
     raise RuntimeError("DROPCAST_TEST_SKIP_PG is not allowed in CI: the PostgreSQL suite must run")
 ENGINES = ["sqlite"] if SKIP_PG else ["sqlite", "postgresql"]
+register_schemes()  # what the composition root does: the core learns the platforms' identities
 
 
 def run_blocking(coro: Coroutine[Any, Any, T]) -> T:

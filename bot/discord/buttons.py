@@ -10,13 +10,14 @@ from typing import Any, Protocol, runtime_checkable
 import discord
 
 from bot.messages import Button
+from bot.presenter import platforms as say
 
 log = logging.getLogger(__name__)
 
-_LOOK: dict[Button, tuple[str, discord.ButtonStyle]] = {
-    Button.BUY: ("Buy", discord.ButtonStyle.success),
-    Button.WAITLIST: ("Join waitlist", discord.ButtonStyle.secondary),
-    Button.REMIND: ("Remind me", discord.ButtonStyle.primary),
+_STYLE = {
+    Button.BUY: discord.ButtonStyle.success,
+    Button.WAITLIST: discord.ButtonStyle.secondary,
+    Button.REMIND: discord.ButtonStyle.primary,
 }
 
 
@@ -36,10 +37,11 @@ class DropButton(
     """A Buy / Join waitlist / Remind me button: ``custom_id`` is ``dropcast:ACTION:DROP_ID``."""
 
     def __init__(self, action: Button, drop_id: int) -> None:
-        label, style = _LOOK[action]
         super().__init__(
             discord.ui.Button(
-                label=label, style=style, custom_id=f"dropcast:{action.value}:{drop_id}"
+                label=say.BUTTON_LABELS[action],
+                style=_STYLE[action],
+                custom_id=f"dropcast:{action.value}:{drop_id}",
             )
         )
         self.action = action

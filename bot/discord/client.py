@@ -11,17 +11,19 @@ from typing import Any, Protocol
 import aiohttp
 import discord
 import yarl
+from aiohttp import web
 from discord import app_commands
 
 from bot.commands import Command, CommandHandler, current_drop
 from bot.discord import render
 from bot.discord.buttons import DropButton
 from bot.discord.outlet import DiscordOutlet, Edit
-from bot.discord.pacing import paced
+from bot.discord.pacing import discord_limiter, paced
 from bot.discord.slash import Interaction, slash_commands
 from bot.hub import ChatHub
 from bot.messages import Button, ChatUser, Message, Outbound
-from bot.ratelimit import RateLimiter, discord_limiter
+from bot.presenter import platforms as say
+from bot.ratelimit import RateLimiter
 from config.settings import DiscordSettings
 
 log = logging.getLogger(__name__)
@@ -41,9 +43,6 @@ ANSWER_WAIT = 0.5
 ACK_WINDOW = 3.0
 ACK_MARGIN = 1.0  # the deferral's own trip to Discord, on a busy event loop
 CONNECTIONS = 64  # REST connections to Discord kept open at most
-STALE_BUTTON = "That button belongs to an earlier drop. /drop shows the current one."
-SENT_PRIVATELY = "I've sent you the answer privately."
-FAILED = "Sorry, that did not work. Please try again in a moment."
 
 
 def use_endpoints(settings: DiscordSettings) -> None:
@@ -134,6 +133,12 @@ class DiscordBot(discord.Client):
             for task in late:
                 task.cancel()
             await asyncio.gather(*late, return_exceptions=True)
+
+    async def reachable(self, user: ChatUser) -> bool:
+        return True  # an interaction's answer can always be ephemeral (only they see it)
+
+    def routes(self) -> list[web.RouteDef]:
+        return []  # everything happens on Discord
 
     async def setup_hook(self) -> None:
         self.add_dynamic_items(DropButton)
@@ -230,7 +235,7 @@ class DiscordBot(discord.Client):
         self, user: ChatUser, interaction: Interaction, command: Command, drop_id: int | None
     ) -> Outbound:
         if drop_id is not None and not await self._is_current(drop_id):
-            return Outbound(replies=[Message(STALE_BUTTON, kind="error")])
+            return Outbound(replies=[Message(say.STALE_BUTTON, kind="error")])
         return await self.handler.execute(user, command, message_id=str(interaction.id))
 
     async def refuse(self, interaction: Interaction, text: str) -> None:
@@ -248,14 +253,10 @@ class DiscordBot(discord.Client):
         """/link: a one-time code, shown only to this person, to type in Twitch chat. This
         direction is the safe one: a code posted in public chat could be redeemed by anyone."""
         if self.linker is None:
-            await self.refuse(interaction, "Account linking is not set up on this server.")
+            await self.refuse(interaction, say.LINKING_OFF)
             return
         code = self.linker.issue_link_code(f"discord:{interaction.user.id}")
-        await self.refuse(
-            interaction,
-            f"Type `!link {code}` in the Twitch chat within 10 minutes: your Twitch claims "
-            "then get their pay links here, by DM.",
-        )
+        await self.refuse(interaction, say.link_code_issued(code))
 
     async def _is_current(self, drop_id: int) -> bool:
         drop = await current_drop(self.handler.commerce)
@@ -283,7 +284,7 @@ class DiscordBot(discord.Client):
                     # follow-ups honour their own ephemeral flag. Deleting it instead is no
                     # way out: follow-ups to a deleted placeholder fail with 10008
                     # (discord/discord-api-docs#3087).
-                    await interaction.edit_original_response(content=SENT_PRIVATELY)
+                    await interaction.edit_original_response(content=say.SENT_PRIVATELY)
                 sent = await interaction.followup.send(
                     shown.content,
                     embeds=shown.embeds,
@@ -305,9 +306,9 @@ class DiscordBot(discord.Client):
     async def _apologize(self, interaction: Interaction) -> None:
         try:
             if interaction.response.is_done():
-                await interaction.followup.send(FAILED, ephemeral=True)
+                await interaction.followup.send(say.FAILED, ephemeral=True)
             else:
-                await interaction.response.send_message(FAILED, ephemeral=True)
+                await interaction.response.send_message(say.FAILED, ephemeral=True)
         except discord.HTTPException:
             log.warning("could not tell a discord user that their command failed")
 

@@ -15,6 +15,7 @@ import discord
 from bot.commands import COMMANDS
 from bot.discord.buttons import DropButton
 from bot.messages import Message
+from bot.presenter import platforms as say
 
 _COLOURS = {
     "announcement": discord.Colour.blurple(),
@@ -59,9 +60,9 @@ def components(message: Message, *, private: bool) -> discord.ui.View:
         for button in message.buttons:
             view.add_item(DropButton(button, message.drop_id))
     if private and message.personal_link:
-        view.add_item(discord.ui.Button(label="Pay now", url=message.personal_link))
+        view.add_item(discord.ui.Button(label=say.PAY_NOW, url=message.personal_link))
     if message.public_link:
-        view.add_item(discord.ui.Button(label="Drop page", url=message.public_link))
+        view.add_item(discord.ui.Button(label=say.DROP_PAGE, url=message.public_link))
     return view
 
 

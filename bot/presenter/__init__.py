@@ -9,13 +9,11 @@ for a bundle drop. Money is the drop's currency in the reader's locale.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from dataclasses import replace
 from datetime import datetime
 
 from bot.messages import Button, Message, a_unit
-from commerce.analytics.chart import render_png
 from commerce.core import Commerce
 from commerce.domain.events import (
     DropClosed,
@@ -25,8 +23,10 @@ from commerce.domain.events import (
     OrderPaid,
     Restocked,
     SoldOut,
+    WaitlistOffered,
 )
 from commerce.domain.model import DropFormat, DropView, Money, Order, OrderStatus
+from commerce.links import drop_page_url
 from commerce.money_format import format_money
 from commerce.shipping import pickup_point, tracking_url
 from commerce.views import Action, DropStatus, Phase, drop_status, left_text
@@ -140,7 +140,7 @@ class Presenter:
         self.locale = locale  # for public posts; None: the process default (chat.locale)
 
     def page(self, drop_id: int) -> str:
-        return f"{self.public_url}/d/{drop_id}"
+        return drop_page_url(self.public_url, drop_id)
 
     def price(self, view: DropView, locale: str | None = None) -> str:
         """What one claim costs, in the reader's locale ("from …" when items differ)."""
@@ -303,6 +303,20 @@ class Presenter:
             parts.append(f"{line.sku}{where}: {left}")
         return parts
 
+    def waitlist_offer(self, view: DropView, event: WaitlistOffered, link: str) -> Message:
+        """To the next in line, privately: a unit freed up and is held for them."""
+        return Message(
+            f"{a_unit(view.unit_word).capitalize()} of {view.drop.title} freed up and "
+            "it's yours: pay with your personal link. The hold expires {at}.",
+            kind="waitlist_offer",
+            drop_id=event.drop_id,
+            at=event.expires_at,
+            personal_link=link,
+            private=True,
+            hold_id=event.hold_id,
+            unit=view.unit_word,
+        )
+
     # -- after the sale ---------------------------------------------------------------------
 
     def paid(self, view: DropView, event: OrderPaid) -> Message:
@@ -320,7 +334,8 @@ class Presenter:
         )
 
     async def recap_with_kpis(self, view: DropView, reason: str) -> Message:
-        """The closing recap, leading with the drop's one objective, with the chart."""
+        """The closing recap, leading with the drop's one objective (the hub attaches the
+        chart)."""
         base = self.recap(view, reason)
         try:
             kpis = await self.commerce.analytics.kpis(view.drop.id)
@@ -339,9 +354,7 @@ class Presenter:
             fields.append(("Median checkout", f"{median:.0f} s"))
         if kpis.viewers.peak is not None:
             fields.append(("Peak viewers", str(kpis.viewers.peak)))
-        loop = asyncio.get_running_loop()
-        image = await loop.run_in_executor(None, render_png, kpis)  # matplotlib: off the loop
-        return replace(base, text=lead + base.text, fields=tuple(fields), image=image)
+        return replace(base, text=lead + base.text, fields=tuple(fields))
 
     def recap(self, view: DropView, reason: str) -> Message:
         """The closed status, thanked, with the numbers as fields (in claim units)."""

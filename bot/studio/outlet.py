@@ -20,6 +20,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from bot.coalesce import Mention, OutcomeLines
 from bot.commands import CommandError, CommandHandler, parse
 from bot.messages import ChatUser, Message
+from bot.presenter import platforms as say
 from bot.private import PrivateTrail
 from bot.studio.access import NameBook, is_admin, origin_allowed
 from commerce.domain.errors import InvalidInput
@@ -35,14 +36,6 @@ OUTCOME_LINE = 500  # as on Twitch, so that a rehearsal here shows what Twitch c
 GATHER = 0.5  # as the Twitch outlet's SendPolicy.gather
 LINES_IN_FLIGHT = 100  # chat lines of one tab being handled at once
 SIGN_IN = "/dashboard"
-
-NO_SESSION = "This tab has no studio session: reload the studio page (cookies must be allowed)."
-TAKEN = "That name is taken in this studio; pick another."
-FULL = "The studio has too many names right now; try again later."
-CREATOR_ONLY = (
-    "Creator commands need the dashboard sign-in: open /dashboard?token=<admin token> in "
-    "this browser (the demo prints the link), then reload the studio."
-)
 
 
 def frame(
@@ -165,6 +158,18 @@ class StudioOutlet:
             await self._send(ws, data)
         return bool(targets)
 
+    # -- ChatPlatform -----------------------------------------------------------------------
+
+    @property
+    def outlet(self) -> StudioOutlet:
+        return self  # the studio is its own outlet
+
+    async def start(self) -> None:
+        return None  # it runs in the web server, whose routes it serves
+
+    async def reachable(self, user: ChatUser) -> bool:
+        return True  # a private line goes to the tabs of the session that owns the name
+
     # -- the web side ---------------------------------------------------------------------
 
     def routes(self) -> list[web.RouteDef]:
@@ -198,7 +203,7 @@ class StudioOutlet:
         ws = web.WebSocketResponse(heartbeat=20, max_msg_size=4096)
         await ws.prepare(request)
         if session is None:
-            await self._send(ws, error(NO_SESSION, fatal=True))
+            await self._send(ws, error(say.NO_SESSION, fatal=True))
             await ws.close(code=WSCloseCode.POLICY_VIOLATION)
             return ws
         creator = is_admin(request)
@@ -254,7 +259,7 @@ class StudioOutlet:
 
     async def _said(self, ws: web.WebSocketResponse, tab: Tab, raw: str) -> None:
         if (wait := self._wait(tab)) > 0:
-            await self._send(ws, error(f"Slow down: try again in {retry_after_header(wait)} s."))
+            await self._send(ws, error(say.slow_down(retry_after_header(wait))))
             return
         try:
             data = json.loads(raw)
@@ -262,16 +267,18 @@ class StudioOutlet:
             text = str(data.get("text", "")).strip()[:MAX_LINE]
             identity = normalize_identity(f"local:{name}")
         except (ValueError, RecursionError, InvalidInput, AttributeError):
-            await self._send(ws, error("Pick a name: letters, digits, _ . -"))
+            await self._send(ws, error(say.PICK_A_NAME))
             return
         if not text:
             return
         if not self._names.take(identity, tab.sid, self._open_sessions):
-            await self._send(ws, error(TAKEN if self._names.owner(identity) else FULL))
+            await self._send(
+                ws, error(say.NAME_TAKEN if self._names.owner(identity) else say.NAMES_FULL)
+            )
             return
         tab.names.add(identity)
         if not tab.creator and self._steers(text):
-            await self._send(ws, error(CREATOR_ONLY, link=SIGN_IN))
+            await self._send(ws, error(say.CREATOR_ONLY, link=SIGN_IN))
             return
         locale = str(data.get("locale") or "")[:35] or None  # the browser's language
         # The page's "creator" box counts only in the admin's tab (who may speak as a viewer).

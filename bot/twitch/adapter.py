@@ -10,20 +10,25 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import twitchio
 import twitchio.eventsub.websockets as eventsub_websockets
+from aiohttp import web
 from twitchio import eventsub
 from twitchio.http import Route
 
 from bot.commands import CommandHandler
-from bot.hub import ChatHub
+from bot.hub import ChatHub, Outlet
+from bot.linking import AccountLinker
 from bot.messages import ChatUser, Message, relative
-from bot.twitch.linking import AccountLinker
+from bot.presenter import platforms as say
 from bot.twitch.outlet import SendPolicy, TwitchOutlet, render
 from bot.twitch.viewers import SAMPLE_INTERVAL, ViewerCallback, ViewerSampler
+from bot.webpage import PAGES
 from commerce.core import Commerce
+from commerce.domain.identities import SCHEMES
 from config.settings import TwitchSettings
 
 log = logging.getLogger(__name__)
@@ -83,7 +88,6 @@ class TwitchBot:
         self.hub = hub
         self.commerce = commerce
         self.linker = linker or AccountLinker(commerce)
-        handler.reachability["twitch"] = self._reachable
         self.on_viewers = on_viewers
         self.sample_interval = sample_interval
         self.policy = policy
@@ -277,59 +281,64 @@ class TwitchBot:
         brief = reply.brief.replace("{at}", relative(reply.at, now) if reply.at else "soon")
         if reply.personal_link is None:
             return brief
-        via = await self._deliver_privately(user.identity, reply)
-        if via is not None:
-            return f"{brief} — your pay link is {via}"
+        where = await self._deliver_privately(user.identity, reply)
+        if where is not None:
+            return say.pay_link_went(brief, where)
         page = reply.public_link or (
             self.handler.drop_page(reply.drop_id) if reply.drop_id is not None else ""
         )
-        return f"{brief} — check out on the drop page {page}".rstrip()
+        return say.check_out_on_page(brief, page)
 
-    async def _reachable(self, user: ChatUser) -> bool:
-        """Can a personal link reach this viewer privately: a linked Discord account with a
-        Discord bot running, a drop page they signed in to, or opted-in whispers?"""
+    async def reachable(self, user: ChatUser) -> bool:
+        """Can a personal link reach this viewer privately: opted-in whispers, a drop page
+        they signed in to, or a linked account on a platform here that messages privately?"""
         if self._outlet is not None and self._outlet.whispers:
             return True
         customer_id = await self.commerce.customers.find(user.identity)
         if customer_id is None:
             return False
         customer = await self.commerce.customers.get(customer_id)
-        if customer.verified and any(o.platform == "page" for o in self.hub.outlets):
+        if customer.verified and any(o.platform == PAGES for o in self.hub.outlets):
             return True
-        if not any(o.platform == "discord" for o in self.hub.outlets):
-            return False
-        return any(i.startswith("discord:") for i in customer.identities)
+        return bool(self._linked_outlets(customer.identities))
+
+    def _linked_outlets(self, identities: Iterable[str]) -> list[tuple[str, Outlet, str]]:
+        """(linked identity, outlet, its private channel) for the viewer's accounts on
+        platforms running here that message people privately without asking, best first."""
+        by_scheme = {i.split(":", 1)[0]: i for i in identities}
+        return [
+            (by_scheme[scheme.name], outlet, scheme.private.described)
+            for scheme in SCHEMES.private(opted_in=False)
+            if scheme.private is not None and scheme.name in by_scheme
+            for outlet in self.hub.outlets
+            if outlet.platform == scheme.name
+        ]
 
     async def _deliver_privately(self, identity: str, message: Message) -> str | None:
-        """Where the personal link went: a linked Discord account's DMs, else the drop page
-        the viewer signed in to, else a whisper."""
+        """Where the personal link went: a linked account's private messages (Discord DMs),
+        else the drop page the viewer signed in to, else a whisper."""
         customer_id = await self.commerce.customers.find(identity)
         if customer_id is not None:
             customer = await self.commerce.customers.get(customer_id)
-            discord = [o for o in self.hub.outlets if o.platform == "discord"]
-            for linked in (i for i in customer.identities if i.startswith("discord:")):
-                for outlet in discord:
-                    try:
-                        if await outlet.send_private(linked, message):
-                            return "in your Discord DMs"
-                    except Exception:
-                        log.exception("twitch: Discord DM to a linked account failed")
-            for page in (o for o in self.hub.outlets if o.platform == "page"):
+            for linked, outlet, channel in self._linked_outlets(customer.identities):
+                try:
+                    if await outlet.send_private(linked, message):
+                        return say.in_private(channel)
+                except Exception:
+                    log.exception("twitch: a private message to a linked account failed")
+            for page in (o for o in self.hub.outlets if o.platform == PAGES):
                 if await page.send_private(identity, message):
-                    return f"on the drop page you signed in to {message.public_link or ''}".rstrip()
+                    return say.on_signed_in_page(message.public_link)
         if await self.outlet.send_private(identity, message):
-            return "in your Twitch whispers"
+            return say.in_private(say.TWITCH_WHISPERS)
         return None
 
+    def routes(self) -> list[web.RouteDef]:
+        return []  # everything happens on Twitch
+
     async def _link(self, user: ChatUser, args: list[str]) -> str:
-        prefix = self.handler.prefix
         if len(args) != 1:
-            # Codes are only ever issued privately (Discord /link): one posted in this public
-            # chat could be redeemed by anyone reading it.
-            return (
-                f"{user.name}, use /link in our Discord to get a private code, then type "
-                f"{prefix}link CODE here."
-            )
+            return say.link_code_needed(user.name, self.handler.prefix)
         if await self.linker.redeem_link_code(args[0], user.identity):
-            return f"{user.name}, your Twitch and Discord accounts are linked."
-        return "That code is unknown or expired: get a new one."
+            return say.accounts_linked(user.name)
+        return say.LINK_CODE_UNKNOWN

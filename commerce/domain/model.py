@@ -10,6 +10,7 @@ from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 
 from commerce.domain.errors import InvalidInput
+from commerce.domain.identities import SCHEMES
 
 SHIP_POOL = "ship"
 PICKUP_PREFIX = "pickup:"
@@ -18,12 +19,6 @@ PICKUP_PREFIX = "pickup:"
 _ZERO_DECIMAL = frozenset({"JPY", "KRW", "VND", "CLP", "ISK", "UGX", "XAF", "XOF", "PYG"})
 _SKU = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _POOL = re.compile(r"^(ship|pickup:[a-z0-9][a-z0-9-]{0,70})$")
-_IDENTITY = {
-    "discord": re.compile(r"^\d{1,20}$"),
-    "twitch": re.compile(r"^\d{1,20}$"),
-    "web": re.compile(r"^[^@\s]{1,64}@[^@\s]{1,250}\.[^@\s]{1,60}$"),
-    "local": re.compile(r"^[A-Za-z0-9_.-]{1,40}$"),
-}
 
 
 class DropFormat(StrEnum):
@@ -169,18 +164,9 @@ def validate_pool(pool: str, field_name: str = "pool") -> str:
 
 
 def normalize_identity(identity: str) -> str:
-    """Check and normalise a platform identity such as ``discord:123`` or ``web:a@b.co``."""
-    platform, sep, ident = identity.strip().partition(":")
-    platform = platform.lower()
-    if not sep or platform not in _IDENTITY:
-        raise InvalidInput(
-            "customer", f"{identity!r} is not an identity (discord:<id>, twitch:<id>, web:<email>)"
-        )
-    if platform == "web":
-        ident = ident.lower()
-    if not _IDENTITY[platform].match(ident):
-        raise InvalidInput("customer", f"{identity!r} is not a valid {platform} identity")
-    return f"{platform}:{ident}"
+    """Check and normalise an identity such as ``web:a@b.co`` against the schemes this
+    process knows (the core's own and those its chat platforms registered)."""
+    return SCHEMES.normalize(identity)
 
 
 @dataclass(frozen=True, slots=True)
@@ -440,5 +426,5 @@ class Customer:
     identities: tuple[str, ...] = field(default_factory=tuple)
     display_name: str | None = None
     # Identities proven by signing in on the web: such a customer can be reached on the
-    # drop page they signed in to (a Twitch viewer's pay link goes there).
+    # drop page they signed in to (where a chat viewer without private messages pays).
     verified: tuple[str, ...] = field(default_factory=tuple)

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import String, and_, cast, func, literal, or_, select, update
 
+from commerce.domain.identities import SCHEMES
 from commerce.services.unit_of_work import UnitOfWork
 from commerce.storage.tables import (
     UTCDateTime,
@@ -26,9 +28,24 @@ from commerce.storage.tables import (
 )
 
 FINAL = ("sent", "unreachable", "failed", "unsubscribed", "skipped")
-# Where a buyer's private messages about their order go, best first: a Discord DM, the
-# local studio. Twitch and web buyers read theirs on the drop page they signed in to.
-PERSONAL_CHANNELS = ("discord", "local")
+
+
+class DeliveryStatus(StrEnum):
+    """How one send went, as a sender reports it (the first three are also final)."""
+
+    SENT = "sent"
+    UNREACHABLE = "unreachable"  # the person cannot be messaged there (DMs closed, 410)
+    RETRY = "retry"  # try again later (429, 5xx, network)
+    FAILED = "failed"  # a permanent error
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """A sender's answer to the dispatcher, which records it on the notification."""
+
+    status: DeliveryStatus
+    retry_after: float | None = None
+    error: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,8 +167,9 @@ class NotificationService:
                 select(identities.c.identity).where(identities.c.customer_id == customer_id)
             )
         ).scalars()
-        by_channel = {i.split(":", 1)[0]: i for i in sorted(known)}
-        address = next((by_channel[c] for c in PERSONAL_CHANNELS if c in by_channel), None)
+        # No consent asked for an order's messages: a buyer whose platforms reach nobody
+        # without it reads theirs on the drop page they signed in to.
+        address = SCHEMES.reach(known, opted_in=False)
         if address is None:
             return False
         await conn.execute(
@@ -174,7 +192,14 @@ class NotificationService:
         return True
 
     async def _non_buyers(self, conn: Any, drop_id: int, kind: str, now: datetime) -> int:
-        """Customers who claimed in this drop but never bought: they get the replay too."""
+        """Customers who claimed in this drop but never bought: they get the replay too, where
+        a private channel reaches them without consent."""
+        reachable = [
+            identities.c.identity.like(f"{scheme.name}:%")
+            for scheme in SCHEMES.private(opted_in=False)
+        ]
+        if not reachable:
+            return 0
         bought = select(orders.c.customer_id).where(
             orders.c.drop_id == drop_id, orders.c.status.in_(("paid", "reserved"))
         )
@@ -184,7 +209,7 @@ class NotificationService:
             .where(
                 claims.c.drop_id == drop_id,
                 claims.c.customer_id.not_in(bought),
-                or_(identities.c.identity.like("discord:%"), identities.c.identity.like("local:%")),
+                or_(*reachable),
             )
             .group_by(claims.c.customer_id)
         )

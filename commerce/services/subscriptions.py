@@ -1,8 +1,9 @@
 """Subscriptions: superfans who asked to hear about drops, one drop, or restocks of a SKU.
 
-Delivery prefers a Discord DM; a Twitch whisper only when the viewer opted in; a webhook
-as a configured fallback. Ending a subscription takes effect at once: the dispatcher checks
-it again right before sending.
+Delivery goes by the first private channel the customer's identities reach (in the order
+the platforms registered them); a channel that needs consent only when the viewer opted in;
+a webhook as a configured fallback. Ending a subscription takes effect at once: the
+dispatcher checks it again right before sending.
 """
 
 from __future__ import annotations
@@ -13,12 +14,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import select, update
 
 from commerce.domain.errors import InvalidInput
-from commerce.domain.model import normalize_identity, validate_sku
+from commerce.domain.identities import SCHEMES
+from commerce.domain.model import validate_sku
 from commerce.services.unit_of_work import UnitOfWork
 from commerce.storage.tables import identities, subscriptions
 
 SCOPES = ("creator", "drop", "sku")
-CHANNEL_PREFERENCE = ("discord", "local", "twitch")  # for the identities a customer has
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,11 +64,12 @@ class SubscriptionService:
         target: str = "*",
         *,
         webhook: str | None = None,
-        whisper_opt_in: bool = False,
+        opt_in: bool = False,
         timezone: str = "UTC",
         quiet_hours: tuple[int, int] | None = None,
     ) -> Subscription:
-        """Start (or restart) a subscription; asking again updates its settings."""
+        """Start (or restart) a subscription; asking again updates its settings.
+        ``opt_in``: the customer consents to channels that need it."""
         if scope not in SCOPES:
             raise InvalidInput("scope", f"must be one of {', '.join(SCOPES)}")
         if scope == "drop" and not target.isdigit():
@@ -82,7 +84,7 @@ class SubscriptionService:
             raise InvalidInput("timezone", f"unknown time zone {timezone!r}") from None
         if quiet_hours is not None and not all(0 <= h <= 23 for h in quiet_hours):
             raise InvalidInput("quiet_hours", "hours are 0 to 23")
-        channel, address = await self._route(customer_id, webhook, whisper_opt_in)
+        channel, address = await self._route(customer_id, webhook, opt_in)
         values = {
             "channel": channel,
             "address": address,
@@ -148,9 +150,8 @@ class SubscriptionService:
             )
             return [_row(r) for r in rows]
 
-    async def _route(
-        self, customer_id: int, webhook: str | None, whisper_opt_in: bool
-    ) -> tuple[str, str]:
+    async def _route(self, customer_id: int, webhook: str | None, opt_in: bool) -> tuple[str, str]:
+        """The channel (named after its identity scheme) and address messages go to."""
         if webhook is not None:
             if not webhook.startswith(("https://", "http://")):
                 raise InvalidInput("webhook", "must be an http(s) URL")
@@ -163,16 +164,12 @@ class SubscriptionService:
                     )
                 ).scalars()
             )
-        by_platform = {normalize_identity(i).split(":", 1)[0]: i for i in known}
-        for platform in CHANNEL_PREFERENCE:
-            if platform == "twitch" and not whisper_opt_in:
-                continue  # whispers only for those who asked for them
-            if platform in by_platform:
-                return platform, by_platform[platform]
-        if "twitch" in by_platform:
-            raise InvalidInput(
-                "channel",
-                "reminders go by Discord DM: link your Discord account (!link), or opt in to "
-                "Twitch whispers",
-            )
+        address = SCHEMES.reach(known, opted_in=opt_in)
+        if address is not None:
+            return address.split(":", 1)[0], address
+        with_consent = SCHEMES.reach(known, opted_in=True)  # a channel that needs it
+        scheme = SCHEMES.scheme_of(with_consent) if with_consent else None
+        if scheme is not None and scheme.private is not None:
+            instead = f"{scheme.private.instead}, or " if scheme.private.instead else ""
+            raise InvalidInput("channel", f"{instead}opt in to {scheme.private.described}")
         raise InvalidInput("channel", "no way to reach this customer privately")

@@ -20,6 +20,7 @@ from bot.discord import DiscordBot
 from bot.hub import ChatHub
 from bot.messages import Button, Message, Outbound
 from bot.presenter import Presenter
+from bot.recap import RecapChart
 from commerce.core import Commerce
 from commerce.domain.model import DropState
 from commerce.dropfile import validate_spec
@@ -65,6 +66,7 @@ class Chat:
             self.handler.issue_link,
             thresholds=list(thresholds),
             edit_interval=edit_interval,
+            chart=RecapChart(self.commerce.analytics),
         )
 
 

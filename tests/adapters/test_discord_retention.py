@@ -20,16 +20,19 @@ import pytest_asyncio
 from sqlalchemy import select
 
 from bot.commands import CommandHandler
+from bot.delivery import OutletSender
 from bot.discord import DiscordBot
 from bot.discord.outlet import _nonce
 from bot.hub import ChatHub
 from bot.presenter import Presenter
+from bot.presenter.retention import RetentionRenderer
 from commerce.clock import ManualClock
 from commerce.core import Commerce
 from commerce.dropfile import validate_spec
+from commerce.services.notifications import DeliveryStatus
 from commerce.storage.tables import notifications
 from config.settings import DiscordSettings
-from scheduler.outbox import DeliveryStatus, Dispatcher, OutletSender, RetentionRenderer
+from scheduler.outbox import Dispatcher
 from tests.helpers import PATIENCE, capsule_spec, links
 
 # `tests.fakes` must be importable whether pytest runs as `python -m pytest` or bare `pytest`.

@@ -56,7 +56,7 @@ class RecordingOutlet:
     async def edit(self, handle: str, message: Message) -> None:
         return None
 
-    async def send_private(self, identity: str, message: Message) -> bool:
+    async def send_private(self, identity: str, message: Message, key: str | None = None) -> bool:
         self.private.append((identity, message))
         return True
 
@@ -172,6 +172,7 @@ async def stage(commerce: Any) -> AsyncIterator[StageFactory]:
                 sample_interval=0.05,
                 policy=policy,
             )
+            bot.handler.reachability["twitch"] = bot.reachable  # as the composition root does
             handled: list[str] = []
             handle_chat = bot.handle_chat
 

@@ -7,6 +7,7 @@ import asyncio
 from bot.hub import ChatHub
 from bot.messages import Message
 from bot.presenter import Presenter
+from bot.recap import RecapChart
 from tests.helpers import capsule_spec, customers, links, live_drop
 
 
@@ -25,7 +26,7 @@ class RecordingOutlet:
     async def edit(self, handle: str, message: Message) -> None:
         self.edits.append((handle, message))
 
-    async def send_private(self, identity: str, message: Message) -> bool:
+    async def send_private(self, identity: str, message: Message, key: str | None = None) -> bool:
         self.private.append((identity, message))
         return True
 
@@ -38,6 +39,7 @@ async def make_hub(commerce, edit_interval=0.05):
         links(lambda d, who: f"https://x.test/c/{who}"),
         thresholds=[5, 3, 1],
         edit_interval=edit_interval,
+        chart=RecapChart(commerce.analytics),
     )
     hub.add_outlet(outlet)
     await hub.start()

@@ -83,13 +83,9 @@ async def test_a_twitch_viewer_signs_in_buys_in_twitch_chat_and_pays_on_the_page
         hub = ChatHub(commerce, Presenter(commerce, base), issue, thresholds=[1], edit_interval=0.2)
         hub.add_outlet(PageOutlet(inbox))
         await hub.start()
-        bot = TwitchBot(
-            settings.twitch,
-            CommandHandler(commerce, issue, public_url=base),
-            hub,
-            commerce,
-            policy=FAST,
-        )
+        handler = CommandHandler(commerce, issue, public_url=base)
+        bot = TwitchBot(settings.twitch, handler, hub, commerce, policy=FAST)
+        handler.reachability["twitch"] = bot.reachable  # as the composition root does
         await bot.start()
         await fake.wait_for_subscription("channel.chat.message")
         drop_id = await commerce.drops.create(validate_spec(capsule_spec(3)))

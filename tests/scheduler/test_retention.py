@@ -9,10 +9,12 @@ import pytest
 from sqlalchemy import select
 
 from bot.messages import Message
+from bot.presenter.retention import RetentionRenderer
 from commerce.domain.errors import InvalidInput
 from commerce.dropfile import validate_spec
+from commerce.services.notifications import Delivery, DeliveryStatus
 from commerce.storage.tables import notifications
-from scheduler.outbox import Delivery, DeliveryStatus, Dispatcher, RetentionRenderer, in_quiet_hours
+from scheduler.outbox import Dispatcher, in_quiet_hours
 from tests.helpers import capsule_spec, links
 
 
@@ -181,7 +183,7 @@ async def test_twitch_only_viewers_need_discord_or_a_whisper_opt_in(commerce):
     customer = await commerce.customers.resolve("twitch:42")
     with pytest.raises(InvalidInput, match="Discord"):
         await commerce.subscriptions.subscribe(customer, "creator")
-    sub = await commerce.subscriptions.subscribe(customer, "creator", whisper_opt_in=True)
+    sub = await commerce.subscriptions.subscribe(customer, "creator", opt_in=True)
     assert (sub.channel, sub.address) == ("twitch", "twitch:42")
     await commerce.customers.link("twitch:42", "discord:7")
     sub = await commerce.subscriptions.subscribe(customer, "creator")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from bot.presenter.retention import RetentionRenderer
 from commerce.dropfile import validate_spec
 from commerce.services.notifications import Notification
-from scheduler.outbox import RetentionRenderer
 from tests.helpers import bundle_spec, capsule_spec, links
 
 

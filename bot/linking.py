@@ -1,13 +1,13 @@
 """Account linking by one-time code: proof that one person holds two chat accounts.
 
-Twitch chat has no private reply, so a Twitch viewer's personal pay link needs another way
-to reach them; once their Twitch and Discord accounts name one customer, it travels by
-Discord DM. A code is issued on one platform and redeemed on the other:
+A platform whose chat has no private reply (Twitch) needs another way to reach a viewer
+with their personal pay link; once their account there and one on a platform with private
+messages (Discord) name one customer, it travels by that platform's DM. A code is issued on
+one platform and redeemed on the other, e.g.:
 
-* Twitch ``!link`` → a code in public chat → ``!link CODE`` on Discord, which calls
-  ``redeem_link_code(code, "discord:<id>")``.
 * Discord ``/link`` (shown ephemerally) → ``issue_link_code("discord:<id>")`` → ``!link CODE``
-  in Twitch chat. This direction is the safer one: the code is secret until it is spent.
+  in Twitch chat, which calls ``redeem_link_code(code, "twitch:<id>")``. Issue codes only
+  where they are shown privately: one posted in public chat could be redeemed by anyone.
 
 Codes live in this process's memory: 6 characters, 10 minutes, single use.
 """
