@@ -12,6 +12,7 @@ from bot.messages import ChatUser
 from bot.presenter import Presenter, replies
 from commerce.core import Commerce
 from commerce.domain.model import Drop
+from commerce.links import drop_page_url
 
 LinkIssuer = Callable[[int, str], Awaitable[str]]  # (drop_id, identity) -> personal URL
 Reachability = Callable[[ChatUser], Awaitable[bool]]
@@ -32,7 +33,7 @@ class CommandContext:
     reachability: dict[str, Reachability] = field(default_factory=dict)
 
     def drop_page(self, drop_id: int) -> str:
-        return f"{self.public_url}/d/{drop_id}"
+        return drop_page_url(self.public_url, drop_id)
 
     async def drop(self, given: str | None = None) -> Drop:
         """The drop with the id ``given``, else the one chat talks about."""

@@ -18,7 +18,7 @@ from commerce.desk import packing_csv, parse_status
 from commerce.domain.errors import Forbidden, InvalidInput, InvalidState
 from commerce.domain.model import PICKUP_PREFIX, DropView, validate_pool
 from commerce.dropfile import validate_spec
-from commerce.links import LinkInvalid
+from commerce.links import LinkInvalid, drop_page_url
 from commerce.views import drop_state, iso
 from commerce.web.admin_session import require_dashboard
 from commerce.web.context import CONTEXT, PickupKeys, WebContext
@@ -163,7 +163,7 @@ async def create_drop(request: web.Request) -> web.Response:
     ctx = admin(request)
     spec = validate_spec(await json_object(request))
     drop_id = await ctx.commerce.drops.create(spec)
-    return json_ok({"id": drop_id, "url": f"{ctx.base_url}/d/{drop_id}"}, status=201)
+    return json_ok({"id": drop_id, "url": drop_page_url(ctx.base_url, drop_id)}, status=201)
 
 
 async def open_drop(request: web.Request) -> web.Response:

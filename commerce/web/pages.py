@@ -35,7 +35,7 @@ from commerce.domain.model import (
     validate_pool,
 )
 from commerce.domain.payments import Redirect
-from commerce.links import ClaimLink, LinkExpired
+from commerce.links import ClaimLink, LinkExpired, drop_page_url
 from commerce.money_format import format_money
 from commerce.payments.stripe_checkout import UNSHIPPABLE
 from commerce.services.orders import has_address
@@ -816,7 +816,7 @@ async def send_proof(
     ctx.rate_limit_mail(request, f"web:{email}")
     drop_id = view.drop.id
     token = ctx.require_proofs().token(drop_id, email, pool)
-    url = f"{ctx.base_url}/d/{drop_id}/verify?t={token}"
+    url = f"{drop_page_url(ctx.base_url, drop_id)}/verify?t={token}"
     minutes = ctx.settings.email.verify_ttl_seconds // 60
     body = (
         f"Someone (we hope you) asked to claim {view.drop.title} with this address.\n"
@@ -885,7 +885,7 @@ async def overlay(request: web.Request) -> web.Response:
     unknown = sorted(set(parts) - set(OVERLAY_PARTS))
     if unknown:
         raise InvalidInput("parts", f"unknown part {unknown[0]!r}; use {', '.join(OVERLAY_PARTS)}")
-    drop_url = f"{ctx.base_url}/d/{drop_id}"
+    drop_url = drop_page_url(ctx.base_url, drop_id)
     return page(
         ctx,
         "overlay.html",
