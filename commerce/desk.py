@@ -100,7 +100,7 @@ class DeskLine:
 
 def status_filter(status: DeskStatus) -> ColumnElement[bool]:
     """The orders a desk status names (payment state, or fulfilment once the goods left)."""
-    settled = orders.c.status.in_(("paid", "reserved"))
+    settled = orders.c.status.in_((OrderStatus.PAID, OrderStatus.RESERVED))
     match status:
         case DeskStatus.SHIPPED | DeskStatus.PICKED_UP:
             return and_(settled, orders.c.fulfilment == status.value)

@@ -16,6 +16,7 @@ from typing import Generic, Protocol, TypeVar
 from zoneinfo import ZoneInfo
 
 from commerce.core import Commerce
+from commerce.domain.model import NotificationStatus
 from commerce.services.notifications import Delivery, DeliveryStatus, Notification
 from commerce.services.subscriptions import Subscription
 
@@ -126,29 +127,36 @@ class Dispatcher(Generic[M]):
         notes = self.commerce.notifications
         now = self.commerce.clock.now()
         if sub is not None and not sub.active:
-            await notes.settle(item.id, "unsubscribed")
+            await notes.settle(item.id, NotificationStatus.UNSUBSCRIBED)
             return
         if sub is not None:
             wake = in_quiet_hours(now, sub.timezone, sub.quiet_start, sub.quiet_end)
             if wake is not None:
-                await notes.settle(item.id, "pending", retry_at=wake)
+                await notes.settle(item.id, NotificationStatus.PENDING, retry_at=wake)
                 return
         sender = self.senders.get(item.channel)
         if sender is None:
-            await notes.settle(item.id, "failed", error=f"no sender for {item.channel}")
+            await notes.settle(
+                item.id, NotificationStatus.FAILED, error=f"no sender for {item.channel}"
+            )
             return
         message = await self.render(item, now)
         if message is None:
-            await notes.settle(item.id, "skipped")
+            await notes.settle(item.id, NotificationStatus.SKIPPED)
             return
         result = await sender.send(item.address, message, item.dedupe_key)
         if result.status is DeliveryStatus.RETRY:
             if item.attempts >= self.max_attempts:
-                await notes.settle(item.id, "failed", error=result.error or "gave up")
+                await notes.settle(
+                    item.id, NotificationStatus.FAILED, error=result.error or "gave up"
+                )
                 return
             delay = result.retry_after or self.backoff_seconds * 2 ** (item.attempts - 1)
             await notes.settle(
-                item.id, "pending", error=result.error, retry_at=now + timedelta(seconds=delay)
+                item.id,
+                NotificationStatus.PENDING,
+                error=result.error,
+                retry_at=now + timedelta(seconds=delay),
             )
             return
         if result.status is DeliveryStatus.SENT:
@@ -157,4 +165,4 @@ class Dispatcher(Generic[M]):
                 self.commerce.tracker.note(
                     item.drop_id, "reminder_sent", item.customer_id, tag=item.kind
                 )
-        await notes.settle(item.id, result.status.value, error=result.error)
+        await notes.settle(item.id, NotificationStatus(result.status.value), error=result.error)

@@ -51,7 +51,14 @@ from commerce.analytics.results import (
 )
 from commerce.analytics.tracking import ActivityKind
 from commerce.domain.errors import DropNotFound, InvalidInput
-from commerce.domain.model import DropFormat, Money, StockLine, claimable_units
+from commerce.domain.model import (
+    DropFormat,
+    HoldStatus,
+    Money,
+    OrderStatus,
+    StockLine,
+    claimable_units,
+)
 from commerce.services.unit_of_work import UnitOfWork
 from commerce.storage.tables import (
     activity,
@@ -105,11 +112,11 @@ class HoldRow:
 
     def released_at(self) -> datetime | None:
         """When the units went back to stock; None while they are sold (or still held)."""
-        if self.status == "converted":
+        if self.status == HoldStatus.CONVERTED:
             return None
-        if self.order_status == "refunded" and self.ended_at is not None:
+        if self.order_status == OrderStatus.REFUNDED and self.ended_at is not None:
             return self.ended_at  # sold, then refunded: back in stock at the refund
-        if self.status == "active":
+        if self.status == HoldStatus.ACTIVE:
             return self.expires_at
         return min(self.expires_at, self.ended_at or self.expires_at)
 
@@ -257,7 +264,10 @@ async def load_facts(conn: AsyncConnection, drop_id: int) -> DropFacts:
     revenue_rows = (
         await conn.execute(
             select(orders.c.currency, func.sum(orders.c.amount_minor))
-            .where(orders.c.drop_id == drop_id, orders.c.status.in_(("paid", "reserved")))
+            .where(
+                orders.c.drop_id == drop_id,
+                orders.c.status.in_((OrderStatus.PAID, OrderStatus.RESERVED)),
+            )
             .group_by(orders.c.currency)
             .order_by(func.sum(orders.c.amount_minor).desc())
         )
@@ -296,7 +306,7 @@ async def load_facts(conn: AsyncConnection, drop_id: int) -> DropFacts:
                 select(person.label("person"), holds.c.ended_at)
                 .select_from(holds.join(customers, customers.c.id == holds.c.customer_id))
                 .where(
-                    holds.c.status == "converted",
+                    holds.c.status == HoldStatus.CONVERTED,
                     holds.c.drop_id != drop_id,
                     holds.c.ended_at > min(first.values()),
                     holds.c.ended_at <= latest,
@@ -312,7 +322,7 @@ async def load_facts(conn: AsyncConnection, drop_id: int) -> DropFacts:
 
 def sales(holds_: Iterable[HoldRow]) -> list[HoldRow]:
     """Converted holds in the order they converted."""
-    sold = [h for h in holds_ if h.status == "converted" and h.ended_at is not None]
+    sold = [h for h in holds_ if h.status == HoldStatus.CONVERTED and h.ended_at is not None]
     return sorted(sold, key=lambda h: (h.ended_at, h.id))
 
 
@@ -393,8 +403,8 @@ def compute(facts: DropFacts, as_of: datetime) -> DropKpis:
 def after_sale(rows: Sequence[OrderRow]) -> AfterSale:
     """Refunds the creator gave (money had been taken: late payments refused at once are
     not sales, so not refunds of one) and how quickly paid goods left."""
-    refunded = [r for r in rows if r.status == "refunded" and r.paid_at is not None]
-    settled = [r for r in rows if r.status in ("paid", "reserved")]
+    refunded = [r for r in rows if r.status == OrderStatus.REFUNDED and r.paid_at is not None]
+    settled = [r for r in rows if r.status in (OrderStatus.PAID, OrderStatus.RESERVED)]
     # Paid → shipped. Pickups are left out: pay-at-pickup orders are paid as they leave.
     left = [r for r in settled if r.fulfilment == "shipped" and r.fulfilled_at and r.paid_at]
     amount = sum(r.amount_minor for r in refunded)
@@ -525,14 +535,15 @@ def first_view(
 def hold_stats(rows: Sequence[HoldRow], as_of: datetime) -> HoldStats:
     # An active hold past its expiry has expired, whether or not the sweeper ran yet.
     status = [
-        "expired" if h.status == "active" and h.expires_at <= as_of else h.status for h in rows
+        HoldStatus.EXPIRED if h.status == HoldStatus.ACTIVE and h.expires_at <= as_of else h.status
+        for h in rows
     ]
     return HoldStats(
         placed=len(rows),
-        converted=status.count("converted"),
-        expired=status.count("expired"),
-        cancelled=status.count("cancelled"),
-        active=status.count("active"),
+        converted=status.count(HoldStatus.CONVERTED),
+        expired=status.count(HoldStatus.EXPIRED),
+        cancelled=status.count(HoldStatus.CANCELLED),
+        active=status.count(HoldStatus.ACTIVE),
         by_source=_count(h.source for h in rows),
     )
 
@@ -543,7 +554,7 @@ def funnel(rows: Sequence[ActivityRow], holds_: Sequence[HoldRow]) -> list[Funne
         _people(rows, ActivityKind.LINK_ISSUED),
         _people(rows, ActivityKind.LINK_OPENED),
         {h.person for h in holds_},
-        {h.person for h in holds_ if h.status == "converted"},
+        {h.person for h in holds_ if h.status == HoldStatus.CONVERTED},
     ]
     steps: list[FunnelStep] = []
     cohort: set[int] | None = None

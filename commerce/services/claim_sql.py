@@ -26,6 +26,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.sql.dml import Insert
 
+from commerce.domain.model import DropState, HoldStatus, WaitlistStatus
 from commerce.services.stock import DropShape, ShapeLine, active_hold_filter, lapsed_qty
 from commerce.storage.database import UpsertInsert
 from commerce.storage.tables import UTCDateTime, drop_products, drop_stock, drops, holds, waitlist
@@ -61,7 +62,7 @@ def customer_taken(drop_id: int) -> ColumnElement[int]:
         .where(
             holds.c.drop_id == drop_id,
             holds.c.customer_id == CUSTOMER,
-            or_(holds.c.status == "converted", active_hold_filter(NOW)),
+            or_(holds.c.status == HoldStatus.CONVERTED, active_hold_filter(NOW)),
         )
         .scalar_subquery()
     )
@@ -73,7 +74,7 @@ def my_waitlist_entry(drop_id: int) -> ColumnElement[int]:
         .where(
             waitlist.c.drop_id == drop_id,
             waitlist.c.customer_id == CUSTOMER,
-            waitlist.c.status == "waiting",
+            waitlist.c.status == WaitlistStatus.WAITING,
         )
         .scalar_subquery()
     )
@@ -86,7 +87,7 @@ def waiting_ahead(drop_id: int, line: ShapeLine) -> ColumnElement[int]:
         .select_from(waitlist)
         .where(
             waitlist.c.drop_id == drop_id,
-            waitlist.c.status == "waiting",
+            waitlist.c.status == WaitlistStatus.WAITING,
             waitlist.c.pool == line.pool,
             or_(waitlist.c.sku.is_(None), waitlist.c.sku == line.sku),
             waitlist.c.customer_id != CUSTOMER,
@@ -103,7 +104,7 @@ def waitlist_position(drop_id: int) -> ColumnElement[int]:
         .select_from(waitlist)
         .where(
             waitlist.c.drop_id == drop_id,
-            waitlist.c.status == "waiting",
+            waitlist.c.status == WaitlistStatus.WAITING,
             waitlist.c.id <= my_waitlist_entry(drop_id),
         )
         .scalar_subquery()
@@ -144,7 +145,7 @@ class ClaimStatements:
         conditions: list[ColumnElement[bool]] = [
             exists().where(
                 drops.c.id == drop_id,
-                drops.c.state == "live",
+                drops.c.state == DropState.LIVE,
                 or_(drops.c.closes_at.is_(None), drops.c.closes_at > NOW),
             ),
             customer_taken(drop_id) + QTY <= shape.per_customer_limit,
@@ -167,7 +168,7 @@ class ClaimStatements:
             literal(pool, String),
             QTY,
             unit_price(drop_id, hold_sku),
-            literal("active", String),
+            literal(HoldStatus.ACTIVE.value, String),
             KEY,
             SOURCE,
             NOW,

@@ -43,6 +43,7 @@ from commerce.domain.model import (
     Hold,
     HoldStatus,
     StockLine,
+    WaitlistStatus,
     stock_counts,
 )
 from commerce.services.claim_sql import ClaimStatements, customer_taken, waitlist_position
@@ -169,7 +170,7 @@ class ClaimService:
                 return None
             holding = select(holds.c.customer_id).where(
                 holds.c.drop_id == drop_id,
-                or_(holds.c.status == "converted", active_hold_filter(now)),
+                or_(holds.c.status == HoldStatus.CONVERTED, active_hold_filter(now)),
             )
             owners = select(func.coalesce(customers.c.merged_into, customers.c.id)).where(
                 customers.c.id.in_(holding)
@@ -242,7 +243,10 @@ class ClaimService:
         """Is anyone waiting or holding an offer on this drop? (One query per batch.)"""
         row = await tx.conn.execute(
             select(waitlist.c.id)
-            .where(waitlist.c.drop_id == drop_id, waitlist.c.status.in_(("waiting", "offered")))
+            .where(
+                waitlist.c.drop_id == drop_id,
+                waitlist.c.status.in_((WaitlistStatus.WAITING, WaitlistStatus.OFFERED)),
+            )
             .limit(1)
         )
         return row.first() is not None
@@ -268,13 +272,13 @@ class ClaimService:
             .where(
                 holds.c.drop_id == drop_id,
                 holds.c.customer_id.in_(customers),
-                or_(holds.c.status == "converted", active_hold_filter(tx.now)),
+                or_(holds.c.status == HoldStatus.CONVERTED, active_hold_filter(tx.now)),
             )
             .order_by(holds.c.id)
         )
         for row in rows:
             taken[row.customer_id] = taken.get(row.customer_id, 0) + row.qty
-            if row.status == "active":
+            if row.status == HoldStatus.ACTIVE:
                 active.setdefault(row.customer_id, hold_from_row(row))
         answers: dict[int, ClaimResult] = {}
         for request in requests:
@@ -298,7 +302,7 @@ class ClaimService:
             changed = await tx.conn.execute(
                 update(holds)
                 .where(holds.c.id == hold_id, active_hold_filter(tx.now))
-                .values(status="cancelled", ended_at=tx.now)
+                .values(status=HoldStatus.CANCELLED, ended_at=tx.now)
             )
             if changed.rowcount != 1:
                 raise HoldNotActive(f"hold {hold_id} is no longer active", hold_id=hold_id)
@@ -340,7 +344,9 @@ class ClaimService:
                 delete(waitlist).where(
                     waitlist.c.drop_id == drop_id,
                     waitlist.c.customer_id == customer_id,
-                    waitlist.c.status.in_(("claimed", "offered", "lapsed")),
+                    waitlist.c.status.in_(
+                        (WaitlistStatus.CLAIMED, WaitlistStatus.OFFERED, WaitlistStatus.LAPSED)
+                    ),
                 )
             )
             inserted = await tx.conn.execute(
@@ -350,7 +356,7 @@ class ClaimService:
                     customer_id=customer_id,
                     sku=hold_sku,
                     pool=pool_name,
-                    status="waiting",
+                    status=WaitlistStatus.WAITING,
                     joined_at=tx.now,
                 )
                 .on_conflict_do_nothing(index_elements=["drop_id", "customer_id"])
@@ -379,7 +385,7 @@ class ClaimService:
                 (
                     await conn.execute(
                         select(holds.c.drop_id)
-                        .where(holds.c.status == "active", holds.c.expires_at <= now)
+                        .where(holds.c.status == HoldStatus.ACTIVE, holds.c.expires_at <= now)
                         .distinct()
                     )
                 ).scalars()
@@ -394,10 +400,10 @@ class ClaimService:
                         update(holds)
                         .where(
                             holds.c.drop_id == drop_id,
-                            holds.c.status == "active",
+                            holds.c.status == HoldStatus.ACTIVE,
                             holds.c.expires_at <= tx.now,
                         )
-                        .values(status="expired", ended_at=tx.now)
+                        .values(status=HoldStatus.EXPIRED, ended_at=tx.now)
                         .returning(
                             holds.c.id,
                             holds.c.customer_id,
@@ -439,7 +445,9 @@ class ClaimService:
         entries = (
             await tx.conn.execute(
                 select(waitlist.c.id, waitlist.c.customer_id, waitlist.c.sku, waitlist.c.pool)
-                .where(waitlist.c.drop_id == shape.drop_id, waitlist.c.status == "waiting")
+                .where(
+                    waitlist.c.drop_id == shape.drop_id, waitlist.c.status == WaitlistStatus.WAITING
+                )
                 .order_by(waitlist.c.id)
                 .limit(limit)
             )
@@ -465,7 +473,9 @@ class ClaimService:
                 await tx.conn.execute(
                     update(waitlist)
                     .where(waitlist.c.id == entry.id)
-                    .values(status="offered", offered_at=tx.now, hold_id=result.hold.id)
+                    .values(
+                        status=WaitlistStatus.OFFERED, offered_at=tx.now, hold_id=result.hold.id
+                    )
                 )
                 if entry.customer_id != joining:
                     tx.emit(
@@ -480,7 +490,9 @@ class ClaimService:
                 break
             else:  # already holding or at their limit: they no longer need the offer
                 await tx.conn.execute(
-                    update(waitlist).where(waitlist.c.id == entry.id).values(status="lapsed")
+                    update(waitlist)
+                    .where(waitlist.c.id == entry.id)
+                    .values(status=WaitlistStatus.LAPSED)
                 )
         return offered
 
@@ -530,9 +542,9 @@ class ClaimService:
                     .where(
                         waitlist.c.drop_id == drop_id,
                         waitlist.c.customer_id == request.customer_id,
-                        waitlist.c.status.in_(("waiting", "offered")),
+                        waitlist.c.status.in_((WaitlistStatus.WAITING, WaitlistStatus.OFFERED)),
                     )
-                    .values(status="claimed", hold_id=hold_id)
+                    .values(status=WaitlistStatus.CLAIMED, hold_id=hold_id)
                 )
             tx.emit(HoldPlaced(drop_id, hold_id, request.customer_id, expires_at, request.source))
             return ClaimResult(ClaimOutcome.HELD, hold=hold)
@@ -584,8 +596,10 @@ class ClaimService:
         if hold_ids:
             await tx.conn.execute(
                 update(waitlist)
-                .where(waitlist.c.hold_id.in_(hold_ids), waitlist.c.status == "offered")
-                .values(status="lapsed")
+                .where(
+                    waitlist.c.hold_id.in_(hold_ids), waitlist.c.status == WaitlistStatus.OFFERED
+                )
+                .values(status=WaitlistStatus.LAPSED)
             )
 
     async def emit_stock(self, tx: Tx, shape: DropShape, *, after_claim: bool = False) -> None:

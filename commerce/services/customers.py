@@ -15,7 +15,13 @@ from sqlalchemy import delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from commerce.domain.errors import InvalidInput
-from commerce.domain.model import Customer, normalize_identity
+from commerce.domain.model import (
+    Customer,
+    NotificationStatus,
+    SubscriptionStatus,
+    WaitlistStatus,
+    normalize_identity,
+)
 from commerce.services.orders import erase_addresses
 from commerce.services.unit_of_work import UnitOfWork
 from commerce.storage.tables import (
@@ -249,27 +255,34 @@ class CustomerService:
                 update(subscriptions)
                 .where(
                     subscriptions.c.customer_id.in_(people),
-                    or_(subscriptions.c.address != FORGOTTEN, subscriptions.c.status != "ended"),
+                    or_(
+                        subscriptions.c.address != FORGOTTEN,
+                        subscriptions.c.status != SubscriptionStatus.ENDED,
+                    ),
                 )
                 .values(
                     address=FORGOTTEN,
-                    status="ended",
+                    status=SubscriptionStatus.ENDED,
                     ended_at=func.coalesce(subscriptions.c.ended_at, tx.now),
                 )
             )
             # Nobody is left to offer a freed unit to: their places in queues lapse.
             queued = await tx.conn.execute(
                 update(waitlist)
-                .where(waitlist.c.customer_id.in_(people), waitlist.c.status == "waiting")
-                .values(status="lapsed")
+                .where(
+                    waitlist.c.customer_id.in_(people), waitlist.c.status == WaitlistStatus.WAITING
+                )
+                .values(status=WaitlistStatus.LAPSED)
             )
             unsent = await tx.conn.execute(
                 update(notifications)
                 .where(
                     notifications.c.customer_id.in_(people),
-                    notifications.c.status.in_(("pending", "sending")),
+                    notifications.c.status.in_(
+                        (NotificationStatus.PENDING, NotificationStatus.SENDING)
+                    ),
                 )
-                .values(status="skipped", lease_until=None)
+                .values(status=NotificationStatus.SKIPPED, lease_until=None)
             )
             # A delivery error may quote the address it failed to reach: it goes too.
             messages = await tx.conn.execute(

@@ -26,6 +26,7 @@ from commerce.domain.model import (
     DropView,
     Money,
     Product,
+    WaitlistStatus,
     validate_pool,
 )
 from commerce.dropfile import DropSpec, parse_when, product_prices
@@ -268,8 +269,10 @@ class DropService:
                 raise InvalidState(f"drop {drop_id} is closed and cannot reopen", drop_id=drop_id)
             await tx.conn.execute(
                 update(drops)
-                .where(drops.c.id == drop_id, drops.c.state.in_(("draft", "scheduled")))
-                .values(state="live", opened_at=tx.now)
+                .where(
+                    drops.c.id == drop_id, drops.c.state.in_((DropState.DRAFT, DropState.SCHEDULED))
+                )
+                .values(state=DropState.LIVE, opened_at=tx.now)
             )
             tx.emit(DropOpened(drop_id, tx.now))
             return await self.load(tx.conn, drop_id)
@@ -365,12 +368,12 @@ class DropService:
         await tx.conn.execute(
             update(drops)
             .where(drops.c.id == drop.id)
-            .values(state="live", closed_at=None, close_reason=None)
+            .values(state=DropState.LIVE, closed_at=None, close_reason=None)
         )
         await tx.conn.execute(
             update(waitlist)
-            .where(waitlist.c.drop_id == drop.id, waitlist.c.status == "closed")
-            .values(status="waiting")
+            .where(waitlist.c.drop_id == drop.id, waitlist.c.status == WaitlistStatus.CLOSED)
+            .values(status=WaitlistStatus.WAITING)
         )
         tx.emit(DropOpened(drop.id, tx.now))
         return True
@@ -392,7 +395,7 @@ class DropService:
                 (
                     await conn.execute(
                         select(drops.c.id).where(
-                            drops.c.state == "scheduled", drops.c.opens_at <= now
+                            drops.c.state == DropState.SCHEDULED, drops.c.opens_at <= now
                         )
                     )
                 ).scalars()
@@ -409,7 +412,7 @@ class DropService:
                 (
                     await conn.execute(
                         select(drops.c.id).where(
-                            drops.c.state == "live",
+                            drops.c.state == DropState.LIVE,
                             drops.c.closes_at.is_not(None),
                             drops.c.closes_at <= now,
                         )
@@ -468,7 +471,9 @@ class DropService:
                 await conn.execute(
                     select(func.count())
                     .select_from(waitlist)
-                    .where(waitlist.c.drop_id == drop_id, waitlist.c.status == "waiting")
+                    .where(
+                        waitlist.c.drop_id == drop_id, waitlist.c.status == WaitlistStatus.WAITING
+                    )
                 )
             ).scalar()
         return DropView(drop, catalog, lines, int(waiting or 0), now)
@@ -518,12 +523,12 @@ class DropService:
     async def _close(self, tx: Tx, drop_id: int, reason: CloseReason) -> None:
         await tx.conn.execute(
             update(drops)
-            .where(drops.c.id == drop_id, drops.c.state != "closed")
-            .values(state="closed", closed_at=tx.now, close_reason=reason.value)
+            .where(drops.c.id == drop_id, drops.c.state != DropState.CLOSED)
+            .values(state=DropState.CLOSED, closed_at=tx.now, close_reason=reason.value)
         )
         await tx.conn.execute(
             update(waitlist)
-            .where(waitlist.c.drop_id == drop_id, waitlist.c.status == "waiting")
-            .values(status="closed")
+            .where(waitlist.c.drop_id == drop_id, waitlist.c.status == WaitlistStatus.WAITING)
+            .values(status=WaitlistStatus.CLOSED)
         )
         tx.emit(DropClosed(drop_id, reason.value, tx.now))

@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import String, and_, cast, func, literal, or_, select, update
 
 from commerce.domain.identities import SCHEMES
+from commerce.domain.model import NotificationStatus, OrderStatus, SubscriptionStatus
 from commerce.services.unit_of_work import UnitOfWork
 from commerce.storage.tables import (
     UTCDateTime,
@@ -27,7 +28,13 @@ from commerce.storage.tables import (
     subscriptions,
 )
 
-FINAL = ("sent", "unreachable", "failed", "unsubscribed", "skipped")
+FINAL = (
+    NotificationStatus.SENT,
+    NotificationStatus.UNREACHABLE,
+    NotificationStatus.FAILED,
+    NotificationStatus.UNSUBSCRIBED,
+    NotificationStatus.SKIPPED,
+)
 
 
 class DeliveryStatus(StrEnum):
@@ -114,12 +121,12 @@ class NotificationService:
                     subscriptions.c.channel,
                     subscriptions.c.address,
                     literal({"kind": kind, "drop_id": drop_id}, notifications.c.payload.type),
-                    literal("pending").label("status"),
+                    literal(NotificationStatus.PENDING.value).label("status"),
                     literal(0).label("attempts"),
                     literal(tx.now, UTCDateTime).label("not_before"),
                     literal(tx.now, UTCDateTime).label("created_at"),
                 )
-                .where(subscriptions.c.status == "active", audience)
+                .where(subscriptions.c.status == SubscriptionStatus.ACTIVE, audience)
                 .order_by(subscriptions.c.id)
             )
             stmt = (
@@ -182,7 +189,7 @@ class NotificationService:
                 channel=address.split(":", 1)[0],
                 address=address,
                 payload={"kind": kind, "drop_id": drop_id, **payload},
-                status="pending",
+                status=NotificationStatus.PENDING,
                 attempts=0,
                 not_before=now,
                 created_at=now,
@@ -201,7 +208,8 @@ class NotificationService:
         if not reachable:
             return 0
         bought = select(orders.c.customer_id).where(
-            orders.c.drop_id == drop_id, orders.c.status.in_(("paid", "reserved"))
+            orders.c.drop_id == drop_id,
+            orders.c.status.in_((OrderStatus.PAID, OrderStatus.RESERVED)),
         )
         rows = await conn.execute(
             select(claims.c.customer_id, func.min(identities.c.identity).label("identity"))
@@ -222,7 +230,7 @@ class NotificationService:
                 "channel": r.identity.split(":", 1)[0],
                 "address": r.identity,
                 "payload": {"kind": kind, "drop_id": drop_id},
-                "status": "pending",
+                "status": NotificationStatus.PENDING,
                 "attempts": 0,
                 "not_before": now,
                 "created_at": now,
@@ -244,8 +252,14 @@ class NotificationService:
             select(notifications.c.id)
             .where(
                 or_(
-                    and_(notifications.c.status == "pending", notifications.c.not_before <= now),
-                    and_(notifications.c.status == "sending", notifications.c.lease_until < now),
+                    and_(
+                        notifications.c.status == NotificationStatus.PENDING,
+                        notifications.c.not_before <= now,
+                    ),
+                    and_(
+                        notifications.c.status == NotificationStatus.SENDING,
+                        notifications.c.lease_until < now,
+                    ),
                 )
             )
             .order_by(notifications.c.id)
@@ -257,7 +271,7 @@ class NotificationService:
                 update(notifications)
                 .where(notifications.c.id.in_(due.scalar_subquery()))
                 .values(
-                    status="sending",
+                    status=NotificationStatus.SENDING,
                     lease_until=now + timedelta(seconds=lease_seconds),
                     attempts=notifications.c.attempts + 1,
                 )
@@ -269,7 +283,7 @@ class NotificationService:
     async def settle(
         self,
         notification_id: int,
-        status: str,
+        status: NotificationStatus,
         *,
         error: str | None = None,
         retry_at: datetime | None = None,
@@ -277,12 +291,12 @@ class NotificationService:
         """Record the outcome; ``retry_at`` puts the row back to pending until then."""
         values: dict[str, Any] = {"error": error[:300] if error else None, "lease_until": None}
         if retry_at is not None:
-            values.update(status="pending", not_before=retry_at)
+            values.update(status=NotificationStatus.PENDING, not_before=retry_at)
         else:
             if status not in FINAL:
                 raise ValueError(f"not a final status: {status}")
             values.update(status=status)
-            if status == "sent":
+            if status is NotificationStatus.SENT:
                 values["sent_at"] = self.uow.clock.now()
         async with self.uow.write() as tx:
             await tx.conn.execute(
@@ -300,7 +314,11 @@ class NotificationService:
         async with self.uow.read() as conn:
             value = (
                 await conn.execute(
-                    select(func.count()).where(notifications.c.status.in_(("pending", "sending")))
+                    select(func.count()).where(
+                        notifications.c.status.in_(
+                            (NotificationStatus.PENDING, NotificationStatus.SENDING)
+                        )
+                    )
                 )
             ).scalar()
         return int(value or 0)

@@ -34,6 +34,7 @@ from commerce.domain.model import (
     Address,
     DropState,
     Fulfilment,
+    HoldStatus,
     Money,
     Order,
     OrderStatus,
@@ -54,8 +55,8 @@ PICKUP_ALPHABET = "ACDEFGHJKMNPQRTUVWXY34679"
 PICKUP_CODE_LENGTH = 6
 _CARRIER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 .&'-]{0,63}$")
 _TRACKING = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 -]{0,127}$")
-SETTLED = ("paid", "reserved")
-ENDED = ("refunded", "cancelled")
+SETTLED = (OrderStatus.PAID, OrderStatus.RESERVED)
+ENDED = (OrderStatus.REFUNDED, OrderStatus.CANCELLED)
 
 
 def new_pickup_code() -> str:
@@ -187,7 +188,7 @@ class OrderService:
                 ):
                     await tx.conn.execute(
                         update(orders)
-                        .where(orders.c.id == existing.id, orders.c.status == "pending")
+                        .where(orders.c.id == existing.id, orders.c.status == OrderStatus.PENDING)
                         .values(**destination)
                     )
                     return await self._get(tx, existing.id)
@@ -205,7 +206,7 @@ class OrderService:
                     drop_id=hold.drop_id,
                     hold_id=hold_id,
                     customer_id=customer_id,
-                    status="pending",
+                    status=OrderStatus.PENDING,
                     qty=hold.qty,
                     currency=amount.currency,
                     provider=provider,
@@ -280,13 +281,15 @@ class OrderService:
             if order.status is OrderStatus.PENDING:
                 await tx.conn.execute(
                     update(orders)
-                    .where(orders.c.id == order_id, orders.c.status == "pending")
-                    .values(status="cancelled", ended_at=tx.now, refund_reason=reason[:64])
+                    .where(orders.c.id == order_id, orders.c.status == OrderStatus.PENDING)
+                    .values(
+                        status=OrderStatus.CANCELLED, ended_at=tx.now, refund_reason=reason[:64]
+                    )
                 )
                 released = await tx.conn.execute(
                     update(holds)
-                    .where(holds.c.id == order.hold_id, holds.c.status == "active")
-                    .values(status="cancelled", ended_at=tx.now)
+                    .where(holds.c.id == order.hold_id, holds.c.status == HoldStatus.ACTIVE)
+                    .values(status=HoldStatus.CANCELLED, ended_at=tx.now)
                 )
                 if released.rowcount == 1:
                     hold = await self._hold(tx, order.hold_id)
@@ -302,7 +305,7 @@ class OrderService:
                 changed = await tx.conn.execute(
                     update(orders)
                     .where(orders.c.id == order_id, orders.c.status.in_(SETTLED))
-                    .values(status="refunded", ended_at=tx.now, refund_reason=reason[:64])
+                    .values(status=OrderStatus.REFUNDED, ended_at=tx.now, refund_reason=reason[:64])
                 )
                 drop = await self.drops.load(tx.conn, order.drop_id)
                 live = drop.state is DropState.LIVE
@@ -316,7 +319,7 @@ class OrderService:
                     await tx.conn.execute(
                         update(holds)
                         .where(holds.c.id == order.hold_id)
-                        .values(status="cancelled", ended_at=tx.now)
+                        .values(status=HoldStatus.CANCELLED, ended_at=tx.now)
                     )
                     await tx.conn.execute(
                         update(drop_stock)
@@ -456,7 +459,7 @@ class OrderService:
                 settled["ship_to"] = ship_to.as_dict()
             changed = await tx.conn.execute(
                 update(orders)
-                .where(orders.c.id == order_id, orders.c.status == "pending")
+                .where(orders.c.id == order_id, orders.c.status == OrderStatus.PENDING)
                 .values(**settled)
             )
             if changed.rowcount != 1:
@@ -476,7 +479,7 @@ class OrderService:
                     update(orders)
                     .where(orders.c.id == order_id)
                     .values(
-                        status="refunded",
+                        status=OrderStatus.REFUNDED,
                         paid_at=None,
                         ended_at=tx.now,
                         refund_reason="hold_expired",
@@ -496,8 +499,8 @@ class OrderService:
     async def _paid_at_pickup(self, tx: Tx, order: Order, provider_ref: str) -> PaymentResult:
         changed = await tx.conn.execute(
             update(orders)
-            .where(orders.c.id == order.id, orders.c.status == "reserved")
-            .values(status="paid", provider_ref=provider_ref, paid_at=tx.now)
+            .where(orders.c.id == order.id, orders.c.status == OrderStatus.RESERVED)
+            .values(status=OrderStatus.PAID, provider_ref=provider_ref, paid_at=tx.now)
         )
         if changed.rowcount != 1:  # someone marked it first: same answer, no second event
             return PaymentResult(PaymentOutcome.REPLAYED, await self._get(tx, order.id))
@@ -509,7 +512,7 @@ class OrderService:
         converted = await tx.conn.execute(
             update(holds)
             .where(holds.c.id == order.hold_id, active_hold_filter(tx.now))
-            .values(status="converted", ended_at=tx.now)
+            .values(status=HoldStatus.CONVERTED, ended_at=tx.now)
         )
         if converted.rowcount != 1:
             return False

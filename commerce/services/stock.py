@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.expression import ScalarSelect
 
 from commerce.domain.errors import DropNotFound, InvalidInput, UnknownItem
-from commerce.domain.model import DropFormat, StockLine
+from commerce.domain.model import DropFormat, HoldStatus, StockLine
 from commerce.storage.tables import drop_stock, drops, holds
 
 
@@ -26,7 +26,7 @@ def line_matches_hold(
 
 
 def active_hold_filter(now: datetime | ColumnElement[datetime]) -> ColumnElement[bool]:
-    return and_(holds.c.status == "active", holds.c.expires_at > now)
+    return and_(holds.c.status == HoldStatus.ACTIVE, holds.c.expires_at > now)
 
 
 def lapsed_qty(
@@ -42,7 +42,7 @@ def lapsed_qty(
         select(func.coalesce(func.sum(holds.c.qty), 0))
         .where(
             holds.c.drop_id == drop_id,
-            holds.c.status == "active",
+            holds.c.status == HoldStatus.ACTIVE,
             holds.c.expires_at <= now,
             line_matches_hold(sku, pool),
         )

@@ -15,7 +15,7 @@ from sqlalchemy import select, update
 
 from commerce.domain.errors import InvalidInput
 from commerce.domain.identities import SCHEMES
-from commerce.domain.model import validate_sku
+from commerce.domain.model import SubscriptionStatus, validate_sku
 from commerce.services.unit_of_work import UnitOfWork
 from commerce.storage.tables import identities, subscriptions
 
@@ -48,7 +48,7 @@ def _row(row: object) -> Subscription:
         m["timezone"],
         m["quiet_start"],
         m["quiet_end"],
-        m["status"] == "active",
+        m["status"] == SubscriptionStatus.ACTIVE,
     )
 
 
@@ -91,7 +91,7 @@ class SubscriptionService:
             "timezone": timezone,
             "quiet_start": quiet_hours[0] if quiet_hours else None,
             "quiet_end": quiet_hours[1] if quiet_hours else None,
-            "status": "active",
+            "status": SubscriptionStatus.ACTIVE,
             "ended_at": None,
         }
         async with self.uow.write() as tx:
@@ -121,7 +121,7 @@ class SubscriptionService:
         """End subscriptions (all of them when no scope is given); returns how many ended."""
         conditions = [
             subscriptions.c.customer_id == customer_id,
-            subscriptions.c.status == "active",
+            subscriptions.c.status == SubscriptionStatus.ACTIVE,
         ]
         if scope is not None:
             conditions.append(subscriptions.c.scope == scope)
@@ -129,7 +129,9 @@ class SubscriptionService:
             conditions.append(subscriptions.c.target == target)
         async with self.uow.write() as tx:
             result = await tx.conn.execute(
-                update(subscriptions).where(*conditions).values(status="ended", ended_at=tx.now)
+                update(subscriptions)
+                .where(*conditions)
+                .values(status=SubscriptionStatus.ENDED, ended_at=tx.now)
             )
         return int(result.rowcount)
 

@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-import asyncpg  # type: ignore[import-untyped]
+import asyncpg
 from sqlalchemy import Table, event, exc, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url

@@ -64,7 +64,7 @@ async def pickup_orders(db: Database, pool: str) -> list[PickupLine]:
         .join(drops, drops.c.id == orders.c.drop_id)
         .join(holds, holds.c.id == orders.c.hold_id)
         .join(customers, customers.c.id == orders.c.customer_id)
-        .where(orders.c.pool == pool, orders.c.status.in_(("reserved", "paid")))
+        .where(orders.c.pool == pool, orders.c.status.in_((OrderStatus.RESERVED, OrderStatus.PAID)))
         .order_by(orders.c.drop_id, orders.c.created_at, orders.c.id)
     )
     async with db.read() as conn:
