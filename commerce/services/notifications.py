@@ -15,10 +15,12 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import String, and_, cast, func, literal, or_, select, update
+from sqlalchemy.engine import Row
 
 from commerce.domain.identities import SCHEMES
 from commerce.domain.model import NotificationStatus, OrderStatus, SubscriptionStatus
 from commerce.services.unit_of_work import UnitOfWork
+from commerce.storage.rows import record
 from commerce.storage.tables import (
     UTCDateTime,
     claims,
@@ -71,22 +73,8 @@ class Notification:
     not_before: datetime
 
 
-def _notification(row: Any) -> Notification:
-    m = row._mapping
-    return Notification(
-        m["id"],
-        m["dedupe_key"],
-        m["customer_id"],
-        m["drop_id"],
-        m["subscription_id"],
-        m["kind"],
-        m["channel"],
-        m["address"],
-        m["payload"],
-        m["attempts"],
-        m["created_at"],
-        m["not_before"],
-    )
+def _notification(row: Row[Any]) -> Notification:
+    return record(Notification, row)
 
 
 class NotificationService:

@@ -45,6 +45,7 @@ from commerce.services.drops import DropService
 from commerce.services.notifications import NotificationService
 from commerce.services.stock import ShapeCache, active_hold_filter, move_held
 from commerce.services.unit_of_work import Tx, UnitOfWork
+from commerce.storage.rows import record
 from commerce.storage.tables import drop_stock, drops, holds, orders
 
 log = logging.getLogger(__name__)
@@ -76,30 +77,13 @@ def order_paid(order: Order) -> OrderPaid:
 
 def order_from_row(row: Row[tuple[object, ...]]) -> Order:
     m = row._mapping
-    return Order(
-        id=m["id"],
-        drop_id=m["drop_id"],
-        hold_id=m["hold_id"],
-        customer_id=m["customer_id"],
-        status=OrderStatus(m["status"]),
-        qty=m["qty"],
+    shipping_minor, ship_to = m["shipping_minor"], m["ship_to"]
+    return record(
+        Order,
+        row,
         amount=Money(m["amount_minor"], m["currency"]),
-        provider=m["provider"],
-        provider_ref=m["provider_ref"],
-        pool=m["pool"],
-        created_at=m["created_at"],
-        paid_at=m["paid_at"],
-        shipping=(
-            Money(m["shipping_minor"], m["currency"]) if m["shipping_minor"] is not None else None
-        ),
-        ship_to=Address.from_dict(m["ship_to"]) if m["ship_to"] else None,
-        fulfilment=Fulfilment(m["fulfilment"]) if m["fulfilment"] else None,
-        fulfilled_at=m["fulfilled_at"],
-        carrier=m["carrier"],
-        tracking=m["tracking"],
-        pickup_code=m["pickup_code"],
-        ended_at=m["ended_at"],
-        refund_reason=m["refund_reason"],
+        shipping=Money(shipping_minor, m["currency"]) if shipping_minor is not None else None,
+        ship_to=Address.from_dict(ship_to) if ship_to else None,
     )
 
 

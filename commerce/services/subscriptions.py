@@ -9,14 +9,17 @@ dispatcher checks it again right before sending.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import select, update
+from sqlalchemy.engine import Row
 
 from commerce.domain.errors import InvalidInput
 from commerce.domain.identities import SCHEMES
 from commerce.domain.model import SubscriptionStatus, validate_sku
 from commerce.services.unit_of_work import UnitOfWork
+from commerce.storage.rows import record
 from commerce.storage.tables import identities, subscriptions
 
 SCOPES = ("creator", "drop", "sku")
@@ -36,20 +39,8 @@ class Subscription:
     active: bool
 
 
-def _row(row: object) -> Subscription:
-    m = row._mapping  # type: ignore[attr-defined]
-    return Subscription(
-        m["id"],
-        m["customer_id"],
-        m["scope"],
-        m["target"],
-        m["channel"],
-        m["address"],
-        m["timezone"],
-        m["quiet_start"],
-        m["quiet_end"],
-        m["status"] == SubscriptionStatus.ACTIVE,
-    )
+def _row(row: Row[Any]) -> Subscription:
+    return record(Subscription, row, active=row._mapping["status"] == SubscriptionStatus.ACTIVE)
 
 
 class SubscriptionService:
