@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import asyncio
 
-from commerce.analytics.kpis import DropAnalytics
 from commerce.analytics.chart import render_png
+from commerce.analytics.kpis import DropAnalytics
 
 
 class RecapChart:

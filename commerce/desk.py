@@ -1,6 +1,6 @@
 """The creator's order desk: list and export orders, refund through the gateway, mark
-orders shipped (one or a carrier's CSV) or picked up. The CLI, the admin API and the
-dashboard all go through here, so they cannot disagree.
+orders shipped (one or a carrier's CSV) or picked up; and a pickup shop's list. The CLI,
+the admin API and the dashboard all go through here, so they cannot disagree.
 
 Money first: a refund asks the order's gateway (through checkout) to return the money (with
 an idempotency key, so a retry never pays twice) before the order is recorded refunded; if
@@ -14,6 +14,7 @@ import io
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, func, select
@@ -21,9 +22,9 @@ from sqlalchemy.sql import ColumnElement
 from sqlalchemy.sql.selectable import ScalarSelect
 
 from commerce.domain.errors import DomainError, InvalidInput, OrderNotFound
-from commerce.domain.model import DeskStatus, Order, OrderStatus
+from commerce.domain.model import DeskStatus, Fulfilment, Money, Order, OrderStatus
 from commerce.services.checkout import CheckoutService
-from commerce.services.orders import OrderService, order_from_row
+from commerce.services.orders import SETTLED, OrderService, order_from_row
 from commerce.storage.database import Database
 from commerce.storage.tables import customers, drop_stock, drops, holds, identities, orders
 from commerce.views import iso
@@ -100,7 +101,7 @@ class DeskLine:
 
 def status_filter(status: DeskStatus) -> ColumnElement[bool]:
     """The orders a desk status names (payment state, or fulfilment once the goods left)."""
-    settled = orders.c.status.in_((OrderStatus.PAID, OrderStatus.RESERVED))
+    settled = orders.c.status.in_(SETTLED)
     match status:
         case DeskStatus.SHIPPED | DeskStatus.PICKED_UP:
             return and_(settled, orders.c.fulfilment == status.value)
@@ -222,6 +223,31 @@ def _reason(reason: str) -> str:
     return text
 
 
+@dataclass(frozen=True, slots=True)
+class PickupLine:
+    order_id: int
+    drop_id: int
+    drop_title: str
+    customer: str
+    item: str
+    qty: int
+    amount: str
+    status: OrderStatus
+    created_at: datetime
+    paid_at: datetime | None
+    handed_over_at: datetime | None = None  # picked up
+
+    @property
+    def handed_over(self) -> bool:
+        return self.handed_over_at is not None
+
+    @property
+    def status_label(self) -> str:
+        if self.handed_over:
+            return "picked up"
+        return "paid" if self.status is OrderStatus.PAID else "to pay at pickup"
+
+
 class OrderDesk:
     def __init__(self, db: Database, orders: OrderService, checkout: CheckoutService) -> None:
         self.db = db
@@ -246,6 +272,53 @@ class OrderDesk:
         if not found:
             raise OrderNotFound(f"order {order_id} does not exist", order_id=order_id)
         return found[0]
+
+    async def pickup_list(self, pool: str) -> list[PickupLine]:
+        """Orders of one pickup location: reserved (pay there) or paid, waiting or handed over
+        (then ``handed_over_at`` is set). Never the pickup code: the shop checks the buyer's."""
+        identity = buyer_identity()
+        query = (
+            select(
+                orders.c.id,
+                orders.c.drop_id,
+                drops.c.title,
+                customers.c.display_name,
+                identity.label("identity"),
+                holds.c.sku,
+                orders.c.qty,
+                orders.c.amount_minor,
+                orders.c.currency,
+                orders.c.status,
+                orders.c.created_at,
+                orders.c.paid_at,
+                orders.c.customer_id,
+                orders.c.fulfilment,
+                orders.c.fulfilled_at,
+            )
+            .join(drops, drops.c.id == orders.c.drop_id)
+            .join(holds, holds.c.id == orders.c.hold_id)
+            .join(customers, customers.c.id == orders.c.customer_id)
+            .where(orders.c.pool == pool, orders.c.status.in_(SETTLED))
+            .order_by(orders.c.drop_id, orders.c.created_at, orders.c.id)
+        )
+        async with self.db.read() as conn:
+            rows = (await conn.execute(query)).all()
+        return [
+            PickupLine(
+                order_id=r.id,
+                drop_id=r.drop_id,
+                drop_title=r.title,
+                customer=r.display_name or r.identity or f"customer {r.customer_id}",
+                item=r.sku or "bundle",
+                qty=r.qty,
+                amount=Money(r.amount_minor, r.currency).format(),
+                status=OrderStatus(r.status),
+                created_at=r.created_at,
+                paid_at=r.paid_at,
+                handed_over_at=r.fulfilled_at if r.fulfilment == Fulfilment.PICKED_UP else None,
+            )
+            for r in rows
+        ]
 
     async def _lines(self, conditions: Sequence[ColumnElement[bool]]) -> list[DeskLine]:
         identity = buyer_identity()

@@ -398,6 +398,40 @@ class OrderService:
             ).scalar_one()  # an order always has its hold
         return expires
 
+    async def ordered_sku(self, order: Order) -> str | None:
+        """The product an order is for (its hold's SKU); None for a bundle."""
+        async with self.uow.read() as conn:
+            sku: str | None = await conn.scalar(
+                select(holds.c.sku).where(holds.c.id == order.hold_id)
+            )
+        return sku
+
+    async def settled_of(self, drop_id: int, customer_id: int) -> list[Order]:
+        """This customer's settled (paid or reserved) orders on the drop, oldest first."""
+        async with self.uow.read() as conn:
+            rows = await conn.execute(
+                select(orders)
+                .where(
+                    orders.c.drop_id == drop_id,
+                    orders.c.customer_id == customer_id,
+                    orders.c.status.in_(SETTLED),
+                )
+                .order_by(orders.c.id)
+            )
+            return [order_from_row(row) for row in rows]
+
+    async def last_address(self, customer_id: int) -> Address | None:
+        """The address of this customer's latest ship order (their next checkout is
+        pre-filled with it; nobody else's ever is)."""
+        async with self.uow.read() as conn:
+            found = await conn.scalar(
+                select(orders.c.ship_to)
+                .where(orders.c.customer_id == customer_id, has_address())
+                .order_by(orders.c.created_at.desc(), orders.c.id.desc())
+                .limit(1)
+            )
+        return Address.from_dict(found) if found else None
+
     async def for_hold(self, hold_id: int) -> Order | None:
         async with self.uow.read() as conn:
             row = (await conn.execute(select(orders).where(orders.c.hold_id == hold_id))).first()

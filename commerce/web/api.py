@@ -14,7 +14,7 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-from commerce.desk import packing_csv, parse_status
+from commerce.desk import PickupLine, packing_csv, parse_status
 from commerce.domain.errors import Forbidden, InvalidInput, InvalidState
 from commerce.domain.model import PICKUP_PREFIX, DropView, validate_pool
 from commerce.dropfile import validate_spec
@@ -33,7 +33,6 @@ from commerce.web.pages import (
     see_other,
     with_csrf_cookie,
 )
-from commerce.web.queries import PickupLine, pickup_orders
 from commerce.web.security import client_ip, require_admin, require_bearer
 
 log = logging.getLogger(__name__)
@@ -238,7 +237,7 @@ async def pickup_list(request: web.Request) -> web.StreamResponse:
     see ``dropcast pickup-link``); the admin with the bearer or the dashboard cookie."""
     location, pool = pickup_location(request)
     ctx, key = pickup_access(request, location, request.query.get("key"))
-    rows = await pickup_orders(ctx.commerce.db, pool)
+    rows = await ctx.desk.pickup_list(pool)
     if request.query.get("format") == "csv":
         buffer = io.StringIO()
         writer = csv.writer(buffer)
@@ -365,7 +364,7 @@ async def pickup_handed_over(request: web.Request) -> web.Response:
     if problem is None:
         query = {"key": key, "done": order_id} if key else {"done": order_id}
         return see_other(f"/pickup/{location}?{urlencode(query)}")
-    rows = await pickup_orders(ctx.commerce.db, pool)
+    rows = await ctx.desk.pickup_list(pool)
     return pickup_page(
         request, ctx, location, key, rows, status=status, problem=problem, failed=order_id
     )

@@ -15,7 +15,6 @@ from typing import Any
 import segno
 from aiohttp import web
 from multidict import MultiDictProxy
-from sqlalchemy import select
 
 from commerce.domain.errors import HoldNotActive, HoldNotFound, InvalidInput
 from commerce.domain.model import (
@@ -38,7 +37,6 @@ from commerce.domain.payments import Redirect
 from commerce.links import ClaimLink, LinkExpired, drop_page_url
 from commerce.money_format import format_money
 from commerce.payments.stripe_checkout import UNSHIPPABLE
-from commerce.services.orders import has_address
 from commerce.shipping import (
     ADDRESS_FIELDS,
     ANYWHERE,
@@ -49,7 +47,6 @@ from commerce.shipping import (
     parse_address,
     pickup_point,
 )
-from commerce.storage.tables import holds, orders
 from commerce.views import Action, Phase, drop_status
 from commerce.web.context import CONTEXT, WebContext
 from commerce.web.errors import CsrfFailed, MailNotSent
@@ -260,26 +257,9 @@ def typed(form: MultiDictProxy[Any]) -> dict[str, str]:
     return {key: str(form.get(key, ""))[:200] for key, *_ in ADDRESS_FIELDS}
 
 
-# Reads the checkout needs that no service offers (as commerce/web/queries.py does): read-only.
-
-
-async def last_address(ctx: WebContext, customer_id: int) -> Address | None:
-    """The address of this customer's latest ship order: their own checkout is pre-filled
-    with it, and no one else's ever is."""
-    async with ctx.commerce.db.read() as conn:
-        found = await conn.scalar(
-            select(orders.c.ship_to)
-            .where(orders.c.customer_id == customer_id, has_address())
-            .order_by(orders.c.created_at.desc(), orders.c.id.desc())
-            .limit(1)
-        )
-    return Address.from_dict(found) if found else None
-
-
 async def ordered_item(ctx: WebContext, view: DropView, order: Order) -> str:
     """What an order is for: its hold's product, or the drop (a bundle)."""
-    async with ctx.commerce.db.read() as conn:
-        sku = await conn.scalar(select(holds.c.sku).where(holds.c.id == order.hold_id))
+    sku = await ctx.commerce.orders.ordered_sku(order)
     product = view.products.get(sku) if sku is not None else None
     return view.drop.title if product is None else product.title
 
@@ -444,7 +424,7 @@ async def held_page(
     if hold.pool == SHIP_POOL:
         values = entered
         if values is None:
-            last = await last_address(ctx, hold.customer_id)
+            last = await ctx.commerce.orders.last_address(hold.customer_id)
             values = last.as_dict() if last is not None else {}
         full = methods[0].name not in ADDRESS_ON_PROVIDER_PAGE
         rates = shipping_rates(ctx, view, methods[0].name)

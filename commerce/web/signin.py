@@ -24,13 +24,10 @@ from urllib.parse import urlencode
 import aiohttp
 from aiohttp import web
 from itsdangerous import BadSignature, URLSafeTimedSerializer
-from sqlalchemy import select
 
 from commerce.domain.errors import DomainError, InvalidInput
 from commerce.domain.model import PICKUP_PREFIX, Order
 from commerce.money_format import format_money
-from commerce.services.orders import SETTLED, order_from_row
-from commerce.storage.tables import orders
 from commerce.web.context import CONTEXT, WebContext
 from commerce.web.render import READER_LOCALE
 from commerce.web.sessions import Session, Signed
@@ -357,23 +354,10 @@ async def me(request: web.Request) -> web.Response:
         if drop.isdigit() and len(drop) <= 18:
             customer_id = await ctx.commerce.customers.resolve(session.identity)
             body["holds"] = await _holds(ctx, int(drop), customer_id, session.identity)
-            body["orders"] = [_receipt(o) for o in await _orders(ctx, int(drop), customer_id)]
+            body["orders"] = [
+                _receipt(o) for o in await ctx.commerce.orders.settled_of(int(drop), customer_id)
+            ]
     return web.json_response(body, headers={"Cache-Control": "no-store"})
-
-
-async def _orders(ctx: WebContext, drop_id: int, customer_id: int) -> list[Order]:
-    """This customer's settled orders on the drop, oldest first."""
-    async with ctx.commerce.db.read() as conn:
-        rows = await conn.execute(
-            select(orders)
-            .where(
-                orders.c.drop_id == drop_id,
-                orders.c.customer_id == customer_id,
-                orders.c.status.in_(SETTLED),
-            )
-            .order_by(orders.c.id)
-        )
-        return [order_from_row(row) for row in rows]
 
 
 def _receipt(order: Order) -> dict[str, Any]:
