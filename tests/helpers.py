@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from commerce.core import Commerce
 from commerce.domain.events import Event
@@ -15,6 +15,8 @@ from commerce.dropfile import validate_spec
 # How long a test waits for something that should happen "soon". Only a failing test waits
 # this long; a passing one goes on as soon as the condition holds.
 PATIENCE = 15.0
+
+E = TypeVar("E", bound=Event)
 
 
 def capsule_spec(units: int = 10, **drop: Any) -> dict[str, Any]:
@@ -81,7 +83,7 @@ class EventLog:
     def names(self) -> list[str]:
         return [e.name for e in self.events]
 
-    def of(self, kind: type[Event]) -> list[Event]:
+    def of(self, kind: type[E]) -> list[E]:
         return [e for e in self.events if isinstance(e, kind)]
 
 

@@ -132,10 +132,10 @@ async def running(bot: DiscordBot) -> AsyncIterator[DiscordBot]:
 
 @asynccontextmanager
 async def bot_with_hub(
-    fake: FakeDiscord, world: World, chat: Chat, **hub: Any
+    fake: FakeDiscord, world: World, chat: Chat, **hub_options: Any
 ) -> AsyncIterator[tuple[DiscordBot, ChatHub]]:
     """A running bot and a started hub; the hub is drained before the bot closes."""
-    hub = chat.hub(**hub)
+    hub = chat.hub(**hub_options)
     await hub.start()
     try:
         async with running(make_bot(fake, world, chat, hub)) as bot:
@@ -303,6 +303,7 @@ async def test_a_private_answer_to_a_public_command_never_shows_in_public(
 
     if decided == "after a deferral":
         assert not first_response(fake, interaction).ephemeral  # /stock defers publicly
+        assert interaction.original is not None
         assert interaction.original["content"] == "I've sent you the answer privately."
     assert int(private["flags"]) & EPHEMERAL and pay_link(private) == secret
     assert not [m for m in public_messages(fake, world.channel) if secret in json.dumps(m)]
@@ -474,6 +475,7 @@ async def test_closing_a_drop_posts_a_recap_with_the_chart_attached(
     async with bot_with_hub(fake, world, chat):
         await chat.commerce.drops.open(drop_id)
         held = await chat.commerce.claims.claim(drop_id, buyer)
+        assert held.hold is not None, held
         order = await chat.commerce.orders.checkout(held.hold.id, buyer, "test")
         await chat.commerce.orders.confirm_payment(order.id, "pi_recap")
         await chat.commerce.drops.close(drop_id)

@@ -44,6 +44,7 @@ async def world_with_buyers(fake: FakeDiscord, commerce: Commerce, spec, buyers:
 async def buy(commerce: Commerce, shop: Shop, user, *, pool=None, provider="test"):
     customer = await commerce.customers.resolve(f"discord:{user.id}")
     held = await commerce.claims.claim(shop.drop_id, customer, pool=pool)
+    assert held.hold is not None, held
     ship = pool in (None, "ship")
     order = await commerce.orders.checkout(
         held.hold.id,

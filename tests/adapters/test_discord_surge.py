@@ -37,7 +37,7 @@ from tests.adapters.test_discord_adapter import (
     public_messages,
 )
 from tests.fakes.discord import FakeDiscord
-from tests.fakes.discord.records import FakeInteraction
+from tests.fakes.discord.records import FakeInteraction, InteractionResponseRecord
 from tests.helpers import capsule_spec, eventually, live_drop
 from tests.web.conftest import SECRET, make_settings
 
@@ -102,7 +102,7 @@ def latencies(
 ) -> tuple[list[float], list[float]]:
     """Per viewer, seconds from the command to the first response Discord accepted, and to
     the outcome itself (the response, or the follow-up after a deferral)."""
-    accepted = {}
+    accepted: dict[int, InteractionResponseRecord] = {}
     for record in fake.interaction_responses:
         if record.status < 300:
             accepted.setdefault(record.interaction_id, record)

@@ -46,7 +46,7 @@ async def pay_the_hold_of(chat: Chat, drop_id: int) -> int:
     return order.id
 
 
-def labels(message: dict[str, Any]) -> set[str]:
+def labels(message: dict[str, Any]) -> set[str | None]:
     return {b.get("label") for b in buttons(message)}
 
 
@@ -101,6 +101,7 @@ async def test_a_waitlist_offer_by_dm_says_paid_once_paid(
 
 async def pay_the_hold_of_customer(chat: Chat, drop_id: int, identity: str) -> None:
     customer = await chat.commerce.customers.find(identity)
+    assert customer is not None, identity
     async with chat.commerce.db.read() as conn:
         hold = (
             await conn.execute(

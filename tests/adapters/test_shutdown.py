@@ -22,7 +22,7 @@ from bot.messages import Message
 from bot.presenter import Presenter
 from tests.adapters import test_discord_adapter as discord_world
 from tests.adapters import test_twitch_adapter as twitch_world
-from tests.helpers import PATIENCE, capsule_spec, eventually, live_drop
+from tests.helpers import PATIENCE, capsule_spec, eventually, links, live_drop
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -63,7 +63,10 @@ class StuckOutlet:
 
 async def test_hub_stop_ends_its_worker_even_mid_post(commerce):
     hub = ChatHub(
-        commerce, Presenter(commerce, twitch_world.SITE), twitch_world.personal_link, thresholds=[1]
+        commerce,
+        Presenter(commerce, twitch_world.SITE),
+        links(twitch_world.personal_link),
+        thresholds=[1],
     )
     outlet = StuckOutlet()
     hub.add_outlet(outlet)
@@ -83,7 +86,9 @@ async def test_twitch_close_ends_the_chat_lines_it_is_still_handling(stage, monk
     handling: list[asyncio.Task[Any]] = []
 
     async def stuck(*args: Any, **kwargs: Any) -> None:
-        handling.append(asyncio.current_task())
+        task = asyncio.current_task()
+        assert task is not None
+        handling.append(task)
         await forever()
 
     monkeypatch.setattr(world.bot.handler, "handle", stuck)
@@ -111,7 +116,9 @@ async def test_discord_close_ends_the_commands_it_is_still_running(fake, world, 
     running: list[asyncio.Task[Any]] = []
 
     async def stuck(*args: Any, **kwargs: Any) -> None:
-        running.append(asyncio.current_task())
+        task = asyncio.current_task()
+        assert task is not None
+        running.append(task)
         await forever()
 
     monkeypatch.setattr(chat.handler, "execute", stuck)

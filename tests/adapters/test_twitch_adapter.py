@@ -60,6 +60,9 @@ class RecordingOutlet:
         self.private.append((identity, message))
         return True
 
+    async def edit_private(self, hold_id: int, message: Message) -> None:
+        return None
+
 
 @dataclass
 class Stage:

@@ -15,6 +15,7 @@ import statistics
 import pytest
 
 from bot.coalesce import SEPARATOR
+from bot.twitch import SendPolicy
 from bot.twitch.outlet import MAX_CHAT
 from commerce.core import Commerce
 from tests.adapters import test_twitch_adapter as adapter
@@ -33,7 +34,7 @@ TWITCH_LIMIT = 20  # chat messages per 30 s for a bot that is not a moderator
 
 def outcomes(line: str) -> list[tuple[str, str]]:
     """(login, what happened to them) for everyone an outcome line names."""
-    said = []
+    said: list[tuple[str, str]] = []
     for segment in line.split(SEPARATOR):
         names, _, brief = segment.partition(": ")
         said.extend((login, brief) for login in mentioned(names))
@@ -43,7 +44,7 @@ def outcomes(line: str) -> list[tuple[str, str]]:
 async def test_300_buys_in_a_second_are_all_answered_in_a_handful_of_lines(
     stage: StageFactory, commerce: Commerce
 ) -> None:
-    world = await stage(policy=adapter.SendPolicy(retry_delay=0.05))
+    world = await stage(policy=SendPolicy(retry_delay=0.05))
     drop_id = await live_drop(commerce, capsule_spec(UNITS))
     viewers = [world.fake.add_user(f"viewer{i:04d}") for i in range(VIEWERS)]
     for i, viewer in enumerate(viewers):  # each linked a Discord account, so chat can sell

@@ -7,6 +7,7 @@ import zlib
 from itertools import combinations
 
 import pytest
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.text import Text
 
 from commerce.analytics.chart import HEIGHT_PX, WIDTH_PX, draw, render_png
@@ -64,7 +65,9 @@ async def kpis_of_a_drop(commerce, clock, sales_at: list[float], closed_at: floa
 def overlapping_texts(kpis: DropKpis) -> list[tuple[str, str]]:
     """Every pair of drawn, non-empty texts in the chart whose boxes intersect."""
     figure = draw(kpis)
-    renderer = figure.canvas.get_renderer()
+    canvas = figure.canvas
+    assert isinstance(canvas, FigureCanvasAgg)  # ``draw`` gives every figure an Agg canvas
+    renderer = canvas.get_renderer()
     figure.draw(renderer)
     off_axis = set()  # tick labels outside the view limits exist but are not drawn
     for ax in figure.axes:
@@ -82,7 +85,7 @@ def overlapping_texts(kpis: DropKpis) -> list[tuple[str, str]]:
 
 
 def x_limits(kpis: DropKpis) -> set[tuple[float, float]]:
-    return {tuple(ax.get_xlim()) for ax in draw(kpis).axes}
+    return {ax.get_xlim() for ax in draw(kpis).axes}
 
 
 async def test_a_nine_second_sell_out_fills_the_axis_and_its_labels_stay_apart(commerce, clock):

@@ -128,10 +128,13 @@ async def test_drop_new_creates_a_prepared_drop(commerce, tmp_path):
         commerce, links(lambda d, w: ""), public_url="https://x", drops_dir=tmp_path
     )
     out = await handler.handle(CREATOR, "!drop new friday", message_id="1")
+    assert out is not None
     assert "created from friday.toml" in out.replies[0].text
     out = await handler.handle(CREATOR, "!drop new ../etc/passwd", message_id="2")
+    assert out is not None
     assert "Drop names are" in out.replies[0].text
     out = await handler.handle(CREATOR, "!drop new missing", message_id="3")
+    assert out is not None
     assert "no prepared drop" in out.replies[0].text
 
 

@@ -30,6 +30,9 @@ class RecordingOutlet:
         self.private.append((identity, message))
         return True
 
+    async def edit_private(self, hold_id: int, message: Message) -> None:
+        return None
+
 
 async def make_hub(commerce, edit_interval=0.05):
     outlet = RecordingOutlet()

@@ -40,7 +40,7 @@ def row_count(url: str, table) -> int:
         try:
             async with database.read() as conn:
                 result = await conn.execute(select(func.count()).select_from(table))
-                return int(result.scalar())
+                return int(result.scalar_one())
         finally:
             await database.dispose()
 

@@ -48,6 +48,7 @@ async def buy(commerce: Commerce, drop_id: int, identity: str, ship_to: Address,
     customer = await commerce.customers.resolve(identity, kw.pop("name", None))
     held = await commerce.claims.claim(drop_id, customer)
     assert held.outcome is ClaimOutcome.HELD, held
+    assert held.hold is not None, held
     order = await commerce.orders.checkout(
         held.hold.id, customer, "test", ship_to=ship_to, shipping=FIVE
     )
@@ -244,6 +245,7 @@ def test_one_order_ships_and_a_pickup_is_handed_over_with_its_code(dropcast):
         ship = await buy(commerce, drop_id, "discord:201", ANN)
         customer = await commerce.customers.resolve("discord:202")
         held = await commerce.claims.claim(drop_id, customer, pool="pickup:corner-deli")
+        assert held.hold is not None, held
         order = await commerce.orders.checkout(held.hold.id, customer, "manual")
         reserved = (await commerce.orders.reserve(order.id)).order
         assert reserved.pickup_code

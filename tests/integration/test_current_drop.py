@@ -4,6 +4,9 @@ step by step against the rule written out over the whole list, on both engines."
 
 from __future__ import annotations
 
+from typing import Any
+
+from commerce.clock import ManualClock
 from commerce.core import Commerce
 from commerce.domain.model import Drop, DropState
 from commerce.dropfile import validate_spec
@@ -21,11 +24,11 @@ def by_the_rule(drops: list[Drop]) -> Drop | None:
 
 
 async def test_the_current_drop_follows_the_rule_through_a_creators_week(
-    commerce: Commerce,
+    commerce: Commerce, clock: ManualClock
 ) -> None:
     drops = commerce.drops
 
-    async def create(**header: str) -> int:
+    async def create(**header: Any) -> int:
         return await drops.create(validate_spec(capsule_spec(**header)))
 
     async def current_id() -> int | None:
@@ -43,7 +46,7 @@ async def test_the_current_drop_follows_the_rule_through_a_creators_week(
     assert await current_id() == soon  # the soonest; on a tie, the one made first
     await drops.open(later)
     assert await current_id() == later
-    commerce.clock.advance(60)
+    clock.advance(60)
     await drops.open(same_time)
     assert await current_id() == same_time  # the latest opened
     await drops.close(same_time)

@@ -213,6 +213,7 @@ async def test_another_process_with_a_cold_cache_cancels_sweeps_and_refunds(comm
     assert counts((await commerce.drops.view(drop_id)).stock[0]) == (0, 0, 3)
     fresh = Commerce.build(commerce.db, clock=clock)
     held = await fresh.claims.claim(drop_id, quitter)
+    assert held.hold is not None, held
     assert (await fresh.claims.cancel_hold(held.hold.id, quitter)).status is HoldStatus.CANCELLED
 
 

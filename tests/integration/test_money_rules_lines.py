@@ -319,6 +319,7 @@ async def test_a_pool_another_process_added_by_restocking_is_claimable_here(comm
     await commerce.drops.restock(drop_id, "TOTE", 2, pool="pickup:market", new_pool=True)
 
     held = await elsewhere.claims.claim(drop_id, second, pool="pickup:market")
+    assert held.hold is not None, held
     assert (held.outcome, held.hold.pool) == (HELD, "pickup:market")
     checker, joiner = (Commerce.build(commerce.db, clock=clock) for _ in range(2))
     for process in (checker, joiner):
@@ -326,6 +327,7 @@ async def test_a_pool_another_process_added_by_restocking_is_claimable_here(comm
     await commerce.drops.restock(drop_id, "TOTE", 1, pool="pickup:depot", new_pool=True)
     await checker.claims.validate(drop_id, pool="pickup:depot")
     joined = await joiner.claims.join_waitlist(drop_id, third, pool="pickup:depot")
+    assert joined.hold is not None, joined
     assert (joined.outcome, joined.hold.pool) == (HELD, "pickup:depot")
     view = await elsewhere.drops.view(drop_id)
     assert counts(line(view, "TOTE", "pickup:market")) == (0, 1, 1)

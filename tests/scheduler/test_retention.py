@@ -3,6 +3,7 @@ unsubscribing, no retry storm for closed DMs."""
 
 from __future__ import annotations
 
+from collections.abc import Set
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -19,7 +20,7 @@ from tests.helpers import capsule_spec, links
 
 
 class FakeSender:
-    def __init__(self, *, closed: set[str] = frozenset(), flaky: int = 0) -> None:
+    def __init__(self, *, closed: Set[str] = frozenset(), flaky: int = 0) -> None:
         self.sent: list[tuple[str, Message, str]] = []
         self.closed = closed
         self.flaky = flaky

@@ -75,6 +75,7 @@ def test_secrets_never_show_in_repr_or_str(monkeypatch):
     settings = load_settings()
     for text in (repr(settings), str(settings), repr(settings.security), str(settings.discord)):
         assert "super-secret-value" not in text and "discord-token" not in text
+    assert settings.security.secret_key is not None
     assert settings.security.secret_key.get_secret_value() == "super-secret-value-0123456789abcdef"
 
 

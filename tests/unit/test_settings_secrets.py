@@ -54,6 +54,7 @@ def test_strong_secrets_are_accepted(monkeypatch):
     monkeypatch.setenv("DROPCAST_SECURITY__ADMIN_TOKEN", STRONG_TOKEN)
     monkeypatch.setenv("DROPCAST_WEB__METRICS_TOKEN", STRONG_TOKEN)
     settings = load_settings()
+    assert settings.security.admin_token is not None
     assert settings.security.admin_token.get_secret_value() == STRONG_TOKEN
     assert settings.web.max_streams_per_ip == 20
 

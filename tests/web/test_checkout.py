@@ -9,7 +9,7 @@ from commerce.domain.model import OrderStatus
 from commerce.dropfile import validate_spec
 from commerce.storage.tables import claims, customers, holds, orders
 from tests.helpers import capsule_spec, collab_spec, live_drop
-from tests.web.conftest import CSRF_FIELD, HOLD_FIELD
+from tests.web.conftest import CSRF_FIELD, HOLD_FIELD, found
 
 
 async def count(commerce, table) -> int:
@@ -26,7 +26,7 @@ async def test_a_link_places_a_hold_and_shows_product_price_and_countdown(site):
     assert response.headers["Cache-Control"] == "no-store"
     assert "Spicy chips, 6-pack" in page and "$12.00" in page
     assert 'data-deadline="2026-01-01T12:01:00Z"' in page
-    assert CSRF_FIELD.search(page)[1] and HOLD_FIELD.search(page)
+    assert found(CSRF_FIELD, page) and HOLD_FIELD.search(page)
     assert len(page.encode()) < 30_000
     view = await site.commerce.drops.view(drop_id)
     assert view.stock[0].held == 1
@@ -37,7 +37,7 @@ async def test_reloading_a_link_shows_the_same_hold(site):
     token = site.token(drop_id)
     first = await (await site.client.get(f"/c/{token}")).text()
     second = await (await site.client.get(f"/c/{token}")).text()
-    assert HOLD_FIELD.search(first)[1] == HOLD_FIELD.search(second)[1]
+    assert found(HOLD_FIELD, first) == found(HOLD_FIELD, second)
     assert await count(site.commerce, holds) == 1
 
 
@@ -96,9 +96,7 @@ async def test_sold_out_is_a_409_page_with_a_waitlist_form_that_works(site):
     page = await response.text()
     assert response.status == 409
     assert "Sold out" in page and "Join the waitlist" in page
-    joined = await site.client.post(
-        f"/c/{token}/waitlist", data={"csrf": CSRF_FIELD.search(page)[1]}
-    )
+    joined = await site.client.post(f"/c/{token}/waitlist", data={"csrf": found(CSRF_FIELD, page)})
     assert joined.status == 200
     assert "number <strong>1</strong>" in await joined.text()
 
@@ -218,7 +216,7 @@ async def test_a_collab_link_lets_the_buyer_pick_ship_or_pickup(site):
     assert held.status == 200 and "Pay at pickup" in page
     paid = await site.pay(token, page, provider="manual")
     assert paid.status == 200 and "pay at pickup" in (await paid.text()).lower()
-    order = await site.commerce.orders.for_hold(int(HOLD_FIELD.search(page)[1]))
+    order = await site.commerce.orders.for_hold(int(found(HOLD_FIELD, page)))
     assert order.status is OrderStatus.RESERVED and order.pool == "pickup:corner-deli"
     # The pickup pool is now empty: the next buyer goes straight to shipping.
     other = await site.client.get(f"/c/{site.token(drop_id, 'discord:2')}")
@@ -269,7 +267,7 @@ async def test_the_drop_page_claim_without_a_csrf_token_asks_to_confirm(site):
     assert await count(site.commerce, holds) == 0
     confirmed = await site.client.post(
         f"/d/{drop_id}/claim",
-        data={"csrf": CSRF_FIELD.search(page)[1]},
+        data={"csrf": found(CSRF_FIELD, page)},
         allow_redirects=False,
     )
     assert confirmed.status == 303

@@ -33,7 +33,9 @@ class Inbox:
     def link_to(self, address: str) -> str:
         for message in self.messages:
             if message["To"] == address:
-                found = LINK.search(message.get_payload(decode=True).decode())
+                body = message.get_payload(decode=True)
+                assert isinstance(body, bytes), message.get_payload()  # a single-part mail
+                found = LINK.search(body.decode())
                 assert found, message.get_payload()
                 return found[1]
         raise AssertionError(f"no mail to {address}")

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import Any
 
 from sqlalchemy import func, select
 
-from commerce.domain.model import ClaimOutcome
+from commerce.domain.model import ClaimOutcome, Drop, DropFormat, DropState, DropView
 from commerce.storage.tables import claims
 from tests.helpers import PATIENCE, capsule_spec, eventually, live_drop
 
@@ -102,7 +103,7 @@ async def test_a_client_resumes_from_last_event_id_without_losing_events(site):
     await site.held_page(drop_id, "discord:1")
     await site.held_page(drop_id, "discord:2")
     resumed = await open_stream(site, drop_id, **{"Last-Event-ID": snapshot["id"]})
-    replayed = []  # every event after the snapshot, in order, none missing
+    replayed: list[dict[str, Any]] = []  # every event after the snapshot, in order, none missing
     while [e["event"] for e in replayed].count("stock") < 2:
         event = await resumed.next()
         if "id" in event:
@@ -247,12 +248,29 @@ async def test_a_view_asked_for_after_a_change_never_comes_from_an_older_load(cl
     release = asyncio.Event()
     loads: list[int] = []
 
-    async def load(drop_id: int):
+    def view(title: str) -> DropView:
+        drop = Drop(
+            id=1,
+            title=title,
+            format=DropFormat.CAPSULE,
+            state=DropState.LIVE,
+            opens_at=None,
+            closes_at=None,
+            demo_seconds=None,
+            hold_seconds=60,
+            per_customer_limit=1,
+            created_at=clock.now(),
+        )
+        return DropView(drop, products={}, stock=[])
+
+    before, after = view("before"), view("after")
+
+    async def load(drop_id: int) -> DropView:
         loads.append(drop_id)
         if len(loads) == 1:
             await release.wait()  # the first load read the database before the change
-            return "before"
-        return "after"
+            return before
+        return after
 
     views = ViewCache(load, clock, ttl=30.0)
     early = asyncio.create_task(views.get(1))
@@ -260,5 +278,5 @@ async def test_a_view_asked_for_after_a_change_never_comes_from_an_older_load(cl
     views.forget(1)  # the change commits while that load is still under way
     late = asyncio.create_task(views.get(1))
     release.set()
-    assert (await early, await late) == ("before", "after")
-    assert await views.get(1) == "after"  # the older load was not cached either
+    assert (await early, await late) == (before, after)
+    assert await views.get(1) == after  # the older load was not cached either

@@ -12,7 +12,7 @@ import pytest
 
 from commerce.domain.model import Address, ClaimOutcome, DeskStatus, Money, OrderStatus
 from tests.helpers import capsule_spec, collab_spec, live_drop
-from tests.web.conftest import ADMIN, CSRF_FIELD
+from tests.web.conftest import ADMIN, CSRF_FIELD, found
 
 ANN = Address("Ann Lee", "1 Main St", "Springfield", "12345", "US", region="IL")
 BOB = Address("Bob Roe", "Hauptstr. 5", "Berlin", "10115", "DE")
@@ -292,7 +292,7 @@ async def test_dashboard_refund_and_ship_redirect_back_with_a_notice(site):
     bob = await paid_order(site.commerce, drop_id, "discord:2")
     await login(site)
     html = await (await site.client.get(f"/dashboard/drops/{drop_id}/orders?status=paid")).text()
-    token = CSRF_FIELD.search(html)[1]
+    token = found(CSRF_FIELD, html)
 
     refund = await site.client.post(
         f"/dashboard/orders/{ann.id}/refund",
@@ -332,7 +332,7 @@ async def test_dashboard_posts_without_our_csrf_token_are_refused(site, action):
         assert response.status == 403, token
     # a token made for another dashboard session is no good either
     html = await (await site.client.get(f"/dashboard/drops/{drop_id}/orders")).text()
-    token = CSRF_FIELD.search(html)[1]
+    token = found(CSRF_FIELD, html)
     site.clock.advance(60)
     await login(site)  # a new session cookie
     stale = await site.client.post(path, data={**form, "csrf": token}, allow_redirects=False)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from commerce.domain.model import ClaimOutcome, Fulfilment, OrderStatus
 from commerce.web.context import PickupKeys
 from tests.helpers import live_drop
-from tests.web.conftest import ADMIN, CSRF_FIELD, SECRET
+from tests.web.conftest import ADMIN, CSRF_FIELD, SECRET, found
 
 DELI = "corner-deli"
 
@@ -43,7 +43,7 @@ async def open_list(site, location: str = DELI, key: str | None = None) -> str:
 
 async def hand_over(site, order_id: int, code: str, *, location: str = DELI, **form: str):
     page = await open_list(site, location)
-    data = {"csrf": CSRF_FIELD.search(page)[1], "key": key_of(site, location), "code": code}
+    data = {"csrf": found(CSRF_FIELD, page), "key": key_of(site, location), "code": code}
     data.update(form)
     return await site.client.post(
         f"/pickup/{location}/orders/{order_id}/picked-up", data=data, allow_redirects=False
@@ -104,7 +104,7 @@ async def test_the_right_code_hands_over_and_a_pay_at_pickup_order_becomes_paid(
     page = await open_list(site)  # a form is still there for the other order
     again = await site.client.post(
         f"/pickup/{DELI}/orders/{order.id}/picked-up",
-        data={"csrf": CSRF_FIELD.search(page)[1], "key": key_of(site), "code": order.pickup_code},
+        data={"csrf": found(CSRF_FIELD, page), "key": key_of(site), "code": order.pickup_code},
         allow_redirects=False,
     )
     assert again.status == 303  # already handed over: nothing more happens
@@ -131,14 +131,14 @@ async def test_another_locations_order_cannot_be_handed_over_with_this_key(site)
     assert f'data-order="{bakery.id}"' not in page
     response = await site.client.post(
         f"/pickup/{DELI}/orders/{bakery.id}/picked-up",
-        data={"csrf": CSRF_FIELD.search(page)[1], "key": key_of(site), "code": bakery.pickup_code},
+        data={"csrf": found(CSRF_FIELD, page), "key": key_of(site), "code": bakery.pickup_code},
         allow_redirects=False,
     )
     assert response.status == 403
     # nor through the bakery's URL with the deli's key
     response = await site.client.post(
         f"/pickup/bakery/orders/{bakery.id}/picked-up",
-        data={"csrf": CSRF_FIELD.search(page)[1], "key": key_of(site), "code": bakery.pickup_code},
+        data={"csrf": found(CSRF_FIELD, page), "key": key_of(site), "code": bakery.pickup_code},
         allow_redirects=False,
     )
     assert response.status == 403
@@ -165,7 +165,7 @@ async def test_the_picked_up_form_needs_our_csrf_token_and_the_key_or_the_admin(
     assert 'name="key"' not in page
     response = await site.client.post(
         path,
-        data={"csrf": CSRF_FIELD.search(page)[1], "code": order.pickup_code},
+        data={"csrf": found(CSRF_FIELD, page), "code": order.pickup_code},
         allow_redirects=False,
     )
     assert response.status == 303 and response.headers["Location"] == (

@@ -29,7 +29,7 @@ def test_forwarded_for_is_believed_only_from_trusted_proxies():
     def ip(peer, xff=None):
         headers = {"X-Forwarded-For": xff} if xff else {}
         request = make_mocked_request("GET", "/", headers=headers)
-        request._transport_peername = (peer, 1234)  # type: ignore[attr-defined]
+        request._transport_peername = (peer, 1234)
         return client_ip(request.clone(remote=peer), trusted)
 
     assert ip("203.0.113.9", "1.2.3.4") == "203.0.113.9"  # not a proxy: header ignored

@@ -16,7 +16,7 @@ from commerce.domain.model import Address, Money, OrderStatus
 from commerce.domain.payments import CheckoutRequest
 from commerce.storage.tables import orders
 from tests.helpers import capsule_spec, collab_spec, live_drop
-from tests.web.conftest import DEFAULT_ADDRESS, HOLD_FIELD
+from tests.web.conftest import DEFAULT_ADDRESS, HOLD_FIELD, found
 
 RATES = {"US": "5.00", "*": "14.00"}
 OPTION = re.compile(r'<option value="([A-Z]{2})"')
@@ -39,7 +39,7 @@ async def held(site: Any, spec: dict[str, Any], identity: str = "discord:1") -> 
 
 
 async def order_of(site: Any, page: str) -> Any:
-    return await site.commerce.orders.for_hold(int(HOLD_FIELD.search(page)[1]))
+    return await site.commerce.orders.for_hold(int(found(HOLD_FIELD, page)))
 
 
 async def test_a_good_address_makes_an_order_shipped_there_for_items_plus_the_rate(site):
@@ -66,7 +66,7 @@ async def test_the_held_page_shows_items_shipping_and_total_and_the_rates_withou
     _, page = await held(site, capsule_spec(3, shipping=RATES))
     assert "Items</td><td>$12.00" in page
     assert "United States: $5.00" in page and "Everywhere else we ship: $14.00" in page
-    table = json.loads(html.unescape(SHIP_RATES.search(page)[1]))
+    table = json.loads(html.unescape(found(SHIP_RATES, page)))
     assert table["US"] == ["$5.00", "$17.00"] and table["*"] == ["$14.00", "$26.00"]
     assert 'data-deadline="2026-01-01T12:01:00Z"' in page  # the countdown, as before
     assert len(page.encode()) < 30_000
@@ -92,7 +92,7 @@ async def test_a_missing_required_field_is_named_and_nothing_is_created(site, fi
     text = await response.text()
     assert response.status == 400
     assert f'role="alert" id="ship-error">{label}: is required</p>' in text
-    assert INVALID.search(text)[1] == field
+    assert found(INVALID, text) == field
     assert 'value="Back door"' in text  # what was typed is kept
     assert 'name="csrf"' in text and 'data-deadline="2026-01-01T12:01:00Z"' in text
     assert await order_count(site) == 0

@@ -9,7 +9,7 @@ import pytest
 
 from commerce.domain.model import OrderStatus
 from tests.helpers import capsule_spec, live_drop
-from tests.web.conftest import HOLD_FIELD
+from tests.web.conftest import HOLD_FIELD, found
 from tests.web.fake_stripe import sign
 
 
@@ -19,7 +19,7 @@ async def start_checkout(stripe_shop, stripe_fake, units=3, hold_seconds=60):
     response = await stripe_shop.pay(token, page)
     assert response.status == 303, await response.text()
     session_id = response.headers["Location"].rsplit("/", 1)[1]
-    order = await stripe_shop.commerce.orders.for_hold(int(HOLD_FIELD.search(page)[1]))
+    order = await stripe_shop.commerce.orders.for_hold(int(found(HOLD_FIELD, page)))
     return drop_id, token, page, session_id, order
 
 
