@@ -18,9 +18,9 @@ from commerce.services.orders import OrderService
 from commerce.services.stock import ShapeCache
 from commerce.services.subscriptions import SubscriptionService
 from commerce.services.templates import TemplateService
-from commerce.services.unit_of_work import EventBus, OutboxRelay, UnitOfWork
 from commerce.storage.database import Database
 from commerce.storage.tables import kv
+from commerce.storage.unit_of_work import EventBus, OutboxRelay, UnitOfWork
 
 
 @dataclass

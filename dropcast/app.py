@@ -49,11 +49,11 @@ from commerce.links import LinkIssuer, LinkSigner, drop_page_url
 from commerce.money_format import set_default_locale
 from commerce.payments import build_gateways
 from commerce.services.checkout import CheckoutService
-from commerce.services.unit_of_work import Tx
 from commerce.storage.database import Database
 from commerce.storage.migrate import upgrade
 from commerce.storage.pg_events import PgEventChannel
 from commerce.storage.tables import kv
+from commerce.storage.unit_of_work import Tx
 from commerce.web.app import create_app
 from commerce.web.inbox import WebInbox
 from commerce.web.mail import ConsoleMailer, mailer_for

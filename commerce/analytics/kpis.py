@@ -59,7 +59,6 @@ from commerce.domain.model import (
     StockLine,
     claimable_units,
 )
-from commerce.services.unit_of_work import UnitOfWork
 from commerce.storage.tables import (
     activity,
     claims,
@@ -70,6 +69,7 @@ from commerce.storage.tables import (
     orders,
     waitlist,
 )
+from commerce.storage.unit_of_work import UnitOfWork
 
 BUCKET_S = 10
 FIRST_VIEW_S = 120

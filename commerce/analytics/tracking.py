@@ -30,9 +30,9 @@ from sqlalchemy.exc import IntegrityError
 
 from commerce.domain.errors import InvalidInput
 from commerce.domain.events import Event, Restocked
-from commerce.services.unit_of_work import EventBus, Tx, UnitOfWork
 from commerce.storage.database import database_unreachable
 from commerce.storage.tables import activity, claims
+from commerce.storage.unit_of_work import EventBus, Tx, UnitOfWork
 
 _KIND = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 MAX_KEPT = 100_000  # rows per table kept in memory while the database cannot be reached

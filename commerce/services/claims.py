@@ -55,9 +55,9 @@ from commerce.services.stock import (
     move_held,
     stock_lines,
 )
-from commerce.services.unit_of_work import Tx, UnitOfWork
 from commerce.storage.rows import record
 from commerce.storage.tables import claims, customers, drops, holds, identities, waitlist
+from commerce.storage.unit_of_work import Tx, UnitOfWork
 
 log = logging.getLogger(__name__)
 MAX_CLAIM_KEY = 128

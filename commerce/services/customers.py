@@ -23,7 +23,6 @@ from commerce.domain.model import (
     normalize_identity,
 )
 from commerce.services.orders import erase_addresses
-from commerce.services.unit_of_work import UnitOfWork
 from commerce.storage.tables import (
     customers,
     holds,
@@ -33,6 +32,7 @@ from commerce.storage.tables import (
     subscriptions,
     waitlist,
 )
+from commerce.storage.unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
 # What stands where a forgotten person's address was (subscriptions, notifications).

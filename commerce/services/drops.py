@@ -33,7 +33,6 @@ from commerce.dropfile import DropSpec, parse_when, product_prices
 from commerce.fresh import FreshRead
 from commerce.services.claims import ClaimService
 from commerce.services.stock import ShapeCache, active_hold_filter, stock_lines
-from commerce.services.unit_of_work import Tx, UnitOfWork
 from commerce.shipping import parse_rates
 from commerce.storage.rows import record
 from commerce.storage.tables import (
@@ -45,6 +44,7 @@ from commerce.storage.tables import (
     products,
     waitlist,
 )
+from commerce.storage.unit_of_work import Tx, UnitOfWork
 
 
 def drop_from_row(row: Row[tuple[object, ...]]) -> Drop:

@@ -19,7 +19,6 @@ from sqlalchemy.engine import Row
 
 from commerce.domain.identities import SCHEMES
 from commerce.domain.model import NotificationStatus, OrderStatus, SubscriptionStatus
-from commerce.services.unit_of_work import UnitOfWork
 from commerce.storage.rows import record
 from commerce.storage.tables import (
     UTCDateTime,
@@ -29,6 +28,7 @@ from commerce.storage.tables import (
     orders,
     subscriptions,
 )
+from commerce.storage.unit_of_work import UnitOfWork
 
 FINAL = (
     NotificationStatus.SENT,

@@ -44,9 +44,9 @@ from commerce.services.claims import ClaimService
 from commerce.services.drops import DropService
 from commerce.services.notifications import NotificationService
 from commerce.services.stock import ShapeCache, active_hold_filter, move_held
-from commerce.services.unit_of_work import Tx, UnitOfWork
 from commerce.storage.rows import record
 from commerce.storage.tables import drop_stock, drops, holds, orders
+from commerce.storage.unit_of_work import Tx, UnitOfWork
 
 log = logging.getLogger(__name__)
 

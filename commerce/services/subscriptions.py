@@ -18,9 +18,9 @@ from sqlalchemy.engine import Row
 from commerce.domain.errors import InvalidInput
 from commerce.domain.identities import SCHEMES
 from commerce.domain.model import SubscriptionStatus, validate_sku
-from commerce.services.unit_of_work import UnitOfWork
 from commerce.storage.rows import record
 from commerce.storage.tables import identities, subscriptions
+from commerce.storage.unit_of_work import UnitOfWork
 
 SCOPES = ("creator", "drop", "sku")
 

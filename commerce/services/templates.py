@@ -18,8 +18,8 @@ from sqlalchemy import select
 from commerce.domain.errors import InvalidInput
 from commerce.dropfile import validate_spec
 from commerce.services.drops import DropService
-from commerce.services.unit_of_work import Tx, UnitOfWork
 from commerce.storage.tables import drop_templates, template_runs
+from commerce.storage.unit_of_work import Tx, UnitOfWork
 
 
 @dataclass(frozen=True, slots=True)
