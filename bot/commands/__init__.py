@@ -14,10 +14,11 @@ gets the list of commands, at most once in a while per person and per channel.
 from __future__ import annotations
 
 from bot.commands.context import CommandContext, current_drop
+from bot.commands.errors import CommandError
 from bot.commands.handler import CommandHandler
 from bot.commands.registered import COMMANDS
 from bot.commands.registry import Registry
-from bot.commands.spec import Arg, Call, Command, CommandError, CommandSpec, Group, Role
+from bot.commands.spec import Arg, Call, Command, CommandSpec, Group, Role
 
 
 def parse(text: str, prefix: str = "!") -> Command | None:

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bot.commands.spec import CommandError, number
+from bot.commands.errors import CommandError, number
 from bot.messages import ChatUser
 from bot.presenter import Presenter, replies
 from commerce.core import Commerce

@@ -6,7 +6,8 @@ from __future__ import annotations
 import re
 
 from bot.commands.context import CommandContext
-from bot.commands.spec import Arg, Call, CommandError, CommandSpec, Group, Role, number
+from bot.commands.errors import CommandError, number
+from bot.commands.spec import Arg, Call, CommandSpec, Group, Role
 from bot.messages import Outbound
 from bot.presenter import replies
 from commerce.domain.errors import DomainError

@@ -6,9 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from bot.commands.context import CommandContext, LinkIssuer, Reachability
+from bot.commands.errors import CommandError
 from bot.commands.registered import COMMANDS
 from bot.commands.registry import HELP, UNKNOWN, Registry
-from bot.commands.spec import Call, Command, CommandError, Role
+from bot.commands.spec import Call, Command, Role
 from bot.messages import ChatUser, Message, Outbound
 from bot.presenter import Presenter, replies
 from bot.ratelimit import AnswerThrottle

@@ -12,7 +12,8 @@ import re
 import shlex
 from collections.abc import Iterable, Iterator
 
-from bot.commands.spec import Command, CommandError, CommandSpec, Group, Role
+from bot.commands.errors import CommandError
+from bot.commands.spec import Command, CommandSpec, Group, Role
 from bot.presenter import replies
 
 HELP = "help"

@@ -7,17 +7,11 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING
 
+from bot.commands.context import CommandContext
+from bot.commands.errors import CommandError
 from bot.messages import ChatUser, Outbound
 from bot.presenter import replies
-
-if TYPE_CHECKING:
-    from bot.commands.context import CommandContext
-
-
-class CommandError(Exception):
-    """Malformed or refused: the message is the reply, nothing changed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +66,7 @@ class Call:
     message_id: str
 
 
-Run = Callable[["CommandContext", Call], Awaitable[Outbound]]
+Run = Callable[[CommandContext, Call], Awaitable[Outbound]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,10 +107,3 @@ class CommandSpec:
         too_many = len(args) > len(self.args) and not self.ignores_extra_words
         if len(args) < required or too_many:
             raise CommandError(replies.usage(self.usage(prefix)))
-
-
-def number(value: str, what: str) -> int:
-    """``value`` as a whole number, or a reply naming ``what`` it should have been."""
-    if not value.isdigit():
-        raise CommandError(replies.not_a_number(what, value))
-    return int(value)

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from bot.commands.claiming import claim_elsewhere, held, target, unit_word
 from bot.commands.context import CommandContext
-from bot.commands.spec import Arg, Call, CommandError, CommandSpec
+from bot.commands.errors import CommandError
+from bot.commands.spec import Arg, Call, CommandSpec
 from bot.messages import Outbound
 from bot.presenter import replies
 from commerce.domain.model import ClaimOutcome
