@@ -29,10 +29,13 @@ system-packages:
 test: $(STAMP) system-packages
 	$(BIN)/python -m pytest
 
+# The layers are import-linter contracts ([tool.importlinter] in pyproject.toml); mypy
+# checks tests/ and bench/ too, at a lighter setting. CI runs this after the tests.
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 # Mutation score of the money core: mutmut 3 on commerce/services/{claim_sql,stock,claims,
 # orders}.py, on SQLite, killed by the money tests (tests/integration; see [tool.mutmut] in
