@@ -13,8 +13,6 @@ the token.
 
 from __future__ import annotations
 
-import asyncio
-import time
 import weakref
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -40,6 +38,7 @@ from commerce.analytics.results import DropKpis, DropSummary, ObjectiveResult
 from commerce.desk import DeskLine, OrderDesk, parse_status
 from commerce.domain.errors import DomainError, InvalidInput
 from commerce.domain.model import SHIP_POOL, DeskStatus, DropState
+from commerce.fresh import SingleFlightCache
 from commerce.money_format import format_money
 from commerce.web.admin_session import COOKIE, require_dashboard, start_session
 from commerce.web.api import json_ok, state_json
@@ -160,43 +159,20 @@ def _login(request: web.Request, ctx: WebContext, given: str) -> web.Response:
 # -- KPIs, computed once per stock tick however many dashboards watch --------------------------
 
 
-class KpiCache:
-    """KPI results per drop, keyed by the drop's SSE sequence: a stock tick makes the next
-    request recompute; between ticks (and for ``max_age`` s) concurrent dashboards share one
-    computation (single flight), so watching a surge does not add load per viewer."""
-
-    def __init__(
-        self, load: Callable[[int], Awaitable[DropKpis]], max_age: float = KPI_MAX_AGE
-    ) -> None:
-        self._load = load
-        self._max_age = max_age
-        self._entries: dict[int, tuple[int, float, asyncio.Future[DropKpis]]] = {}
-
-    async def get(self, drop_id: int, seq: int) -> DropKpis:
-        now = time.monotonic()
-        entry = self._entries.get(drop_id)
-        if entry is not None:
-            at_seq, started, future = entry
-            if at_seq == seq and (not future.done() or now - started < self._max_age):
-                return await asyncio.shield(future)
-        future = asyncio.ensure_future(self._load(drop_id))
-        future.add_done_callback(lambda f: f.cancelled() or f.exception())  # never "unretrieved"
-        self._entries[drop_id] = (seq, now, future)
-        try:
-            return await asyncio.shield(future)
-        except BaseException:
-            if self._entries.get(drop_id, (0, 0.0, None))[2] is future:
-                del self._entries[drop_id]  # failures are not cached
-            raise
-
-
-_caches: weakref.WeakKeyDictionary[web.Application, KpiCache] = weakref.WeakKeyDictionary()
+# KPI results per drop, keyed by the drop's SSE sequence: a stock tick makes the next
+# request recompute; between ticks (and for KPI_MAX_AGE s) concurrent dashboards share one
+# computation, so watching a surge does not add load per viewer.
+_caches: weakref.WeakKeyDictionary[web.Application, SingleFlightCache[int, DropKpis]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 async def kpis_of(request: web.Request, ctx: WebContext, drop_id: int) -> DropKpis:
     cache = _caches.get(request.app)
     if cache is None:
-        cache = _caches[request.app] = KpiCache(ctx.commerce.analytics.kpis)
+        cache = _caches[request.app] = SingleFlightCache(
+            ctx.commerce.analytics.kpis, ttl=KPI_MAX_AGE
+        )
     return await cache.get(drop_id, ctx.hub.last_seq(drop_id))
 
 
