@@ -18,7 +18,7 @@ from typing import Any
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from bot.coalesce import Mention, OutcomeLines
-from bot.commands import CommandError, CommandHandler, parse
+from bot.commands import CommandError, CommandHandler, Role
 from bot.messages import ChatUser, Message
 from bot.presenter import platforms as say
 from bot.private import PrivateTrail
@@ -252,10 +252,11 @@ class StudioOutlet:
         """A creator command. The handler refuses it to a viewer anyway; the studio says
         how to become the creator here."""
         try:
-            command = parse(text, self.handler.prefix)
+            command = self.handler.parse(text)
         except CommandError:
             return False
-        return command is not None and command.name.startswith("drop.")
+        spec = self.handler.commands.spec(command.name) if command is not None else None
+        return spec is not None and spec.role is Role.CREATOR
 
     async def _said(self, ws: web.WebSocketResponse, tab: Tab, raw: str) -> None:
         if (wait := self._wait(tab)) > 0:
