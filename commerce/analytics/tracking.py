@@ -8,7 +8,7 @@ reminder sent or opened (with its attribution tag), viewer-count samples, restoc
 Usage from an adapter (web, bot, scheduler)::
 
     await tracker.record(drop_id, ActivityKind.LINK_OPENED, customer_id, tag=link.tag)
-    await tracker.record_viewers(drop_id, 412, "twitch")
+    await tracker.record_viewers(drop_id, 412, platform)
 
 ``detail`` keywords are stored as JSON; by convention ``tag`` is the attribution tag a
 personal link carries (e.g. ``"reminder:5m"``).
@@ -189,7 +189,7 @@ class Tracker:
         await tx.conn.execute(insert(activity).values(at=tx.now, **row))
 
     async def record_viewers(self, drop_id: int, count: int, platform: str) -> None:
-        """A sample of the live audience on one platform (``twitch``, ``discord``, ``manual``).
+        """A sample of the live audience on one platform (its identity scheme, or ``manual``).
 
         Samples from several platforms add up: the audience at any moment is the sum of each
         platform's latest sample.

@@ -1,4 +1,4 @@
-"""Customers and their platform identities (``discord:…``, ``twitch:…``, ``web:…``).
+"""Customers and their identities (``<scheme>:<id>``: a chat platform's, or ``web:…``).
 
 Personal data lives in a few places only: identities (which hold the email of a ``web:``
 customer), customers' display names, orders' shipping addresses, and the address

@@ -136,7 +136,7 @@ customers = Table(
 identities = Table(
     "identities",
     metadata,
-    Column("identity", String(320), primary_key=True),  # "discord:123", "web:a@b.c"
+    Column("identity", String(320), primary_key=True),  # "<scheme>:<id>", e.g. "web:a@b.c"
     Column("customer_id", Id, ForeignKey("customers.id"), nullable=False, index=True),
     Column("created_at", UTCDateTime, nullable=False),
     # When its owner proved it by signing in on the web (OAuth); None: only chat vouches.
@@ -320,7 +320,7 @@ subscriptions = Table(
     Column("customer_id", Id, ForeignKey("customers.id"), nullable=False),
     Column("scope", String(16), nullable=False),
     Column("target", String(64), nullable=False),
-    Column("channel", String(16), nullable=False),  # discord|twitch|local|webhook
+    Column("channel", String(16), nullable=False),  # an identity scheme, or webhook
     Column("address", String(400), nullable=False),  # identity, or the webhook URL
     Column("timezone", String(64), nullable=False, default="UTC"),
     Column("quiet_start", Integer),  # local hour quiet hours begin (inclusive)

@@ -220,7 +220,7 @@ async def set_price(request: web.Request) -> web.Response:
 
 
 async def issue_link(request: web.Request) -> web.Response:
-    """POST /api/drops/{id}/links {"customer": "discord:123"} → 201 {"url", "expires_at"}."""
+    """POST /api/drops/{id}/links {"customer": "<scheme>:<id>"} → 201 {"url", "expires_at"}."""
     ctx = admin(request)
     data = await json_object(request)
     identity = _field(data, "customer", str)

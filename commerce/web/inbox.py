@@ -1,9 +1,10 @@
-"""Private messages to signed-in drop pages: where a Twitch viewer's pay link goes.
+"""Private messages to signed-in drop pages: where a pay link goes when the viewer's chat
+has no private reply.
 
-Twitch chat has no private reply. A viewer who signed in on the drop page once has proven
-their Twitch identity, so a hold placed by their ``!buy`` in chat is announced on the drop
-page they are signed in to: pushed over that page's event stream at once, and shown in the
-page's "your holds" panel whenever they open it (read from the database).
+A viewer who signed in on the drop page once has proven their platform identity, so a hold
+placed by their ``!buy`` in chat is announced on the drop page they are signed in to:
+pushed over that page's event stream at once, and shown in the page's "your holds" panel
+whenever they open it (read from the database).
 
 The push follows the ``HoldPlaced`` event, not the chat adapter's call: events reach every
 web process (PostgreSQL LISTEN/NOTIFY), so it works when the bots run in another process,
