@@ -14,7 +14,7 @@ Pure: no I/O and nothing from the service layer, so the drop file can validate a
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -142,7 +142,9 @@ def goal_text(objective: ObjectiveResult) -> str:
     return f"{label} {sign} {format_value(objective.target, fmt)}"
 
 
-def evaluate_objective(objective: Any, values: dict[str, float | None]) -> ObjectiveResult | None:
+def evaluate_objective(
+    objective: Any, values: Mapping[str, float | None]
+) -> ObjectiveResult | None:
     """The drop's objective (as stored: ``{metric, target}``) against the metric ``values``;
     None when the drop names none, or nothing a drop can aim for."""
     if not isinstance(objective, dict):
