@@ -14,6 +14,7 @@ from dataclasses import replace
 from datetime import datetime
 
 from bot.messages import Button, Message, a_unit
+from commerce.analytics.metrics import actual_text, goal_text
 from commerce.core import Commerce
 from commerce.domain.events import (
     DropClosed,
@@ -347,8 +348,7 @@ class Presenter:
         if kpis.objective is not None:
             goal = kpis.objective
             verdict = {True: "MET", False: "not met", None: "not measurable"}[goal.met]
-            actual = "—" if goal.actual is None else f"{goal.actual:g}"
-            lead = f"Goal {goal.metric.replace('_', ' ')} {goal.target:g}: {verdict} ({actual}). "
+            lead = f"Goal: {goal_text(goal)}: {verdict} ({actual_text(goal)}). "
         median = kpis.seconds_to_checkout.from_claim.p50
         if median is not None:
             fields.append(("Median checkout", f"{median:.0f} s"))

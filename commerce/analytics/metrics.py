@@ -136,10 +136,19 @@ def shown(kpis: DropKpis) -> Iterator[tuple[Metric, str, str]]:
 
 def goal_text(objective: ObjectiveResult) -> str:
     """The objective in words: ``Sell-through ≥ 80.0 %``."""
-    metric = METRICS.get(objective.metric)
-    label, fmt = (metric.label, metric.format) if metric else (objective.metric, Format.NUMBER)
+    label, fmt = _label_and_format(objective.metric)
     sign = "≥" if objective.higher_is_better else "≤"
     return f"{label} {sign} {format_value(objective.target, fmt)}"
+
+
+def actual_text(objective: ObjectiveResult) -> str:
+    """What the drop reached on its objective's metric, formatted as that metric is."""
+    return format_value(objective.actual, _label_and_format(objective.metric)[1])
+
+
+def _label_and_format(name: str) -> tuple[str, Format]:
+    metric = METRICS.get(name)
+    return (metric.label, metric.format) if metric else (name, Format.NUMBER)
 
 
 def evaluate_objective(

@@ -482,7 +482,7 @@ async def test_closing_a_drop_posts_a_recap_with_the_chart_attached(
         recap = await fake.wait_for_message(world.channel, lambda m: "Thank you" in embed_text(m))
 
     text = embed_text(recap)
-    assert "Goal units first 10m 1: MET (1)" in text and "1 of 2 sold" in text
+    assert "Goal: Units sold in the first 10 minutes ≥ 1: MET (1)" in text and "1 of 2 sold" in text
     (attachment,) = recap["attachments"]
     assert attachment["filename"] == "recap.png"
     assert recap["embeds"][0]["image"]["url"] == "attachment://recap.png"
