@@ -110,6 +110,14 @@ class SingleFlightCache(Generic[K, T]):
         self._values.pop(key, None)
         self._generation[key] = self._generation.get(key, 0) + 1
 
+    async def close(self) -> None:
+        """Stop loads under way (at shutdown: none may hold a connection past it)."""
+        flights = list(self._flights.values())
+        for future in flights:
+            future.cancel()
+        await asyncio.gather(*flights, return_exceptions=True)
+        self._values.clear()
+
     def _fresh(self, cached: _Cached[T]) -> bool:
         if time.monotonic() - cached.loaded >= self._ttl:
             return False

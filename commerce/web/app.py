@@ -242,6 +242,9 @@ def create_app(
         ctx.hub.close()  # end SSE streams so the runner can stop
         await ctx.gate.close()
         await ctx.status.close()
+        for cache in (ctx.states, ctx.catalog):
+            await cache.close()
+        await dashboard.close_kpi_cache(app)
 
     async def cleanup(app: web.Application) -> None:
         await sign_in.close()

@@ -167,6 +167,13 @@ _caches: weakref.WeakKeyDictionary[web.Application, SingleFlightCache[int, DropK
 )
 
 
+async def close_kpi_cache(app: web.Application) -> None:
+    """At shutdown: stop KPI computations under way."""
+    cache = _caches.pop(app, None)
+    if cache is not None:
+        await cache.close()
+
+
 async def kpis_of(request: web.Request, ctx: WebContext, drop_id: int) -> DropKpis:
     cache = _caches.get(request.app)
     if cache is None:

@@ -9,6 +9,7 @@ import pytest
 
 from commerce.clock import ManualClock
 from commerce.fresh import FreshRead, SingleFlightCache
+from tests.helpers import eventually
 
 
 class Source:
@@ -143,3 +144,13 @@ async def test_a_failed_load_is_not_cached_and_a_gone_caller_fails_nobody() -> N
         await cache.get("a")
     loads.fail = False
     assert await cache.get("a") == ("a", 3)
+
+
+async def test_close_stops_the_loads_under_way() -> None:
+    loads = Loads()  # never released: a load that would outlive the process
+    cache: SingleFlightCache[str, tuple[str, int]] = SingleFlightCache(loads.load, ttl=60)
+    waiting = asyncio.ensure_future(cache.get("a"))
+    await eventually(lambda: loads.count, what="the load to start")
+    await cache.close()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
