@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.commands.claiming import claim_elsewhere, held, target, unit_word
+from bot.commands.claiming import Claimant, claimant, held, unit_word
 from bot.commands.context import CommandContext
 from bot.commands.spec import Arg, Call, CommandSpec
 from bot.messages import Outbound
@@ -10,19 +10,15 @@ from bot.presenter import replies
 
 
 async def buy(ctx: CommandContext, call: Call) -> Outbound:
-    user = call.user
-    drop = await ctx.drop()
-    sku, pool = target(call.args)
-    elsewhere = await claim_elsewhere(ctx, user, drop.id, sku, pool)
-    if elsewhere is not None:
-        return Outbound(replies=[elsewhere])
-    platform = user.identity.split(":", 1)[0]
-    customer = await ctx.commerce.customers.resolve(user.identity, user.name)
+    user, who = call.user, await claimant(ctx, call)
+    if not isinstance(who, Claimant):
+        return Outbound(replies=[who])
+    drop, platform = who.drop, user.identity.split(":", 1)[0]
     result = await ctx.commerce.claims.claim(
         drop.id,
-        customer,
-        sku=sku,
-        pool=pool,
+        who.customer_id,
+        sku=who.sku,
+        pool=who.pool,
         source=platform,
         claim_key=f"chat:{platform}:{call.message_id}",
     )

@@ -1,11 +1,13 @@
-"""What ``!buy`` and ``!waitlist`` share: reading ``[SKU] [POOL]``, the answer about a
-hold, and the drop page for people a pay link cannot reach."""
+"""What ``!buy`` and ``!waitlist`` share: who claims what (``[SKU] [POOL]``), the answer
+about a hold, and the drop page for people a pay link cannot reach."""
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 from bot.commands.context import CommandContext
+from bot.commands.spec import Call
 from bot.messages import ChatUser, Message
 from bot.presenter import replies
 from commerce.domain.model import ClaimOutcome, ClaimResult, Drop, DropFormat
@@ -61,3 +63,25 @@ async def claim_elsewhere(
         return None
     await ctx.commerce.claims.validate(drop_id, sku=sku, pool=pool)  # bad input first
     return replies.claim_elsewhere(user.name, drop_id=drop_id, page=ctx.drop_page(drop_id))
+
+
+@dataclass(frozen=True, slots=True)
+class Claimant:
+    """Who asks for what: the drop, the target and the customer behind the chat user."""
+
+    drop: Drop
+    sku: str | None
+    pool: str | None
+    customer_id: int
+
+
+async def claimant(ctx: CommandContext, call: Call) -> Claimant | Message:
+    """The claimant of a ``!buy`` or ``!waitlist``; or, for someone a pay link cannot reach,
+    the answer sending them to the drop page (checked before anything is held)."""
+    drop = await ctx.drop()
+    sku, pool = target(call.args)
+    elsewhere = await claim_elsewhere(ctx, call.user, drop.id, sku, pool)
+    if elsewhere is not None:
+        return elsewhere
+    customer = await ctx.commerce.customers.resolve(call.user.identity, call.user.name)
+    return Claimant(drop, sku, pool, customer)

@@ -3,7 +3,7 @@ when one is free)."""
 
 from __future__ import annotations
 
-from bot.commands.claiming import claim_elsewhere, held, target, unit_word
+from bot.commands.claiming import Claimant, claimant, held, unit_word
 from bot.commands.context import CommandContext
 from bot.commands.errors import CommandError
 from bot.commands.spec import Arg, Call, CommandSpec
@@ -13,16 +13,15 @@ from commerce.domain.model import ClaimOutcome
 
 
 async def waitlist(ctx: CommandContext, call: Call) -> Outbound:
-    user = call.user
-    drop = await ctx.drop()
-    sku, pool = target(call.args)
-    elsewhere = await claim_elsewhere(ctx, user, drop.id, sku, pool)
-    if elsewhere is not None:
-        return Outbound(replies=[elsewhere])
-    customer = await ctx.commerce.customers.resolve(user.identity, user.name)
+    user, who = call.user, await claimant(ctx, call)
+    if not isinstance(who, Claimant):
+        return Outbound(replies=[who])
+    drop = who.drop
     # With a unit free, joining holds it at once: this reply is the one answer (the core
     # announces no waitlist offer for the joiner's own instant hold).
-    result = await ctx.commerce.claims.join_waitlist(drop.id, customer, sku=sku, pool=pool)
+    result = await ctx.commerce.claims.join_waitlist(
+        drop.id, who.customer_id, sku=who.sku, pool=who.pool
+    )
     unit = unit_word(drop)
     if result.ok and result.hold is not None:
         return Outbound(replies=[await held(ctx, user, drop.id, result, unit, instant=True)])
