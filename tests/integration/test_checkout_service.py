@@ -4,6 +4,7 @@ and which webhook payments it takes as ours."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -37,6 +38,7 @@ class CardGateway:
 
     name: str = "card"
     notice: WebhookNotice = field(default_factory=Ignored)
+    by_body: dict[bytes, WebhookNotice] = field(default_factory=dict)  # concurrent deliveries
     begun: list[CheckoutRequest] = field(default_factory=list)
     refunds: list[tuple[int, str, str]] = field(default_factory=list)
 
@@ -45,7 +47,7 @@ class CardGateway:
         return Redirect(f"https://pay.example/{order.id}")
 
     async def parse_webhook(self, body: bytes, headers: Mapping[str, str]) -> WebhookNotice:
-        return self.notice
+        return self.by_body.get(body, self.notice)
 
     async def refund(self, order: Order, provider_ref: str, reason: str) -> None:
         self.refunds.append((order.id, provider_ref, reason))
@@ -190,3 +192,41 @@ async def test_payments_that_name_no_order_of_ours_through_this_gateway_change_n
         assert await shop.webhook(notice) is None
     assert (await shop.commerce.orders.get(order.id)).status is OrderStatus.PENDING
     assert shop.outcomes == [] and shop.card.refunds == []
+
+
+# -- concurrency: a surge of pays and of webhook deliveries for one order ------------------
+
+
+async def test_a_surge_of_pays_for_one_hold_pays_it_once(shop):
+    hold = await shop.hold()
+    results = await asyncio.gather(*(shop.pay(hold, "test") for _ in range(20)))
+    outcomes = sorted(r.outcome for r in results if isinstance(r, PaymentResult))
+    assert len(outcomes) == 20
+    assert outcomes.count(PaymentOutcome.PAID) == 1
+    assert set(outcomes) <= {PaymentOutcome.PAID, PaymentOutcome.REPLAYED}
+    order = await shop.commerce.orders.for_hold(hold.id)
+    assert order is not None and order.status is OrderStatus.PAID
+    assert [o for _, o in shop.outcomes].count(PaymentOutcome.PAID) == 1
+    assert shop.test.refunds == []
+    view = await shop.commerce.drops.view(hold.drop_id)
+    assert (view.stock[0].sold, view.stock[0].held) == (1, 0)
+
+
+async def test_two_payments_delivered_at_once_keep_one_and_refund_the_other(shop):
+    hold = await shop.hold()
+    await shop.pay(hold, "card")
+    order = await shop.commerce.orders.for_hold(hold.id)
+    assert order is not None
+    refs = ("pi_a", "pi_b")
+    for ref in refs:
+        shop.card.by_body[ref.encode()] = Confirmed(order.id, hold.id, ref)
+    deliveries = [ref.encode() for ref in refs for _ in range(5)]  # each retried by Stripe
+    results = await asyncio.gather(
+        *(shop.checkout.apply_webhook("card", body, {}) for body in deliveries)
+    )
+    paid = await shop.commerce.orders.get(order.id)
+    assert paid.status is OrderStatus.PAID and paid.provider_ref in refs
+    assert [r.outcome for r in results if r is not None].count(PaymentOutcome.PAID) == 1
+    (loser,) = set(refs) - {paid.provider_ref}
+    refunded = {ref for _, ref, _ in shop.card.refunds}
+    assert refunded == {loser}  # the kept payment is never refunded
