@@ -3,6 +3,10 @@
 Building SQLAlchemy expressions costs more CPU than running them on SQLite, so the hot
 statements are constructed once per (drop, SKU, pool) and executed with fresh parameters:
 ``customer_id``, ``qty``, ``claim_key``, ``source``, ``now`` and ``expires_at``.
+
+A surge is decided a batch at a time: ``place_batch`` is one INSERT … SELECT over the whole
+batch (its rows bound as parameters, in arrival order) that places a hold for each claimant
+the one-by-one statement would have, in one statement per target.
 """
 
 from __future__ import annotations
@@ -15,14 +19,17 @@ from sqlalchemy import (
     Integer,
     Select,
     String,
+    Subquery,
     Table,
     and_,
     bindparam,
     exists,
     func,
     literal,
+    literal_column,
     or_,
     select,
+    union_all,
 )
 from sqlalchemy.sql.dml import Insert
 
@@ -55,13 +62,13 @@ HOLD_COLUMNS = [
 ]
 
 
-def customer_taken(drop_id: int) -> ColumnElement[int]:
+def customer_taken(drop_id: int, customer: ColumnElement[int] = CUSTOMER) -> ColumnElement[int]:
     """Units this customer holds or has bought in this drop (for the per-customer limit)."""
     return (
         select(func.coalesce(func.sum(holds.c.qty), 0))
         .where(
             holds.c.drop_id == drop_id,
-            holds.c.customer_id == CUSTOMER,
+            holds.c.customer_id == customer,
             or_(holds.c.status == HoldStatus.CONVERTED, active_hold_filter(NOW)),
         )
         .scalar_subquery()
@@ -111,6 +118,24 @@ def waitlist_position(drop_id: int) -> ColumnElement[int]:
     )
 
 
+def drop_is_open(drop_id: int) -> ColumnElement[bool]:
+    """The drop is live and its closing time (if any) has not come."""
+    return exists().where(
+        drops.c.id == drop_id,
+        drops.c.state == DropState.LIVE,
+        or_(drops.c.closes_at.is_(None), drops.c.closes_at > NOW),
+    )
+
+
+def line_free(line: ShapeLine) -> ColumnElement[int]:
+    """Units of a stock line neither sold nor in a hold still marked active."""
+    return (
+        select(drop_stock.c.total - drop_stock.c.sold - drop_stock.c.held)
+        .where(drop_stock.c.id == line.stock_id)
+        .scalar_subquery()
+    )
+
+
 def unit_price(drop_id: int, hold_sku: str | None) -> ColumnElement[int]:
     """The drop's price for one claim unit right now: the item's, or the bundle's."""
     if hold_sku is None:
@@ -122,10 +147,42 @@ def unit_price(drop_id: int, hold_sku: str | None) -> ColumnElement[int]:
     )
 
 
+def batch_bucket(size: int) -> int:
+    """The batch statement's row count for ``size`` claims: the next power of two, so a
+    handful of statements (compiled once each) serve every batch size."""
+    return 1 << max(0, size - 1).bit_length()
+
+
+def batch_params(rows: Sequence[tuple[int, str, str]]) -> dict[str, object]:
+    """Bind (customer_id, claim_key, source) rows to ``batch_rows``; the rows past the batch
+    bind NULL customers, which the statement skips."""
+    params: dict[str, object] = {}
+    for i in range(batch_bucket(len(rows))):
+        customer, key, source = rows[i] if i < len(rows) else (None, None, None)
+        params[f"c{i}"], params[f"k{i}"], params[f"s{i}"] = customer, key, source
+    return params
+
+
+def batch_rows(size: int) -> Subquery:
+    """``size`` rows of bound parameters as one table, ``seq`` being the arrival order."""
+    rows = [
+        select(
+            literal_column(str(i), Integer).label("seq"),
+            bindparam(f"c{i}", type_=BigInteger).label("customer_id"),
+            bindparam(f"k{i}", type_=String).label("claim_key"),
+            bindparam(f"s{i}", type_=String).label("source"),
+        )
+        for i in range(size)
+    ]
+    table = rows[0] if size == 1 else union_all(*rows)
+    return table.subquery("batch")
+
+
 class ClaimStatements:
     def __init__(self, insert: Callable[[Table], UpsertInsert]) -> None:
         self._insert = insert
         self._holds: dict[tuple[object, ...], Insert] = {}
+        self._batches: dict[tuple[object, ...], Insert] = {}
         self._diagnoses: dict[tuple[int, int], Select[tuple[object, ...]]] = {}
 
     def place_hold(
@@ -143,24 +200,15 @@ class ClaimStatements:
     ) -> Insert:
         drop_id = shape.drop_id
         conditions: list[ColumnElement[bool]] = [
-            exists().where(
-                drops.c.id == drop_id,
-                drops.c.state == DropState.LIVE,
-                or_(drops.c.closes_at.is_(None), drops.c.closes_at > NOW),
-            ),
+            drop_is_open(drop_id),
             customer_taken(drop_id) + QTY <= shape.per_customer_limit,
         ]
         for line in lines:
-            free = (
-                select(drop_stock.c.total - drop_stock.c.sold - drop_stock.c.held)
-                .where(drop_stock.c.id == line.stock_id)
-                .scalar_subquery()
-            )
             # Holds that expired a moment ago still sit in the counter until swept.
             wanted = (
                 waiting_ahead(drop_id, line) + QTY - lapsed_qty(drop_id, line.sku, line.pool, NOW)
             )
-            conditions.append(free - line.per_unit * wanted >= 0)
+            conditions.append(line_free(line) - line.per_unit * wanted >= 0)
         values = select(
             literal(drop_id, BigInteger),
             CUSTOMER,
@@ -179,6 +227,87 @@ class ClaimStatements:
             .from_select(HOLD_COLUMNS, values)
             .on_conflict_do_nothing(index_elements=["drop_id", "claim_key"])
             .returning(holds.c.id, holds.c.price_minor)
+        )
+
+    def place_batch(
+        self,
+        shape: DropShape,
+        hold_sku: str | None,
+        pool: str,
+        lines: Sequence[ShapeLine],
+        size: int,
+    ) -> Insert:
+        """One INSERT … SELECT deciding up to ``size`` claims on one target at once
+        (parameters from ``batch_params``). Valid only when the one-by-one answers cannot
+        depend on each other except through stock: the drop is live with nobody queued,
+        the claimants are distinct, their keys are distinct and each asks for ``qty``.
+
+        Each claimant passes or fails on their own (claim key unused, under their limit);
+        of those who pass, the ``rank``-th in arrival order gets a hold while every line
+        still has ``rank`` × ``qty`` units free. That is what deciding them one by one
+        would do, since each hold moves ``held`` by the same amount and nothing in the
+        batch frees a unit. RETURNING names each hold by its claim key."""
+        key = (shape, hold_sku, pool, size)
+        stmt = self._batches.get(key)
+        if stmt is None:
+            stmt = self._batches[key] = self._build_place_batch(shape, hold_sku, pool, lines, size)
+        return stmt
+
+    def _build_place_batch(
+        self,
+        shape: DropShape,
+        hold_sku: str | None,
+        pool: str,
+        lines: Sequence[ShapeLine],
+        size: int,
+    ) -> Insert:
+        drop_id = shape.drop_id
+        batch = batch_rows(size)
+        key_used = exists().where(
+            holds.c.drop_id == drop_id, holds.c.claim_key == batch.c.claim_key
+        )
+        eligible = (
+            select(
+                batch.c.seq,
+                batch.c.customer_id,
+                batch.c.claim_key,
+                batch.c.source,
+                func.row_number().over(order_by=batch.c.seq).label("rank"),
+            )
+            .where(
+                batch.c.customer_id.is_not(None),
+                ~key_used,
+                customer_taken(drop_id, batch.c.customer_id) + QTY <= shape.per_customer_limit,
+            )
+            .subquery("eligible")
+        )
+        conditions: list[ColumnElement[bool]] = [drop_is_open(drop_id)]
+        for line in lines:
+            lapsed = lapsed_qty(drop_id, line.sku, line.pool, NOW)
+            wanted = QTY * eligible.c.rank - lapsed
+            conditions.append(line_free(line) - line.per_unit * wanted >= 0)
+        values = (
+            select(
+                literal(drop_id, BigInteger),
+                eligible.c.customer_id,
+                literal(hold_sku, String),
+                literal(pool, String),
+                QTY,
+                unit_price(drop_id, hold_sku),
+                literal(HoldStatus.ACTIVE.value, String),
+                eligible.c.claim_key,
+                eligible.c.source,
+                NOW,
+                EXPIRES,
+            )
+            .where(and_(*conditions))
+            .order_by(eligible.c.seq)
+        )
+        return (
+            self._insert(holds)
+            .from_select(HOLD_COLUMNS, values)
+            .on_conflict_do_nothing(index_elements=["drop_id", "claim_key"])
+            .returning(holds.c.id, holds.c.claim_key, holds.c.price_minor)
         )
 
     def diagnose(self, shape: DropShape) -> Select[tuple[object, ...]]:

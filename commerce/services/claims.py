@@ -46,7 +46,13 @@ from commerce.domain.model import (
     WaitlistStatus,
     stock_counts,
 )
-from commerce.services.claim_sql import ClaimStatements, customer_taken, waitlist_position
+from commerce.services.claim_sql import (
+    ClaimStatements,
+    batch_bucket,
+    batch_params,
+    customer_taken,
+    waitlist_position,
+)
 from commerce.services.stock import (
     DropShape,
     ShapeCache,
@@ -190,36 +196,23 @@ class ClaimService:
         return RefusalSnapshot(answer, frozenset(holders), lapses)
 
     async def _decide_batch(self, drop_id: int, batch: list[_ClaimRequest]) -> list[ClaimResult]:
-        """Decide queued claims in arrival order inside ONE transaction.
+        """Decide queued claims in arrival order inside ONE transaction, with the answers
+        deciding them one by one would give.
 
-        Each hold is still its own conditional INSERT; batching only shares the BEGIN,
-        the drop lock, the claim-log write and the COMMIT. Once a target is known sold out
-        in this batch, later claims for it skip the INSERT (nothing in a batch frees
-        units) and are answered together by ``_answer_sold_out``.
+        While the drop is open and nobody is queued, the batch is cut into runs of distinct
+        claimants asking for the same quantity per target, and each run is decided by one
+        statement per target (``ClaimStatements.place_batch``). Otherwise each claim is its
+        own conditional INSERT in the same transaction. Either way the batch shares one
+        BEGIN, the drop lock, one claims-log write and the COMMIT.
         """
         async with self.uow.write() as tx:
             shape = await self.shapes.get(tx.conn, drop_id)
             await self.uow.db.lock_drop(tx.conn, drop_id)
-            queue_in_use = await self._queue_in_use(tx, drop_id)
-            results: list[ClaimResult | None] = []
-            # target -> smallest qty refused. Only while nobody is queued: a stranger refused
-            # because a free unit belongs to the queue says nothing about a queued claimant.
-            exhausted: dict[tuple[str | None, str], int] = {}
-            for request in batch:
-                target = (request.hold_sku, request.pool)
-                if request.qty >= exhausted.get(target, request.qty + 1):
-                    results.append(None)
-                    continue
-                result = await self._claim_in_tx(tx, shape, request, queue_in_use=queue_in_use)
-                if result.outcome is ClaimOutcome.SOLD_OUT and not queue_in_use:
-                    exhausted[target] = min(exhausted.get(target, request.qty), request.qty)
-                results.append(result)
-            skipped = [r for r, res in zip(batch, results, strict=True) if res is None]
-            answers = await self._answer_sold_out(tx, shape, skipped) if skipped else {}
-            decided = [
-                res if res is not None else answers[id(req)]
-                for req, res in zip(batch, results, strict=True)
-            ]
+            open_now, queue_in_use = await self._batch_conditions(tx, drop_id)
+            if open_now and not queue_in_use:
+                decided = await self._decide_runs(tx, shape, batch)
+            else:
+                decided = await self._decide_each(tx, shape, batch, queue_in_use=queue_in_use)
             await tx.conn.execute(
                 insert(claims),
                 [
@@ -239,17 +232,121 @@ class ClaimService:
                 await self.emit_stock(tx, shape, after_claim=True)
         return decided
 
-    async def _queue_in_use(self, tx: Tx, drop_id: int) -> bool:
-        """Is anyone waiting or holding an offer on this drop? (One query per batch.)"""
-        row = await tx.conn.execute(
+    async def _batch_conditions(self, tx: Tx, drop_id: int) -> tuple[bool, bool]:
+        """(is the drop open, is anyone waiting or holding an offer): a batch is decided a
+        run at a time only when open with nobody queued, since a queue makes a claim's
+        answer depend on its place in it. One query per batch, under the drop lock."""
+        queued = (
             select(waitlist.c.id)
             .where(
                 waitlist.c.drop_id == drop_id,
                 waitlist.c.status.in_((WaitlistStatus.WAITING, WaitlistStatus.OFFERED)),
             )
-            .limit(1)
+            .exists()
         )
-        return row.first() is not None
+        row = (
+            await tx.conn.execute(
+                select(drops.c.state, drops.c.closes_at, queued).where(drops.c.id == drop_id)
+            )
+        ).one()
+        state, closes_at, queue_in_use = row
+        open_now = state == DropState.LIVE and (closes_at is None or closes_at > tx.now)
+        return open_now, bool(queue_in_use)
+
+    async def _decide_each(
+        self, tx: Tx, shape: DropShape, batch: list[_ClaimRequest], *, queue_in_use: bool
+    ) -> list[ClaimResult]:
+        """One conditional INSERT per claim, in arrival order (a queue, or a drop not open).
+        Once a target is known sold out, later claims for it skip the INSERT and are
+        answered together by ``_answer_sold_out``, unless someone is queued: a stranger
+        refused because a free unit belongs to the queue says nothing about a queued one."""
+        results: list[ClaimResult | None] = []
+        exhausted: dict[tuple[str | None, str], int] = {}  # target -> smallest qty refused
+        for request in batch:
+            target = (request.hold_sku, request.pool)
+            if request.qty >= exhausted.get(target, request.qty + 1):
+                results.append(None)
+                continue
+            result = await self._claim_in_tx(tx, shape, request, queue_in_use=queue_in_use)
+            if result.outcome is ClaimOutcome.SOLD_OUT and not queue_in_use:
+                exhausted[target] = min(exhausted.get(target, request.qty), request.qty)
+            results.append(result)
+        skipped = [r for r, res in zip(batch, results, strict=True) if res is None]
+        answers = await self._answer_sold_out(tx, shape, skipped) if skipped else {}
+        return [
+            res if res is not None else answers[id(req)]
+            for req, res in zip(batch, results, strict=True)
+        ]
+
+    async def _decide_runs(
+        self, tx: Tx, shape: DropShape, batch: list[_ClaimRequest]
+    ) -> list[ClaimResult]:
+        """Cut the batch into runs whose claims cannot affect each other's answers except
+        through stock (distinct customers, distinct keys, one quantity per target) and
+        decide each run with one statement per target, in arrival order."""
+        decided: list[ClaimResult] = []
+        run: list[_ClaimRequest] = []
+        customers: set[int] = set()
+        keys: set[str] = set()
+        quantities: dict[tuple[str | None, str], int] = {}
+        for request in batch:
+            target = (request.hold_sku, request.pool)
+            if (
+                request.customer_id in customers
+                or request.key in keys
+                or quantities.get(target, request.qty) != request.qty
+            ):
+                decided += await self._decide_run(tx, shape, run)
+                run, customers, keys, quantities = [], set(), set(), {}
+            run.append(request)
+            customers.add(request.customer_id)
+            keys.add(request.key)
+            quantities[target] = request.qty
+        decided += await self._decide_run(tx, shape, run)
+        return decided
+
+    async def _decide_run(
+        self, tx: Tx, shape: DropShape, run: list[_ClaimRequest]
+    ) -> list[ClaimResult]:
+        drop_id, now = shape.drop_id, tx.now
+        expires_at = now + timedelta(seconds=shape.hold_seconds)
+        by_target: dict[tuple[str | None, str], list[_ClaimRequest]] = {}
+        for request in run:
+            by_target.setdefault((request.hold_sku, request.pool), []).append(request)
+        placed: dict[str, tuple[int, int]] = {}  # claim key -> (hold id, price)
+        for (hold_sku, pool), requests in by_target.items():
+            first = requests[0]
+            stmt = self._sql.place_batch(
+                shape, hold_sku, pool, first.lines, batch_bucket(len(requests))
+            )
+            params = batch_params([(r.customer_id, r.key, r.source) for r in requests])
+            params.update(qty=first.qty, now=now, expires_at=expires_at)
+            rows = (await tx.conn.execute(stmt, params)).all()
+            if rows:
+                await move_held(
+                    tx.conn,
+                    drop_id=drop_id,
+                    sku=hold_sku,
+                    pool=pool,
+                    qty=first.qty * len(rows),
+                    sign=1,
+                )
+            placed.update((row.claim_key, (row.id, row.price_minor)) for row in rows)
+        refused = [r for r in run if r.key not in placed]
+        answers = await self._answer_sold_out(tx, shape, refused) if refused else {}
+        results: list[ClaimResult] = []
+        for request in run:
+            if request.key not in placed:
+                results.append(answers[id(request)])
+                continue
+            hold_id, price_minor = placed[request.key]
+            results.append(
+                ClaimResult(
+                    ClaimOutcome.HELD, hold=self._placed(shape, request, hold_id, price_minor, now)
+                )
+            )
+            tx.emit(HoldPlaced(drop_id, hold_id, request.customer_id, expires_at, request.source))
+        return results
 
     async def _answer_sold_out(
         self, tx: Tx, shape: DropShape, requests: list[_ClaimRequest]
@@ -523,19 +620,7 @@ class ClaimService:
                 qty=request.qty,
                 sign=1,
             )
-            hold = Hold(
-                id=hold_id,
-                drop_id=drop_id,
-                customer_id=request.customer_id,
-                sku=request.hold_sku,
-                pool=request.pool,
-                qty=request.qty,
-                status=HoldStatus.ACTIVE,
-                created_at=now,
-                expires_at=expires_at,
-                source=request.source,
-                price_minor=price_minor,
-            )
+            hold = self._placed(shape, request, hold_id, price_minor, now)
             if request.source != WAITLIST_SOURCE and queue_in_use:
                 await tx.conn.execute(
                     update(waitlist)
@@ -549,6 +634,25 @@ class ClaimService:
             tx.emit(HoldPlaced(drop_id, hold_id, request.customer_id, expires_at, request.source))
             return ClaimResult(ClaimOutcome.HELD, hold=hold)
         return await self._why_not(tx, shape, params)
+
+    @staticmethod
+    def _placed(
+        shape: DropShape, request: _ClaimRequest, hold_id: int, price_minor: int, now: datetime
+    ) -> Hold:
+        """The hold a claim just placed, as the INSERT wrote it."""
+        return Hold(
+            id=hold_id,
+            drop_id=shape.drop_id,
+            customer_id=request.customer_id,
+            sku=request.hold_sku,
+            pool=request.pool,
+            qty=request.qty,
+            status=HoldStatus.ACTIVE,
+            created_at=now,
+            expires_at=now + timedelta(seconds=shape.hold_seconds),
+            source=request.source,
+            price_minor=price_minor,
+        )
 
     async def _why_not(self, tx: Tx, shape: DropShape, params: dict[str, object]) -> ClaimResult:
         """The insert placed nothing: find out which condition failed (same transaction)."""

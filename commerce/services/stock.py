@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, and_, func, or_, select, update
+from sqlalchemy import ColumnElement, Integer, and_, bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.expression import ScalarSelect
 
@@ -50,19 +50,29 @@ def lapsed_qty(
     )
 
 
+# Built once: constructing an UPDATE costs more CPU than SQLite spends running it.
+_HELD_UNITS = bindparam("units", type_=Integer)
+_MOVE_POOL = (
+    update(drop_stock)
+    .where(
+        drop_stock.c.drop_id == bindparam("line_drop"), drop_stock.c.pool == bindparam("line_pool")
+    )
+    .values(held=drop_stock.c.held + drop_stock.c.per_unit * _HELD_UNITS)
+)
+_MOVE_LINE = _MOVE_POOL.where(drop_stock.c.sku == bindparam("line_sku"))
+
+
 async def move_held(
     conn: AsyncConnection, *, drop_id: int, sku: str | None, pool: str, qty: int, sign: int
 ) -> None:
-    """Keep ``drop_stock.held`` in step with a hold entering (+1) or leaving (-1) the
-    'active' status: one SKU's line, or every part of a bundle's pool."""
-    conditions = [drop_stock.c.drop_id == drop_id, drop_stock.c.pool == pool]
-    if sku is not None:
-        conditions.append(drop_stock.c.sku == sku)
-    await conn.execute(
-        update(drop_stock)
-        .where(*conditions)
-        .values(held=drop_stock.c.held + sign * drop_stock.c.per_unit * qty)
-    )
+    """Keep ``drop_stock.held`` in step with holds entering (+1) or leaving (-1) the
+    'active' status: ``qty`` claim units of one SKU's line, or of every part of a bundle's
+    pool (each part moves by its units per bundle)."""
+    params = {"line_drop": drop_id, "line_pool": pool, "units": sign * qty}
+    if sku is None:
+        await conn.execute(_MOVE_POOL, params)
+    else:
+        await conn.execute(_MOVE_LINE, {**params, "line_sku": sku})
 
 
 async def stock_lines(conn: AsyncConnection, drop_id: int, now: datetime) -> list[StockLine]:
