@@ -1,11 +1,12 @@
 """Coalescing reads: many callers, few database round trips. ``FreshRead`` for a read that
-must not be stale; ``SingleFlightCache`` for values that may be a little old."""
+must not be stale; ``SingleFlightCache`` for values that may be a little old;
+``BatchedLookup`` for one value per key, many keys to a round trip."""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Hashable
+from collections.abc import Awaitable, Callable, Coroutine, Hashable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
@@ -14,6 +15,7 @@ from commerce.clock import Clock
 
 T = TypeVar("T")
 K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
 
 
 class FreshRead(Generic[T]):
@@ -134,3 +136,56 @@ class SingleFlightCache(Generic[K, T]):
         if generation == self._generation.get(key, 0):
             as_of = self._clock.now() if self._clock is not None else None
             self._values[key] = _Cached(version, time.monotonic(), as_of, future.result())
+
+
+class BatchedLookup(Generic[K, V]):
+    """One value per key, looked up for many keys at a time: keys asked for while a lookup
+    runs wait for the next one, which takes them all, so a surge of a thousand first-time
+    callers costs a few round trips instead of a thousand. Callers asking for a key already
+    being looked up share that lookup. ``load`` returns a value for every key it is given.
+    Nothing is cached here; a failed lookup fails the callers of that lookup only."""
+
+    def __init__(self, load: Callable[[list[K]], Awaitable[Mapping[K, V]]]) -> None:
+        self._load = load
+        self._pending: dict[K, asyncio.Future[V]] = {}  # queued or being looked up
+        self._queued: list[K] = []
+        self._worker: asyncio.Task[None] | None = None
+
+    async def get(self, key: K) -> V:
+        future = self._pending.get(key)
+        if future is None:
+            loop = asyncio.get_running_loop()
+            future = self._pending[key] = loop.create_future()
+            self._queued.append(key)
+            if self._worker is None or self._worker.done():
+                self._worker = loop.create_task(self._drain())
+        # A caller that goes away must not cancel the answer others wait for.
+        return await asyncio.shield(future)
+
+    async def _drain(self) -> None:
+        while self._queued:
+            keys, self._queued = self._queued, []
+            try:
+                found = await self._load(keys)
+            except Exception as exc:
+                for key in keys:
+                    _answer(self._pending.pop(key), error=exc)
+                continue
+            for key in keys:
+                future = self._pending.pop(key)
+                if key in found:
+                    _answer(future, value=found[key])
+                else:
+                    _answer(future, error=LookupError(f"the lookup returned nothing for {key!r}"))
+
+
+def _answer(
+    future: asyncio.Future[V], *, value: V | None = None, error: BaseException | None = None
+) -> None:
+    if future.done():
+        return
+    if error is not None:
+        future.set_exception(error)
+        future.exception()  # retrieved: every caller re-raises it, even if none is left
+    else:
+        future.set_result(value)  # type: ignore[arg-type]

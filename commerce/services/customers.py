@@ -8,7 +8,6 @@ of them for one person; everything else refers to a customer by number.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from sqlalchemy import delete, func, insert, or_, select, update
@@ -22,6 +21,7 @@ from commerce.domain.model import (
     WaitlistStatus,
     normalize_identity,
 )
+from commerce.fresh import BatchedLookup
 from commerce.services.orders import erase_addresses
 from commerce.storage.tables import (
     customers,
@@ -49,8 +49,8 @@ class CustomerService:
         self._insert = uow.db.insert
         self._cache: dict[str, int] = {}
         self._cache_size = cache_size
-        self._waiting: dict[str, tuple[str | None, asyncio.Future[int]]] = {}
-        self._worker: asyncio.Task[None] | None = None
+        self._names: dict[str, str | None] = {}  # display names of identities being created
+        self._lookup = BatchedLookup(self._find_or_create)
 
     async def resolve(self, identity: str, display_name: str | None = None) -> int:
         """The customer id behind an identity, created on first sight."""
@@ -58,41 +58,18 @@ class CustomerService:
         known = self._cache.get(identity)
         if known is not None:
             return known
-        pending = self._waiting.get(identity)
-        if pending is None:
-            future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-            self._waiting[identity] = (display_name, future)
-            if self._worker is None or self._worker.done():
-                self._worker = asyncio.get_running_loop().create_task(self._create_waiting())
-        else:
-            future = pending[1]
-        return await future
+        self._names.setdefault(identity, display_name)
+        customer_id = await self._lookup.get(identity)
+        self._remember(identity, customer_id)
+        return customer_id
 
     def _remember(self, identity: str, customer_id: int) -> None:
         if len(self._cache) >= self._cache_size:
             self._cache.pop(next(iter(self._cache)))  # oldest first: dicts keep order
         self._cache[identity] = customer_id
 
-    async def _create_waiting(self) -> None:
-        while self._waiting:
-            batch = dict(self._waiting)
-            try:
-                found = await self._find_or_create(
-                    {identity: name for identity, (name, _) in batch.items()}
-                )
-            except Exception as exc:
-                for identity, (_, future) in batch.items():
-                    self._waiting.pop(identity, None)
-                    if not future.done():
-                        future.set_exception(exc)
-                continue
-            for identity, (_, future) in batch.items():
-                self._waiting.pop(identity, None)
-                self._remember(identity, found[identity])
-                if not future.done():
-                    future.set_result(found[identity])
-
-    async def _find_or_create(self, wanted: dict[str, str | None]) -> dict[str, int]:
+    async def _find_or_create(self, identities_wanted: list[str]) -> dict[str, int]:
+        wanted = {i: self._names.pop(i, None) for i in identities_wanted}
         async with self.uow.read() as conn:
             rows = await conn.execute(
                 select(identities.c.identity, identities.c.customer_id).where(

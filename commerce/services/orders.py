@@ -40,6 +40,7 @@ from commerce.domain.model import (
     OrderStatus,
 )
 from commerce.domain.payments import PaymentOutcome, PaymentResult
+from commerce.fresh import BatchedLookup
 from commerce.services.claims import ClaimService
 from commerce.services.drops import DropService
 from commerce.services.notifications import NotificationService
@@ -125,6 +126,8 @@ class OrderService:
         self.claims = claims
         self.drops = drops
         self.notifications = notifications
+        # Every ship hold's page asks: a surge of them costs one read per batch.
+        self._last_addresses = BatchedLookup(self._load_last_addresses)
         self._insert = uow.db.insert
 
     async def checkout(
@@ -423,14 +426,20 @@ class OrderService:
     async def last_address(self, customer_id: int) -> Address | None:
         """The address of this customer's latest ship order (their next checkout is
         pre-filled with it; nobody else's ever is)."""
+        return await self._last_addresses.get(customer_id)
+
+    async def _load_last_addresses(self, customer_ids: list[int]) -> dict[int, Address | None]:
         async with self.uow.read() as conn:
-            found = await conn.scalar(
-                select(orders.c.ship_to)
-                .where(orders.c.customer_id == customer_id, has_address())
+            rows = await conn.execute(
+                select(orders.c.customer_id, orders.c.ship_to)
+                .where(orders.c.customer_id.in_(customer_ids), has_address())
                 .order_by(orders.c.created_at.desc(), orders.c.id.desc())
-                .limit(1)
             )
-        return Address.from_dict(found) if found else None
+            latest: dict[int, Address | None] = {}
+            for row in rows:
+                address = Address.from_dict(row.ship_to) if row.ship_to else None
+                latest.setdefault(row.customer_id, address)
+        return {customer_id: latest.get(customer_id) for customer_id in customer_ids}
 
     async def for_hold(self, hold_id: int) -> Order | None:
         async with self.uow.read() as conn:

@@ -1,5 +1,6 @@
 """FreshRead: concurrent callers share reads, and nobody gets a read older than their ask.
-SingleFlightCache: one load per key however many ask, kept for a TTL or a version."""
+SingleFlightCache: one load per key however many ask, kept for a TTL or a version.
+BatchedLookup: many keys to a lookup, one lookup per key in flight."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import asyncio
 import pytest
 
 from commerce.clock import ManualClock
-from commerce.fresh import FreshRead, SingleFlightCache
+from commerce.fresh import BatchedLookup, FreshRead, SingleFlightCache
 from tests.helpers import eventually
 
 
@@ -154,3 +155,60 @@ async def test_close_stops_the_loads_under_way() -> None:
     await cache.close()
     with pytest.raises(asyncio.CancelledError):
         await waiting
+
+
+# -- BatchedLookup --------------------------------------------------------------------------
+
+
+class Lookups:
+    """A load that records the keys of each call and waits until released."""
+
+    def __init__(self) -> None:
+        self.calls: list[list[int]] = []
+        self.release = asyncio.Event()
+        self.fail_with: Exception | None = None
+
+    async def load(self, keys: list[int]) -> dict[int, str]:
+        self.calls.append(list(keys))
+        await self.release.wait()
+        if self.fail_with is not None:
+            raise self.fail_with
+        return {k: f"v{k}" for k in keys if k != 13}
+
+
+async def test_a_surge_of_keys_costs_two_lookups_and_shared_keys_one():
+    lookups = Lookups()
+    batched = BatchedLookup(lookups.load)
+    first = asyncio.ensure_future(batched.get(1))
+    await eventually(lambda: lookups.calls == [[1]])
+    rest = [asyncio.ensure_future(batched.get(k)) for k in (2, 3, 1, 2, 4)]
+    lookups.release.set()
+    assert await first == "v1"
+    assert await asyncio.gather(*rest) == ["v2", "v3", "v1", "v2", "v4"]
+    # Key 1 was being looked up: its second caller shared that lookup.
+    assert lookups.calls == [[1], [2, 3, 4]]
+
+
+async def test_a_caller_going_away_does_not_cancel_the_others():
+    lookups = Lookups()
+    batched = BatchedLookup(lookups.load)
+    leaving = asyncio.ensure_future(batched.get(7))
+    staying = asyncio.ensure_future(batched.get(7))
+    await eventually(lambda: lookups.calls == [[7]])
+    leaving.cancel()
+    lookups.release.set()
+    assert await staying == "v7"
+    assert leaving.cancelled()
+
+
+async def test_a_failed_lookup_fails_its_callers_only_and_a_missing_key_is_named():
+    lookups = Lookups()
+    batched = BatchedLookup(lookups.load)
+    lookups.fail_with = RuntimeError("database gone")
+    lookups.release.set()
+    with pytest.raises(RuntimeError, match="database gone"):
+        await batched.get(1)
+    lookups.fail_with = None
+    assert await batched.get(1) == "v1"
+    with pytest.raises(LookupError, match="13"):
+        await batched.get(13)
