@@ -14,6 +14,7 @@ from typing import Any
 
 import segno
 from aiohttp import web
+from markupsafe import Markup
 from multidict import MultiDictProxy
 
 from commerce.domain.errors import HoldNotActive, HoldNotFound, InvalidInput
@@ -163,6 +164,7 @@ class ShipForm:
 
     inputs: list[AddressInput]
     choices: dict[str, str]
+    options: Markup  # the <option>s of the choices, the selected country marked
     country: str  # the selected one; "" until chosen
     rate_list: list[tuple[str, str]]  # (where, what it costs): the rates without script
     table: str  # JSON, code (or "*", or "" when none is chosen) → [shipping, total]
@@ -192,27 +194,37 @@ def reader_country(choices: dict[str, str]) -> str:
     return region if region in choices else ""
 
 
-def ship_form(
-    rates: ShippingRates,
-    items: Money,
-    *,
-    full: bool,
-    values: dict[str, str],
-    error: InvalidInput | None = None,
-) -> ShipForm:
-    """The form for a ship hold, filled with ``values`` (entered, or the buyer's last
-    address), and ``error`` (a refused address) next to it."""
+@dataclass(frozen=True, slots=True)
+class PricedRates:
+    """What a ship form shows whoever the buyer is: the countries, their rates and totals
+    for one amount of items, in one reader's locale. Built once per (rates, amount,
+    locale), since a hold page in a surge would otherwise format ~250 countries each."""
+
+    choices: dict[str, str]
+    options: Markup  # every choice as an <option>, none selected
+    rate_list: list[tuple[str, str]]
+    table: dict[str, list[str]]
+    table_json: str
+
+
+PRICED_CACHE_SIZE = 256
+_priced: dict[tuple[object, ...], PricedRates] = {}
+
+
+def priced_rates(rates: ShippingRates, items: Money) -> PricedRates:
+    locale = READER_LOCALE.get()
+    table_rates = None if rates.rates is None else tuple(sorted(rates.rates.items()))
+    key = (rates.currency, table_rates, rates.allowed, rates.excluded, items, locale)
+    priced = _priced.get(key)
+    if priced is None:
+        if len(_priced) >= PRICED_CACHE_SIZE:
+            _priced.pop(next(iter(_priced)))  # the oldest first
+        priced = _priced[key] = _price(rates, items)
+    return priced
+
+
+def _price(rates: ShippingRates, items: Money) -> PricedRates:
     choices = rates.choices()
-    country = values.get("country", "").strip().upper()
-    if country not in choices:
-        only = next(iter(choices)) if len(choices) == 1 else ""
-        country = reader_country(choices) or only
-    bad = FIELD_OF_LABEL.get(error.field) if error is not None else None
-    inputs = [
-        AddressInput(key, label, values.get(key, ""), required, longest, AUTOFILL[key], key == bad)
-        for key, label, longest, required in ADDRESS_FIELDS
-        if full and key != "country"
-    ]
     table: dict[str, list[str]] = {"": ["choose a country", f"{money_text(items)} + shipping"]}
     rate_list: list[tuple[str, str]] = []
     named = [c for c in (rates.rates or {}) if c != ANYWHERE and c in choices]
@@ -226,13 +238,56 @@ def ship_form(
         table[ANYWHERE] = [money_text(rate), money_text(items + rate)]
         where = "Everywhere we ship" if not rate_list else "Everywhere else we ship"
         rate_list.append((where, money_text(rate)))
+    options = Markup("").join(
+        Markup('<option value="{}">{}</option>\n').format(code, name)
+        for code, name in choices.items()
+    )
+    return PricedRates(
+        choices=choices,
+        options=options,
+        rate_list=rate_list,
+        table=table,
+        table_json=json.dumps(table, separators=(",", ":"), ensure_ascii=False),
+    )
+
+
+def ship_form(
+    rates: ShippingRates,
+    items: Money,
+    *,
+    full: bool,
+    values: dict[str, str],
+    error: InvalidInput | None = None,
+) -> ShipForm:
+    """The form for a ship hold, filled with ``values`` (entered, or the buyer's last
+    address), and ``error`` (a refused address) next to it."""
+    priced = priced_rates(rates, items)
+    choices = priced.choices
+    country = values.get("country", "").strip().upper()
+    if country not in choices:
+        only = next(iter(choices)) if len(choices) == 1 else ""
+        country = reader_country(choices) or only
+    bad = FIELD_OF_LABEL.get(error.field) if error is not None else None
+    inputs = [
+        AddressInput(key, label, values.get(key, ""), required, longest, AUTOFILL[key], key == bad)
+        for key, label, longest, required in ADDRESS_FIELDS
+        if full and key != "country"
+    ]
+    options = priced.options
+    if country:  # a country code is two capitals: nothing in it needs escaping
+        chosen = f'<option value="{country}">'
+        # str's replace: Markup's would escape the replacement.
+        selected = str(options).replace(chosen, f'<option value="{country}" selected>', 1)
+        options = Markup(selected)
+    table = priced.table
     shipping, total = table.get(country) or table[ANYWHERE if country else ""]
     return ShipForm(
         inputs=inputs,
         choices=choices,
+        options=options,
         country=country,
-        rate_list=rate_list,
-        table=json.dumps(table, separators=(",", ":"), ensure_ascii=False),
+        rate_list=priced.rate_list,
+        table=priced.table_json,
         shipping=shipping,
         total=total,
         error=str(error) if error is not None else None,
