@@ -46,7 +46,14 @@ def default_locale() -> str:
 
 def format_money(money: Money, locale: str | None) -> str:
     """``money`` in its own currency, written the way ``locale`` writes amounts."""
-    chosen = parse_locale(locale) or parse_locale(_default) or Locale.parse(FALLBACK_LOCALE)
+    return _formatted(money, locale, _default)
+
+
+# Babel's formatting is slow next to a hold page: a surge shows the same few prices to
+# readers of the same few locales. Keyed by the default too, since it may change.
+@lru_cache(maxsize=4096)
+def _formatted(money: Money, locale: str | None, default: str) -> str:
+    chosen = parse_locale(locale) or parse_locale(default) or Locale.parse(FALLBACK_LOCALE)
     value = Decimal(money.amount_minor).scaleb(-currency_exponent(money.currency))
     # decimal_quantization=False: never round away a minor unit the buyer pays, should CLDR
     # give a currency fewer digits than our price does.
