@@ -351,12 +351,17 @@ async def sell_out(base: str, drop_id: int, signer: LinkSigner, units: int) -> N
                 assert response.status == 200, await response.text()
 
 
-def write_paths(path: Path, signer: LinkSigner, drop_id: int, who: str, count: int) -> None:
-    """``count`` claim paths for ``drop_id``, each a fresh signed link for a new buyer."""
-    issue = signer.issue
-    with path.open("w") as out:
-        for i in range(count):
-            out.write(f"/c/{issue(drop_id, f'web:{who}{i}@bench.test')[0]}\n")
+def claim_paths(tmp: Path, signer: LinkSigner, drop_id: int, who: str, count: int) -> Path:
+    """A file of ``count`` claim paths for ``drop_id``, each a fresh signed link for a new
+    buyer. Kept for the next engine: its fresh database numbers its drops alike, and the
+    buyers are new to it."""
+    path = tmp / f"links-{who}-{drop_id}-{count}.txt"
+    if not path.exists():
+        issue = signer.issue
+        with path.open("w") as out:
+            for i in range(count):
+                out.write(f"/c/{issue(drop_id, f'web:{who}{i}@bench.test')[0]}\n")
+    return path
 
 
 # -- scenarios and the table ----------------------------------------------------------------
@@ -449,12 +454,11 @@ async def bench_engine(
         sold_drop = await create_drop(app, 5)
         await sell_out(app, sold_drop, signer, 5)
         started = time.perf_counter()
-        stock_paths, sold_paths = tmp / f"{engine}-stock.txt", tmp / f"{engine}-sold.txt"
-        write_paths(stock_paths, signer, stock_drop, "s", tokens)
-        write_paths(sold_paths, signer, sold_drop, "o", tokens)
+        stock_paths = claim_paths(tmp, signer, stock_drop, "s", tokens)
+        sold_paths = claim_paths(tmp, signer, sold_drop, "o", tokens)
         print(
-            f"{engine}: {2 * tokens:,} signed links generated in"
-            f" {time.perf_counter() - started:.1f} s ({tokens:,} per scenario)",
+            f"{engine}: {tokens:,} signed links for each of 2 scenarios, ready in"
+            f" {time.perf_counter() - started:.1f} s",
             flush=True,
         )
 
@@ -540,7 +544,7 @@ def claim_targets(rows: list[Row]) -> None:
             row.target, floor_ratio = "≥40% · p99 ≤5×", 0.4
         elif sqlite is not None:
             floor_ratio = 0.8 * sqlite.ratio
-            row.target = f"≥{floor_ratio:.0%} (0.8×SQLite) · p99 ≤5×"
+            row.target = f"≥{floor_ratio:.1%} (0.8×SQLite) · p99 ≤5×"
         else:
             row.target, floor_ratio = "(no SQLite figure)", float("inf")
         row.meets = both(ratio_at_least(floor_ratio), p99_within(5))
@@ -556,7 +560,7 @@ def table(rows: list[Row]) -> None:
         floor, app = Row.best(r.floor), Row.best(r.app)
         print(
             f"{r.path:<28} {r.engine:<10} {floor.rps:>11,.0f} {app.rps:>14,.0f}"
-            f" {r.ratio:>6.0%} {floor.p99_ms:>7.1f} ms {app.p99_ms:>9.1f} ms"
+            f" {r.ratio:>6.1%} {floor.p99_ms:>7.1f} ms {app.p99_ms:>9.1f} ms"
             f"  {r.target:<30} {'yes' if r.met() else 'NO'}"
         )
     print(
