@@ -633,13 +633,23 @@ async def main(args: argparse.Namespace) -> None:
     table(rows)
 
 
+def positive(text: str) -> int:
+    if (value := int(text)) < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive whole number")
+    return value
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pg", help="PostgreSQL URL (postgresql+asyncpg://…); default SQLite")
-    parser.add_argument("--seconds", type=int, default=10, help="each wrk run (default 10)")
+    parser.add_argument(
+        "--pg",
+        help="also PostgreSQL, after SQLite: a scratch database on this server"
+        " (postgresql+asyncpg://…)",
+    )
+    parser.add_argument("--seconds", type=positive, default=10, help="each wrk run (default 10)")
     parser.add_argument(
         "--tokens",
-        type=int,
+        type=positive,
         default=300_000,
         help="signed links per scenario, shared by its dropcast runs (default 300000)",
     )
