@@ -110,7 +110,8 @@ async def drop_json(request: web.Request) -> web.Response:
     overlay set their countdowns' clocks from the stream, whose every event (the snapshot,
     each change, the heartbeat) carries the time it was sent."""
     ctx = request.app[CONTEXT]
-    view = await ctx.states.get(drop_id_of(request))
+    drop_id = drop_id_of(request)
+    view = ctx.states.peek(drop_id) or await ctx.states.get(drop_id)
     rendered = ctx.rendered_states.get(view)
     if rendered is None:
         rendered = ctx.rendered_states.put(view, render_state(view))

@@ -663,7 +663,8 @@ async def drop_page(request: web.Request) -> web.Response:
     (``ctx.states`` makes a new one after each of its events and at its TTL) and per locale
     the prices are written in, then served from memory (``ctx.rendered_pages``)."""
     ctx = request.app[CONTEXT]
-    view = await ctx.states.get(drop_id_of(request))
+    drop_id = drop_id_of(request)
+    view = ctx.states.peek(drop_id) or await ctx.states.get(drop_id)
     locale = locale_key(READER_LOCALE.get())
     rendered = ctx.rendered_pages.get(view, locale)
     if rendered is None:

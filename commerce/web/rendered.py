@@ -47,6 +47,7 @@ class Rendered:
     """A body with its weak ETag and the headers of its 200 and of its 304, built once."""
 
     body: bytes
+    etag: str
     opaque: str  # the ETag without W/ and quotes
     headers: Mapping[str, str]  # of the 200
     unchanged: Mapping[str, str]  # of the 304: what a 200 would say about caching
@@ -66,10 +67,11 @@ class Rendered:
         rendered; a proxy's compression)."""
         opaque = hashlib.blake2b(body if validator is None else validator, digest_size=10)
         tag = opaque.hexdigest()
-        unchanged = {"Cache-Control": cache, "ETag": f'W/"{tag}"'}
+        etag = f'W/"{tag}"'
+        unchanged = {"Cache-Control": cache, "ETag": etag}
         if vary is not None:
             unchanged["Vary"] = vary
-        return cls(body, tag, {**unchanged, "Content-Type": content_type}, unchanged)
+        return cls(body, etag, tag, {**unchanged, "Content-Type": content_type}, unchanged)
 
     def response(
         self, request: web.Request, extra: Mapping[str, str] | None = None
@@ -77,7 +79,8 @@ class Rendered:
         """304 when the request's If-None-Match names this body, else the body; ``extra``:
         headers of this request alone (on both)."""
         fields = request.headers.getall(hdrs.IF_NONE_MATCH, None)
-        if fields is not None and none_match(fields, self.opaque):
+        # A browser sends back the ETag it was given: that needs no parsing.
+        if fields is not None and (self.etag in fields or none_match(fields, self.opaque)):
             headers = self.unchanged if extra is None else {**self.unchanged, **extra}
             return web.Response(status=304, headers=headers)
         headers = self.headers if extra is None else {**self.headers, **extra}
