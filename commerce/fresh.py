@@ -108,6 +108,14 @@ class SingleFlightCache(Generic[K, T]):
             future.add_done_callback(lambda done: self._landed(flight, done))
         return await asyncio.shield(future)
 
+    def peek(self, key: K, version: Hashable = None) -> T | None:
+        """What ``get`` would return without waiting, or None when it would load (a
+        synchronous fast path for hot routes: no coroutine when the value is cached)."""
+        cached = self._values.get(key)
+        if cached is not None and cached.version == version and self._fresh(cached):
+            return cached.value
+        return None
+
     def forget(self, key: K) -> None:
         self._values.pop(key, None)
         self._generation[key] = self._generation.get(key, 0) + 1

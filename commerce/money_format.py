@@ -44,16 +44,32 @@ def default_locale() -> str:
     return _default
 
 
+def _chosen(locale: str | None) -> Locale:
+    return parse_locale(locale) or parse_locale(_default) or Locale.parse(FALLBACK_LOCALE)
+
+
+@lru_cache(maxsize=256)
+def _key(locale: str | None, default: str) -> str:
+    return str(_chosen(locale))
+
+
+def locale_key(locale: str | None) -> str:
+    """The locale ``format_money`` writes in for ``locale`` (``de-DE`` → ``de_DE``; garbage →
+    the default): readers with one key read the same amounts, so a page rendered for one
+    of them serves them all."""
+    return _key(locale, _default)
+
+
 def format_money(money: Money, locale: str | None) -> str:
     """``money`` in its own currency, written the way ``locale`` writes amounts."""
-    return _formatted(money, locale, _default)
+    return _formatted(money, locale_key(locale))
 
 
 # Babel's formatting is slow next to a hold page: a surge shows the same few prices to
-# readers of the same few locales. Keyed by the default too, since it may change.
+# readers of the same few locales.
 @lru_cache(maxsize=4096)
-def _formatted(money: Money, locale: str | None, default: str) -> str:
-    chosen = parse_locale(locale) or parse_locale(default) or Locale.parse(FALLBACK_LOCALE)
+def _formatted(money: Money, locale: str) -> str:
+    chosen = _chosen(locale)
     value = Decimal(money.amount_minor).scaleb(-currency_exponent(money.currency))
     # decimal_quantization=False: never round away a minor unit the buyer pays, should CLDR
     # give a currency fewer digits than our price does.

@@ -128,8 +128,8 @@ async def edge(request: web.Request, handler: Handler) -> web.StreamResponse:
     finally:
         route = request.match_info.route.resource
         label = route.canonical if route is not None else "unmatched"
-        request.app[CONTEXT].metrics.latency.labels(request.method, label, str(status)).observe(
-            time.perf_counter() - started
+        request.app[CONTEXT].metrics.request_done(
+            request.method, label, status, time.perf_counter() - started
         )
 
 

@@ -24,6 +24,7 @@ from commerce.web.live import LiveHub, RefusalGate, StatusFeed, ViewCache
 from commerce.web.mail import EmailProofs, Mailer
 from commerce.web.metrics import Metrics
 from commerce.web.render import Assets, Templates
+from commerce.web.rendered import RenderMemo
 from commerce.web.security import (
     AuthThrottle,
     Csrf,
@@ -96,6 +97,9 @@ class WebContext:
     proofs: EmailProofs | None = None  # likewise
     pickup_keys: PickupKeys | None = None  # likewise
     heartbeat_seconds: float = 15.0
+    # The public drop page and JSON of each drop's current view, rendered once (per locale).
+    rendered_pages: RenderMemo = field(default_factory=RenderMemo)
+    rendered_states: RenderMemo = field(default_factory=RenderMemo)
 
     @property
     def base_url(self) -> str:

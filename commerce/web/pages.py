@@ -36,7 +36,7 @@ from commerce.domain.model import (
 )
 from commerce.domain.payments import Redirect
 from commerce.links import ClaimLink, LinkExpired, drop_page_url
-from commerce.money_format import format_money
+from commerce.money_format import format_money, locale_key
 from commerce.payments.stripe_checkout import UNSHIPPABLE
 from commerce.shipping import (
     ADDRESS_FIELDS,
@@ -52,6 +52,7 @@ from commerce.views import Action, Phase, drop_status
 from commerce.web.context import CONTEXT, WebContext
 from commerce.web.errors import CsrfFailed, MailNotSent
 from commerce.web.render import READER_LOCALE
+from commerce.web.rendered import Rendered
 from commerce.web.security import is_link_preview
 from commerce.web.sessions import Signed
 from commerce.web.signin import remember
@@ -59,6 +60,7 @@ from commerce.web.signin import remember
 log = logging.getLogger(__name__)
 NO_STORE = "no-store"
 DROP_PAGE_CACHE = "public, max-age=5, stale-while-revalidate=30"
+HTML = "text/html; charset=utf-8"
 CSRF_COOKIE = "dc_csrf"
 METHOD_LABELS = {"test": "Pay now (test mode)", "stripe": "Pay by card", "manual": "Pay later"}
 
@@ -711,9 +713,23 @@ def per_person(limit: int, unit: str) -> str:
 
 
 async def drop_page(request: web.Request) -> web.Response:
-    """GET /d/{id}: shareable, cacheable (ETag + short TTL); stock then updates live."""
+    """GET /d/{id}: shareable and cacheable (a weak ETag, 304, a short public TTL); stock
+    then updates live over the stream. The bytes are rendered once per view of the drop
+    (``ctx.states`` makes a new one after each of its events and at its TTL) and per locale
+    the prices are written in, then served from memory (``ctx.rendered_pages``)."""
     ctx = request.app[CONTEXT]
-    view = await ctx.states.get(drop_id_of(request))
+    drop_id = drop_id_of(request)
+    view = ctx.states.peek(drop_id) or await ctx.states.get(drop_id)
+    locale = locale_key(READER_LOCALE.get())
+    rendered = ctx.rendered_pages.get(view, locale)
+    if rendered is None:
+        rendered = ctx.rendered_pages.put(view, render_drop_page(ctx, view), locale)
+    return rendered.response(request)
+
+
+def render_drop_page(ctx: WebContext, view: DropView) -> Rendered:
+    """The drop page of ``view``, in the reader's locale (the only thing of the request it
+    reads: a shared cache keys on the language too, hence ``Vary``)."""
     status = drop_status(view)
     deadline, deadline_label, deadline_done = countdown_of(view)
     bundle = view.drop.format is DropFormat.BUNDLE
@@ -733,12 +749,7 @@ async def drop_page(request: web.Request) -> web.Response:
         signin=ctx.signin_platforms,
         email_claims=ctx.mailer is not None,
     ).encode()
-    etag = f'W/"{hashlib.blake2b(body, digest_size=10).hexdigest()}"'
-    # Prices read in the visitor's locale, so a shared cache keys on the language too.
-    headers = {"Cache-Control": DROP_PAGE_CACHE, "ETag": etag, "Vary": "Accept-Language"}
-    if etag in request.headers.get("If-None-Match", ""):
-        return web.Response(status=304, headers=headers)
-    return web.Response(body=body, content_type="text/html", charset="utf-8", headers=headers)
+    return Rendered.of(body, HTML, DROP_PAGE_CACHE, vary="Accept-Language")
 
 
 def csrf_cookie(request: web.Request) -> tuple[str, bool]:

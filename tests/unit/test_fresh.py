@@ -130,6 +130,23 @@ async def test_a_new_version_or_a_lapsed_ttl_loads_again() -> None:
     assert await cache.get("a", version=2) == ("a", 3)
 
 
+async def test_peek_answers_what_get_would_without_loading() -> None:
+    clock = ManualClock()
+    loads = Loads()
+    loads.release.set()
+    cache: SingleFlightCache[str, tuple[str, int]] = SingleFlightCache(
+        loads.load, ttl=5, clock=clock
+    )
+    assert cache.peek("a") is None and loads.count == {}  # nothing cached: no load either
+    assert await cache.get("a") == ("a", 1)
+    assert cache.peek("a") == ("a", 1) and cache.peek("a", version=2) is None
+    cache.forget("a")
+    assert cache.peek("a") is None
+    assert await cache.get("a") == ("a", 2)
+    clock.advance(5)
+    assert cache.peek("a") is None and loads.count == {"a": 2}
+
+
 async def test_a_failed_load_is_not_cached_and_a_gone_caller_fails_nobody() -> None:
     loads = Loads()
     cache: SingleFlightCache[str, tuple[str, int]] = SingleFlightCache(loads.load, ttl=60)

@@ -81,8 +81,10 @@
     }).catch(() => {});
   const set = (name, fn) => document.querySelectorAll('[data-live="' + name + '"]').forEach(fn);
   const labels = JSON.parse(document.body.dataset.claimLabels || "{}");
+  // Every event of the stream carries the server's time (the page, cached, cannot).
+  const sync = (d) => { if (d.server_time) offset = Date.parse(d.server_time) - Date.now(); };
   const stock = (d) => {
-    if (d.server_time) offset = Date.parse(d.server_time) - Date.now();
+    sync(d);
     set("bar", (el) => { el.max = d.total; el.value = d.available; });
   };
   // The server words every state (commerce.views.drop_status); the page only shows them.
@@ -102,6 +104,7 @@
   const connect = (delay) => {
     const es = new EventSource("/api/drops/" + drop + "/stream");
     es.addEventListener("stock", (e) => stock(JSON.parse(e.data)));
+    es.addEventListener("countdown", (e) => sync(JSON.parse(e.data)));
     es.addEventListener("status", (e) => status(JSON.parse(e.data)));
     es.addEventListener("private", (e) => { const d = JSON.parse(e.data); note(d.text, d.link); });
     es.onopen = () => { delay = 1000; };
