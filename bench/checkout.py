@@ -36,10 +36,10 @@ import time
 import urllib.request
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
@@ -602,6 +602,19 @@ async def postgres_scratch(url: str) -> tuple[str, Callable[[], Awaitable[None]]
     return make_url(url).set(database=name).render_as_string(hide_password=False), drop
 
 
+def serve_or_measure(
+    ns: argparse.Namespace, measure: Callable[[argparse.Namespace], Coroutine[Any, Any, None]]
+) -> None:
+    """A child process serves the floor or dropcast (``--serve-floor``/``--serve-app``, added
+    as hidden options by the bench); the parent measures."""
+    if ns.serve_floor:
+        asyncio.run(serve_floor(ns.serve_floor))
+    elif ns.serve_app:
+        asyncio.run(serve_dropcast(int(ns.serve_app[0]), ns.serve_app[1]))
+    else:
+        asyncio.run(measure(ns))
+
+
 async def main(args: argparse.Namespace) -> None:
     wrk_binary()
     floor_port = free_port()
@@ -655,10 +668,4 @@ if __name__ == "__main__":
     )
     parser.add_argument("--serve-floor", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--serve-app", nargs=2, help=argparse.SUPPRESS)
-    ns = parser.parse_args()
-    if ns.serve_floor:
-        asyncio.run(serve_floor(ns.serve_floor))
-    elif ns.serve_app:
-        asyncio.run(serve_dropcast(int(ns.serve_app[0]), ns.serve_app[1]))
-    else:
-        asyncio.run(main(ns))
+    serve_or_measure(parser.parse_args(), main)

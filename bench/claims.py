@@ -14,14 +14,11 @@ import os
 import statistics
 import tempfile
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import asyncpg
-from sqlalchemy.engine import make_url
-
+from bench.checkout import postgres_scratch
 from commerce.core import Commerce
 from commerce.domain.model import ClaimOutcome, ClaimResult
 from commerce.dropfile import validate_spec
@@ -106,21 +103,15 @@ async def real_path(name: str, url: str, claimers: int) -> Figures:
         await db.dispose()
 
 
-async def postgres_scratch(claimers: int) -> Figures | None:
-    admin = make_url(PG_URL).set(drivername="postgresql").render_as_string(hide_password=False)
-    name = f"dropcast_bench_{uuid.uuid4().hex[:8]}"
-    try:
-        conn = await asyncpg.connect(admin, timeout=5)
-    except (OSError, asyncpg.PostgresError) as exc:
-        print(f"postgresql: skipped ({exc})")
+async def postgres_figures(claimers: int) -> Figures | None:
+    scratch = await postgres_scratch(PG_URL)
+    if scratch is None:
         return None
-    await conn.execute(f'CREATE DATABASE "{name}"')
+    url, drop = scratch
     try:
-        url = make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
         return await real_path("postgresql", url, claimers)
     finally:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await conn.close()
+        await drop()
 
 
 async def main(claimers: int) -> None:
@@ -131,7 +122,7 @@ async def main(claimers: int) -> None:
         results.append(
             await real_path("sqlite", f"sqlite+aiosqlite:///{Path(tmp) / 'b.db'}", claimers)
         )
-    pg = await postgres_scratch(claimers)
+    pg = await postgres_figures(claimers)
     if pg is not None:
         results.append(pg)
     print(f"{claimers} concurrent distinct claimers, 10 units")

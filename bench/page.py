@@ -14,7 +14,6 @@ Target (issue 15): the drop page at least 80% of the floor's requests per second
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import re
 import shutil
@@ -24,23 +23,12 @@ import tempfile
 import urllib.request
 from pathlib import Path
 
-from bench.checkout import FLOOR_BODY, _run, create_drop, free_port, serve_dropcast
+from bench.checkout import create_drop, free_port, serve_or_measure
 
 ROOT = Path(__file__).resolve().parent.parent
 RATE = re.compile(r"Requests/sec:\s+([\d.]+)")
 NON_2XX = re.compile(r"Non-2xx or 3xx responses:\s+(\d+)")
 LATENCY = re.compile(r"Latency\s+([\d.]+\w+)")
-
-
-async def serve_floor(port: int) -> None:
-    from aiohttp import web
-
-    async def handler(request: web.Request) -> web.Response:
-        return web.Response(body=FLOOR_BODY, content_type="text/html")
-
-    app = web.Application()
-    app.router.add_get("/d/{drop_id}", handler)
-    await _run(app, port)
 
 
 def spawn(*args: str) -> subprocess.Popen[str]:
@@ -119,10 +107,4 @@ if __name__ == "__main__":
     parser.add_argument("--connections", type=int, default=200)
     parser.add_argument("--serve-floor", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--serve-app", nargs=2, help=argparse.SUPPRESS)
-    ns = parser.parse_args()
-    if ns.serve_floor:
-        asyncio.run(serve_floor(ns.serve_floor))
-    elif ns.serve_app:
-        asyncio.run(serve_dropcast(int(ns.serve_app[0]), ns.serve_app[1]))
-    else:
-        asyncio.run(main(ns))
+    serve_or_measure(parser.parse_args(), main)
