@@ -150,6 +150,9 @@ def drop_state(view: DropView) -> dict[str, Any]:
         "per_customer_limit": drop.per_customer_limit,
         "demo_seconds": drop.demo_seconds,
         "price": view.unit_price.format() if view.products else None,
+        # The same price as data, for a reader that writes it in its own locale (the widget).
+        "price_minor": view.unit_price.amount_minor if view.products else None,
+        "currency": view.unit_price.currency if view.products else None,
         "available": counts.available,
         "total": counts.total,
         "held": counts.held,

@@ -11,6 +11,7 @@ from contextvars import ContextVar
 from ipaddress import ip_network
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     AnyHttpUrl,
@@ -67,6 +68,23 @@ MAKE_SECRET = "make one with: python -c 'import secrets; print(secrets.token_url
 MIN_DISTINCT = 10  # "aaaa…" or "abab…" is long but guessable
 
 
+def web_origin(entry: str) -> str:
+    """``entry`` as a browser writes an origin (``Origin`` header): scheme, host and any
+    non-default port, nothing else; a ValueError naming the entry otherwise."""
+    parts = urlsplit(entry.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{entry!r} is not an origin such as https://shop.example")
+    if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username:
+        raise ValueError(f"{entry!r} is not an origin: only scheme, host and port")
+    try:
+        port = parts.port
+    except ValueError:
+        raise ValueError(f"{entry!r} has an invalid port") from None
+    default = 443 if parts.scheme == "https" else 80
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    return f"{parts.scheme}://{host}" + (f":{port}" if port not in (None, default) else "")
+
+
 def strong_secret(value: SecretStr | None, min_length: int) -> SecretStr | None:
     """Refuse a secret that can be guessed: too short, too few distinct characters, blank,
     padded with whitespace (never matched: clients' tokens are stripped), or an example."""
@@ -99,11 +117,19 @@ class WebSettings(_Section):
     max_streams_per_ip: int = Field(default=20, ge=1, le=100_000)
     # When set, GET /metrics needs "Authorization: Bearer <metrics_token>".
     metrics_token: SecretStr | None = None
+    # Websites whose pages may show the embeddable widget (<dropcast-drop>), as origins
+    # ("https://shop.example"); empty: any website may (it only reads public drop state).
+    embed_origins: list[str] = Field(default_factory=list)
 
     @field_validator("metrics_token")
     @classmethod
     def _strong_metrics_token(cls, value: SecretStr | None) -> SecretStr | None:
         return strong_secret(value, 24)
+
+    @field_validator("embed_origins")
+    @classmethod
+    def _origins(cls, value: list[str]) -> list[str]:
+        return [web_origin(entry) for entry in value]
 
     @field_validator("trusted_proxies")
     @classmethod

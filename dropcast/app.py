@@ -409,6 +409,10 @@ class App:
             print(f"  studio chat {base}/studio   (type !drop, then !buy once it is live)")
         print(f"  drop page   {drop_page_url(base, drop_id)}")
         print(f"  overlay     {base}/overlay/{drop_id}")
+        print(
+            f'  widget      <script type="module" src="{base}/embed.js"></script>'
+            f'<dropcast-drop drop="{drop_id}"></dropcast-drop>   (any web page)'
+        )
         if token is not None:
             print(f"  dashboard   {base}/dashboard?token={token}   (demo admin token, this run)")
         else:

@@ -115,7 +115,8 @@ async def drop_json(request: web.Request) -> web.Response:
     rendered = ctx.rendered_states.get(view)
     if rendered is None:
         rendered = ctx.rendered_states.put(view, render_state(view))
-    return rendered.response(request, {SERVER_TIME: iso(ctx.commerce.clock.now()) or ""})
+    headers = {SERVER_TIME: iso(ctx.commerce.clock.now()) or "", **ctx.embed.headers(request)}
+    return rendered.response(request, headers)
 
 
 async def drop_stream(request: web.Request) -> web.StreamResponse:
@@ -139,6 +140,7 @@ async def drop_stream(request: web.Request) -> web.StreamResponse:
             "Content-Type": "text/event-stream",
             "Cache-Control": NO_STORE,
             "X-Accel-Buffering": "no",
+            **ctx.embed.headers(request),  # the widget listens from other websites
         }
     )
     try:

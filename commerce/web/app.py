@@ -37,6 +37,7 @@ from commerce.web.render import READER_LOCALE, Assets, Templates, reader_locale
 from commerce.web.security import (
     AuthThrottle,
     Csrf,
+    EmbedPolicy,
     RateLimiter,
     StreamSlots,
     parse_networks,
@@ -191,6 +192,7 @@ def create_app(
         admin_token=admin.get_secret_value() if admin else None,
         auth_throttle=AuthThrottle(trusted),
         streams=StreamSlots(web_settings.max_streams_per_ip),
+        embed=EmbedPolicy(web_settings.embed_origins),
         inbox=inbox or WebInbox(commerce.customers),
         desk=OrderDesk(commerce.db, commerce.orders, checkout),
         signin_platforms=[
@@ -271,6 +273,7 @@ def add_routes(router: web.UrlDispatcher) -> None:
     router.add_get("/api/me", signin.me)
     router.add_get(f"/overlay/{DROP}", pages.overlay)
     router.add_get("/sw.js", pages.service_worker)
+    router.add_get("/embed.js", pages.embed_script)
     router.add_get("/static/{name}", pages.static)
     router.add_get("/api/csrf", pages.csrf_token)
     router.add_get(f"/api/drops/{DROP}", api.drop_json)

@@ -28,6 +28,7 @@ from commerce.web.rendered import RenderMemo
 from commerce.web.security import (
     AuthThrottle,
     Csrf,
+    EmbedPolicy,
     Network,
     RateLimiter,
     StreamSlots,
@@ -97,6 +98,7 @@ class WebContext:
     proofs: EmailProofs | None = None  # likewise
     pickup_keys: PickupKeys | None = None  # likewise
     heartbeat_seconds: float = 15.0
+    embed: EmbedPolicy = field(default_factory=EmbedPolicy)  # CORS for the widget's reads
     # The public drop page and JSON of each drop's current view, rendered once (per locale).
     rendered_pages: RenderMemo = field(default_factory=RenderMemo)
     rendered_states: RenderMemo = field(default_factory=RenderMemo)

@@ -13,7 +13,7 @@ from functools import lru_cache
 from typing import Any
 
 import segno
-from aiohttp import web
+from aiohttp import hdrs, web
 from markupsafe import Markup
 from multidict import MultiDictProxy
 
@@ -52,7 +52,7 @@ from commerce.views import Action, Phase, drop_status
 from commerce.web.context import CONTEXT, WebContext
 from commerce.web.errors import CsrfFailed, MailNotSent
 from commerce.web.render import READER_LOCALE
-from commerce.web.rendered import Rendered
+from commerce.web.rendered import Rendered, none_match
 from commerce.web.security import is_link_preview
 from commerce.web.sessions import Signed
 from commerce.web.signin import remember
@@ -981,13 +981,34 @@ async def service_worker(request: web.Request) -> web.Response:
     )
 
 
+# The widget's stable address, pasted into other websites: revalidated every few minutes
+# (its ETag is the hash of its bytes, so an unchanged script costs a 304), kept a day while
+# revalidating; the same bytes are also at their hashed /static/ name, cached for good.
+EMBED_CACHE = "public, max-age=300, stale-while-revalidate=86400"
+
+
+async def embed_script(request: web.Request) -> web.Response:
+    """GET /embed.js: the <dropcast-drop> element, a module other websites load (CORS per
+    ``web.embed_origins``)."""
+    ctx = request.app[CONTEXT]
+    asset = ctx.assets.named("embed.js")
+    headers = {"Cache-Control": EMBED_CACHE, "ETag": asset.etag, **ctx.embed.headers(request)}
+    if none_match(request.headers.getall(hdrs.IF_NONE_MATCH, []), asset.etag.strip('"')):
+        return web.Response(status=304, headers=headers)
+    return web.Response(body=asset.body, headers={**headers, "Content-Type": asset.content_type})
+
+
 async def static(request: web.Request) -> web.Response:
     """GET /static/{name}: hashed names, so they can be cached forever."""
     ctx = request.app[CONTEXT]
     asset = ctx.assets.by_name.get(request.match_info["name"])
     if asset is None:
         raise web.HTTPNotFound()
-    headers = {"Cache-Control": "public, max-age=31536000, immutable", "ETag": asset.etag}
+    headers = {
+        "Cache-Control": "public, max-age=31536000, immutable",
+        "ETag": asset.etag,
+        **ctx.embed.headers(request),  # the widget's script and its hashed copy
+    }
     if request.headers.get("If-None-Match") == asset.etag:
         return web.Response(status=304, headers=headers)
     return web.Response(body=asset.body, headers={**headers, "Content-Type": asset.content_type})

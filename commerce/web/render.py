@@ -53,6 +53,10 @@ class Assets:
     def url(self, logical: str) -> str:
         return f"/static/{self._by_logical[logical].name}"
 
+    def named(self, logical: str) -> Asset:
+        """The file ``logical`` (e.g. ``embed.js``), for a route of its own."""
+        return self._by_logical[logical]
+
     def urls(self) -> list[str]:
         return [f"/static/{name}" for name in sorted(self.by_name)]
 

@@ -1,6 +1,6 @@
 """Request-level protection: CSRF tokens, client addresses behind proxies, token-bucket
-rate limits, throttled admin bearer tokens, stream slots per address and link-preview bot
-detection."""
+rate limits, throttled admin bearer tokens, stream slots per address, link-preview bot
+detection and which websites may read the public drop state (CORS for the widget)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import math
 import re
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
 from typing import TypeVar
 
@@ -214,6 +214,28 @@ def require_admin(
             "the admin API is disabled: set security.admin_token (DROPCAST_SECURITY__ADMIN_TOKEN)"
         )
     require_bearer(request, admin_token, throttle, "admin token")
+
+
+class EmbedPolicy:
+    """CORS for what the embeddable widget reads across origins: its script, the drop's
+    JSON and its event stream, all public and read-only (no credentials, so no cookie).
+    No origins configured: any website may embed (``*``). Otherwise only those origins get
+    the header (and caches keep one answer per ``Origin``); a browser on any other site
+    refuses the script, so the widget does not load there."""
+
+    ANY: Mapping[str, str] = {"Access-Control-Allow-Origin": "*"}
+    VARY: Mapping[str, str] = {"Vary": "Origin"}
+
+    def __init__(self, origins: Iterable[str] = ()) -> None:
+        self._origins = frozenset(origins)
+
+    def headers(self, request: web.BaseRequest) -> Mapping[str, str]:
+        if not self._origins:
+            return self.ANY
+        origin = request.headers.get("Origin")
+        if origin in self._origins:
+            return {"Access-Control-Allow-Origin": origin, **self.VARY}
+        return self.VARY
 
 
 class StreamSlots:

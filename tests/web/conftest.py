@@ -71,10 +71,14 @@ class Web:
 
     async def sign_in(self, identity: str = "twitch:1", name: str = "viewer") -> None:
         """This client's browser session proved ``identity`` (as the OAuth callback does)."""
+        value = await self.session_cookie(identity, name)
+        self.client.session.cookie_jar.update_cookies({SESSION_COOKIE: value})
+
+    async def session_cookie(self, identity: str = "twitch:1", name: str = "viewer") -> str:
+        """The session cookie's value of a browser that proved ``identity``."""
         signed = Signed(identity, name)
         await remember(self.ctx, signed, ())
-        value = self.ctx.require_sessions().value(Session(f"sid-{identity}", (signed,)))
-        self.client.session.cookie_jar.update_cookies({SESSION_COOKIE: value})
+        return self.ctx.require_sessions().value(Session(f"sid-{identity}", (signed,)))
 
     def token(self, drop_id: int, identity: str = "discord:1", tag: str | None = None) -> str:
         token, _ = self.signer.issue(drop_id, identity, tag)
