@@ -43,7 +43,9 @@ class WebhookWorker:
         self._slots = asyncio.Semaphore(concurrency)
         self._wake = asyncio.Event()
         self._session: aiohttp.ClientSession | None = None
-        commerce.bus.subscribe(self._on_event, DropOpened, DropClosed, SoldOut, OrderPaid, StockChanged)
+        commerce.bus.subscribe(
+            self._on_event, DropOpened, DropClosed, SoldOut, OrderPaid, StockChanged
+        )
         commerce.webhooks.on_queued(self.wake)
 
     async def _on_event(self, _event: Event) -> None:
@@ -101,9 +103,7 @@ class WebhookWorker:
     async def send(self, delivery: Delivery) -> Attempt:
         """One signed POST of the delivery's stored body."""
         if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=self.timeout)
-            )
+            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout))
         body = delivery.body.encode()
         headers = {
             "Content-Type": "application/json",

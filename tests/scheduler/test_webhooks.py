@@ -8,6 +8,7 @@ import asyncio
 import hashlib
 import hmac
 import json
+import re
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
@@ -22,8 +23,8 @@ from commerce.core import Commerce
 from commerce.domain.errors import InvalidInput
 from commerce.domain.events import DropOpened
 from commerce.domain.model import ClaimOutcome
-from commerce.dropfile import validate_spec
 from commerce.domain.payments import PaymentGateways, PaymentOutcome, PaymentResult
+from commerce.dropfile import validate_spec
 from commerce.payments.simple import ManualGateway, TestGateway
 from commerce.services.checkout import CheckoutService
 from commerce.services.webhooks import EVENTS, EndpointNotFound, WebhookPolicy
@@ -176,9 +177,7 @@ async def test_nothing_is_sent_to_a_deleted_endpoint(commerce, inbox, worker):
         await commerce.webhooks.remove(gone.endpoint.id)
 
 
-async def test_an_endpoint_is_disabled_after_repeated_permanent_failures(
-    commerce, inbox, worker
-):
+async def test_an_endpoint_is_disabled_after_repeated_permanent_failures(commerce, inbox, worker):
     commerce.webhooks.policy = WebhookPolicy(disable_after=3)
     created = await commerce.webhooks.add(inbox.url("broken"), ["drop.opened", "order.paid"])
     endpoint_id = created.endpoint.id
@@ -233,9 +232,7 @@ async def test_two_workers_never_lease_the_same_delivery(commerce, inbox):
     created = await commerce.webhooks.add(inbox.url("a"), list(EVENTS))
     for _ in range(20):
         await commerce.webhooks.queue_test(created.endpoint.id)
-    first, second = await asyncio.gather(
-        commerce.webhooks.lease(12), commerce.webhooks.lease(12)
-    )
+    first, second = await asyncio.gather(commerce.webhooks.lease(12), commerce.webhooks.lease(12))
     ids = [d.id for d in first] + [d.id for d in second]
     assert len(ids) == len(set(ids)) == 20
 
@@ -268,7 +265,7 @@ async def test_every_event_of_a_drop_matches_its_documented_schema(
     await commerce.webhooks.queue_test(created.endpoint.id)
     while await worker.run_once():
         pass
-    sent = [b for (h, _), b in zip(inbox.arrived, bodies(inbox), strict=True)]
+    sent = bodies(inbox)
     types = sorted(b["type"] for b in sent)
     assert types == sorted(
         ["drop.opened", "stock.low", "drop.sold_out", "drop.closed", "webhook.test"]
@@ -302,7 +299,7 @@ async def test_bad_input_names_the_field_and_adds_nothing(commerce):
         with pytest.raises(InvalidInput) as caught:
             await commerce.webhooks.add(url, events)
         assert caught.value.field == field
-    with pytest.raises(InvalidInput, match="order.shipped; known: drop.opened"):
+    with pytest.raises(InvalidInput, match=re.escape("order.shipped; known: drop.opened")):
         await commerce.webhooks.add("https://example.com/h", ["order.shipped"])
     assert await commerce.webhooks.endpoints() == []
 
