@@ -9,6 +9,7 @@ import hashlib
 import hmac
 import json
 import re
+import time
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
@@ -320,3 +321,36 @@ async def test_deliveries_are_queued_in_the_changes_own_transaction(commerce, in
     assert await statuses(commerce) == []
     await commerce.drops.open(drop_id)
     assert await statuses(commerce) == ["pending"]
+
+
+def readme_verifier() -> Any:
+    """The README's verifier, exactly as printed (the first Python block under Webhooks)."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("\n## Webhooks\n", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    assert len(code.strip().splitlines()) <= 10, "the README promises a 10-line verifier"
+    namespace: dict[str, Any] = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    return namespace["verify"]
+
+
+async def test_the_readmes_verifier_accepts_a_real_delivery_and_nothing_else(commerce, inbox):
+    verify = readme_verifier()
+    created = await commerce.webhooks.add(inbox.url("readme"), ["drop.opened"])
+    await live_drop(commerce, capsule_spec(5))
+    fresh = WebhookWorker(commerce, timeout=5)
+    stale = WebhookWorker(commerce, timeout=5, wall=lambda: time.time() - 3600)
+    try:
+        assert await fresh.run_once() == 1
+        await commerce.webhooks.queue_test(created.endpoint.id)
+        assert await stale.run_once() == 1
+    finally:
+        await fresh.close()
+        await stale.close()
+    (headers, raw), (old_headers, old_raw) = inbox.arrived
+    header = headers["Dropcast-Signature"]
+    assert verify(created.secret, header, raw)
+    assert not verify(created.secret, header, raw.replace(b'"live"', b'"LIVE"'))
+    assert not verify("whsec_someone-else", header, raw)
+    assert verify(created.secret, old_headers["Dropcast-Signature"], old_raw, tolerance=7200)
+    assert not verify(created.secret, old_headers["Dropcast-Signature"], old_raw)  # a replay
