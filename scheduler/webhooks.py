@@ -33,12 +33,13 @@ class WebhookWorker:
         *,
         timeout: float = 10.0,
         concurrency: int = 4,
-        batch: int = 50,
         wall: Callable[[], float] = time.time,
     ) -> None:
         self.webhooks = commerce.webhooks
         self.timeout = timeout
-        self.batch = batch
+        # A pass leases only what it can send at once: every leased row is then answered
+        # (or timed out) well within its lease, however slow the receivers.
+        self.batch = concurrency
         self.wall = wall  # the signature's timestamp: real time, for the receiver's tolerance
         self._slots = asyncio.Semaphore(concurrency)
         self._wake = asyncio.Event()

@@ -33,7 +33,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from commerce.analytics.results import DropKpis, DropSummary
-from commerce.domain.errors import InvalidInput, NotFound
+from commerce.domain.errors import InvalidInput, InvalidState, NotFound
 from commerce.domain.events import (
     DropClosed,
     DropOpened,
@@ -374,15 +374,22 @@ class WebhookService:
         return _endpoint(row)
 
     async def queue_test(self, endpoint_id: int) -> Delivery:
-        """A ``webhook.test`` event to this endpoint, through the same path as any event."""
+        """A ``webhook.test`` event to this endpoint, through the same path as any event
+        (refused while the endpoint is disabled: it would wait unsent)."""
         async with self.uow.write() as tx:
             endpoint = (
                 await tx.conn.execute(
-                    select(webhook_endpoints.c.id).where(webhook_endpoints.c.id == endpoint_id)
+                    select(webhook_endpoints.c.disabled_reason, webhook_endpoints.c.disabled_at)
+                    .where(webhook_endpoints.c.id == endpoint_id)
                 )
             ).first()
             if endpoint is None:
                 raise EndpointNotFound(endpoint_id)
+            if endpoint.disabled_at is not None:
+                raise InvalidState(
+                    f"webhook {endpoint_id} is disabled ({endpoint.disabled_reason}); "
+                    "enable it before testing"
+                )
             event_id = f"{TEST_EVENT}:{secrets.token_hex(8)}"
             envelope = {
                 "id": event_id,

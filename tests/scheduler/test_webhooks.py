@@ -21,7 +21,7 @@ from sqlalchemy import select
 
 from commerce.clock import ManualClock
 from commerce.core import Commerce
-from commerce.domain.errors import InvalidInput
+from commerce.domain.errors import InvalidInput, InvalidState
 from commerce.domain.events import DropOpened
 from commerce.domain.model import ClaimOutcome
 from commerce.domain.payments import PaymentGateways, PaymentOutcome, PaymentResult
@@ -194,14 +194,16 @@ async def test_an_endpoint_is_disabled_after_repeated_permanent_failures(commerc
     assert endpoint.status == "disabled"
     assert endpoint.disabled_reason is not None and "HTTP 410" in endpoint.disabled_reason
     assert "3 deliveries in a row failed" in endpoint.disabled_reason
-    # Disabled: a new event queues nothing for it, and a queued test is never sent.
+    # Disabled: a new event queues nothing for it, and a test is refused.
     await live_drop(commerce, capsule_spec(5))
-    await commerce.webhooks.queue_test(endpoint_id)
+    with pytest.raises(InvalidState, match=r"is disabled .*HTTP 410"):
+        await commerce.webhooks.queue_test(endpoint_id)
     assert await worker.run_once() == 0
     assert len(inbox.arrived) == 6
     enabled = await commerce.webhooks.enable(endpoint_id)
     assert (enabled.status, enabled.consecutive_failures) == ("active", 0)
-    assert await worker.run_once() == 1  # the queued test goes now
+    await commerce.webhooks.queue_test(endpoint_id)
+    assert await worker.run_once() == 1
 
 
 async def test_a_delivery_is_retried_for_24_hours_then_given_up(
