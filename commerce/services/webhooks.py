@@ -379,8 +379,9 @@ class WebhookService:
         async with self.uow.write() as tx:
             endpoint = (
                 await tx.conn.execute(
-                    select(webhook_endpoints.c.disabled_reason, webhook_endpoints.c.disabled_at)
-                    .where(webhook_endpoints.c.id == endpoint_id)
+                    select(
+                        webhook_endpoints.c.disabled_reason, webhook_endpoints.c.disabled_at
+                    ).where(webhook_endpoints.c.id == endpoint_id)
                 )
             ).first()
             if endpoint is None:
