@@ -516,6 +516,8 @@ class WebhookService:
                 body["reason"] = drop.close_reason
                 body["closed_at"] = iso(drop.closed_at)
             case "recap.ready":
+                if drop.opened_at is None:
+                    return None  # closed before it ever opened: nothing to recap
                 key = f"{want.drop_id}"
                 body["kpis"] = None  # the worker fills it in when due
                 due = now + timedelta(seconds=drop.hold_seconds) + RECAP_SETTLE

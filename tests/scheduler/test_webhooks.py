@@ -356,3 +356,12 @@ async def test_the_readmes_verifier_accepts_a_real_delivery_and_nothing_else(com
     assert not verify("whsec_someone-else", header, raw)
     assert verify(created.secret, old_headers["Dropcast-Signature"], old_raw, tolerance=7200)
     assert not verify(created.secret, old_headers["Dropcast-Signature"], old_raw)  # a replay
+
+
+async def test_a_drop_closed_before_it_opened_has_no_recap(commerce, clock, inbox, worker):
+    await commerce.webhooks.add(inbox.url("x"), ["drop.closed", "recap.ready"])
+    drop_id = await commerce.drops.create(validate_spec(capsule_spec(5)))
+    await commerce.drops.close(drop_id)
+    clock.advance(3600)
+    assert await worker.run_once() == 1
+    assert [b["type"] for b in bodies(inbox)] == ["drop.closed"]
