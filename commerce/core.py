@@ -18,6 +18,7 @@ from commerce.services.orders import OrderService
 from commerce.services.stock import ShapeCache
 from commerce.services.subscriptions import SubscriptionService
 from commerce.services.templates import TemplateService
+from commerce.services.webhooks import WebhookService
 from commerce.storage.database import Database
 from commerce.storage.tables import kv
 from commerce.storage.unit_of_work import EventBus, OutboxRelay, UnitOfWork
@@ -39,6 +40,7 @@ class Commerce:
     templates: TemplateService
     tracker: Tracker
     analytics: DropAnalytics
+    webhooks: WebhookService
 
     @classmethod
     def build(
@@ -51,6 +53,7 @@ class Commerce:
         claims = ClaimService(uow, shapes)
         drops = DropService(uow, shapes, claims)
         notifications = NotificationService(uow)
+        analytics = DropAnalytics(uow)
         return cls(
             db=db,
             clock=clock,
@@ -65,7 +68,8 @@ class Commerce:
             notifications=notifications,
             templates=TemplateService(uow, drops),
             tracker=Tracker(uow),
-            analytics=DropAnalytics(uow),
+            analytics=analytics,
+            webhooks=WebhookService(uow, analytics.kpis),
         )
 
     async def secret_key(self) -> str:

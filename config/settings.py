@@ -21,6 +21,7 @@ from pydantic import (
     SecretStr,
     ValidationError,
     field_validator,
+    model_validator,
 )
 from pydantic_settings import (
     BaseSettings,
@@ -327,6 +328,26 @@ class PrivacySettings(_Section):
     address_retention_days: int = Field(default=180, ge=1, le=3650)
 
 
+class WebhooksSettings(_Section):
+    """Signed outbound webhooks (`dropcast webhook add`): how they are sent and retried."""
+
+    timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    # A delivery being sent is leased this long; if the sender dies, it is sent again.
+    lease_seconds: float = Field(default=60.0, ge=1, le=3600)
+    low_stock: int = Field(default=3, ge=1, le=1_000_000)  # stock.low: units left, at most
+    first_retry_seconds: float = Field(default=10.0, gt=0, le=3600)
+    max_retry_seconds: float = Field(default=3600.0, gt=0, le=24 * 3600)
+    max_age_hours: float = Field(default=24.0, gt=0, le=7 * 24)  # then a delivery is dead
+    disable_after: int = Field(default=5, ge=1, le=1000)  # failed or dead in a row
+    concurrency: int = Field(default=4, ge=1, le=100)
+
+    @model_validator(mode="after")
+    def _lease_outlasts_a_send(self) -> WebhooksSettings:
+        if self.lease_seconds <= self.timeout_seconds:
+            raise ValueError("lease_seconds must be longer than timeout_seconds")
+        return self
+
+
 class LogSettings(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     json_format: bool = False
@@ -352,6 +373,7 @@ class Settings(BaseSettings):
     chat: ChatSettings = Field(default_factory=ChatSettings)
     email: EmailSettings = Field(default_factory=EmailSettings)
     privacy: PrivacySettings = Field(default_factory=PrivacySettings)
+    webhooks: WebhooksSettings = Field(default_factory=WebhooksSettings)
     log: LogSettings = Field(default_factory=LogSettings)
 
     @classmethod

@@ -11,7 +11,7 @@ import secrets
 import signal
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from importlib import resources
 from typing import Any
@@ -49,6 +49,7 @@ from commerce.links import LinkIssuer, LinkSigner, drop_page_url
 from commerce.money_format import set_default_locale
 from commerce.payments import build_gateways
 from commerce.services.checkout import CheckoutService
+from commerce.services.webhooks import WebhookPolicy
 from commerce.storage.database import Database
 from commerce.storage.migrate import upgrade
 from commerce.storage.pg_events import PgEventChannel
@@ -62,6 +63,7 @@ from dropcast import logs
 from scheduler.leader import Leadership
 from scheduler.outbox import Dispatcher, Sender
 from scheduler.runner import SchedulerRole
+from scheduler.webhooks import WebhookWorker
 
 log = logging.getLogger("dropcast")
 ALL_ROLES = frozenset({"web", "bots", "scheduler"})
@@ -115,6 +117,21 @@ def _decimal(money: Money) -> str:
     return f"{Decimal(money.amount_minor).scaleb(-exponent):.{exponent}f}"
 
 
+def configure_webhooks(commerce: Commerce, settings: Settings) -> None:
+    """The webhooks' retry policy and their payloads' drop-page URLs, from settings."""
+    hooks = settings.webhooks
+    commerce.webhooks.policy = WebhookPolicy(
+        low_stock=hooks.low_stock,
+        first_retry=timedelta(seconds=hooks.first_retry_seconds),
+        max_retry=timedelta(seconds=hooks.max_retry_seconds),
+        max_age=timedelta(hours=hooks.max_age_hours),
+        disable_after=hooks.disable_after,
+        lease=timedelta(seconds=hooks.lease_seconds),
+    )
+    base = settings.web.base_url
+    commerce.webhooks.drop_url = lambda drop_id: drop_page_url(base, drop_id)
+
+
 @dataclass
 class Chat:
     handler: CommandHandler
@@ -156,6 +173,7 @@ class App:
             await upgrade(db)
         set_default_locale(settings.chat.locale)  # money for readers of unknown locale
         commerce = Commerce.build(db, clock=clock or SystemClock())
+        configure_webhooks(commerce, settings)
         if db.dialect == "postgresql":
             # Changes made here reach every running process (LISTEN/NOTIFY on commit).
             commerce.uow.stage = PgEventChannel(db, commerce.bus)
@@ -301,6 +319,11 @@ class App:
             dispatcher=self.dispatcher(chat),
             leadership=Leadership(self.db, poll_seconds=sched.leader_poll_seconds),
             privacy=self.settings.privacy,
+            webhooks=WebhookWorker(
+                self.commerce,
+                timeout=self.settings.webhooks.timeout_seconds,
+                concurrency=self.settings.webhooks.concurrency,
+            ),
         )
 
     def dispatcher(self, chat: Chat) -> Dispatcher[Message]:

@@ -855,3 +855,124 @@ def pickup_link(ctx: click.Context, location: str, as_json: bool) -> None:
 
     url = with_app(ctx, work)
     emit({"location": location, "url": url}, as_json, url)
+
+
+@cli.group()
+def webhook() -> None:
+    """Signed outbound webhooks: dropcast POSTs each event you choose (a sale, a sell-out …)
+    as JSON to your URL, signed with the endpoint's own secret."""
+
+
+def _event_names(events: str) -> list[str]:
+    return [name.strip() for name in events.split(",")]
+
+
+@webhook.command("add")
+@click.argument("url")
+@click.option(
+    "--events",
+    required=True,
+    help="Comma-separated, from: drop.opened, stock.low, drop.sold_out, order.paid, "
+    "drop.closed, recap.ready.",
+)
+@click.option("--json", "as_json", is_flag=True, help='Print {"id", "secret", …}.')
+@click.pass_context
+def webhook_add(ctx: click.Context, url: str, events: str, as_json: bool) -> None:
+    """Register URL for the given events; prints its signing secret, this once."""
+    from commerce.services.webhooks import validate_events, validate_url
+
+    try:  # bad input is refused before the database is touched
+        validate_url(url)
+        validate_events(_event_names(events))
+    except DomainError as exc:
+        fail(str(exc))
+    created = with_app(ctx, lambda app: app.commerce.webhooks.add(url, _event_names(events)))
+    data = {**created.endpoint.as_json(), "secret": created.secret}
+    text = (
+        f"added webhook {created.endpoint.id}: {created.endpoint.url}\n"
+        f"  events  {', '.join(created.endpoint.events)}\n"
+        f"  secret  {created.secret}\n"
+        "Keep the secret: it is shown only now. Verify each request's Dropcast-Signature "
+        "with it (README, Webhooks)."
+    )
+    emit(data, as_json, text)
+
+
+@webhook.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def webhook_list(ctx: click.Context, as_json: bool) -> None:
+    """List webhooks: status, events, deliveries per status, why one was disabled."""
+    infos = with_app(ctx, lambda app: app.commerce.webhooks.endpoints())
+    lines = []
+    for info in infos:
+        endpoint = info.endpoint
+        counts = " ".join(f"{k} {v}" for k, v in sorted(info.deliveries.items())) or "none yet"
+        lines.append(f"{endpoint.id:>4}  {endpoint.status:<8}  {endpoint.url}")
+        lines.append(f"      events {', '.join(endpoint.events)}; deliveries: {counts}")
+        if endpoint.disabled_reason:
+            lines.append(f"      disabled: {endpoint.disabled_reason}")
+    emit([i.as_json() for i in infos], as_json, "\n".join(lines) or "no webhooks yet")
+
+
+@webhook.command("remove")
+@click.argument("endpoint_id", type=int)
+@click.pass_context
+def webhook_remove(ctx: click.Context, endpoint_id: int) -> None:
+    """Delete a webhook; nothing more is sent to it, queued deliveries included."""
+    with_app(ctx, lambda app: app.commerce.webhooks.remove(endpoint_id))
+    click.echo(f"removed webhook {endpoint_id}")
+
+
+@webhook.command("enable")
+@click.argument("endpoint_id", type=int)
+@click.pass_context
+def webhook_enable(ctx: click.Context, endpoint_id: int) -> None:
+    """Turn a webhook that was disabled after repeated failures back on."""
+    endpoint = with_app(ctx, lambda app: app.commerce.webhooks.enable(endpoint_id))
+    click.echo(f"webhook {endpoint.id} is {endpoint.status}")
+
+
+@webhook.command("test")
+@click.argument("endpoint_id", type=int)
+@click.option(
+    "--wait",
+    type=click.FloatRange(0, 120),
+    default=10.0,
+    show_default=True,
+    help="Seconds to wait for the running server to send it.",
+)
+@click.pass_context
+def webhook_test(ctx: click.Context, endpoint_id: int, wait: float) -> None:
+    """Queue a sample `webhook.test` event to one webhook, sent by the running server
+    (`dropcast run`) like any event: signed, retried. Prints how it went."""
+    from commerce.domain.model import WebhookStatus
+    from commerce.services.webhooks import Delivery
+
+    async def work(app: App) -> Delivery:
+        queued = await app.commerce.webhooks.queue_test(endpoint_id)
+        deadline = asyncio.get_running_loop().time() + wait
+        current: Delivery | None = queued
+        while asyncio.get_running_loop().time() < deadline:
+            current = await app.commerce.webhooks.delivery(queued.id)
+            if current is None or current.status not in (
+                WebhookStatus.PENDING,
+                WebhookStatus.SENDING,
+            ):
+                break
+            await asyncio.sleep(0.2)
+        return current or queued
+
+    delivery = with_app(ctx, work)
+    answer = f"HTTP {delivery.last_status}" if delivery.last_status else delivery.last_error
+    if delivery.status is WebhookStatus.SENT:
+        click.echo(f"test {delivery.event_id} delivered to webhook {endpoint_id}: {answer}")
+        return
+    if delivery.status in (WebhookStatus.FAILED, WebhookStatus.DEAD):
+        fail(f"test {delivery.event_id} refused by webhook {endpoint_id}: {answer}", EXIT_FAILED)
+    tried = f"; last try: {answer}, retrying" if answer else ""
+    fail(
+        f"test {delivery.event_id} queued, not delivered within {wait:g} s{tried} "
+        "(it is sent by the running `dropcast run`)",
+        EXIT_FAILED,
+    )

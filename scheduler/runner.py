@@ -24,6 +24,7 @@ from config.settings import PrivacySettings, SchedulerSettings
 from scheduler.leader import Leadership
 from scheduler.outbox import Dispatcher
 from scheduler.recurring import materialize_due
+from scheduler.webhooks import WebhookWorker
 
 log = logging.getLogger(__name__)
 RECONCILE_SECONDS = 30
@@ -72,12 +73,14 @@ class SchedulerRole:
         dispatcher: Dispatcher[Any] | None = None,
         leadership: Leadership | None = None,
         privacy: PrivacySettings | None = None,
+        webhooks: WebhookWorker | None = None,
     ) -> None:
         self.commerce = commerce
         self.settings = settings
         self.privacy = privacy or PrivacySettings()
         self.hub = hub
         self.dispatcher = dispatcher
+        self.webhooks = webhooks
         self.leadership = leadership or Leadership(commerce.db)
         self.scheduler: AsyncIOScheduler | None = None
         self._stop = asyncio.Event()
@@ -102,6 +105,8 @@ class SchedulerRole:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await asyncio.wait_for(task, 10)
         await self._deposed()
+        if self.webhooks is not None:
+            await self.webhooks.close()
 
     async def _elected(self) -> None:
         scheduler = AsyncIOScheduler(timezone=self.settings.timezone)
@@ -140,9 +145,11 @@ class SchedulerRole:
         )
         scheduler.start()
         self.scheduler = scheduler
+        self._dispatch_stop = asyncio.Event()
         if self.dispatcher is not None:
-            self._dispatch_stop = asyncio.Event()
             self._tasks.append(asyncio.create_task(self.dispatcher.run(self._dispatch_stop)))
+        if self.webhooks is not None:  # the creator's signed webhooks, from the leader too
+            self._tasks.append(asyncio.create_task(self.webhooks.run(self._dispatch_stop)))
         await self.reconcile()
 
     async def _deposed(self) -> None:

@@ -78,6 +78,16 @@ class NotificationStatus(StrEnum):
     SKIPPED = "skipped"  # no longer wanted (the person was forgotten)
 
 
+class WebhookStatus(StrEnum):
+    """One outbound webhook delivery (one event to one endpoint)."""
+
+    PENDING = "pending"  # due at next_attempt_at
+    SENDING = "sending"  # leased by the worker until lease_until
+    SENT = "sent"  # the endpoint answered 2xx
+    FAILED = "failed"  # a permanent refusal (a 4xx other than 429, a redirect)
+    DEAD = "dead"  # retried until 24 h after the event, or its endpoint was disabled
+
+
 class Fulfilment(StrEnum):
     """What happened to a settled order's goods (independent of how it was paid)."""
 

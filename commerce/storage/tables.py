@@ -39,6 +39,7 @@ from commerce.domain.model import (
     OrderStatus,
     SubscriptionStatus,
     WaitlistStatus,
+    WebhookStatus,
 )
 
 naming_convention = {
@@ -393,4 +394,48 @@ leases = Table(
     Column("name", String(64), primary_key=True),
     Column("holder", String(128), nullable=False),
     Column("until", UTCDateTime, nullable=False),
+)
+
+webhook_endpoints = Table(
+    "webhook_endpoints",
+    metadata,
+    # The creator's signed outbound webhooks: where to POST, which events, the HMAC secret.
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("url", String(2000), nullable=False),
+    Column("events", JSON, nullable=False),  # names from the catalogue in services.webhooks
+    Column("secret", String(100), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("consecutive_failures", Integer, nullable=False, default=0),
+    Column("disabled_at", UTCDateTime),
+    Column("disabled_reason", String(300)),
+)
+
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    # One row per (event, endpoint), inserted in the transaction that made the event; the
+    # body is stored as sent, so a retry signs and sends the very same bytes.
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column(
+        "endpoint_id",
+        Id,
+        ForeignKey("webhook_endpoints.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("event_id", String(120), nullable=False),
+    Column("event_type", String(32), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", UTCDateTime, nullable=False),
+    Column("lease_until", UTCDateTime),
+    Column("last_status", Integer),  # the HTTP status of the last answer, if any
+    Column("last_error", String(300)),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("delivered_at", UTCDateTime),
+    UniqueConstraint("endpoint_id", "event_id", name="uq_webhook_deliveries_endpoint_event"),
+    one_of("status", WebhookStatus),
+)
+Index(
+    "ix_webhook_deliveries_due", webhook_deliveries.c.status, webhook_deliveries.c.next_attempt_at
 )

@@ -84,6 +84,8 @@ class UnitOfWork:
         self.bus = bus
         self.clock = clock
         self.stage: EventStage | None = None  # set when events cross processes
+        # Work that must commit or roll back with the events (webhook deliveries).
+        self.stages: list[EventStage] = []
         # A short-lived process (the CLI) beside a running server on SQLite: leave durable
         # events in the outbox for the server's relay to announce, instead of publishing
         # them to this process's empty bus.
@@ -103,6 +105,9 @@ class UnitOfWork:
                 ]
                 result = await conn.execute(insert(outbox).returning(outbox.c.id), rows)
                 outbox_ids = list(result.scalars())
+            if tx.events:
+                for before_commit in self.stages:
+                    await before_commit.stage(conn, tx.events)
             if self.stage is not None and tx.events:
                 await self.stage.stage(conn, tx.events)
         # Committed: now the world may hear about it.

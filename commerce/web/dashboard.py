@@ -290,6 +290,7 @@ async def dashboard(request: web.Request) -> web.Response:
     shown_live = drop_id if context.get("live") else None  # live above, not "past"
     context["past"] = [past_row(s, drop_id) for s in reversed(summaries) if s.drop_id != shown_live]
     context["past_days"] = PAST.days
+    context["webhooks"] = await ctx.commerce.webhooks.endpoints()
     return page(ctx, "dashboard.html", cache=NO_STORE, **context)
 
 

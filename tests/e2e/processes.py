@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import socket
@@ -61,6 +62,9 @@ class Inbox:
     def __init__(self, delay: float = 0.0) -> None:
         self.delay = delay
         self.deliveries: list[tuple[str, str, dict[str, Any]]] = []  # (path, key, body)
+        # Every request as it arrived, answered or not: its headers and exact body.
+        self.arrived: list[tuple[dict[str, str], bytes]] = []
+        self.answers: list[int] = []  # statuses to answer first, in order; then 200
         self.runner: web.AppRunner | None = None
         self.port = free_port()
         self._open = asyncio.Event()
@@ -89,10 +93,14 @@ class Inbox:
         return f"http://127.0.0.1:{self.port}/hook/{who}"
 
     async def _receive(self, request: web.Request) -> web.Response:
-        body = await request.json()
+        raw = await request.read()
+        self.arrived.append((dict(request.headers), raw))
+        body = json.loads(raw)
         await self._open.wait()
         if self.delay:
             await asyncio.sleep(self.delay)
+        if self.answers:
+            return web.json_response({"ok": False}, status=self.answers.pop(0))
         self.deliveries.append(
             (request.match_info["who"], request.headers.get("Idempotency-Key", ""), body)
         )
