@@ -11,6 +11,7 @@ from commerce.analytics.kpis import DropAnalytics
 from commerce.analytics.tracking import Tracker
 from commerce.clock import Clock, SystemClock
 from commerce.services.claims import ClaimService
+from commerce.services.clips import ClipService
 from commerce.services.customers import CustomerService
 from commerce.services.drops import DropService
 from commerce.services.notifications import NotificationService
@@ -39,6 +40,7 @@ class Commerce:
     templates: TemplateService
     tracker: Tracker
     analytics: DropAnalytics
+    clips: ClipService
 
     @classmethod
     def build(
@@ -66,6 +68,7 @@ class Commerce:
             templates=TemplateService(uow, drops),
             tracker=Tracker(uow),
             analytics=DropAnalytics(uow),
+            clips=ClipService(uow),
         )
 
     async def secret_key(self) -> str:
