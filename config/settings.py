@@ -198,6 +198,8 @@ class TwitchSettings(_Section):
     channel: str | None = None
     allowed_logins: list[str] = Field(default_factory=list)
     whisper_fallback: bool = False
+    # Clip the stream as a drop goes live, as it sells out and on !clip (needs clips:edit).
+    clips: bool = True
     api_base: AnyHttpUrl = AnyHttpUrl("https://api.twitch.tv/helix/")
     # twitchio appends "oauth2/token" etc. to this base itself
     id_base: AnyHttpUrl = AnyHttpUrl("https://id.twitch.tv/")

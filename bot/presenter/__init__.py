@@ -26,7 +26,15 @@ from commerce.domain.events import (
     SoldOut,
     WaitlistOffered,
 )
-from commerce.domain.model import DropFormat, DropView, Money, Order, OrderStatus
+from commerce.domain.model import (
+    Clip,
+    ClipReason,
+    DropFormat,
+    DropView,
+    Money,
+    Order,
+    OrderStatus,
+)
 from commerce.links import drop_page_url
 from commerce.money_format import format_money
 from commerce.shipping import pickup_point, tracking_url
@@ -40,6 +48,20 @@ _BUTTONS = {
     Action.REMIND: (Button.REMIND,),
     Action.NONE: (),
 }
+
+
+# What a clip of the stream shows, as the replay and the recap name it.
+CLIP_MOMENTS = {
+    ClipReason.SOLD_OUT: "the sell-out",
+    ClipReason.OPENED: "the drop going live",
+    ClipReason.COMMAND: "the creator's clip",
+}
+
+
+def clip_links(found: list[Clip]) -> str:
+    """The ready clips of a drop as a recap field: "the sell-out: URL · …"."""
+    ready = [c for c in found if c.url]
+    return " · ".join(f"{CLIP_MOMENTS[c.reason]}: {c.url}" for c in ready)
 
 
 def count(n: int, unit: str) -> str:
@@ -349,6 +371,15 @@ class Presenter:
             goal = kpis.objective
             verdict = {True: "MET", False: "not met", None: "not measurable"}[goal.met]
             lead = f"Goal: {goal_text(goal)}: {verdict} ({actual_text(goal)}). "
+        try:
+            clip_field = clip_links(
+                [c for c in await self.commerce.clips.for_drop(view.drop.id) if c.url]
+            )
+        except Exception:  # the recap still goes out, without the clips
+            log.exception("clips for the recap of drop %s failed", view.drop.id)
+            clip_field = ""
+        if clip_field:
+            fields.append(("Clips", clip_field))
         median = kpis.seconds_to_checkout.from_claim.p50
         if median is not None:
             fields.append(("Median checkout", f"{median:.0f} s"))

@@ -20,7 +20,8 @@ from typing import Any
 from sqlalchemy import and_, exists, select, update
 from sqlalchemy.engine import Row
 
-from commerce.domain.errors import InvalidInput
+from commerce.domain.errors import DropNotFound, InvalidInput, InvalidState
+from commerce.domain.events import ReplayPosted
 from commerce.domain.model import (
     CLIP_PREFERENCE,
     Clip,
@@ -146,7 +147,23 @@ class ClipService:
         """The clip the replay shows (see ``best_clip``), or None when none is ready."""
         return best_clip(await self.for_drop(drop_id))
 
-    # -- the replay after close -------------------------------------------------------------
+    # -- the replay -------------------------------------------------------------------------
+
+    async def post_replay(self, drop_id: int) -> Clip:
+        """The replay is the drop's best clip: subscribers and non-buyers who claimed hear
+        of it (``ReplayPosted``). Refused while no clip of the drop is ready."""
+        clip = await self.best(drop_id)
+        async with self.uow.write() as tx:
+            known = (await tx.conn.execute(select(drops.c.id).where(drops.c.id == drop_id))).first()
+            if known is None:
+                raise DropNotFound(drop_id)
+            if clip is None or clip.url is None:
+                raise InvalidState(
+                    f"drop {drop_id} has no ready clip yet; give the replay's URL instead",
+                    drop_id=drop_id,
+                )
+            tx.emit(ReplayPosted(drop_id, clip.url))
+        return clip
 
     async def restock_planned(self, drop_id: int) -> bool:
         """Whether the drop's products will be on sale again: another drop selling one of
