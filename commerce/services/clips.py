@@ -185,7 +185,7 @@ class ClipService:
         return bool(planned)
 
     async def closed_between(self, start: datetime, end: datetime) -> list[tuple[int, datetime]]:
-        """(drop id, closed at) of the drops closed in [start, end), oldest first: those
+        """(drop id, closed at) of the drops closed in [start, end], oldest first: those
         whose replay after close falls in a window of time."""
         async with self.uow.read() as conn:
             rows = await conn.execute(
@@ -194,7 +194,7 @@ class ClipService:
                     and_(
                         drops.c.state == DropState.CLOSED.value,
                         drops.c.closed_at >= start,
-                        drops.c.closed_at < end,
+                        drops.c.closed_at <= end,
                     )
                 )
                 .order_by(drops.c.closed_at)
