@@ -92,7 +92,9 @@ async def stage(commerce: Any) -> AsyncIterator[StageFactory]:
                     on_sleep(fake)
                 await asyncio.sleep(0)
 
-            hub = ChatHub(commerce, Presenter(commerce, SITE), links(lambda d, i: SITE), thresholds=[])
+            hub = ChatHub(
+                commerce, Presenter(commerce, SITE), links(lambda d, i: SITE), thresholds=[]
+            )
             await hub.start()
             stack.push_async_callback(hub.stop)
             bot = TwitchBot(

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from sqlalchemy import select
 
@@ -14,9 +16,13 @@ from commerce.storage.database import Database
 from commerce.storage.tables import outbox
 from tests.cli.test_cli import GOOD_DROP, write
 
+T = TypeVar("T")
 
-def in_core(url: str, work):  # noqa: ANN001, ANN201 - a small test helper
-    async def go():  # noqa: ANN202
+
+def in_core(url: str, work: Callable[[Commerce], Awaitable[T]]) -> T:
+    """Run ``work`` against the core on the CLI's database (as another process would)."""
+
+    async def go() -> T:
         database = Database(url)
         try:
             return await work(Commerce.build(database))
@@ -26,10 +32,12 @@ def in_core(url: str, work):  # noqa: ANN001, ANN201 - a small test helper
     return asyncio.run(go())
 
 
-def replays_posted(url: str) -> list[dict]:
-    async def read(commerce: Commerce) -> list[dict]:
+def replays_posted(url: str) -> list[dict[str, Any]]:
+    async def read(commerce: Commerce) -> list[dict[str, Any]]:
         async with commerce.db.read() as conn:
-            rows = await conn.execute(select(outbox.c.payload).where(outbox.c.topic == "ReplayPosted"))
+            rows = await conn.execute(
+                select(outbox.c.payload).where(outbox.c.topic == "ReplayPosted")
+            )
             return [dict(r.payload) for r in rows]
 
     return in_core(url, read)

@@ -76,9 +76,7 @@ def replay_job(role, drop_id):
     return role.scheduler.get_job(f"replay:{drop_id}")
 
 
-async def test_the_replay_is_scheduled_after_close_and_links_the_clip_and_the_page(
-    commerce, role
-):
+async def test_the_replay_is_scheduled_after_close_and_links_the_clip_and_the_page(commerce, role):
     await restock_planned(commerce)
     await subscribers(commerce, 2)
     drop_id = await closed_with_a_clip(commerce)
