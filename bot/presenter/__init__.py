@@ -17,6 +17,7 @@ from bot.messages import Button, Message, a_unit
 from commerce.analytics.metrics import actual_text, goal_text
 from commerce.core import Commerce
 from commerce.domain.events import (
+    ClipReady,
     DropClosed,
     DropOpened,
     DropScheduled,
@@ -386,6 +387,18 @@ class Presenter:
         if kpis.viewers.peak is not None:
             fields.append(("Peak viewers", str(kpis.viewers.peak)))
         return replace(base, text=lead + base.text, fields=tuple(fields))
+
+    def clip_ready(self, view: DropView, event: ClipReady) -> Message:
+        """After the recap: a clip of the drop that was not ready for it (the sell-out)."""
+        drop = view.drop
+        moment = CLIP_MOMENTS[ClipReason(event.reason)]
+        return Message(
+            f"Missed it? Watch {moment} of {drop.title}: {event.url}",
+            kind="clip",
+            drop_id=drop.id,
+            title=drop.title,
+            public_link=self.page(drop.id),
+        )
 
     def recap(self, view: DropView, reason: str) -> Message:
         """The closed status, thanked, with the numbers as fields (in claim units)."""

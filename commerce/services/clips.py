@@ -21,7 +21,7 @@ from sqlalchemy import and_, exists, select, update
 from sqlalchemy.engine import Row
 
 from commerce.domain.errors import DropNotFound, InvalidInput, InvalidState
-from commerce.domain.events import ReplayPosted
+from commerce.domain.events import ClipReady, ReplayPosted
 from commerce.domain.model import (
     CLIP_PREFERENCE,
     Clip,
@@ -111,16 +111,22 @@ class ClipService:
         where = [clips.c.platform == platform, clips.c.clip_id == clip_id]
         if only_pending:
             where.append(clips.c.status == ClipStatus.PENDING.value)
+        ready = values.get("status") == ClipStatus.READY.value
+        if ready:  # once: a second report changes nothing and announces nothing
+            where.append(clips.c.status != ClipStatus.READY.value)
         async with self.uow.write() as tx:
-            if values.get("status") == ClipStatus.READY.value:
+            if ready:
                 values["ready_at"] = tx.now
-            await tx.conn.execute(update(clips).where(*where).values(**values))
+            changed = await tx.conn.execute(update(clips).where(*where).values(**values))
             row = (
                 await tx.conn.execute(
                     select(clips).where(clips.c.platform == platform, clips.c.clip_id == clip_id)
                 )
             ).first()
-        return _clip(row) if row is not None else None
+            clip = _clip(row) if row is not None else None
+            if ready and changed.rowcount and clip is not None and clip.url:
+                tx.emit(ClipReady(clip.drop_id, clip.reason.value, clip.url))
+        return clip
 
     # -- queries --------------------------------------------------------------------------
 
