@@ -223,7 +223,7 @@ class SchedulerRole:
         if not await self.commerce.clips.restock_planned(drop_id):
             return 0
         if not drop.replay_url and await self.commerce.clips.best(drop_id) is None:
-            log.info("drop %d closed with no clip ready: no replay after close", drop_id)
+            log.debug("drop %d closed with no clip ready: no replay after close", drop_id)
             return 0
         return await self.fan_out(drop_id, "replay")
 

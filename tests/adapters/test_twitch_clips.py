@@ -73,6 +73,7 @@ async def stage(commerce: Any) -> AsyncIterator[StageFactory]:
             scopes: tuple[str, ...] = (*BOT_SCOPES, "clips:edit"),
             on_sleep: Callable[[FakeTwitch], None] | None = None,
             wall: Callable[[], float] = time.time,
+            hold: asyncio.Event | None = None,
             **fake_options: Any,
         ) -> Stage:
             fake = await stack.enter_async_context(FakeTwitch(**fake_options))
@@ -90,6 +91,8 @@ async def stage(commerce: Any) -> AsyncIterator[StageFactory]:
                 waits.append(seconds)
                 if on_sleep is not None:
                     on_sleep(fake)
+                if hold is not None:  # a wait that lasts until the test lets it end
+                    await hold.wait()
                 await asyncio.sleep(0)
 
             hub = ChatHub(
@@ -155,7 +158,8 @@ async def test_a_drop_that_goes_live_and_sells_out_is_clipped_twice(stage, comme
         assert len(polls) == 2 and polls[-1].response["data"][0]["id"] == clip.clip_id
     assert [r.status for r in s.clip_posts()] == [202, 202]
     assert all(r.param("broadcaster_id") == s.broadcaster.id for r in s.clip_posts())
-    assert s.waits == poll_delays()[:2] * 2  # bounded backoff, not a busy loop
+    # Each clip waited the first two steps of the bounded backoff (the two may interleave).
+    assert sorted(s.waits) == sorted(poll_delays()[:2] * 2)
 
 
 async def test_the_replay_message_links_the_sold_out_clip_and_the_drop_page(stage, commerce):
@@ -260,3 +264,16 @@ async def test_a_clip_twitch_never_serves_is_given_up_after_the_budget(stage, co
     assert len(s.fake.helix_requests("GET", "clips")) == len(poll_delays())
     assert sum(s.waits) == pytest.approx(15.0)
     assert await commerce.clips.best(drop_id) is None
+
+
+async def test_chat_is_answered_while_a_clip_is_being_polled_and_close_cancels_it(stage, commerce):
+    hold = asyncio.Event()  # never set: the clip maker is stuck waiting to poll
+    s = await stage(hold=hold)
+    drop_id = await live_drop(commerce, capsule_spec(3))
+    await eventually(lambda: s.waits, what="the clip maker waiting to poll")
+    assert "LIVE NOW" in await s.say(s.alice, "!drop")  # chat goes on meanwhile
+    (clip,) = await commerce.clips.for_drop(drop_id)
+    assert clip.status is ClipStatus.PENDING
+    assert s.bot.clips is not None
+    await s.bot.close()  # cancels the poll under way, and returns once it has ended
+    assert not hold.is_set() and s.bot.clips.clip(drop_id, ClipReason.COMMAND) is False
