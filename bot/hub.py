@@ -24,6 +24,7 @@ from bot.messages import Message
 from bot.presenter import Presenter
 from commerce.core import Commerce
 from commerce.domain.events import (
+    ClipReady,
     DropClosed,
     DropOpened,
     Event,
@@ -158,6 +159,9 @@ class ChatHub:
         if isinstance(item, OrderPaid):
             await self._paid(item)
             return
+        if isinstance(item, ClipReady):
+            await self._clip_ready(item)
+            return
         if isinstance(item, DropOpened):
             await self._opened(item.drop_id)
         elif isinstance(item, DropClosed):
@@ -265,6 +269,13 @@ class ChatHub:
                     )
                     return
         log.info("waitlist offer for customer %s could not be delivered in chat", event.customer_id)
+
+    async def _clip_ready(self, event: ClipReady) -> None:
+        """A clip that is ready once the drop has closed missed its recap: it follows it.
+        (While the drop is open the clip waits for the recap, which lists it.)"""
+        view = await self.commerce.drops.view(event.drop_id)
+        if view.drop.state is DropState.CLOSED:
+            await self._post_all(self.presenter.clip_ready(view, event))
 
     async def _paid(self, event: OrderPaid) -> None:
         """The private messages that carried this hold's pay link now say it is paid."""

@@ -11,6 +11,7 @@ from commerce.analytics.kpis import DropAnalytics
 from commerce.analytics.tracking import Tracker
 from commerce.clock import Clock, SystemClock
 from commerce.services.claims import ClaimService
+from commerce.services.clips import ClipService
 from commerce.services.customers import CustomerService
 from commerce.services.drops import DropService
 from commerce.services.notifications import NotificationService
@@ -41,6 +42,7 @@ class Commerce:
     tracker: Tracker
     analytics: DropAnalytics
     webhooks: WebhookService
+    clips: ClipService
 
     @classmethod
     def build(
@@ -70,6 +72,7 @@ class Commerce:
             tracker=Tracker(uow),
             analytics=analytics,
             webhooks=WebhookService(uow, analytics.kpis),
+            clips=ClipService(uow),
         )
 
     async def secret_key(self) -> str:

@@ -225,6 +225,8 @@ class TwitchSettings(_Section):
     channel: str | None = None
     allowed_logins: list[str] = Field(default_factory=list)
     whisper_fallback: bool = False
+    # Clip the stream as a drop goes live, as it sells out and on !clip (needs clips:edit).
+    clips: bool = True
     api_base: AnyHttpUrl = AnyHttpUrl("https://api.twitch.tv/helix/")
     # twitchio appends "oauth2/token" etc. to this base itself
     id_base: AnyHttpUrl = AnyHttpUrl("https://id.twitch.tv/")
@@ -251,6 +253,9 @@ class SchedulerSettings(_Section):
     lease_seconds: float = Field(default=60.0, ge=1, le=3600)
     leader_poll_seconds: float = Field(default=2.0, gt=0, le=60)
     dispatch_concurrency: int = Field(default=10, ge=1, le=200)
+    # The replay (best clip + drop page) goes to subscribers and non-buyers this long after
+    # a drop closes, when its products are on sale again later (0: only `drop replay`).
+    replay_after_minutes: int = Field(default=10, ge=0, le=1440)
 
     @field_validator("timezone")
     @classmethod

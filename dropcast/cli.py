@@ -322,12 +322,21 @@ def drop_price(ctx: click.Context, drop_id: int, price: str, sku: str | None) ->
 
 @drop.command("replay")
 @click.argument("drop_id", type=int)
-@click.argument("url")
+@click.argument("url", required=False)
 @click.pass_context
-def drop_replay(ctx: click.Context, drop_id: int, url: str) -> None:
-    """Attach the replay/clip URL; subscribers and non-buyers who claimed hear of it."""
-    result = with_app(ctx, lambda app: app.commerce.drops.set_replay(drop_id, url))
-    click.echo(f"drop {result.id}: replay set; reminders go out from the scheduler")
+def drop_replay(ctx: click.Context, drop_id: int, url: str | None) -> None:
+    """Send the replay to subscribers and non-buyers who claimed: the drop's best clip
+    (the sell-out first) with the drop page, and URL (your replay) when given. Without
+    URL it needs a ready clip."""
+    if url is not None:
+        result = with_app(ctx, lambda app: app.commerce.drops.set_replay(drop_id, url))
+        click.echo(f"drop {result.id}: replay set; reminders go out from the scheduler")
+        return
+    clip = with_app(ctx, lambda app: app.commerce.clips.post_replay(drop_id))
+    click.echo(
+        f"drop {drop_id}: replay is the {clip.reason.value} clip {clip.url}; "
+        "reminders go out from the scheduler"
+    )
 
 
 @cli.group()

@@ -18,7 +18,14 @@ from typing import Any, Protocol
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from commerce.core import Commerce
-from commerce.domain.events import DropOpened, DropScheduled, Event, ReplayPosted, Restocked
+from commerce.domain.events import (
+    DropClosed,
+    DropOpened,
+    DropScheduled,
+    Event,
+    ReplayPosted,
+    Restocked,
+)
 from commerce.domain.model import Drop, DropState
 from config.settings import PrivacySettings, SchedulerSettings
 from scheduler.leader import Leadership
@@ -29,6 +36,7 @@ from scheduler.webhooks import WebhookWorker
 log = logging.getLogger(__name__)
 RECONCILE_SECONDS = 30
 RETENTION_HOURS = 24  # how often shipping addresses past their retention are erased
+REPLAY_CATCH_UP = timedelta(hours=24)  # a replay after close missed while down, sent late
 
 
 class Countdown(Protocol):
@@ -86,7 +94,9 @@ class SchedulerRole:
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._dispatch_stop = asyncio.Event()
-        commerce.bus.subscribe(self._on_event, DropScheduled, DropOpened, ReplayPosted, Restocked)
+        commerce.bus.subscribe(
+            self._on_event, DropScheduled, DropOpened, ReplayPosted, Restocked, DropClosed
+        )
 
     @property
     def leading(self) -> bool:
@@ -177,6 +187,52 @@ class SchedulerRole:
                 await self.fan_out(drop.id, "live")
             if drop.replay_url:
                 await self.fan_out(drop.id, "replay")
+        await self._reconcile_replays(now)
+
+    async def _reconcile_replays(self, now: datetime) -> None:
+        """Replays after close: a job for each one still ahead, the ones that fell due while
+        no leader ran sent now (for up to a day)."""
+        after = timedelta(minutes=self.settings.replay_after_minutes)
+        if not after:
+            return
+        for drop_id, closed_at in await self.commerce.clips.closed_between(
+            now - after - REPLAY_CATCH_UP, now
+        ):
+            if closed_at + after <= now:
+                await self.replay_after_close(drop_id)
+            else:
+                self.schedule_replay(drop_id, closed_at)
+
+    def schedule_replay(self, drop_id: int, closed_at: datetime) -> None:
+        """One job: the replay ``scheduler.replay_after_minutes`` after the drop closed."""
+        minutes = self.settings.replay_after_minutes
+        if self.scheduler is None or not minutes:
+            return
+        self.scheduler.add_job(
+            self.replay_after_close,
+            "date",
+            run_date=closed_at + timedelta(minutes=minutes),
+            args=[drop_id],
+            id=f"replay:{drop_id}",
+            replace_existing=True,
+            misfire_grace_time=None,
+        )
+
+    async def replay_after_close(self, drop_id: int) -> int:
+        """The automatic replay: to subscribers and non-buyers of a drop that is still
+        closed, when a restock is planned (its products are on sale again later) and there
+        is something to show (a ready clip, or the creator's replay link). Asked again, it
+        adds nobody (the fan-out is idempotent); with nothing to show it queues nobody, so
+        a later `drop replay` still reaches them."""
+        drop = await self.commerce.drops.get(drop_id)
+        if drop.state is not DropState.CLOSED:
+            return 0  # sold out, then restocked: live again, the restock alert says it
+        if not await self.commerce.clips.restock_planned(drop_id):
+            return 0
+        if not drop.replay_url and await self.commerce.clips.best(drop_id) is None:
+            log.debug("drop %d closed with no clip ready: no replay after close", drop_id)
+            return 0
+        return await self.fan_out(drop_id, "replay")
 
     def schedule_drop(self, drop: Drop) -> None:
         """One job per moment: open, each countdown offset, each reminder offset."""
@@ -238,6 +294,8 @@ class SchedulerRole:
                 await self.fan_out(event.drop_id, "live")
             case ReplayPosted():
                 await self.fan_out(event.drop_id, "replay")
+            case DropClosed():
+                self.schedule_replay(event.drop_id, event.at)
             case Restocked():
                 view = await self.commerce.drops.view(event.drop_id)
                 total = sum(s.total for s in view.stock if s.sku == event.sku)

@@ -6,7 +6,8 @@ parser, ``!help`` and Discord's slash commands are generated from that registry.
 
 Viewers: ``!drop`` (status), ``!buy [SKU] [POOL]`` (or ``!buy POOL`` when the drop sells
 one item), ``!stock``, ``!waitlist``, ``!remindme``, ``!unsubscribe``. Creators and mods:
-``!drop start|close ID``, ``!drop restock ID SKU N [POOL]``, ``!drop new NAME``. A refused
+``!drop start|close ID``, ``!drop restock ID SKU N [POOL]``, ``!drop new NAME``,
+``!clip [ID]``. A refused
 or malformed command gets a short reply saying why and changes nothing; an unknown one
 gets the list of commands, at most once in a while per person and per channel.
 """

@@ -6,16 +6,25 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from bot.commands.errors import CommandError, number
 from bot.messages import ChatUser
 from bot.presenter import Presenter, replies
 from commerce.core import Commerce
-from commerce.domain.model import Drop
+from commerce.domain.model import ClipReason, Drop
 from commerce.links import drop_page_url
 
 LinkIssuer = Callable[[int, str], Awaitable[str]]  # (drop_id, identity) -> personal URL
 Reachability = Callable[[ChatUser], Awaitable[bool]]
+
+
+class Clipper(Protocol):
+    """A platform that can clip its stream (Twitch) and keeps the clip with the drop."""
+
+    def clip(self, drop_id: int, reason: ClipReason) -> bool:
+        """Start a clip in the background; False when this platform cannot make one."""
+        ...
 
 
 @dataclass(slots=True)
@@ -31,6 +40,8 @@ class CommandContext:
     # chat is public (Twitch) registers a check; where it says no, a claim would only
     # block a unit its holder can never pay for, so we send them to the drop page.
     reachability: dict[str, Reachability] = field(default_factory=dict)
+    # Per platform: what clips its stream (``!clip``); a platform that can registers here.
+    clippers: dict[str, Clipper] = field(default_factory=dict)
 
     def drop_page(self, drop_id: int) -> str:
         return drop_page_url(self.public_url, drop_id)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bot.commands.context import CommandContext, LinkIssuer, Reachability
+from bot.commands.context import Clipper, CommandContext, LinkIssuer, Reachability
 from bot.commands.errors import CommandError
 from bot.commands.registered import COMMANDS
 from bot.commands.registry import HELP, UNKNOWN, Registry
@@ -65,6 +65,11 @@ class CommandHandler:
     def reachability(self) -> dict[str, Reachability]:
         """See ``CommandContext.reachability``: platforms register their check here."""
         return self.context.reachability
+
+    @property
+    def clippers(self) -> dict[str, Clipper]:
+        """See ``CommandContext.clippers``: platforms that clip their stream register here."""
+        return self.context.clippers
 
     def drop_page(self, drop_id: int) -> str:
         return self.context.drop_page(drop_id)

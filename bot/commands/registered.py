@@ -4,7 +4,7 @@ follow from the registry."""
 
 from __future__ import annotations
 
-from bot.commands import buy, drop_admin, remind, status, stock, waitlist
+from bot.commands import buy, clip, drop_admin, remind, status, stock, waitlist
 from bot.commands.registry import Registry
 
 # In the order !help lists them and Discord shows them.
@@ -16,5 +16,6 @@ COMMANDS = Registry(
         *waitlist.COMMANDS,
         *remind.COMMANDS,
         *drop_admin.COMMANDS,
+        *clip.COMMANDS,
     ]
 )

@@ -17,6 +17,7 @@ from bot.messages import Button, Message, a_unit
 from commerce.analytics.metrics import actual_text, goal_text
 from commerce.core import Commerce
 from commerce.domain.events import (
+    ClipReady,
     DropClosed,
     DropOpened,
     DropScheduled,
@@ -26,7 +27,15 @@ from commerce.domain.events import (
     SoldOut,
     WaitlistOffered,
 )
-from commerce.domain.model import DropFormat, DropView, Money, Order, OrderStatus
+from commerce.domain.model import (
+    Clip,
+    ClipReason,
+    DropFormat,
+    DropView,
+    Money,
+    Order,
+    OrderStatus,
+)
 from commerce.links import drop_page_url
 from commerce.money_format import format_money
 from commerce.shipping import pickup_point, tracking_url
@@ -40,6 +49,20 @@ _BUTTONS = {
     Action.REMIND: (Button.REMIND,),
     Action.NONE: (),
 }
+
+
+# What a clip of the stream shows, as the replay and the recap name it.
+CLIP_MOMENTS = {
+    ClipReason.SOLD_OUT: "the sell-out",
+    ClipReason.OPENED: "the drop going live",
+    ClipReason.COMMAND: "the creator's clip",
+}
+
+
+def clip_links(found: list[Clip]) -> str:
+    """The ready clips of a drop as a recap field: "the sell-out: URL · …"."""
+    ready = [c for c in found if c.url]
+    return " · ".join(f"{CLIP_MOMENTS[c.reason]}: {c.url}" for c in ready)
 
 
 def count(n: int, unit: str) -> str:
@@ -349,12 +372,33 @@ class Presenter:
             goal = kpis.objective
             verdict = {True: "MET", False: "not met", None: "not measurable"}[goal.met]
             lead = f"Goal: {goal_text(goal)}: {verdict} ({actual_text(goal)}). "
+        try:
+            clip_field = clip_links(
+                [c for c in await self.commerce.clips.for_drop(view.drop.id) if c.url]
+            )
+        except Exception:  # the recap still goes out, without the clips
+            log.exception("clips for the recap of drop %s failed", view.drop.id)
+            clip_field = ""
+        if clip_field:
+            fields.append(("Clips", clip_field))
         median = kpis.seconds_to_checkout.from_claim.p50
         if median is not None:
             fields.append(("Median checkout", f"{median:.0f} s"))
         if kpis.viewers.peak is not None:
             fields.append(("Peak viewers", str(kpis.viewers.peak)))
         return replace(base, text=lead + base.text, fields=tuple(fields))
+
+    def clip_ready(self, view: DropView, event: ClipReady) -> Message:
+        """After the recap: a clip of the drop that was not ready for it (the sell-out)."""
+        drop = view.drop
+        moment = CLIP_MOMENTS[ClipReason(event.reason)]
+        return Message(
+            f"Missed it? Watch {moment} of {drop.title}: {event.url}",
+            kind="clip",
+            drop_id=drop.id,
+            title=drop.title,
+            public_link=self.page(drop.id),
+        )
 
     def recap(self, view: DropView, reason: str) -> Message:
         """The closed status, thanked, with the numbers as fields (in claim units)."""

@@ -158,6 +158,19 @@ def drop_created(drop_id: int, name: str) -> Message:
     return Message(f"Drop {drop_id} created from {name}.toml.")
 
 
+def clipping(drop_id: int) -> Message:
+    """``!clip``: a clip of the stream is being made; it is kept with the drop."""
+    return Message(
+        f"Clipping the stream: the clip will be kept with drop {drop_id} for its replay.",
+        kind="clipping",
+        drop_id=drop_id,
+    )
+
+
+NO_CLIPS = "No stream here can be clipped (clips need the Twitch bot with the clips:edit scope)."
+CLIPS_OFF = "Clips are off: the Twitch bot's token lacks the clips:edit scope."
+
+
 BAD_DROP_NAME = "Drop names are letters, digits, - and _ (a file in the drops folder)."
 
 

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
 from bot.messages import Message
-from bot.presenter import count, receipt, refunded, shipped
+from bot.presenter import CLIP_MOMENTS, count, receipt, refunded, shipped
 from commerce.core import Commerce
 from commerce.domain.model import DropState
 from commerce.links import drop_page_url
@@ -87,13 +87,25 @@ class RetentionRenderer:
                 private=True,
             )
         if item.kind == "replay":
-            if not drop.replay_url:
+            # The creator's replay link, and the best clip of the drop: the sell-out first.
+            clip = await self.commerce.clips.best(drop.id)
+            shown = [drop.replay_url] if drop.replay_url else []
+            if clip is not None and clip.url and clip.url not in shown:
+                shown.append(clip.url)
+            if not shown:
                 return None
+            if drop.replay_url:
+                text = f"The replay of {drop.title} is up: {drop.replay_url}"
+                if len(shown) > 1 and clip is not None:
+                    text += f" · {CLIP_MOMENTS[clip.reason]}: {shown[1]}"
+            else:
+                assert clip is not None
+                text = f"Missed {drop.title}? Watch {CLIP_MOMENTS[clip.reason]}: {shown[0]}"
             return Message(
-                f"The replay of {drop.title} is up: {drop.replay_url}{stop}",
+                f"{text} · the drop: {page}{stop}",
                 kind="replay",
                 drop_id=drop.id,
-                public_link=drop.replay_url,
+                public_link=page,
                 private=True,
             )
         if item.kind.startswith("restock"):

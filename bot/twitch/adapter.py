@@ -13,6 +13,7 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+import aiohttp
 import twitchio
 import twitchio.eventsub.websockets as eventsub_websockets
 from aiohttp import web
@@ -24,6 +25,7 @@ from bot.hub import ChatHub, Outlet
 from bot.linking import AccountLinker
 from bot.messages import ChatUser, Message, relative
 from bot.presenter import platforms as say
+from bot.twitch.clips import ClipMaker, ClipTiming, HelixClips, HelixResets
 from bot.twitch.outlet import SendPolicy, TwitchOutlet, render
 from bot.twitch.viewers import SAMPLE_INTERVAL, ViewerCallback, ViewerSampler
 from bot.webpage import PAGES
@@ -34,6 +36,7 @@ from config.settings import TwitchSettings
 log = logging.getLogger(__name__)
 
 CREATOR_BADGES = frozenset({"broadcaster", "moderator", "lead_moderator"})
+SCHEME_NAME = "twitch"
 CHAT_GRACE = 5.0  # at close, how long chat lines being handled may take to finish
 CLIENT_CLOSE_TIMEOUT = 15.0  # twitchio's own waits (a websocket close) are 10 s
 
@@ -75,6 +78,7 @@ class TwitchBot:
         on_viewers: ViewerCallback | None = None,
         sample_interval: float = SAMPLE_INTERVAL,
         policy: SendPolicy | None = None,
+        clip_timing: ClipTiming | None = None,
     ) -> None:
         missing = [
             key
@@ -98,6 +102,10 @@ class TwitchBot:
         self._outlet: TwitchOutlet | None = None
         self._sampler: ViewerSampler | None = None
         self._saved_endpoints: Endpoints | None = None
+        self.clip_timing = clip_timing
+        self.clips: ClipMaker | None = None
+        self._resets = HelixResets()  # Ratelimit-Reset of Helix's 429s, which twitchio drops
+        self._session: aiohttp.ClientSession | None = None
         # twitchio runs each listener call in a task it keeps no handle on: ours keep one,
         # so that close() can wait for them (a chat line may be mid-claim in the database).
         self._handling: set[asyncio.Task[None]] = set()
@@ -124,10 +132,12 @@ class TwitchBot:
     async def _connect(self) -> None:
         s = self.settings
         assert s.client_secret is not None and s.bot_token is not None and s.channel is not None
+        self._session = aiohttp.ClientSession(trace_configs=[self._resets.trace_config()])
         client = self._client = twitchio.Client(
             client_id=s.client_id or "",
             client_secret=s.client_secret.get_secret_value(),
             bot_id=self.bot_id,
+            session=self._session,
         )
         # No OAuth web adapter and no .tio.tokens.json: tokens come from settings.
         await client.login(load_tokens=False, save_tokens=False)
@@ -156,6 +166,16 @@ class TwitchBot:
             token_for=self.bot_id,
         )
         self.hub.add_outlet(self._outlet)
+        if s.clips:
+            broadcaster = client.create_partialuser(channel.id, channel.name)
+            self.clips = ClipMaker(
+                self.commerce,
+                HelixClips(client, broadcaster, self.bot_id),
+                self._resets,
+                self.clip_timing,
+            )
+            await self.clips.start()
+            self.handler.clippers[SCHEME_NAME] = self.clips  # !clip
         if self.on_viewers is not None:
             self._sampler = ViewerSampler(
                 self.commerce, self._viewers, self.on_viewers, interval=self.sample_interval
@@ -172,6 +192,9 @@ class TwitchBot:
         if self._sampler is not None:
             await self._sampler.stop()
             self._sampler = None
+        if self.clips is not None:
+            self.handler.clippers.pop(SCHEME_NAME, None)
+            await self.clips.close()
         if self._outlet is not None:
             await self._outlet.close()
         if self._client is not None:
@@ -181,6 +204,9 @@ class TwitchBot:
                     await client.close()
             except TimeoutError:
                 log.warning("twitch: the client did not close within %s s", CLIENT_CLOSE_TIMEOUT)
+        if self._session is not None:  # ours, lent to twitchio, which leaves it open
+            session, self._session = self._session, None
+            await session.close()
         if self._saved_endpoints is not None:
             self._saved_endpoints.install()
             self._saved_endpoints = None

@@ -151,6 +151,14 @@ class ReplayPosted(Event):
     durable: ClassVar[bool] = True
 
 
+@dataclass(frozen=True, slots=True)
+class ClipReady(Event):
+    """A clip of the stream kept with the drop is served now (``reason``: a ClipReason)."""
+
+    reason: str
+    url: str
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.__name__: cls
     for cls in (
@@ -170,6 +178,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         WaitlistJoined,
         WaitlistOffered,
         ReplayPosted,
+        ClipReady,
     )
 }
 

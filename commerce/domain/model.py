@@ -438,3 +438,39 @@ class Customer:
     # Identities proven by signing in on the web: such a customer can be reached on the
     # drop page they signed in to (where a chat viewer without private messages pays).
     verified: tuple[str, ...] = field(default_factory=tuple)
+
+
+class ClipReason(StrEnum):
+    """Why a clip of the stream was made: the drop went live, it sold out, or the creator
+    asked (``!clip``). The best clip of a drop is the first of these that is ready, in the
+    order ``CLIP_PREFERENCE`` gives."""
+
+    OPENED = "opened"
+    SOLD_OUT = "sold_out"
+    COMMAND = "command"
+
+
+CLIP_PREFERENCE = (ClipReason.SOLD_OUT, ClipReason.OPENED, ClipReason.COMMAND)
+
+
+class ClipStatus(StrEnum):
+    PENDING = "pending"  # asked for; the platform is still making it
+    READY = "ready"  # the platform serves it: url (and thumbnail) known
+    FAILED = "failed"  # not served within the platform's time: assumed lost
+
+
+@dataclass(frozen=True, slots=True)
+class Clip:
+    """A short video of the stream kept with a drop, as neutral data: the core never asks
+    the platform anything about it."""
+
+    id: int
+    drop_id: int
+    platform: str  # an identity scheme's name ("twitch")
+    clip_id: str  # the platform's id of the clip
+    reason: ClipReason
+    status: ClipStatus
+    created_at: datetime
+    url: str | None = None
+    thumbnail_url: str | None = None
+    ready_at: datetime | None = None

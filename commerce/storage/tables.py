@@ -31,6 +31,8 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
 from commerce.domain.model import (
+    ClipReason,
+    ClipStatus,
     DropFormat,
     DropState,
     Fulfilment,
@@ -439,3 +441,24 @@ webhook_deliveries = Table(
 Index(
     "ix_webhook_deliveries_due", webhook_deliveries.c.status, webhook_deliveries.c.next_attempt_at
 )
+
+clips = Table(
+    "clips",
+    metadata,
+    # Clips of the stream kept with a drop (the shoppable replay): the platform's id, and
+    # its URL once the platform serves it. One row per platform clip.
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("drop_id", Id, ForeignKey("drops.id"), nullable=False),
+    Column("platform", String(16), nullable=False),
+    Column("clip_id", String(120), nullable=False),
+    Column("reason", String(16), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("url", Text),
+    Column("thumbnail_url", Text),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("ready_at", UTCDateTime),
+    UniqueConstraint("platform", "clip_id", name="uq_clips_platform_clip"),
+    one_of("reason", ClipReason),
+    one_of("status", ClipStatus),
+)
+Index("ix_clips_drop", clips.c.drop_id)

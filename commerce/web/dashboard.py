@@ -37,7 +37,7 @@ from commerce.analytics.metrics import (
 from commerce.analytics.results import DropKpis, DropSummary, ObjectiveResult
 from commerce.desk import DeskLine, OrderDesk, parse_status
 from commerce.domain.errors import DomainError, InvalidInput
-from commerce.domain.model import SHIP_POOL, DeskStatus, DropState
+from commerce.domain.model import SHIP_POOL, Clip, ClipReason, DeskStatus, DropState
 from commerce.fresh import SingleFlightCache
 from commerce.money_format import format_money
 from commerce.web.admin_session import COOKIE, require_dashboard, start_session
@@ -50,6 +50,11 @@ from commerce.web.security import same_secret
 
 PAST = timedelta(days=90)
 KPI_MAX_AGE = 5.0  # seconds a KPI result is reused while no stock tick has happened
+CLIP_LABELS = {
+    ClipReason.OPENED: "Went live",
+    ClipReason.SOLD_OUT: "Sold out",
+    ClipReason.COMMAND: "Clipped on command",
+}
 FUNNEL_LABELS = {
     "link_issued": "Link issued",
     "link_opened": "Link opened",
@@ -220,7 +225,21 @@ async def kpis_json(request: web.Request) -> web.Response:
 # -- the page ----------------------------------------------------------------------------------
 
 
-def past_row(summary: DropSummary, current: int | None) -> dict[str, Any]:
+def clip_row(clip: Clip) -> dict[str, Any]:
+    """One clip of a drop as the dashboard lists it: the moment, its state, its link."""
+    return {
+        "moment": CLIP_LABELS[clip.reason],
+        "status": clip.status.value,
+        "url": clip.url,
+        "thumbnail": clip.thumbnail_url,
+        "platform": clip.platform,
+        "at": clip.created_at.strftime("%Y-%m-%d %H:%M:%S UTC"),
+    }
+
+
+def past_row(
+    summary: DropSummary, current: int | None, clips: list[Clip] | None = None
+) -> dict[str, Any]:
     objective, opened = summary.objective, summary.opened_at
     met = {True: "yes", False: "no", None: "n/a"}[objective.met] if objective else EMPTY
     return {
@@ -238,6 +257,7 @@ def past_row(summary: DropSummary, current: int | None) -> dict[str, Any]:
         "per_1k": format_value(summary.units_per_1k_avg, Format.NUMBER),
         "expired": format_value(summary.expired_holds, Format.COUNT),
         "repeat_30d": format_value(summary.repeat_30d_pct, Format.PERCENT),
+        "clips": [clip_row(c) for c in clips or () if c.url],
     }
 
 
@@ -288,7 +308,16 @@ async def dashboard(request: web.Request) -> web.Response:
         )
     summaries = await ctx.commerce.analytics.compare(PAST)
     shown_live = drop_id if context.get("live") else None  # live above, not "past"
-    context["past"] = [past_row(s, drop_id) for s in reversed(summaries) if s.drop_id != shown_live]
+    clips = await ctx.commerce.clips.for_drops(
+        [*([drop_id] if drop_id is not None else []), *(s.drop_id for s in summaries)]
+    )
+    if drop_id is not None:
+        context["clips"] = [clip_row(c) for c in clips.get(drop_id, [])]
+    context["past"] = [
+        past_row(s, drop_id, clips.get(s.drop_id))
+        for s in reversed(summaries)
+        if s.drop_id != shown_live
+    ]
     context["past_days"] = PAST.days
     context["webhooks"] = await ctx.commerce.webhooks.endpoints()
     return page(ctx, "dashboard.html", cache=NO_STORE, **context)

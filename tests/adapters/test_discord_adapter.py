@@ -461,6 +461,7 @@ async def test_without_guild_ids_the_commands_are_registered_globally(
         "unsubscribe",
         "link",
         "dropadmin",
+        "clip",
     }
     assert not fake.commands.get(world.guild.id)
 

@@ -7,7 +7,7 @@ See ``FakeTwitch`` for the test-facing API and README.md for what is (not) model
 
 from ..oauth_pages import AuthorizeRefused
 from .eventsub import SUBSCRIPTION_TYPES, WsSession
-from .models import AuthCode, ChannelState, FakeStream, FakeToken, FakeUser, Subscription
+from .models import AuthCode, ChannelState, FakeClip, FakeStream, FakeToken, FakeUser, Subscription
 from .ratelimit import ForcedFailure, TokenBucket
 from .records import (
     AnnouncementRecord,
@@ -39,6 +39,7 @@ __all__ = [
     "AuthorizeRefused",
     "ChannelState",
     "ChatRecord",
+    "FakeClip",
     "FakeStream",
     "FakeToken",
     "FakeTwitch",

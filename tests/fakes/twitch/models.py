@@ -223,3 +223,63 @@ class Subscription:
             "transport": self.transport(full=False),
             "created_at": self.created_at,
         }
+
+
+# Clip ids are slugs of capitalised words and a random tail, as Twitch makes them
+# ("FunPoisedGiraffeGingerPower-KDy2fwLNuUEHU").
+_CLIP_WORDS = ("Fun", "Poised", "Giraffe", "Ginger", "Power", "Brave", "Crispy", "Salsa")
+
+
+def new_clip_id() -> str:
+    words = "".join(secrets.choice(_CLIP_WORDS) for _ in range(4))
+    tail = "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(16))
+    return f"{words}-{tail}"
+
+
+@dataclass
+class FakeClip:
+    """A clip being made (POST /clips answered 202) or made. Get Clips returns it only once
+    it is ready: after ``ready_after`` polls of its id, or when a test finishes it."""
+
+    id: str
+    broadcaster: FakeUser
+    creator: FakeUser
+    stream: FakeStream
+    title: str
+    duration: float
+    ready_after: int | None  # None: only when the test says (finish_clip)
+    polls: int = 0
+    ready: bool = False
+    lost: bool = False  # never becomes ready (Twitch: "after 15 s, assume it failed")
+    created_at: str = field(default_factory=rfc3339)
+
+    @property
+    def url(self) -> str:
+        return f"https://clips.twitch.tv/{self.id}"
+
+    @property
+    def edit_url(self) -> str:
+        return f"https://clips.twitch.tv/{self.id}/edit"
+
+    def helix(self) -> Json:
+        return {
+            "id": self.id,
+            "url": self.url,
+            "embed_url": f"https://clips.twitch.tv/embed?clip={self.id}",
+            "broadcaster_id": self.broadcaster.id,
+            "broadcaster_name": self.broadcaster.display_name,
+            "creator_id": self.creator.id,
+            "creator_name": self.creator.display_name,
+            "video_id": "",  # the VOD is linked minutes later, if ever
+            "game_id": self.stream.game_id,
+            "language": self.stream.language,
+            "title": self.title,
+            "view_count": 0,
+            "created_at": self.created_at,
+            "thumbnail_url": (
+                f"https://clips-media-assets2.twitch.tv/{self.id}-preview-480x272.jpg"
+            ),
+            "duration": self.duration,
+            "vod_offset": None,
+            "is_featured": False,
+        }

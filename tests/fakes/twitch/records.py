@@ -24,6 +24,7 @@ class RecordedRequest:
     response: Any = None  # JSON body; for /oauth2/authorize the Location or the HTML page
     time: float = field(default_factory=time.monotonic)
     form: dict[str, str] | None = None  # an x-www-form-urlencoded body (OAuth routes only)
+    response_headers: dict[str, str] = field(default_factory=dict)  # Ratelimit-* (Helix)
 
     def param(self, name: str) -> str | None:
         values = self.query.get(name)

@@ -68,11 +68,13 @@ from .models import (
     AuthCode,
     ChannelState,
     ChatLogEntry,
+    FakeClip,
     FakeStream,
     FakeToken,
     FakeUser,
     Json,
     Subscription,
+    new_clip_id,
     new_token,
     new_uuid,
     rfc3339_nano,
@@ -228,6 +230,7 @@ class FakeTwitch:
         app_token_ttl: int = 5_000_000,
         code_ttl: float = 600.0,
         app_name: str = DEFAULT_APP_NAME,
+        clip_ready_after: int | None = 2,
     ) -> None:
         self.client_id = client_id
         self.client_secret = client_secret
@@ -251,6 +254,8 @@ class FakeTwitch:
         self.echo_sent_messages = echo_sent_messages
         self.app_token_ttl = app_token_ttl
         self.code_ttl = code_ttl  # seconds an authorization code can be exchanged
+        # Get Clips returns a new clip from its Nth poll (None: only once finish_clip says).
+        self.clip_ready_after = clip_ready_after
 
         # State.
         self.apps: dict[str, str] = {client_id: client_secret}
@@ -263,6 +268,7 @@ class FakeTwitch:
         self.tokens: dict[str, FakeToken] = {}
         self.grants: dict[tuple[str, str], set[str]] = {}  # (client_id, user_id) -> scopes
         self.streams: dict[str, FakeStream] = {}
+        self.clips: dict[str, FakeClip] = {}
         self.channels: dict[str, ChannelState] = {}
         self.sessions: dict[str, WsSession] = {}
         self.subscriptions: dict[str, Subscription] = {}
@@ -303,6 +309,8 @@ class FakeTwitch:
             ("GET", "moderation/moderators"): self._get_moderators,
             ("GET", "streams"): self._get_streams,
             ("POST", "whispers"): self._send_whisper,
+            ("POST", "clips"): self._create_clip,
+            ("GET", "clips"): self._get_clips,
         }
 
     # --- lifecycle -----------------------------------------------------------------------------
@@ -591,6 +599,19 @@ class FakeTwitch:
 
     def end_stream(self, user: UserRef) -> None:
         self.streams.pop(self.user(user).id, None)
+
+    def finish_clip(self, clip_id: str) -> FakeClip:
+        """Twitch is done making the clip: Get Clips returns it from now on."""
+        clip = self.clips[clip_id]
+        clip.ready, clip.lost = True, False
+        self._notify()
+        return clip
+
+    def lose_clip(self, clip_id: str) -> FakeClip:
+        """The clip never gets made: Get Clips never returns it."""
+        clip = self.clips[clip_id]
+        clip.ready, clip.lost = False, True
+        return clip
 
     # --- test controls -------------------------------------------------------------------------
 
@@ -909,6 +930,7 @@ class FakeTwitch:
             status, payload = error.status, error.body()
             headers.update(error.headers)
         record.status, record.response = status, payload
+        record.response_headers = dict(headers)
         self._notify()
         return self._respond(status, payload, headers)
 
@@ -1328,6 +1350,68 @@ class FakeTwitch:
             streams = [s for s in streams if s.language in languages]
         streams.sort(key=lambda s: s.viewer_count, reverse=True)  # Twitch orders by viewers
         return 200, {"data": [s.helix() for s in streams[:first]], "pagination": {}}
+
+    async def _create_clip(self, call: HelixCall) -> tuple[int, Json | None]:
+        """Create Clip: a user token with ``clips:edit``, of a broadcaster who is live (else
+        404); 202 with the clip's id and edit URL, the clip itself made asynchronously."""
+        broadcaster_id = call.require("broadcaster_id")
+        user_id = call.user_token()
+        call.require_scope("clips:edit")
+        broadcaster = self.users.get(broadcaster_id)
+        if broadcaster is None:
+            raise HelixError(400, "The ID in broadcaster_id is not valid.")
+        stream = self.streams.get(broadcaster_id)
+        if stream is None:
+            raise HelixError(404, "The broadcaster in broadcaster_id must be broadcasting live.")
+        duration = 30.0
+        raw = call.param("duration")
+        if raw is not None:
+            try:
+                duration = float(raw)
+            except ValueError:
+                raise HelixError(400, "The value in duration is not valid.") from None
+            if not 5 <= duration <= 60:
+                raise HelixError(400, "The duration must be between 5 and 60 seconds.")
+        clip = FakeClip(
+            id=new_clip_id(),
+            broadcaster=broadcaster,
+            creator=self.users[user_id],
+            stream=stream,
+            title=call.param("title") or stream.title,
+            duration=duration,
+            ready_after=self.clip_ready_after,
+        )
+        self.clips[clip.id] = clip
+        return 202, {"data": [{"id": clip.id, "edit_url": clip.edit_url}]}
+
+    async def _get_clips(self, call: HelixCall) -> tuple[int, Json | None]:
+        """Get Clips by ``id`` (up to 100), ``broadcaster_id`` or ``game_id`` (exactly one).
+        A clip still being made is not returned; each poll of its id counts towards
+        ``clip_ready_after``."""
+        ids = call.params("id")
+        broadcaster_id, game_id = call.param("broadcaster_id"), call.param("game_id")
+        if sum(bool(x) for x in (ids, broadcaster_id, game_id)) != 1:
+            raise HelixError(
+                400, "The request must specify only one of broadcaster_id, game_id, or id."
+            )
+        if len(ids) > 100:
+            raise HelixError(400, "The request may specify a maximum of 100 IDs.")
+        first = self._first(call, default=20, maximum=100)
+        if ids:
+            wanted = [self.clips[i] for i in dict.fromkeys(ids) if i in self.clips]
+            for clip in wanted:
+                clip.polls += 1
+                if not clip.lost and clip.ready_after is not None:
+                    clip.ready = clip.ready or clip.polls >= clip.ready_after
+        else:
+            wanted = [
+                c
+                for c in self.clips.values()
+                if (broadcaster_id and c.broadcaster.id == broadcaster_id)
+                or (game_id and c.stream.game_id == game_id)
+            ]
+        data = [c.helix() for c in wanted if c.ready][:first]
+        return 200, {"data": data, "pagination": {}}
 
     async def _send_whisper(self, call: HelixCall) -> tuple[int, Json | None]:
         from_id, to_id = call.require("from_user_id"), call.require("to_user_id")
