@@ -18,7 +18,7 @@ from commerce.links import LinkIssuer, LinkSigner
 from commerce.observability import bind_request_id
 from commerce.services.checkout import CheckoutService
 from commerce.storage.database import database_unreachable
-from commerce.web import api, dashboard, pages, signin
+from commerce.web import api, dashboard, docs, pages, signin
 from commerce.web.context import CONTEXT, PickupKeys, WebContext
 from commerce.web.errors import (
     SERVER_ERROR,
@@ -296,6 +296,8 @@ def add_routes(router: web.UrlDispatcher) -> None:
     router.add_post(f"/dashboard/orders/{ORDER}/ship", dashboard.ship_order)
     router.add_get(f"/api/drops/{DROP}/kpis", dashboard.kpis_json)
     router.add_get("/healthz", api.healthz)
+    router.add_get("/api/openapi.json", docs.openapi_json)
+    router.add_get("/api/docs", docs.api_docs)
     router.add_get("/metrics", api.metrics)
 
 
