@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -156,8 +156,17 @@ class ShipReport:
 
 def parse_ship_csv(text: str) -> list[ShipRow]:
     """A carrier's export: a header naming ``order``, ``carrier`` and ``tracking`` (other
-    columns ignored, order free). Every row is checked before any is applied."""
-    reader = csv.reader(io.StringIO(text.lstrip("\ufeff")))
+    columns ignored, order free). Every row is checked before any is applied. Any line
+    ending goes (``newline=""``, as the csv module asks); what it still cannot read (a field
+    over its size limit, a quote left open) is InvalidInput naming the line."""
+    reader = csv.reader(io.StringIO(text.lstrip("\ufeff"), newline=""))
+    try:
+        return _ship_rows(reader)
+    except csv.Error as exc:
+        raise InvalidInput("csv", f"line {reader.line_num}: {exc}") from None
+
+
+def _ship_rows(reader: Iterator[list[str]]) -> list[ShipRow]:
     header = [h.strip().lower() for h in next(reader, [])]
     aliases = {"order_id": "order", "order id": "order", "tracking_number": "tracking"}
     header = [aliases.get(h, h) for h in header]

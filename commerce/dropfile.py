@@ -132,7 +132,19 @@ class ItemSpec(_Strict):
         return value
 
 
+# What the API's description shows (and the fuzz test sends) as a drop that can be created.
+EXAMPLE_SPEC: dict[str, Any] = {
+    "drop": {"title": "Spicy chips capsule", "opens_at": "+10m", "hold_seconds": 60},
+    "products": [{"sku": "CHIPS-SPICY", "title": "Spicy chips, 6-pack", "price": "12.00"}],
+    "items": [{"sku": "CHIPS-SPICY", "pools": {"ship": 10}}],
+}
+
+
 class DropSpec(_Strict):
+    model_config = ConfigDict(
+        extra="forbid", str_strip_whitespace=True, json_schema_extra={"examples": [EXAMPLE_SPEC]}
+    )
+
     drop: DropHeader
     products: list[ProductSpec] = Field(default_factory=list)
     items: list[ItemSpec] = Field(min_length=1)
@@ -169,27 +181,68 @@ class DropSpec(_Strict):
         return self
 
 
-def _location(loc: tuple[int | str, ...]) -> str:
+def _location(loc: tuple[int | str, ...], data: Any, whole: str, missing: bool) -> str:
+    """The field of a pydantic error location, as the input spells it. Parts the input does
+    not have are a union member's tag (``str``, ``constrained-str``), not a field, except
+    the last one of a missing field."""
     out = ""
-    for part in loc:
+    for i, part in enumerate(loc):
+        present = isinstance(data, dict) and part in data
+        present |= isinstance(data, list) and isinstance(part, int) and 0 <= part < len(data)
+        if present:
+            data = data[part]
+        elif not (missing and i == len(loc) - 1):
+            continue
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "drop file"
+    return out or whole
+
+
+def input_error(exc: ValidationError, data: Any, whole: str = "drop file") -> InvalidInput:
+    """The first problem pydantic found in ``data``, as InvalidInput naming its field
+    (``items[1].pools``) in our wording; ``whole`` names the document when no field is at
+    fault. The JSON API's bodies (``commerce/web/schemas.py``) are validated through it too."""
+    first = exc.errors()[0]
+    missing = first["type"] == "missing"
+    message = "unknown field" if first["type"] == "extra_forbidden" else first["msg"]
+    message = message.removeprefix("Value error, ")
+    for said, ours in (("Input should be", "must be"), ("String should", "must")):
+        message = message.replace(said, ours)
+    loc = _location(first["loc"], data, whole, missing)
+    if first["type"] == "price":  # names its own field inside the product
+        ctx = first.get("ctx", {})
+        loc, message = f"{loc}.{ctx.get('field', 'price')}", str(ctx.get("problem", message))
+    if missing or (first["type"].endswith("_type") and first["input"] is None):
+        message = "is required"
+    return InvalidInput(loc, message)
+
+
+def reject_unstorable_text(data: Any, path: str) -> None:
+    """InvalidInput naming the first string (key or value) in ``data`` that no database
+    column can hold: a NUL character (PostgreSQL refuses it) or a lone UTF-16 surrogate
+    (not encodable as UTF-8; JSON's ``\\ud800`` makes one)."""
+    if isinstance(data, str):
+        if "\x00" in data:
+            raise InvalidInput(path, "must not contain a NUL character")
+        try:
+            data.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidInput(path, "is not valid Unicode text") from None
+    elif isinstance(data, dict):
+        for key, value in data.items():
+            where = f"{path}.{key}" if path else str(key)
+            reject_unstorable_text(key, where)
+            reject_unstorable_text(value, where)
+    elif isinstance(data, list):
+        for i, value in enumerate(data):
+            reject_unstorable_text(value, f"{path}[{i}]")
 
 
 def validate_spec(data: dict[str, Any]) -> DropSpec:
+    reject_unstorable_text(data, "")
     try:
         return DropSpec.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        message = "unknown field" if first["type"] == "extra_forbidden" else first["msg"]
-        message = message.removeprefix("Value error, ")
-        loc = _location(first["loc"])
-        if first["type"] == "price":  # names its own field inside the product
-            ctx = first.get("ctx", {})
-            loc, message = f"{loc}.{ctx.get('field', 'price')}", str(ctx.get("problem", message))
-        if first["type"] == "missing":
-            message = "is required"
-        raise InvalidInput(loc, message) from None
+        raise input_error(exc, data) from None
 
 
 def load_drop_file(path: Path | str) -> DropSpec:

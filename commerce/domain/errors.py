@@ -49,7 +49,14 @@ class OrderNotFound(NotFound):
 
 
 class UnknownItem(DomainError):
+    """An SKU or pool the drop does not sell. Its one detail (``sku=`` or ``pool=``) is the
+    field at fault."""
+
     code = "UNKNOWN_ITEM"
+
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message, **details)
+        self.field = next(iter(details), None)
 
 
 class InvalidState(DomainError):

@@ -19,6 +19,9 @@ PICKUP_PREFIX = "pickup:"
 _ZERO_DECIMAL = frozenset({"JPY", "KRW", "VND", "CLP", "ISK", "UGX", "XAF", "XOF", "PYG"})
 _SKU = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _POOL = re.compile(r"^(ship|pickup:[a-z0-9][a-z0-9-]{0,70})$")
+# The largest price or shipping fee, in minor units: a line of 100 bundles of 100 parts at
+# this price still fits the 64-bit integer columns that store amounts.
+MAX_AMOUNT_MINOR = 10**13
 
 
 class DropFormat(StrEnum):
@@ -143,6 +146,9 @@ class Money:
         scaled = value.scaleb(currency_exponent(currency))
         if scaled != scaled.to_integral_value():
             raise InvalidInput(field_name, f"{amount!r} has more decimals than {currency} allows")
+        if scaled > MAX_AMOUNT_MINOR:
+            largest = Decimal(MAX_AMOUNT_MINOR).scaleb(-currency_exponent(currency))
+            raise InvalidInput(field_name, f"{amount!r} is more than {largest:f} {currency}")
         return cls(int(scaled), currency)
 
     def __add__(self, other: Money) -> Money:

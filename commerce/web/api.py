@@ -9,21 +9,24 @@ import csv
 import io
 import json
 import logging
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 from aiohttp import web
+from pydantic import BaseModel
 
 from commerce.desk import PickupLine, packing_csv, parse_status
 from commerce.domain.errors import Forbidden, InvalidInput, InvalidState
 from commerce.domain.model import PICKUP_PREFIX, DropView, validate_pool
-from commerce.dropfile import validate_spec
+from commerce.dropfile import DropSpec
 from commerce.links import LinkInvalid, drop_page_url
 from commerce.views import drop_state, iso
 from commerce.web.admin_session import require_dashboard
 from commerce.web.context import CONTEXT, PickupKeys, WebContext
 from commerce.web.errors import BadCsv, BadJson, CsrfFailed, RouteNotFound
 from commerce.web.live import sse_event
+from commerce.web.openapi import JSON as JSON_MEDIA
+from commerce.web.openapi import Access, Media, operation, operation_of, read_query
 from commerce.web.pages import (
     CSRF_COOKIE,
     NO_STORE,
@@ -34,10 +37,34 @@ from commerce.web.pages import (
     with_csrf_cookie,
 )
 from commerce.web.rendered import Rendered
+from commerce.web.schemas import (
+    Created,
+    DropStateChanged,
+    DropStateReply,
+    Health,
+    IssuedLink,
+    LinkBody,
+    OrderChanged,
+    OrderList,
+    OrderReply,
+    OrdersQuery,
+    PickedUpBody,
+    PriceBody,
+    PriceSet,
+    RefundBody,
+    RestockBody,
+    Restocked,
+    ShipBody,
+    ShipReport,
+    WebhookReceived,
+    validated,
+)
 from commerce.web.security import client_ip, require_admin, require_bearer
 
 log = logging.getLogger(__name__)
 MAX_JSON_BYTES = 256 * 1024
+M = TypeVar("M", bound=BaseModel)
+CSV = Media("text/csv", "The orders as a CSV file", {"type": "string"})
 
 
 def json_ok(data: Any, status: int = 200) -> web.Response:
@@ -58,6 +85,14 @@ async def json_object(request: web.Request) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise BadJson("the body must be a JSON object")
     return data
+
+
+async def read_body(request: web.Request, model: type[M]) -> M:
+    """The JSON body validated by ``model``, which must be the body the handler's
+    ``@operation`` documents: the description and the check are one schema."""
+    documented = operation_of(request.match_info.route.handler)
+    assert documented is not None and documented.body is model, "read the documented body"
+    return validated(model, await json_object(request))
 
 
 def admin(request: web.Request) -> WebContext:
@@ -99,6 +134,12 @@ def render_state(view: DropView) -> Rendered:
 # -- public -------------------------------------------------------------------------------
 
 
+@operation(
+    "The state of a drop",
+    tag="drops",
+    reply=DropStateReply,
+    errors=(304,),
+)
 async def drop_json(request: web.Request) -> web.Response:
     """GET /api/drops/{id}: state, times, stock per item and pool, with a weak ETag (304)
     and a short public TTL. The body is rendered once per view of the drop (``ctx.states``
@@ -119,6 +160,17 @@ async def drop_json(request: web.Request) -> web.Response:
     return rendered.response(request, headers)
 
 
+@operation(
+    "The live events of a drop (server-sent events)",
+    tag="drops",
+    reply=Media(
+        "text/event-stream",
+        "Events countdown, stock and status; a heartbeat every 15 s; Last-Event-ID resumes",
+        {"type": "string"},
+    ),
+    errors=(429,),
+    not_fuzzed="a stream never ends on its own; tests/web/test_live.py covers it",
+)
 async def drop_stream(request: web.Request) -> web.StreamResponse:
     """GET /api/drops/{id}/stream: server-sent events with ids and Last-Event-ID resume."""
     ctx = request.app[CONTEXT]
@@ -197,77 +249,106 @@ def _stock(data: dict[str, Any]) -> dict[str, Any]:
 # -- admin ----------------------------------------------------------------------------------
 
 
+@operation(
+    "Create a drop from the drop-file schema",
+    tag="drops",
+    access=Access.ADMIN,
+    body=DropSpec,
+    reply=Created,
+    status=201,
+)
 async def create_drop(request: web.Request) -> web.Response:
     """POST /api/drops: the drop-file schema as JSON → 201 {"id"}."""
     ctx = admin(request)
-    spec = validate_spec(await json_object(request))
+    spec = await read_body(request, DropSpec)
     drop_id = await ctx.commerce.drops.create(spec)
     return json_ok({"id": drop_id, "url": drop_page_url(ctx.base_url, drop_id)}, status=201)
 
 
+@operation(
+    "Open a drop for claims now",
+    tag="drops",
+    access=Access.ADMIN,
+    reply=DropStateChanged,
+    errors=(409,),
+)
 async def open_drop(request: web.Request) -> web.Response:
+    """POST /api/drops/{id}/open: a draft or scheduled drop goes live (idempotent)."""
     ctx = admin(request)
     drop = await ctx.commerce.drops.open(drop_id_of(request))
     return json_ok({"id": drop.id, "state": drop.state.value})
 
 
+@operation(
+    "Close a drop",
+    tag="drops",
+    access=Access.ADMIN,
+    reply=DropStateChanged,
+)
 async def close_drop(request: web.Request) -> web.Response:
+    """POST /api/drops/{id}/close: stop taking claims (idempotent); holds may still pay."""
     ctx = admin(request)
     drop = await ctx.commerce.drops.close(drop_id_of(request))
     return json_ok({"id": drop.id, "state": drop.state.value})
 
 
-def _field(data: dict[str, Any], name: str, kind: type, required: bool = True) -> Any:
-    value = data.get(name)
-    if value is None and not required:
-        return None
-    if value is None:
-        raise InvalidInput(name, "is required")
-    if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
-        raise InvalidInput(name, f"must be a {kind.__name__}")
-    return value
-
-
+@operation(
+    "Add units to an item",
+    tag="drops",
+    access=Access.ADMIN,
+    body=RestockBody,
+    reply=Restocked,
+    errors=(409,),
+)
 async def restock(request: web.Request) -> web.Response:
-    """POST /api/drops/{id}/restock {"sku", "units", "pool"?}."""
+    """POST /api/drops/{id}/restock {"sku", "units", "pool"?, "new_pool"?}: waitlisted
+    customers are offered the new units first."""
     ctx = admin(request)
-    data = await json_object(request)
+    body = await read_body(request, RestockBody)
     drop_id = drop_id_of(request)
     offers = await ctx.commerce.drops.restock(
-        drop_id,
-        _field(data, "sku", str),
-        _field(data, "units", int),
-        _field(data, "pool", str, required=False),
-        new_pool=bool(_field(data, "new_pool", bool, required=False)),
+        drop_id, body.sku, body.units, body.pool, new_pool=bool(body.new_pool)
     )
     ctx.states.forget(drop_id)
     view = await ctx.states.get(drop_id)
     return json_ok({"id": drop_id, "waitlist_offers": offers, "available": view.available_units()})
 
 
+@operation(
+    "Change the price of an item or bundle",
+    tag="drops",
+    access=Access.ADMIN,
+    body=PriceBody,
+    reply=PriceSet,
+    errors=(409,),
+)
 async def set_price(request: web.Request) -> web.Response:
     """POST /api/drops/{id}/price {"price": "12.00", "sku"?}: refused (409) while any hold
     is open; recorded in the drop's activity."""
     ctx = admin(request)
-    data = await json_object(request)
+    body = await read_body(request, PriceBody)
     drop_id = drop_id_of(request)
-    money = await ctx.commerce.drops.set_price(
-        drop_id, _field(data, "price", str), _field(data, "sku", str, required=False)
-    )
+    money = await ctx.commerce.drops.set_price(drop_id, body.price, body.sku)
     ctx.catalog.forget(drop_id)
     ctx.states.forget(drop_id)
     return json_ok({"id": drop_id, "price_minor": money.amount_minor, "currency": money.currency})
 
 
+@operation(
+    "Issue a personal one-click link",
+    tag="drops",
+    access=Access.ADMIN,
+    body=LinkBody,
+    reply=IssuedLink,
+    status=201,
+)
 async def issue_link(request: web.Request) -> web.Response:
     """POST /api/drops/{id}/links {"customer": "<scheme>:<id>"} → 201 {"url", "expires_at"}."""
     ctx = admin(request)
-    data = await json_object(request)
-    identity = _field(data, "customer", str)
-    tag = _field(data, "tag", str, required=False)
+    body = await read_body(request, LinkBody)
     drop_id = drop_id_of(request)
     await ctx.catalog.get(drop_id)  # unknown drop: 404
-    issued = await ctx.links.issue(drop_id, identity, tag)
+    issued = await ctx.links.issue(drop_id, body.customer, body.tag)
     return json_ok({"url": issued.url, "expires_at": iso(issued.link.expires_at)}, status=201)
 
 
@@ -422,14 +503,6 @@ def order_id_of(request: web.Request) -> int:
     return int(request.match_info["order_id"])
 
 
-def optional_drop(value: str | None) -> int | None:
-    if value is None or value == "":
-        return None
-    if not value.isdigit() or len(value) > 18:
-        raise InvalidInput("drop", "must be a drop id")
-    return int(value)
-
-
 def csv_download(text: str, filename: str) -> web.Response:
     return web.Response(
         text=text,
@@ -442,16 +515,25 @@ def csv_download(text: str, filename: str) -> web.Response:
     )
 
 
+@operation(
+    "List orders, or download the packing list",
+    tag="orders",
+    access=Access.ADMIN_READER,
+    query=OrdersQuery,
+    reply=(OrderList, CSV),
+    errors=(404,),
+)
 async def orders_list(request: web.Request) -> web.Response:
     """GET /api/orders[?drop=ID][&status=S][&format=csv]: orders oldest first, or the
     packing list (one row per order and SKU, with the address) as a CSV download."""
     ctx = admin_reader(request)
-    drop_id = optional_drop(request.query.get("drop"))
-    status = parse_status(request.query.get("status"))
+    query = read_query(request, OrdersQuery)
+    drop_id = int(query.drop) if query.drop else None
+    status = parse_status(query.status or None)
     if drop_id is not None:
         await ctx.catalog.get(drop_id)  # unknown drop: 404
     lines = await ctx.desk.lines(drop_id, status)
-    if request.query.get("format") == "csv":
+    if query.format == "csv":
         name = "-".join(
             ["packing", *([f"drop{drop_id}"] if drop_id else []), *([status] if status else [])]
         )
@@ -459,45 +541,80 @@ async def orders_list(request: web.Request) -> web.Response:
     return json_ok({"count": len(lines), "orders": [line.as_json() for line in lines]})
 
 
+@operation("One order", tag="orders", access=Access.ADMIN_READER, reply=OrderReply)
 async def order_show(request: web.Request) -> web.Response:
     """GET /api/orders/{id}."""
     ctx = admin_reader(request)
     return json_ok((await ctx.desk.line(order_id_of(request))).as_json())
 
 
+@operation(
+    "Refund an order",
+    tag="orders",
+    access=Access.ADMIN,
+    body=RefundBody,
+    reply=OrderChanged,
+    errors=(409, 502),
+)
 async def order_refund(request: web.Request) -> web.Response:
     """POST /api/orders/{id}/refund {"reason"?}: through its gateway, once however often
     asked ("changed": false when it already was refunded)."""
     ctx = admin(request)
-    data = await json_object(request)
+    body = await read_body(request, RefundBody)
     order_id = order_id_of(request)
-    reason = _field(data, "reason", str, required=False) or "requested"
+    reason = body.reason or "requested"
     _, changed = await ctx.desk.refund(order_id, reason)
     return json_ok({"order": (await ctx.desk.line(order_id)).as_json(), "changed": changed})
 
 
+@operation(
+    "Mark an order shipped",
+    tag="orders",
+    access=Access.ADMIN,
+    body=ShipBody,
+    reply=OrderChanged,
+    errors=(409,),
+)
 async def order_ship(request: web.Request) -> web.Response:
     """POST /api/orders/{id}/ship {"carrier", "tracking"}: the buyer is messaged with the
     tracking; the same carrier and code again change nothing."""
     ctx = admin(request)
-    data = await json_object(request)
+    body = await read_body(request, ShipBody)
     order_id = order_id_of(request)
-    _, changed = await ctx.desk.ship(
-        order_id, _field(data, "carrier", str), _field(data, "tracking", str)
-    )
+    _, changed = await ctx.desk.ship(order_id, body.carrier, body.tracking)
     return json_ok({"order": (await ctx.desk.line(order_id)).as_json(), "changed": changed})
 
 
+@operation(
+    "Mark an order picked up",
+    tag="orders",
+    access=Access.ADMIN,
+    body=PickedUpBody,
+    reply=OrderChanged,
+    errors=(409,),
+)
 async def order_picked_up(request: web.Request) -> web.Response:
     """POST /api/orders/{id}/picked-up {"code"?}: handed over at the shop (the code, when
     given, must be the order's); a pay-at-pickup order is paid now."""
     ctx = admin(request)
-    data = await json_object(request)
+    body = await read_body(request, PickedUpBody)
     order_id = order_id_of(request)
-    _, changed = await ctx.desk.picked_up(order_id, _field(data, "code", str, required=False))
+    _, changed = await ctx.desk.picked_up(order_id, body.code)
     return json_ok({"order": (await ctx.desk.line(order_id)).as_json(), "changed": changed})
 
 
+@operation(
+    "Ship many orders from a carrier's CSV export",
+    tag="orders",
+    access=Access.ADMIN,
+    body=Media(
+        "text/csv",
+        "A header naming order, carrier and tracking (other columns ignored); errors name "
+        "the field csv and the line",
+        {"type": "string", "examples": ["order,carrier,tracking\n1,DHL,JD014600003828\n"]},
+    ),
+    reply=ShipReport,
+)
 async def orders_ship_csv(request: web.Request) -> web.Response:
     """POST /api/orders/ship (text/csv: the carrier's export with order, carrier, tracking
     columns): every row is checked first, so a bad file (400, naming the line) ships
@@ -520,6 +637,15 @@ async def orders_ship_csv(request: web.Request) -> web.Response:
 # -- payments and operations ----------------------------------------------------------------
 
 
+@operation(
+    "A payment provider's webhook",
+    tag="payments",
+    access=Access.PROVIDER,
+    body=Media(JSON_MEDIA, "What the provider sends, verified by its signature", {}),
+    reply=WebhookReceived,
+    errors=(404,),
+    not_fuzzed="only a body signed by the provider is applied: random bodies test nothing",
+)
 async def webhook(request: web.Request) -> web.Response:
     """POST /webhooks/{provider}: verified by the gateway, applied idempotently by checkout."""
     ctx = request.app[CONTEXT]
@@ -532,7 +658,9 @@ async def webhook(request: web.Request) -> web.Response:
     return json_ok({"received": True, "outcome": result.outcome.value, "order": result.order.id})
 
 
+@operation("Is the database reachable?", tag="operations", reply=Health)
 async def healthz(request: web.Request) -> web.Response:
+    """GET /healthz: 200 when the database answers, 503 (same body) when it does not."""
     ctx = request.app[CONTEXT]
     try:
         await ctx.commerce.db.ping()

@@ -18,7 +18,7 @@ from commerce.links import LinkIssuer, LinkSigner
 from commerce.observability import bind_request_id
 from commerce.services.checkout import CheckoutService
 from commerce.storage.database import database_unreachable
-from commerce.web import api, dashboard, pages, signin, webhooks_api
+from commerce.web import api, dashboard, docs, pages, signin, webhooks_api
 from commerce.web.context import CONTEXT, PickupKeys, WebContext
 from commerce.web.errors import (
     SERVER_ERROR,
@@ -299,6 +299,8 @@ def add_routes(router: web.UrlDispatcher) -> None:
     router.add_post(f"/dashboard/orders/{ORDER}/ship", dashboard.ship_order)
     router.add_get(f"/api/drops/{DROP}/kpis", dashboard.kpis_json)
     router.add_get("/healthz", api.healthz)
+    router.add_get("/api/openapi.json", docs.openapi_json)
+    router.add_get("/api/docs", docs.api_docs)
     router.add_get("/metrics", api.metrics)
     webhooks_api.add_routes(router)
 

@@ -102,6 +102,7 @@ class WebContext:
     # The public drop page and JSON of each drop's current view, rendered once (per locale).
     rendered_pages: RenderMemo = field(default_factory=RenderMemo)
     rendered_states: RenderMemo = field(default_factory=RenderMemo)
+    openapi: object | None = None  # the OpenAPI document, built at its first request (docs.py)
 
     @property
     def base_url(self) -> str:

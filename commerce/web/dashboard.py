@@ -44,8 +44,10 @@ from commerce.web.admin_session import COOKIE, require_dashboard, start_session
 from commerce.web.api import json_ok, state_json
 from commerce.web.context import CONTEXT, WebContext
 from commerce.web.errors import CsrfFailed, Unauthorized, kind_of
+from commerce.web.openapi import Access, operation
 from commerce.web.pages import NO_STORE, drop_id_of, page, pool_label, see_other
 from commerce.web.render import READER_LOCALE
+from commerce.web.schemas import Kpis
 from commerce.web.security import same_secret
 
 PAST = timedelta(days=90)
@@ -216,6 +218,7 @@ def page_text(data: dict[str, Any], revenue: str | None) -> dict[str, str]:
     return text
 
 
+@operation("Every KPI of a drop", tag="drops", access=Access.ADMIN_READER, reply=Kpis)
 async def kpis_json(request: web.Request) -> web.Response:
     """GET /api/drops/{id}/kpis (bearer or dashboard cookie): every KPI of one drop."""
     ctx = require_dashboard(request)

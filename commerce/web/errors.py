@@ -8,7 +8,13 @@ from commerce.domain.errors import DomainError
 
 
 class BadJson(DomainError):
+    """A body that is not the JSON object the operation reads: the field at fault is the
+    whole ``body``."""
+
     code = "BAD_JSON"
+
+    def __init__(self, problem: str) -> None:
+        super().__init__(problem, field="body")
 
 
 class BadCsv(DomainError):
@@ -96,7 +102,7 @@ def kind_of(error: DomainError) -> ErrorKind:
 def error_body(error: DomainError) -> dict[str, object]:
     """The JSON shape every API error uses: code, message and, when known, the field."""
     body: dict[str, object] = {"error": error.code, "message": error.message}
-    field = error.details.get("field")
+    field = error.details.get("field") or getattr(error, "field", None)
     if field:
         body["field"] = field
     return body

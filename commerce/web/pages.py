@@ -51,8 +51,10 @@ from commerce.shipping import (
 from commerce.views import Action, Phase, drop_status
 from commerce.web.context import CONTEXT, WebContext
 from commerce.web.errors import CsrfFailed, MailNotSent
+from commerce.web.openapi import operation
 from commerce.web.render import READER_LOCALE
 from commerce.web.rendered import Rendered, none_match
+from commerce.web.schemas import CsrfToken
 from commerce.web.security import is_link_preview
 from commerce.web.sessions import Signed
 from commerce.web.signin import remember
@@ -771,6 +773,7 @@ def with_csrf_cookie(ctx: WebContext, response: web.StreamResponse, value: str) 
     )
 
 
+@operation("A CSRF token for the drop page's claim form", tag="viewers", reply=CsrfToken)
 async def csrf_token(request: web.Request) -> web.Response:
     """GET /api/csrf: the token the cached drop page's form needs (double-submit cookie)."""
     ctx = request.app[CONTEXT]

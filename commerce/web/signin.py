@@ -29,7 +29,9 @@ from commerce.domain.errors import DomainError, InvalidInput
 from commerce.domain.model import PICKUP_PREFIX, Order
 from commerce.money_format import format_money
 from commerce.web.context import CONTEXT, WebContext
+from commerce.web.openapi import operation, read_query
 from commerce.web.render import READER_LOCALE
+from commerce.web.schemas import Me, MeQuery
 from commerce.web.sessions import Session, Signed
 from config.settings import Settings
 
@@ -339,6 +341,7 @@ async def signout(request: web.Request) -> web.Response:
     return response
 
 
+@operation("Who this browser is signed in as", tag="viewers", query=MeQuery, reply=Me)
 async def me(request: web.Request) -> web.Response:
     """GET /api/me?drop=7: who this browser signed in as, its hold on that drop with the
     pay link and its orders there (the drop page's "your holds" panel: the receipt for a
@@ -350,7 +353,7 @@ async def me(request: web.Request) -> web.Response:
         body["signed_in"] = True
         body["names"] = [{"platform": s.platform, "name": s.name} for s in session.signed]
         body["signout_csrf"] = ctx.require_csrf().token("signout", session.sid)
-        drop = request.query.get("drop", "")
+        drop = read_query(request, MeQuery).drop or ""
         if drop.isdigit() and len(drop) <= 18:
             customer_id = await ctx.commerce.customers.resolve(session.identity)
             body["holds"] = await _holds(ctx, int(drop), customer_id, session.identity)

@@ -195,5 +195,6 @@ async def test_a_body_nested_too_deeply_is_a_400_and_changes_nothing(site, body)
     assert await response.json() == {
         "error": "BAD_JSON",
         "message": "the body is nested too deeply",
+        "field": "body",
     }
     assert await site.commerce.drops.current() is None
