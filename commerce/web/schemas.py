@@ -112,6 +112,19 @@ class PickedUpBody(Body):
     )
 
 
+class NewWebhookBody(Body):
+    """POST /api/webhooks."""
+
+    model_config = example(
+        {"url": "https://example.com/hooks/dropcast", "events": ["order.paid", "drop.sold_out"]}
+    )
+
+    url: str = Field(description="where to POST: an absolute http:// or https:// URL")
+    events: list[str] = Field(
+        description="drop.opened, stock.low, drop.sold_out, order.paid, drop.closed, recap.ready"
+    )
+
+
 class OrdersQuery(Body):
     """GET /api/orders: the query string (all optional; empty means not given)."""
 
@@ -198,6 +211,8 @@ class DropStateReply(Reply):
     per_customer_limit: int
     demo_seconds: int | None
     price: str | None
+    price_minor: int | None = Field(description="the price in minor units, for a reader's locale")
+    currency: str | None
     available: int
     total: int
     held: int
@@ -363,3 +378,40 @@ class WebhookReceived(Reply):
 class Health(Reply):
     ok: bool
     database: Literal["ok", "unreachable"]
+
+
+class Webhook(Reply):
+    """A creator's webhook (never its secret, which is shown once, on creation)."""
+
+    id: int
+    url: str
+    events: list[str]
+    status: Literal["active", "disabled"]
+    created_at: str | None
+    consecutive_failures: int
+    disabled_at: str | None
+    disabled_reason: str | None = Field(description="why it was disabled, when it is")
+
+
+class WebhookInfo(Webhook):
+    deliveries: dict[str, int] = Field(description="its deliveries per status")
+
+
+class NewWebhook(Webhook):
+    secret: str = Field(description="the HMAC key of Dropcast-Signature: shown this once")
+
+
+class WebhookList(Reply):
+    webhooks: list[WebhookInfo]
+
+
+class WebhookRemoved(Reply):
+    id: int
+    removed: bool
+
+
+class WebhookTestQueued(Reply):
+    delivery: int
+    event_id: str
+    status: str
+    queued_at: str | None
