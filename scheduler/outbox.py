@@ -19,6 +19,7 @@ from commerce.core import Commerce
 from commerce.domain.model import NotificationStatus
 from commerce.services.notifications import Delivery, DeliveryStatus, Notification
 from commerce.services.subscriptions import Subscription
+from scheduler.passes import run_passes
 
 log = logging.getLogger(__name__)
 PROGRESS_SECONDS = 10.0
@@ -82,23 +83,7 @@ class Dispatcher(Generic[M]):
         self._wake.set()
 
     async def run(self, stop: asyncio.Event, idle_seconds: float = 1.0) -> None:
-        while not stop.is_set():
-            try:
-                done = await self.run_once()
-            except Exception:
-                log.exception("dispatcher pass failed")
-                done = 0
-            if done == 0:
-                self._wake.clear()
-                waiters = [
-                    asyncio.ensure_future(self._wake.wait()),
-                    asyncio.ensure_future(stop.wait()),
-                ]
-                await asyncio.wait(
-                    waiters, timeout=idle_seconds, return_when=asyncio.FIRST_COMPLETED
-                )
-                for waiter in waiters:
-                    waiter.cancel()
+        await run_passes(self.run_once, self._wake, stop, idle_seconds, "dispatcher")
 
     async def run_once(self) -> int:
         """Lease one batch and deliver it; returns how many rows were handled."""

@@ -21,6 +21,7 @@ import aiohttp
 from commerce.core import Commerce
 from commerce.domain.events import DropClosed, DropOpened, Event, OrderPaid, SoldOut, StockChanged
 from commerce.services.webhooks import SIGNATURE_HEADER, Attempt, Delivery, Outcome, sign
+from scheduler.passes import run_passes
 
 log = logging.getLogger(__name__)
 USER_AGENT = "dropcast-webhooks/1"
@@ -56,23 +57,7 @@ class WebhookWorker:
         self._wake.set()
 
     async def run(self, stop: asyncio.Event, idle_seconds: float = 1.0) -> None:
-        while not stop.is_set():
-            self._wake.clear()
-            try:
-                done = await self.run_once()
-            except Exception:
-                log.exception("webhook delivery pass failed")
-                done = 0
-            if done == 0:
-                waiters = [
-                    asyncio.ensure_future(self._wake.wait()),
-                    asyncio.ensure_future(stop.wait()),
-                ]
-                await asyncio.wait(
-                    waiters, timeout=idle_seconds, return_when=asyncio.FIRST_COMPLETED
-                )
-                for waiter in waiters:
-                    waiter.cancel()
+        await run_passes(self.run_once, self._wake, stop, idle_seconds, "webhook delivery")
 
     async def run_once(self) -> int:
         """Lease one batch and deliver it; returns how many deliveries were attempted."""

@@ -28,6 +28,8 @@ from commerce.core import Commerce
 from commerce.storage.database import Database
 from commerce.storage.migrate import upgrade
 from commerce.storage.tables import metadata
+from scheduler.webhooks import WebhookWorker
+from tests.e2e.processes import Inbox
 from tests.helpers import patient_browser
 
 T = TypeVar("T")
@@ -220,3 +222,19 @@ async def fill_ship_address(page: Any, **change: str) -> None:
         field = page.locator(f"form.pay input[name={key}]")
         if key != "country" and await field.count():
             await field.fill(value)
+
+
+@pytest.fixture
+async def inbox() -> AsyncIterator[Inbox]:
+    """A local receiver of webhooks (and mail): what arrived, with scripted answers."""
+    box = Inbox()
+    await box.start()
+    yield box
+    await box.stop()
+
+
+@pytest.fixture
+async def webhook_worker(commerce: Commerce) -> AsyncIterator[WebhookWorker]:
+    made = WebhookWorker(commerce, timeout=5)
+    yield made
+    await made.close()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import inspect
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -124,3 +126,11 @@ def patient_browser() -> None:
     from playwright.async_api import expect
 
     expect.set_options(timeout=PATIENCE * 1000)
+
+
+def signature_ok(secret: str, header: str, raw: bytes) -> bool:
+    """A webhook receiver's check of ``Dropcast-Signature``, written here from the header's
+    definition (not from the code that signs)."""
+    parts = dict(item.split("=", 1) for item in header.split(","))
+    expected = hmac.new(secret.encode(), parts["t"].encode() + b"." + raw, hashlib.sha256)
+    return hmac.compare_digest(expected.hexdigest(), parts["v1"])

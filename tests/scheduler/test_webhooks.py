@@ -5,12 +5,9 @@ disabled endpoints, and every payload against its documented JSON Schema."""
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import json
 import re
 import time
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -32,31 +29,9 @@ from commerce.services.webhooks import EVENTS, EndpointNotFound, WebhookPolicy
 from commerce.storage.tables import webhook_deliveries
 from scheduler.webhooks import WebhookWorker
 from tests.e2e.processes import Inbox
-from tests.helpers import capsule_spec, customers, eventually, live_drop
+from tests.helpers import capsule_spec, customers, eventually, live_drop, signature_ok
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "docs" / "webhooks"
-
-
-@pytest.fixture
-async def inbox() -> AsyncIterator[Inbox]:
-    box = Inbox()
-    await box.start()
-    yield box
-    await box.stop()
-
-
-@pytest.fixture
-async def worker(commerce: Commerce) -> AsyncIterator[WebhookWorker]:
-    made = WebhookWorker(commerce, timeout=5)
-    yield made
-    await made.close()
-
-
-def signature_ok(secret: str, header: str, raw: bytes) -> bool:
-    """The receiver's check, written here from the header's definition."""
-    parts = dict(item.split("=", 1) for item in header.split(","))
-    expected = hmac.new(secret.encode(), parts["t"].encode() + b"." + raw, hashlib.sha256)
-    return hmac.compare_digest(expected.hexdigest(), parts["v1"])
 
 
 def bodies(inbox: Inbox) -> list[dict[str, Any]]:
@@ -90,11 +65,11 @@ async def pay_one(commerce: Commerce, drop_id: int, who: str = "web:buyer") -> P
 
 
 async def test_a_delivery_is_signed_with_the_endpoints_secret_and_carries_its_keys(
-    commerce, inbox, worker
+    commerce, inbox, webhook_worker
 ):
     created = await commerce.webhooks.add(inbox.url("obs"), ["drop.opened"])
     drop_id = await live_drop(commerce, capsule_spec(5))
-    assert await worker.run_once() == 1
+    assert await webhook_worker.run_once() == 1
     ((headers, raw),) = inbox.arrived
     assert signature_ok(created.secret, headers["Dropcast-Signature"], raw)
     assert not signature_ok(created.secret + "x", headers["Dropcast-Signature"], raw)
@@ -110,19 +85,19 @@ async def test_a_delivery_is_signed_with_the_endpoints_secret_and_carries_its_ke
 
 
 async def test_a_500_then_a_200_is_retried_once_with_the_same_key_and_body(
-    commerce, clock: ManualClock, inbox, worker
+    commerce, clock: ManualClock, inbox, webhook_worker
 ):
     commerce.webhooks.policy = WebhookPolicy(first_retry=timedelta(seconds=30))
     await commerce.webhooks.add(inbox.url("zap"), ["drop.opened"])
     inbox.answers = [500]
     await live_drop(commerce, capsule_spec(5))
-    assert await worker.run_once() == 1
+    assert await webhook_worker.run_once() == 1
     assert await statuses(commerce) == ["pending"]
-    assert await worker.run_once() == 0  # not due before its backoff
+    assert await webhook_worker.run_once() == 0  # not due before its backoff
     clock.advance(29)
-    assert await worker.run_once() == 0
+    assert await webhook_worker.run_once() == 0
     clock.advance(1)
-    assert await worker.run_once() == 1
+    assert await webhook_worker.run_once() == 1
     assert len(inbox.arrived) == 2
     (first_headers, first), (second_headers, second) = inbox.arrived
     assert first_headers["Idempotency-Key"] == second_headers["Idempotency-Key"]
@@ -165,31 +140,33 @@ async def test_a_sale_through_checkout_sends_a_signed_order_paid_without_persona
     assert "buyer" not in raw.decode() and "customer" not in raw.decode()
 
 
-async def test_nothing_is_sent_to_a_deleted_endpoint(commerce, inbox, worker):
+async def test_nothing_is_sent_to_a_deleted_endpoint(commerce, inbox, webhook_worker):
     gone = await commerce.webhooks.add(inbox.url("gone"), ["drop.opened"])
     kept = await commerce.webhooks.add(inbox.url("kept"), ["drop.opened"])
     await live_drop(commerce, capsule_spec(5))
     assert await statuses(commerce) == ["pending", "pending"]
     await commerce.webhooks.remove(gone.endpoint.id)
-    assert await worker.run_once() == 1
+    assert await webhook_worker.run_once() == 1
     assert [who for who, _, _ in inbox.deliveries] == ["kept"]
     assert [e.endpoint.id for e in await commerce.webhooks.endpoints()] == [kept.endpoint.id]
     with pytest.raises(EndpointNotFound):
         await commerce.webhooks.remove(gone.endpoint.id)
 
 
-async def test_an_endpoint_is_disabled_after_repeated_permanent_failures(commerce, inbox, worker):
+async def test_an_endpoint_is_disabled_after_repeated_permanent_failures(
+    commerce, inbox, webhook_worker
+):
     commerce.webhooks.policy = WebhookPolicy(disable_after=3)
     created = await commerce.webhooks.add(inbox.url("broken"), ["drop.opened", "order.paid"])
     endpoint_id = created.endpoint.id
     inbox.answers = [404, 404, 200, 404, 404]  # a success in between resets the count
     for _ in range(5):
         await commerce.webhooks.queue_test(endpoint_id)
-        assert await worker.run_once() == 1
+        assert await webhook_worker.run_once() == 1
     assert (await commerce.webhooks.get(endpoint_id)).status == "active"
     inbox.answers = [410]
     await commerce.webhooks.queue_test(endpoint_id)
-    assert await worker.run_once() == 1
+    assert await webhook_worker.run_once() == 1
     endpoint = await commerce.webhooks.get(endpoint_id)
     assert endpoint.status == "disabled"
     assert endpoint.disabled_reason is not None and "HTTP 410" in endpoint.disabled_reason
@@ -198,16 +175,16 @@ async def test_an_endpoint_is_disabled_after_repeated_permanent_failures(commerc
     await live_drop(commerce, capsule_spec(5))
     with pytest.raises(InvalidState, match=r"is disabled .*HTTP 410"):
         await commerce.webhooks.queue_test(endpoint_id)
-    assert await worker.run_once() == 0
+    assert await webhook_worker.run_once() == 0
     assert len(inbox.arrived) == 6
     enabled = await commerce.webhooks.enable(endpoint_id)
     assert (enabled.status, enabled.consecutive_failures) == ("active", 0)
     await commerce.webhooks.queue_test(endpoint_id)
-    assert await worker.run_once() == 1
+    assert await webhook_worker.run_once() == 1
 
 
 async def test_a_delivery_is_retried_for_24_hours_then_given_up(
-    commerce, clock: ManualClock, inbox, worker
+    commerce, clock: ManualClock, inbox, webhook_worker
 ):
     commerce.webhooks.policy = WebhookPolicy(
         first_retry=timedelta(minutes=30), max_retry=timedelta(hours=4), disable_after=1
@@ -219,7 +196,7 @@ async def test_a_delivery_is_retried_for_24_hours_then_given_up(
     tried_at = []
     while await statuses(commerce) != ["dead"]:
         tried_at.append(clock.now() - start)
-        assert await worker.run_once() == 1
+        assert await webhook_worker.run_once() == 1
         async with commerce.db.read() as conn:
             due = (await conn.execute(select(webhook_deliveries.c.next_attempt_at))).scalar_one()
         clock.set(due)
@@ -241,14 +218,14 @@ async def test_two_workers_never_lease_the_same_delivery(commerce, inbox):
 
 
 async def test_a_lapsed_lease_is_sent_again_with_the_same_key(
-    commerce, clock: ManualClock, inbox, worker
+    commerce, clock: ManualClock, inbox, webhook_worker
 ):
     await commerce.webhooks.add(inbox.url("obs"), ["drop.opened"])
     await live_drop(commerce, capsule_spec(5))
     (lost,) = await commerce.webhooks.lease(10)  # a worker that died before answering
-    assert await worker.run_once() == 0
+    assert await webhook_worker.run_once() == 0
     clock.advance(commerce.webhooks.policy.lease.total_seconds() + 1)
-    assert await worker.run_once() == 1
+    assert await webhook_worker.run_once() == 1
     ((headers, raw),) = inbox.arrived
     assert headers["Idempotency-Key"] == lost.idempotency_key
     assert raw.decode() == lost.body
@@ -256,7 +233,7 @@ async def test_a_lapsed_lease_is_sent_again_with_the_same_key(
 
 
 async def test_every_event_of_a_drop_matches_its_documented_schema(
-    commerce, clock: ManualClock, inbox, worker
+    commerce, clock: ManualClock, inbox, webhook_worker
 ):
     commerce.webhooks.drop_url = lambda drop_id: f"https://drops.example/d/{drop_id}"
     created = await commerce.webhooks.add(inbox.url("all"), list(EVENTS))
@@ -266,7 +243,7 @@ async def test_every_event_of_a_drop_matches_its_documented_schema(
         await pay_one(commerce, drop_id, who=f"web:fan{i}-")
     await commerce.drops.close(drop_id)
     await commerce.webhooks.queue_test(created.endpoint.id)
-    while await worker.run_once():
+    while await webhook_worker.run_once():
         pass
     sent = bodies(inbox)
     types = sorted(b["type"] for b in sent)
@@ -279,7 +256,7 @@ async def test_every_event_of_a_drop_matches_its_documented_schema(
     assert low["data"]["drop"]["url"] == f"https://drops.example/d/{drop_id}"
     # recap.ready waits until every hold placed before the close has been paid or lapsed.
     clock.advance(60 + 5)
-    assert await worker.run_once() == 1
+    assert await webhook_worker.run_once() == 1
     recap = bodies(inbox)[-1]
     assert recap["type"] == "recap.ready"
     assert recap["data"]["kpis"]["units_sold"] == 5
@@ -358,10 +335,10 @@ async def test_the_readmes_verifier_accepts_a_real_delivery_and_nothing_else(com
     assert not verify(created.secret, old_headers["Dropcast-Signature"], old_raw)  # a replay
 
 
-async def test_a_drop_closed_before_it_opened_has_no_recap(commerce, clock, inbox, worker):
+async def test_a_drop_closed_before_it_opened_has_no_recap(commerce, clock, inbox, webhook_worker):
     await commerce.webhooks.add(inbox.url("x"), ["drop.closed", "recap.ready"])
     drop_id = await commerce.drops.create(validate_spec(capsule_spec(5)))
     await commerce.drops.close(drop_id)
     clock.advance(3600)
-    assert await worker.run_once() == 1
+    assert await webhook_worker.run_once() == 1
     assert [b["type"] for b in bodies(inbox)] == ["drop.closed"]

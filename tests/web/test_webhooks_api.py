@@ -4,32 +4,13 @@ dashboard lists webhooks and says why one was disabled."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
-from collections.abc import AsyncIterator
 
 import pytest
 
 from commerce.services.webhooks import WebhookPolicy
-from scheduler.webhooks import WebhookWorker
-from tests.e2e.processes import Inbox
-from tests.helpers import capsule_spec, live_drop
+from tests.helpers import capsule_spec, live_drop, signature_ok
 from tests.web.test_dashboard import login, sell
-
-
-@pytest.fixture
-async def inbox() -> AsyncIterator[Inbox]:
-    box = Inbox()
-    await box.start()
-    yield box
-    await box.stop()
-
-
-def signed_by(secret: str, headers: dict[str, str], raw: bytes) -> bool:
-    parts = dict(item.split("=", 1) for item in headers["Dropcast-Signature"].split(","))
-    mac = hmac.new(secret.encode(), parts["t"].encode() + b"." + raw, hashlib.sha256)
-    return hmac.compare_digest(mac.hexdigest(), parts["v1"])
 
 
 async def test_the_webhook_routes_need_the_admin_bearer(site):
@@ -91,7 +72,7 @@ async def test_a_body_that_is_not_a_json_object_is_400(site):
     assert response.status == 400 and (await response.json())["error"] == "BAD_JSON"
 
 
-async def test_a_sale_paid_over_http_reaches_the_receiver_signed(site, inbox):
+async def test_a_sale_paid_over_http_reaches_the_receiver_signed(site, inbox, webhook_worker):
     response = await site.client.post(
         "/api/webhooks",
         json={"url": inbox.url("obs"), "events": ["order.paid"]},
@@ -100,19 +81,15 @@ async def test_a_sale_paid_over_http_reaches_the_receiver_signed(site, inbox):
     secret = (await response.json())["secret"]
     drop_id = await live_drop(site.commerce, capsule_spec(5))
     await sell(site, drop_id, "discord:42")
-    worker = WebhookWorker(site.commerce, timeout=5)
-    try:
-        assert await worker.run_once() == 1
-    finally:
-        await worker.close()
+    assert await webhook_worker.run_once() == 1
     ((headers, raw),) = inbox.arrived
-    assert signed_by(secret, headers, raw)
+    assert signature_ok(secret, headers["Dropcast-Signature"], raw)
     event = json.loads(raw)
     assert event["type"] == "order.paid" and event["data"]["drop"]["id"] == drop_id
     assert "discord:42" not in raw.decode()  # no personal data
 
 
-async def test_test_queues_a_sample_through_the_same_path(site, inbox):
+async def test_test_queues_a_sample_through_the_same_path(site, inbox, webhook_worker):
     created = await site.commerce.webhooks.add(inbox.url("n8n"), ["drop.closed"])
     response = await site.client.post(
         f"/api/webhooks/{created.endpoint.id}/test", headers=site.admin
@@ -120,29 +97,21 @@ async def test_test_queues_a_sample_through_the_same_path(site, inbox):
     assert response.status == 202
     queued = await response.json()
     assert queued["status"] == "pending" and queued["event_id"].startswith("webhook.test:")
-    worker = WebhookWorker(site.commerce, timeout=5)
-    try:
-        assert await worker.run_once() == 1
-    finally:
-        await worker.close()
+    assert await webhook_worker.run_once() == 1
     ((headers, raw),) = inbox.arrived
-    assert signed_by(created.secret, headers, raw)
+    assert signature_ok(created.secret, headers["Dropcast-Signature"], raw)
     assert headers["Idempotency-Key"] == f"{queued['event_id']}/{created.endpoint.id}"
     missing = await site.client.post("/api/webhooks/999/test", headers=site.admin)
     assert missing.status == 404
 
 
-async def test_the_dashboard_lists_webhooks_and_why_one_was_disabled(site, inbox):
+async def test_the_dashboard_lists_webhooks_and_why_one_was_disabled(site, inbox, webhook_worker):
     site.commerce.webhooks.policy = WebhookPolicy(disable_after=1)
     ok = await site.commerce.webhooks.add(inbox.url("fine"), ["order.paid"])
     broken = await site.commerce.webhooks.add(inbox.url("broken"), ["order.paid"])
     inbox.answers = [404]
     await site.commerce.webhooks.queue_test(broken.endpoint.id)
-    worker = WebhookWorker(site.commerce, timeout=5)
-    try:
-        assert await worker.run_once() == 1
-    finally:
-        await worker.close()
+    assert await webhook_worker.run_once() == 1
     await login(site)
     page = await (await site.client.get("/dashboard")).text()
     rows = {int(m.split('"')[1]): m for m in page.split("<tr data-webhook=")[1:]}
