@@ -956,12 +956,12 @@ def webhook_test(ctx: click.Context, endpoint_id: int, wait: float) -> None:
     """Queue a sample `webhook.test` event to one webhook, sent by the running server
     (`dropcast run`) like any event: signed, retried. Prints how it went."""
     from commerce.domain.model import WebhookStatus
-    from commerce.services.webhooks import Delivery
+    from commerce.services.webhooks import WebhookDelivery
 
-    async def work(app: App) -> Delivery:
+    async def work(app: App) -> WebhookDelivery:
         queued = await app.commerce.webhooks.queue_test(endpoint_id)
         deadline = asyncio.get_running_loop().time() + wait
-        current: Delivery | None = queued
+        current: WebhookDelivery | None = queued
         while asyncio.get_running_loop().time() < deadline:
             current = await app.commerce.webhooks.delivery(queued.id)
             if current is None or current.status not in (

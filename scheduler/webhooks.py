@@ -20,7 +20,7 @@ import aiohttp
 
 from commerce.core import Commerce
 from commerce.domain.events import DropClosed, DropOpened, Event, OrderPaid, SoldOut, StockChanged
-from commerce.services.webhooks import SIGNATURE_HEADER, Attempt, Delivery, Outcome, sign
+from commerce.services.webhooks import SIGNATURE_HEADER, Attempt, Outcome, WebhookDelivery, sign
 from scheduler.passes import run_passes
 
 log = logging.getLogger(__name__)
@@ -66,7 +66,7 @@ class WebhookWorker:
             await asyncio.gather(*(self._deliver(d) for d in leased))
         return len(leased)
 
-    async def _deliver(self, delivery: Delivery) -> None:
+    async def _deliver(self, delivery: WebhookDelivery) -> None:
         async with self._slots:
             try:
                 delivery = await self.webhooks.complete(delivery)
@@ -86,7 +86,7 @@ class WebhookWorker:
                 status.value if status else "taken over",
             )
 
-    async def send(self, delivery: Delivery) -> Attempt:
+    async def send(self, delivery: WebhookDelivery) -> Attempt:
         """One signed POST of the delivery's stored body."""
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout))

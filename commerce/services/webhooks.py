@@ -187,7 +187,7 @@ class NewEndpoint:
 
 
 @dataclass(frozen=True, slots=True)
-class Delivery:
+class WebhookDelivery:
     """A leased delivery with what sending it needs (its endpoint's URL and secret)."""
 
     id: int
@@ -373,7 +373,7 @@ class WebhookService:
             raise EndpointNotFound(endpoint_id)
         return _endpoint(row)
 
-    async def queue_test(self, endpoint_id: int) -> Delivery:
+    async def queue_test(self, endpoint_id: int) -> WebhookDelivery:
         """A ``webhook.test`` event to this endpoint, through the same path as any event
         (refused while the endpoint is disabled: it would wait unsent)."""
         async with self.uow.write() as tx:
@@ -410,16 +410,16 @@ class WebhookService:
             ).one()
         for callback in self._queued:
             callback()
-        return record(Delivery, row)
+        return record(WebhookDelivery, row)
 
-    async def delivery(self, delivery_id: int) -> Delivery | None:
+    async def delivery(self, delivery_id: int) -> WebhookDelivery | None:
         async with self.uow.read() as conn:
             row = (
                 await conn.execute(
                     select(webhook_deliveries).where(webhook_deliveries.c.id == delivery_id)
                 )
             ).first()
-        return record(Delivery, row) if row is not None else None
+        return record(WebhookDelivery, row) if row is not None else None
 
     # -- inside the transaction that made the events -------------------------------------------
 
@@ -576,7 +576,7 @@ class WebhookService:
 
     # -- the worker's side ----------------------------------------------------------------------
 
-    async def lease(self, limit: int) -> list[Delivery]:
+    async def lease(self, limit: int) -> list[WebhookDelivery]:
         """Take up to ``limit`` due deliveries of enabled endpoints (pending and due, or
         sending with a lapsed lease), each with its endpoint's URL and secret."""
         now = self.uow.clock.now()
@@ -620,7 +620,7 @@ class WebhookService:
             }
         leased = [
             record(
-                Delivery,
+                WebhookDelivery,
                 r,
                 url=targets[r.endpoint_id][0],
                 secret=targets[r.endpoint_id][1],
@@ -630,7 +630,7 @@ class WebhookService:
         ]
         return sorted(leased, key=lambda x: x.id)
 
-    async def complete(self, delivery: Delivery) -> Delivery:
+    async def complete(self, delivery: WebhookDelivery) -> WebhookDelivery:
         """A ``recap.ready`` gets its final KPI figures the first time it is sent; every
         endpoint's copy gets the same ones, kept for retries."""
         if delivery.event_type != RECAP_READY:
@@ -650,7 +650,7 @@ class WebhookService:
             body = (await tx.conn.execute(select(d.c.body).where(d.c.id == delivery.id))).scalar()
         return replace(delivery, body=body or _body(envelope))
 
-    async def record(self, delivery: Delivery, attempt: Attempt) -> WebhookStatus | None:
+    async def record(self, delivery: WebhookDelivery, attempt: Attempt) -> WebhookStatus | None:
         """Record how a leased delivery went; returns its new status (None: the row is gone
         or another worker took it over after this one's lease lapsed)."""
         now = self.uow.clock.now()
