@@ -394,6 +394,12 @@ def template_add(
     help="Viewers type !buy in the studio chat: reports how fast each is answered and named.",
 )
 @click.option("--tabs", type=click.IntRange(1, 100), default=10, show_default=True)
+@click.option(
+    "--claims-only",
+    is_flag=True,
+    help="Viewers only open their links (no pay, no drop state read): the same surge against "
+    "any server at --url, e.g. a bare aiohttp handler, to compare claim latencies.",
+)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 def rehearse(
@@ -406,11 +412,14 @@ def rehearse(
     fresh: bool,
     chat: bool,
     tabs: int,
+    claims_only: bool,
     as_json: bool,
 ) -> None:
     """Simulate a viewer surge on a live (staging) drop and check for oversell; with --chat,
     through the studio chat (`--tabs` WebSockets speak for the viewers). The report starts
     with the id of the drop rehearsed on (a new one with --fresh)."""
+    if chat and claims_only:
+        fail("--claims-only opens links; --chat types !buy: choose one")
     settings = settings_of(ctx)
     if settings.payments.provider != "test":
         fail(
@@ -454,6 +463,7 @@ def rehearse(
             arrival=arrival,
             url=target,
             ramp_seconds=ramp_seconds,
+            claims_only=claims_only,
         )
 
     try:

@@ -87,6 +87,7 @@ class Rehearsal:
             "checkout_p90_s": _round(_pct(self.checkout_seconds, 90)),
             "holders_refused": self.outcomes["holder_refused"],
             "oversold": self.oversold,
+            **{k: n for k, n in sorted(self.outcomes.items()) if k.startswith("answered")},
         }
 
 
@@ -108,7 +109,10 @@ async def run_rehearsal(
     url: str,
     ramp_seconds: float,
     request_seconds: float = 60.0,
+    claims_only: bool = False,
 ) -> Rehearsal:
+    """``claims_only``: each viewer only opens their link, and the drop's state is not read:
+    the same surge against any server (a bare aiohttp floor), to compare claim latencies."""
     base = url.rstrip("/")
     report = Rehearsal(viewers, arrival)
     run = uuid.uuid4().hex[:8]
@@ -121,7 +125,8 @@ async def run_rehearsal(
     connector = aiohttp.TCPConnector(limit=min(viewers, 1000))
     client_timeout = aiohttp.ClientTimeout(total=request_seconds)
     async with aiohttp.ClientSession(connector=connector, timeout=client_timeout) as http:
-        report.before = await _state(http, base, drop_id)
+        if not claims_only:
+            report.before = await _state(http, base, drop_id)
 
         async def viewer(i: int, token: str) -> None:
             if arrival == "ramp":
@@ -136,6 +141,9 @@ async def run_rehearsal(
                 report.outcomes[f"error:{type(exc).__name__}"] += 1
                 return
             report.latencies.append(time.perf_counter() - started)
+            if claims_only:
+                report.outcomes[f"answered {status}"] += 1
+                return
             fields = pay_form(body, i)
             if status == 200 and "hold_id" in fields:
                 report.outcomes["held"] += 1
@@ -173,7 +181,8 @@ async def run_rehearsal(
         started = time.perf_counter()
         await asyncio.gather(*(viewer(i, token) for i, token in enumerate(tokens)))
         report.elapsed = time.perf_counter() - started
-        report.after = await _state(http, base, drop_id)
+        if not claims_only:
+            report.after = await _state(http, base, drop_id)
     return report
 
 
