@@ -61,6 +61,11 @@ class RefusalGate:
     once, and a snapshot being taken meanwhile is thrown away. It can only err towards a
     refusal for someone without a hold, and only while an event from another process is
     late; ``forget_all`` (the event listener reconnected, events may be lost) disarms all.
+
+    Halfway through its ``ttl`` a snapshot in use is renewed in the background while it
+    keeps answering, so a drop that stays closed or sold out is never left unguarded while
+    the next snapshot is taken (each such gap sent a surge's claims to the database). A
+    renewal that finds the drop no longer refusing disarms at once.
     """
 
     def __init__(
@@ -72,7 +77,8 @@ class RefusalGate:
         self._clock = clock
         self._snapshot = snapshot
         self._ttl = timedelta(seconds=ttl)
-        self._armed: dict[int, tuple[datetime, RefusalSnapshot]] = {}
+        # drop -> (answers until, renewed from, snapshot)
+        self._armed: dict[int, tuple[datetime, datetime, RefusalSnapshot]] = {}
         self._epoch: dict[int, int] = {}  # bumped by every disarm: stale snapshots lose
         self._arming: dict[int, asyncio.Task[None]] = {}
 
@@ -81,10 +87,13 @@ class RefusalGate:
         armed = self._armed.get(drop_id)
         if armed is None:
             return None
-        until, snapshot = armed
-        if self._clock.now() >= until:
+        until, renew_at, snapshot = armed
+        now = self._clock.now()
+        if now >= until:
             del self._armed[drop_id]
             return None
+        if now >= renew_at and drop_id not in self._arming:
+            self.arm(drop_id)  # in the background: this snapshot answers meanwhile
         return None if identity in snapshot.holders else snapshot.answer
 
     def armed(self, drop_id: int) -> bool:
@@ -107,12 +116,16 @@ class RefusalGate:
 
     async def _arm(self, drop_id: int, epoch: int) -> None:
         snapshot = await self._snapshot(drop_id)
-        if snapshot is None or self._epoch.get(drop_id, 0) != epoch:
-            return  # claims would not all be refused, or something moved while we looked
-        until = self._clock.now() + self._ttl
+        if self._epoch.get(drop_id, 0) != epoch:
+            return  # something moved while we looked
+        if snapshot is None:  # claims would not all be refused (a renewal: not any more)
+            self._armed.pop(drop_id, None)
+            return
+        now = self._clock.now()
+        until = now + self._ttl
         if snapshot.first_lapse is not None and snapshot.answer is ClaimOutcome.SOLD_OUT:
             until = min(until, snapshot.first_lapse)
-        self._armed[drop_id] = (until, snapshot)
+        self._armed[drop_id] = (until, now + self._ttl / 2, snapshot)
 
     def _arm_done(self, drop_id: int, task: asyncio.Task[None]) -> None:
         if self._arming.get(drop_id) is task:

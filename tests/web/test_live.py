@@ -242,6 +242,38 @@ async def test_events_lost_between_processes_disarm_the_gate(site):
     assert not site.ctx.gate.armed(drop_id)
 
 
+async def test_a_drop_that_stays_closed_is_gated_without_a_gap_past_the_ttl(site):
+    """The snapshot is renewed while it still answers: no claim of a surge reaches the
+    database because the gate's snapshot grew old (each such gap let a crowd through)."""
+    drop_id = await live_drop(site.commerce, capsule_spec(1))
+    token, page = await site.held_page(drop_id)
+    await site.pay(token, page)  # sold out and closed
+    await eventually(lambda: site.ctx.gate.armed(drop_id), what="the gate to arm")
+    ttl = site.ctx.gate._ttl.total_seconds()
+    for step in range(1, 5):  # 0.6, 1.2, 1.8, 2.4 ttl: past the first snapshot's end
+        site.clock.advance(ttl * 0.6)
+        response = await site.client.get(f"/c/{site.token(drop_id, f'discord:{step + 10}')}")
+        assert response.status == 410, step
+        assert site.ctx.metrics.gated._value.get() == step, f"claim {step} reached the database"
+        await eventually(lambda: not site.ctx.gate._arming, what="the renewal to finish")
+
+
+async def test_a_renewal_that_finds_the_drop_claimable_disarms_at_once(site):
+    drop_id = await live_drop(site.commerce, capsule_spec(1))
+    token, page = await site.held_page(drop_id)
+    await site.pay(token, page)
+    await eventually(lambda: site.ctx.gate.armed(drop_id), what="the gate to arm")
+
+    async def claimable(drop: int) -> None:  # what a restock in another process, its event
+        return None  # lost, would make the database say
+
+    site.ctx.gate._snapshot = claimable
+    site.clock.advance(site.ctx.gate._ttl.total_seconds() * 0.6)
+    still = await site.client.get(f"/c/{site.token(drop_id, 'discord:20')}")
+    assert still.status == 410  # answered by the snapshot it had, while renewing
+    await eventually(lambda: not site.ctx.gate.armed(drop_id), what="the gate to disarm")
+
+
 async def test_a_view_asked_for_after_a_change_never_comes_from_an_older_load(clock):
     from commerce.web.live import ViewCache
 
