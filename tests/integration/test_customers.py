@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from commerce.core import Commerce
 from commerce.storage.tables import customers, identities
@@ -20,6 +20,31 @@ async def test_a_surge_of_new_and_repeated_identities_creates_each_customer_once
     assert len({next(iter(v)) for v in by_name.values()}) == 150
     async with commerce.db.read() as conn:
         assert (await conn.execute(select(func.count()).select_from(identities))).scalar() == 150
+
+
+async def test_first_time_buyers_of_a_surge_are_created_in_one_insert_each_named_right(commerce):
+    """A batch of new identities costs one INSERT of customers (it was one per buyer on
+    SQLite: a thread hop each), and each identity still gets its own customer, with its
+    own display name."""
+    seen: list[str] = []
+
+    def count(conn, cursor, statement, parameters, context, executemany):
+        if statement.startswith("INSERT INTO customers"):
+            seen.append(statement)
+
+    engine = commerce.db.writer.sync_engine
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        first = await commerce.customers.resolve("web:warmup@example.com", "Warm")
+        people = [(f"twitch:{i}", f"Viewer {i}") for i in range(300)]
+        ids = await asyncio.gather(*(commerce.customers.resolve(i, n) for i, n in people))
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert len(set(ids)) == 300 and first not in ids
+    assert len(seen) <= 3, f"{len(seen)} INSERTs for 301 new customers"
+    for (identity, name), customer_id in zip(people, ids, strict=True):
+        person = await commerce.customers.get(customer_id)
+        assert (person.identities, person.display_name) == ((identity,), name), identity
 
 
 async def test_two_processes_racing_on_one_identity_agree(db, clock):
