@@ -257,8 +257,9 @@ class OrderService:
         its units go back on sale, the waitlist first; a drop that had closed because it
         sold out opens again for them (as a restock would, within its window); a drop
         closed by hand or by its window keeps them sold (the sale happened; the refund is
-        counted apart). The money side is the provider's
-        (``commerce.desk``): this records the refund, idempotently."""
+        counted apart). Units already shipped or picked up never go back on sale: they
+        have left, and selling them again would sell what is not there. The money side is
+        the provider's (``commerce.desk``): this records the refund, idempotently."""
         async with self.uow.write() as tx:
             order = await self._get(tx, order_id)
             if order.status in (OrderStatus.REFUNDED, OrderStatus.CANCELLED):
@@ -295,8 +296,9 @@ class OrderService:
                     .values(status=OrderStatus.REFUNDED, ended_at=tx.now, refund_reason=reason[:64])
                 )
                 drop = await self.drops.load(tx.conn, order.drop_id)
-                live = drop.state is DropState.LIVE
-                if changed.rowcount == 1 and not live:
+                on_hand = order.fulfilment is None  # the goods have not left
+                live = on_hand and drop.state is DropState.LIVE
+                if changed.rowcount == 1 and on_hand and not live:
                     live = await self.drops.reopen_sold_out(tx, drop)
                 if changed.rowcount == 1:
                     tx.emit(OrderRefunded(order.drop_id, order.id, order.customer_id, reason))

@@ -39,6 +39,7 @@ from tests.helpers import (
 ANN = Address("Ann Lee", "1 Main St", "Springfield", "12345", "US", region="IL")
 BOB = Address("Bob Roe", "Hauptstr. 5", "Berlin", "10115", "DE")
 FIVE = Money(500, "USD")
+PICKUP = "pickup:corner-deli"
 
 
 def desk_for(commerce) -> tuple[OrderDesk, TestGateway]:
@@ -211,6 +212,50 @@ async def test_a_closed_drops_refund_leaves_its_units_sold(commerce):
         1,
         2,
     )
+
+
+async def test_a_shipped_orders_refund_never_puts_its_unit_back_on_sale(commerce):
+    """The goods have left: refunding the money must not sell them a second time, on a
+    live drop (no unit back, no waitlist offer) nor on one that sold out (it stays shut)."""
+    drop_id = await live_drop(commerce, capsule_spec(2))
+    buyer, other, waiting = await customers(commerce, 3)
+    shipped = await paid_order(commerce, drop_id, buyer)
+    await commerce.orders.ship(shipped.id, "DHL", "00340434161094042557")
+    last = await paid_order(commerce, drop_id, other)
+    assert (await commerce.drops.get(drop_id)).state is DropState.CLOSED  # sold through
+    desk, _ = desk_for(commerce)
+
+    refunded, _ = await desk.refund(shipped.id, "arrived broken")
+
+    view = await commerce.drops.view(drop_id)
+    assert refunded.status is OrderStatus.REFUNDED
+    assert view.drop.state is DropState.CLOSED
+    assert (view.stock[0].sold, view.stock[0].held, view.stock[0].available) == (2, 0, 0)
+    # Not shipped yet: that one's unit does come back, the drop reopening for it.
+    await desk.refund(last.id, "changed my mind")
+    view = await commerce.drops.view(drop_id)
+    assert (view.drop.state, view.stock[0].sold, view.stock[0].available) == (
+        DropState.LIVE,
+        1,
+        1,
+    )
+    assert (await commerce.claims.claim(drop_id, waiting)).outcome is ClaimOutcome.HELD
+
+
+async def test_a_picked_up_orders_refund_keeps_the_unit_sold_on_a_live_drop(commerce):
+    drop_id = await live_drop(commerce, collab_spec(ship=2, pickup=2))
+    (buyer,) = await customers(commerce, 1)
+    order = await paid_order(commerce, drop_id, buyer, ship_to=None, shipping=None, pool=PICKUP)
+    await commerce.orders.picked_up(order.id, order.pickup_code)
+    before = await commerce.drops.view(drop_id)
+    desk, _ = desk_for(commerce)
+
+    await desk.refund(order.id, "not as described")
+
+    after = await commerce.drops.view(drop_id)
+    assert after.drop.state is DropState.LIVE
+    assert after.available_units(pool=PICKUP) == before.available_units(pool=PICKUP)
+    assert [line.sold for line in after.stock] == [line.sold for line in before.stock]
 
 
 async def test_a_refund_needs_a_reason_of_a_few_words(commerce):
