@@ -458,7 +458,9 @@ def pickup_page(
 async def pickup_handed_over(request: web.Request) -> web.Response:
     """POST /pickup/{location}/orders/{id}/picked-up (key, csrf, code): the buyer showed
     their code and took the goods; a pay-at-pickup order is paid now. A wrong code changes
-    nothing; an order of another location is refused (403)."""
+    nothing; ten wrong codes from one address within ten minutes stop its tries for a
+    while (429), so a leaked pickup link cannot guess codes; an order of another location
+    is refused (403)."""
     location, pool = pickup_location(request)
     form = await request.post()
     ctx, key = pickup_access(request, location, form.get("key"))
@@ -475,9 +477,11 @@ async def pickup_handed_over(request: web.Request) -> web.Response:
     if not code:
         problem, status = f"Enter the code the buyer of order #{order_id} shows.", 422
     else:
+        ip = ctx.code_throttle.admit(request)
         try:
             await ctx.desk.picked_up(order_id, code[:32])
         except InvalidInput:
+            ctx.code_throttle.failed(ip)
             problem = f"That is not the code of order #{order_id}: it was not handed over."
             status = 422
         except InvalidState as exc:

@@ -191,6 +191,7 @@ def create_app(
         customer_limiter=RateLimiter(web_settings.claim_rate_per_customer),
         admin_token=admin.get_secret_value() if admin else None,
         auth_throttle=AuthThrottle(trusted),
+        code_throttle=AuthThrottle(trusted, limit=10, window=600.0, what="pickup codes"),
         streams=StreamSlots(web_settings.max_streams_per_ip),
         embed=EmbedPolicy(web_settings.embed_origins),
         inbox=inbox or WebInbox(commerce.customers),

@@ -86,6 +86,7 @@ class WebContext:
     customer_limiter: RateLimiter
     admin_token: str | None
     auth_throttle: AuthThrottle  # failed admin sign-ins per address
+    code_throttle: AuthThrottle  # wrong pickup codes per address: a code is not guessed
     streams: StreamSlots  # open SSE streams per address
     inbox: WebInbox
     desk: OrderDesk  # the creator's orders: list, refund, ship, picked up

@@ -149,8 +149,10 @@ class AuthThrottle:
         window: float = 60.0,
         max_keys: int = 100_000,
         now: Callable[[], float] = time.monotonic,
+        what: str = "admin sign-in",
     ) -> None:
         self.limit = limit
+        self.what = what
         self.window = window
         self._trusted = trusted
         self._max_keys = max_keys
@@ -175,7 +177,7 @@ class AuthThrottle:
         failures.append(self._now())
         _keep_recent(self._failures, ip, failures, self._max_keys)
         if len(failures) == self.limit:
-            log.warning("admin sign-in refused for %s for a while: too many failures", ip)
+            log.warning("%s refused for %s for a while: too many failures", self.what, ip)
 
 
 def bearer_token(request: web.BaseRequest) -> str | None:

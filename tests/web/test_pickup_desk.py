@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from commerce.domain.model import ClaimOutcome, Fulfilment, OrderStatus
 from commerce.web.context import PickupKeys
+from commerce.web.security import AuthThrottle
 from tests.helpers import live_drop
 from tests.web.conftest import ADMIN, CSRF_FIELD, SECRET, found
 
@@ -121,6 +122,22 @@ async def test_a_wrong_or_missing_code_says_so_and_changes_nothing(site):
         assert message in await response.text()
     after = await site.commerce.orders.get(order.id)
     assert (after.status, after.fulfilment) == (OrderStatus.RESERVED, None)
+
+
+async def test_wrong_codes_from_one_address_are_throttled_before_a_code_is_guessed(site):
+    clock = [0.0]
+    site.ctx.code_throttle = AuthThrottle((), limit=3, window=600, now=lambda: clock[0])
+    drop_id = await live_drop(site.commerce, two_shops_spec())
+    order = await pickup_order(site.commerce, drop_id, "web:ana@example.com")
+    wrong = "AAAAAA" if order.pickup_code != "AAAAAA" else "CCCCCC"
+    for _ in range(3):
+        assert (await hand_over(site, order.id, wrong)).status == 422
+    stopped = await hand_over(site, order.id, order.pickup_code)  # even the right one
+    assert stopped.status == 429 and int(stopped.headers["Retry-After"]) > 0
+    assert (await site.commerce.orders.get(order.id)).fulfilment is None
+    clock[0] += 601  # the failures age out
+    assert (await hand_over(site, order.id, order.pickup_code)).status == 303
+    assert (await site.commerce.orders.get(order.id)).fulfilment is Fulfilment.PICKED_UP
 
 
 async def test_another_locations_order_cannot_be_handed_over_with_this_key(site):
