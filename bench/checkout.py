@@ -602,6 +602,20 @@ async def postgres_scratch(url: str) -> tuple[str, Callable[[], Awaitable[None]]
     return make_url(url).set(database=name).render_as_string(hide_password=False), drop
 
 
+async def on_each_engine(pg: str | None, measure: Callable[[str, str], Awaitable[None]]) -> None:
+    """``measure(engine name, database URL)`` on a scratch SQLite file, then, given a
+    PostgreSQL server's URL, on a scratch database there (dropped after)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        await measure("SQLite", f"sqlite+aiosqlite:///{tmp}/bench.db")
+    scratch = await postgres_scratch(pg) if pg else None
+    if scratch is not None:
+        url, drop = scratch
+        try:
+            await measure("PostgreSQL", url)
+        finally:
+            await drop()
+
+
 def serve_or_measure(
     ns: argparse.Namespace, measure: Callable[[argparse.Namespace], Coroutine[Any, Any, None]]
 ) -> None:

@@ -17,14 +17,13 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import tempfile
 
 from bench.checkout import (
     ADMIN,
     SECRET,
     create_drop,
     free_port,
-    postgres_scratch,
+    on_each_engine,
     serve_or_measure,
     spawn,
 )
@@ -109,15 +108,11 @@ async def main(args: argparse.Namespace) -> None:
         f"at once, {UNITS} units · {args.rounds} rounds\n",
         flush=True,
     )
-    with tempfile.TemporaryDirectory() as tmp:
-        await engine("SQLite", f"sqlite+aiosqlite:///{tmp}/bench.db", args.viewers, args.rounds)
-    scratch = await postgres_scratch(args.pg) if args.pg else None
-    if scratch is not None:
-        pg_url, drop = scratch
-        try:
-            await engine("PostgreSQL", pg_url, args.viewers, args.rounds)
-        finally:
-            await drop()
+
+    async def measure(name: str, db_url: str) -> None:
+        await engine(name, db_url, args.viewers, args.rounds)
+
+    await on_each_engine(args.pg, measure)
 
 
 if __name__ == "__main__":

@@ -15,13 +15,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
-import tempfile
 
 from bench.checkout import (
     SECRET,
     create_drop,
     free_port,
-    postgres_scratch,
+    on_each_engine,
     serve_or_measure,
     spawn,
     surge,
@@ -68,15 +67,11 @@ async def rounds(name: str, db_url: str, count: int, target: float) -> None:
 
 async def main(args: argparse.Namespace) -> None:
     print(f"the sell-out moment: {BUYERS} buyers at once for {UNITS} units, {args.rounds} rounds")
-    with tempfile.TemporaryDirectory() as tmp:
-        await rounds("SQLite", f"sqlite+aiosqlite:///{tmp}/bench.db", args.rounds, 1.5)
-    scratch = await postgres_scratch(args.pg) if args.pg else None
-    if scratch is not None:
-        pg_url, drop = scratch
-        try:
-            await rounds("PostgreSQL", pg_url, args.rounds, 2.0)
-        finally:
-            await drop()
+
+    async def measure(name: str, db_url: str) -> None:
+        await rounds(name, db_url, args.rounds, 1.5 if name == "SQLite" else 2.0)
+
+    await on_each_engine(args.pg, measure)
 
 
 if __name__ == "__main__":
