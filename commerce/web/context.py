@@ -23,8 +23,8 @@ from commerce.web.inbox import WebInbox
 from commerce.web.live import LiveHub, RefusalGate, StatusFeed, ViewCache
 from commerce.web.mail import EmailProofs, Mailer
 from commerce.web.metrics import Metrics
-from commerce.web.render import Assets, Templates
-from commerce.web.rendered import RenderMemo
+from commerce.web.render import Assets, Skeleton, Templates
+from commerce.web.rendered import Rendered, RenderMemo
 from commerce.web.security import (
     AuthThrottle,
     Csrf,
@@ -101,8 +101,11 @@ class WebContext:
     heartbeat_seconds: float = 15.0
     embed: EmbedPolicy = field(default_factory=EmbedPolicy)  # CORS for the widget's reads
     # The public drop page and JSON of each drop's current view, rendered once (per locale).
-    rendered_pages: RenderMemo = field(default_factory=RenderMemo)
-    rendered_states: RenderMemo = field(default_factory=RenderMemo)
+    rendered_pages: RenderMemo[Rendered] = field(default_factory=RenderMemo)
+    rendered_states: RenderMemo[Rendered] = field(default_factory=RenderMemo)
+    # Checkout pages (a hold, sold out, closed) per drop's catalogue view and variant,
+    # rendered once with the buyer's token, form keys and times left as slots.
+    skeletons: RenderMemo[Skeleton] = field(default_factory=lambda: RenderMemo(variants=64))
     openapi: object | None = None  # the OpenAPI document, built at its first request (docs.py)
 
     @property

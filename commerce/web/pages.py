@@ -7,6 +7,7 @@ import hashlib
 import json
 import logging
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -74,13 +75,43 @@ def page(
     ctx: WebContext, template: str, *, status: int = 200, cache: str = NO_STORE, **context: Any
 ) -> web.Response:
     """Render a template into an HTML response with the given cache policy."""
+    return html_response(ctx.templates.render(template, **context), status, cache)
+
+
+def html_response(text: str, status: int = 200, cache: str = NO_STORE) -> web.Response:
     return web.Response(
-        text=ctx.templates.render(template, **context),
+        text=text,
         status=status,
         content_type="text/html",
         charset="utf-8",
         headers={"Cache-Control": cache},
     )
+
+
+def skeleton_page(
+    ctx: WebContext,
+    view: DropView,
+    variant: str | None,
+    template: str,
+    *,
+    status: int,
+    slots: dict[str, object],
+    context: Callable[[], dict[str, Any]],
+) -> web.Response:
+    """A checkout page that differs per buyer only in ``slots`` (token, form key, times),
+    from the skeleton rendered once per catalogue view and ``variant`` (everything else
+    the page shows depends on: what is held, at what price, the reader's locale…). None
+    for a page with something of this buyer's own in it: rendered for them alone."""
+    if variant is not None:
+        skeleton = ctx.skeletons.get(view, variant)
+        if skeleton is None:
+            skeleton = ctx.templates.skeleton(template, slots, **context())
+            if skeleton is not None:
+                ctx.skeletons.put(view, skeleton, variant)
+        if skeleton is not None:
+            return html_response(skeleton.fill(slots), status)
+    personal: dict[str, Any] = {**context(), **slots}
+    return page(ctx, template, status=status, **personal)
 
 
 def see_other(location: str) -> web.Response:
@@ -384,13 +415,7 @@ async def claim_outcome(
 ) -> web.Response:
     """The page for a claim result: held, already bought, sold out, not open, closed…"""
     now = ctx.commerce.clock.now()
-    csrf = ctx.require_csrf()
     base: dict[str, Any] = {"token": token, "drop_title": view.drop.title, "now": now}
-    wait: dict[str, Any] = {
-        "waitlist": True,
-        "csrf_wait": csrf.token("wait", link.nonce),
-        "position": None,
-    }
     hold = result.hold
     if result.ok and hold is not None:
         if hold.is_active(now):
@@ -406,22 +431,30 @@ async def claim_outcome(
             kind="ended",
             heading="Your hold has ended",
             message="The time to pay ran out and the unit went back on sale.",
-            **wait,
+            waitlist=True,
+            position=None,
+            csrf_wait=wait_key(ctx, link),
             **base,
         )
     match result.outcome:
         case ClaimOutcome.SOLD_OUT:
-            joined = result.waitlist_position is not None
-            return page(
+            position = result.waitlist_position
+            return skeleton_page(
                 ctx,
+                view,
+                "sold_out" if position is None else None,
                 "checkout.html",
-                status=200 if joined else 409,
-                kind="sold_out",
-                heading="Sold out",
-                message="Every unit is taken right now. If a hold lapses or the creator "
-                "restocks, the waitlist gets it first, in order.",
-                **{**wait, "position": result.waitlist_position},
-                **base,
+                status=409 if position is None else 200,
+                slots={"token": token, "csrf_wait": wait_key(ctx, link)},
+                context=lambda: {
+                    "kind": "sold_out",
+                    "drop_title": view.drop.title,
+                    "heading": "Sold out",
+                    "message": "Every unit is taken right now. If a hold lapses or the "
+                    "creator restocks, the waitlist gets it first, in order.",
+                    "waitlist": True,
+                    "position": position,
+                },
             )
         case ClaimOutcome.LIMIT_REACHED:
             return page(
@@ -451,15 +484,21 @@ async def claim_outcome(
             )
         case _:
             status = drop_status(await ctx.states.get(view.drop.id))
-            return page(
+            message = f"{status.detail} Follow the creator for the next one."
+            return skeleton_page(
                 ctx,
+                view,
+                f"closed|{status.headline}|{message}",
                 "checkout.html",
                 status=410,
-                kind="closed",
-                heading=status.headline,
-                message=f"{status.detail} Follow the creator for the next one.",
-                waitlist=False,
-                **base,
+                slots={"token": token},
+                context=lambda: {
+                    "kind": "closed",
+                    "drop_title": view.drop.title,
+                    "heading": status.headline,
+                    "message": message,
+                    "waitlist": False,
+                },
             )
 
 
@@ -476,40 +515,60 @@ async def held_page(
 ) -> web.Response:
     """The hold with its countdown and the Pay button; a ship hold asks where it goes first
     (``entered``: what the buyer typed, shown again with ``error``)."""
-    title, unit = item_of(view, hold)
-    items = unit * hold.qty
-    methods = payment_methods(ctx, hold.pool)
-    ship = None
-    if hold.pool == SHIP_POOL:
-        values = entered
-        if values is None:
-            last = await ctx.commerce.orders.last_address(hold.customer_id)
-            values = last.as_dict() if last is not None else {}
-        full = methods[0].name not in ADDRESS_ON_PROVIDER_PAGE
-        rates = shipping_rates(ctx, view, methods[0].name)
-        ship = ship_form(rates, items, full=full, values=values, error=error)
-    return page(
+    values = entered
+    if values is None and hold.pool == SHIP_POOL:
+        last = await ctx.commerce.orders.last_address(hold.customer_id)
+        values = last.as_dict() if last is not None else {}
+
+    def context() -> dict[str, Any]:
+        title, unit = item_of(view, hold)
+        items = unit * hold.qty
+        methods = payment_methods(ctx, hold.pool)
+        ship = None
+        if hold.pool == SHIP_POOL:
+            full = methods[0].name not in ADDRESS_ON_PROVIDER_PAGE
+            rates = shipping_rates(ctx, view, methods[0].name)
+            ship = ship_form(rates, items, full=full, values=values or {}, error=error)
+        return {
+            "kind": "held",
+            "drop_title": view.drop.title,
+            "item_title": title,
+            "unit_price": unit,
+            "amount": items,
+            "qty": hold.qty,
+            "pool": hold.pool,
+            "pool_label": pool_label(hold.pool) if len(view.pools) > 1 else "",
+            "methods": methods,
+            "ship": ship,
+        }
+
+    # Shared by every hold of this item, price, quantity and pool read in this locale,
+    # unless the form shows an address (the buyer's last, or what they typed) or an error.
+    variant = None
+    if not values and error is None:
+        variant = f"held|{READER_LOCALE.get()}|{hold.sku}|{hold.price_minor}|{hold.qty}|{hold.pool}"
+    return skeleton_page(
         ctx,
+        view,
+        variant,
         "checkout.html",
         status=status,
-        kind="held",
-        token=token,
-        drop_title=view.drop.title,
-        now=ctx.commerce.clock.now(),
-        item_title=title,
-        unit_price=unit,
-        amount=items,
-        qty=hold.qty,
-        expires_at=hold.expires_at,
-        hold_id=hold.id,
-        pool=hold.pool,
-        pool_label=pool_label(hold.pool) if len(view.pools) > 1 else "",
-        methods=methods,
-        ship=ship,
-        # The pool is bound to the form (it decides the methods and the address asked);
-        # the hold's expiry is not in it: checkout reads that from the hold.
-        csrf=ctx.require_csrf().token("pay", link.nonce, hold.id, hold.pool),
+        slots={
+            "token": token,
+            "now": ctx.commerce.clock.now(),
+            "expires_at": hold.expires_at,
+            "hold_id": hold.id,
+            # The pool is bound to the form (it decides the methods and the address asked);
+            # the hold's expiry is not in it: checkout reads that from the hold.
+            "csrf": ctx.require_csrf().token("pay", link.nonce, hold.id, hold.pool),
+        },
+        context=context,
     )
+
+
+def wait_key(ctx: WebContext, link: ClaimLink) -> str:
+    """The waitlist form's key, bound to the link."""
+    return ctx.require_csrf().token("wait", link.nonce)
 
 
 ORDER_PAGES: dict[OrderStatus, tuple[int, str, str]] = {

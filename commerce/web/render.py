@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import mimetypes
+from collections.abc import Callable, Iterable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+from markupsafe import Markup, escape
 
 from commerce.domain.model import Money
 from commerce.money_format import format_money
@@ -61,12 +63,74 @@ class Assets:
         return [f"/static/{name}" for name in sorted(self.by_name)]
 
 
+# Marks a slot in a skeleton's text; nothing a page shows contains it (a control
+# character: refused in titles and names, and not in any template).
+SLOT_MARK = "\x1a"
+
+
+class Slot(Markup):
+    """What a template gets for a value filled in per request (``Templates.skeleton``): it
+    renders as its marked name, and through a filter as its name and that filter's."""
+
+    __slots__ = ()
+
+    @classmethod
+    def named(cls, name: str, through: str | None = None) -> Slot:
+        return cls(f"{SLOT_MARK}{name}{'|' + through if through else ''}{SLOT_MARK}")
+
+    def through(self, filter_name: str) -> Slot:
+        return Slot.named(self.strip(SLOT_MARK), filter_name)
+
+
 def _iso(value: datetime | None) -> str:
+    if isinstance(value, Slot):
+        return value.through("iso")
     return value.isoformat().replace("+00:00", "Z") if value else ""
 
 
 def _hms(value: datetime | None) -> str:
+    if isinstance(value, Slot):
+        return value.through("hms")
     return value.strftime("%H:%M:%S UTC") if value else ""
+
+
+# The filters a slot may go through, applied when it is filled.
+SLOT_FILTERS: dict[str, Callable[[Any], str]] = {"iso": _iso, "hms": _hms}
+
+
+@dataclass(frozen=True, slots=True)
+class Skeleton:
+    """A page rendered once with its per-request values left as slots: ``fill`` joins the
+    text between them with each request's values, filtered and escaped exactly as the
+    template would have, so the page costs a join instead of a render."""
+
+    texts: tuple[str, ...]  # the text before each slot, then the text after the last
+    slots: tuple[tuple[str, Callable[[Any], str] | None], ...]  # (value's name, its filter)
+
+    @classmethod
+    def parse(cls, rendered: str, names: Iterable[str]) -> Skeleton | None:
+        """The skeleton of text rendered with ``Slot``s for ``names``; None when that text
+        holds a mark that is not a slot's (then the page is rendered per request)."""
+        pieces = rendered.split(SLOT_MARK)
+        wanted = set(names)
+        slots: list[tuple[str, Callable[[Any], str] | None]] = []
+        for piece in pieces[1::2]:
+            name, _, through = piece.partition("|")
+            if name not in wanted or (through and through not in SLOT_FILTERS):
+                return None
+            slots.append((name, SLOT_FILTERS[through] if through else None))
+        if len(pieces) % 2 == 0:  # an odd number of marks: one is not a slot's
+            return None
+        return cls(tuple(pieces[0::2]), tuple(slots))
+
+    def fill(self, values: Mapping[str, object]) -> str:
+        texts = self.texts
+        out = [texts[0]]
+        for i, (name, through) in enumerate(self.slots):
+            value = values[name]
+            out.append(escape(through(value) if through is not None else value))
+            out.append(texts[i + 1])
+        return "".join(out)
 
 
 # The reader's locale for this request (from Accept-Language, set by the app's middleware):
@@ -106,3 +170,10 @@ class Templates:
 
     def render(self, name: str, **context: Any) -> str:
         return self._compiled[name].render(**context)
+
+    def skeleton(self, name: str, slots: Iterable[str], **context: Any) -> Skeleton | None:
+        """``name`` rendered once with ``slots`` left open (see ``Skeleton``); the rest of
+        the context is what every request sharing the skeleton shows alike."""
+        names = tuple(slots)
+        marked = {slot: Slot.named(slot) for slot in names}
+        return Skeleton.parse(self.render(name, **context, **marked), names)

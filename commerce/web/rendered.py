@@ -8,6 +8,7 @@ import hashlib
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from aiohttp import hdrs, web
 
@@ -87,8 +88,12 @@ class Rendered:
         return web.Response(body=self.body, headers=headers)
 
 
-class RenderMemo:
-    """What each drop's current view rendered to, per variant (e.g. the reader's locale).
+Made = TypeVar("Made")
+
+
+class RenderMemo(Generic[Made]):
+    """What each drop's current view rendered to, per variant (e.g. the reader's locale):
+    a ``Rendered`` response, or a page's ``Skeleton``.
 
     Keyed by the view object itself: the view cache hands out a new one after every event
     of the drop and at its TTL, so a new view always means new bytes, and the bytes of a
@@ -101,15 +106,15 @@ class RenderMemo:
     def __init__(self, drops: int = 256, variants: int = 16) -> None:
         self._drops = drops
         self._variants = variants
-        self._entries: dict[int, tuple[DropView, dict[str, Rendered]]] = {}
+        self._entries: dict[int, tuple[DropView, dict[str, Made]]] = {}
 
-    def get(self, view: DropView, variant: str = "") -> Rendered | None:
+    def get(self, view: DropView, variant: str = "") -> Made | None:
         entry = self._entries.get(view.drop.id)
         if entry is None or entry[0] is not view:
             return None
         return entry[1].get(variant)
 
-    def put(self, view: DropView, rendered: Rendered, variant: str = "") -> Rendered:
+    def put(self, view: DropView, rendered: Made, variant: str = "") -> Made:
         drop_id = view.drop.id
         entry = self._entries.get(drop_id)
         if entry is None or entry[0] is not view:

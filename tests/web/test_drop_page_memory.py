@@ -221,7 +221,7 @@ def test_if_none_match_follows_rfc_9110():
 
 
 async def test_the_memo_keeps_the_latest_view_of_a_bounded_number_of_drops(site):
-    memo = RenderMemo(drops=2, variants=2)
+    memo: RenderMemo[Rendered] = RenderMemo(drops=2, variants=2)
     drops = [await live_drop(site.commerce, capsule_spec(1)) for _ in range(3)]
     views = [await site.commerce.drops.view(d) for d in drops]
 
