@@ -83,6 +83,7 @@ async def serve_dropcast(port: int, db_url: str) -> None:
     from commerce.storage.migrate import upgrade
     from commerce.web.app import create_app
     from config.settings import Settings
+    from dropcast.app import settle_memory
 
     settings = Settings(
         database={"url": db_url, "pool_size": 20},
@@ -96,15 +97,17 @@ async def serve_dropcast(port: int, db_url: str) -> None:
     app = create_app(
         commerce, settings, signer, build_gateways(settings.payments, commerce.clock), secret=SECRET
     )
-    await _run(app, port)
+    await _run(app, port, settle_memory)
 
 
-async def _run(app: object, port: int) -> None:
+async def _run(app: object, port: int, started: Callable[[], None] | None = None) -> None:
     from aiohttp import web
 
     runner = web.AppRunner(app, access_log=None)  # type: ignore[arg-type]
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port, backlog=4096).start()
+    if started is not None:
+        started()
     print("ready", flush=True)
     await asyncio.Event().wait()
 
