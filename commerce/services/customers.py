@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy import delete, func, insert, or_, select, update
+from sqlalchemy import String, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from commerce.domain.errors import InvalidInput
@@ -35,9 +35,6 @@ from commerce.storage.tables import (
 from commerce.storage.unit_of_work import Tx, UnitOfWork
 
 log = logging.getLogger(__name__)
-# A multi-row INSERT's rows per statement on SQLite (two parameters each, far below its
-# limit of 32,766).
-SQLITE_ROWS_PER_INSERT = 1000
 # What stands where a forgotten person's address was (subscriptions, notifications).
 FORGOTTEN = "forgotten"
 
@@ -54,6 +51,23 @@ class CustomerService:
         self._cache_size = cache_size
         self._names: dict[str, str | None] = {}  # display names of identities being created
         self._lookup = BatchedLookup(self._find_or_create)
+        db = uow.db
+        self._known = select(identities.c.identity, identities.c.customer_id).where(
+            db.one_of(identities.c.identity, "identities")
+        )
+        # SQLite: every new customer of a batch from one INSERT … SELECT over a JSON array
+        # of their names, in order (one statement, compiled once, whatever the batch size).
+        names = func.json_each(bindparam("names", type_=String)).table_valued("key", "value")
+        self._sqlite_new = (
+            insert(customers)
+            .from_select(
+                ["display_name", "created_at"],
+                select(names.c.value, bindparam("now", type_=customers.c.created_at.type))
+                .select_from(names)
+                .order_by(names.c.key),
+            )
+            .returning(customers.c.id)
+        )
 
     async def resolve(self, identity: str, display_name: str | None = None) -> int:
         """The customer id behind an identity, created on first sight."""
@@ -73,12 +87,9 @@ class CustomerService:
 
     async def _find_or_create(self, identities_wanted: list[str]) -> dict[str, int]:
         wanted = {i: self._names.pop(i, None) for i in identities_wanted}
+        text_list = self.uow.db.text_list
         async with self.uow.read() as conn:
-            rows = await conn.execute(
-                select(identities.c.identity, identities.c.customer_id).where(
-                    identities.c.identity.in_(list(wanted))
-                )
-            )
+            rows = await conn.execute(self._known, {"identities": text_list(list(wanted))})
             found = {r.identity: int(r.customer_id) for r in rows}
         missing = [identity for identity in wanted if identity not in found]
         if not missing:
@@ -97,35 +108,27 @@ class CustomerService:
             found.update({r.identity: int(r.customer_id) for r in linked})
             lost = [i for i in missing if i not in found]
             if lost:  # another process created these first: use theirs
-                rows = await tx.conn.execute(
-                    select(identities.c.identity, identities.c.customer_id).where(
-                        identities.c.identity.in_(lost)
-                    )
-                )
+                rows = await tx.conn.execute(self._known, {"identities": text_list(lost)})
                 found.update({r.identity: int(r.customer_id) for r in rows})
         return found
 
     async def _new_customers(self, tx: Tx, names: list[str | None]) -> list[int]:
         """The ids of new customers, one per display name, in the order given."""
-        rows = [{"display_name": name, "created_at": tx.now} for name in names]
         if self.uow.db.dialect != "sqlite":
             result = await tx.conn.execute(
-                insert(customers).returning(customers.c.id, sort_by_parameter_order=True), rows
+                insert(customers).returning(customers.c.id, sort_by_parameter_order=True),
+                [{"display_name": name, "created_at": tx.now} for name in names],
             )
             return list(result.scalars())
         # SQLAlchemy can only learn SQLite's ids in order one INSERT per row (a thread hop
-        # each: most of a first-time buyer's cost in a surge). One multi-row INSERT instead:
+        # each: most of a first-time buyer's cost in a surge). One INSERT … SELECT instead:
         # its RETURNING has no set order, but under BEGIN IMMEDIATE no one else inserts, and
-        # SQLite numbers the rows of one INSERT upward in VALUES order, so the sorted ids are
-        # the rows' ids in order.
-        ids: list[int] = []
-        for start in range(0, len(rows), SQLITE_ROWS_PER_INSERT):
-            chunk = rows[start : start + SQLITE_ROWS_PER_INSERT]
-            result = await tx.conn.execute(
-                insert(customers).values(chunk).returning(customers.c.id)
-            )
-            ids.extend(sorted(result.scalars()))
-        return ids
+        # SQLite numbers the rows of one INSERT upward in the order its SELECT gives them, so
+        # the sorted ids are the rows' ids in order.
+        result = await tx.conn.execute(
+            self._sqlite_new, {"names": self.uow.db.text_list(names), "now": tx.now}
+        )
+        return sorted(result.scalars())
 
     async def find(self, identity: str) -> int | None:
         async with self.uow.read() as conn:

@@ -13,12 +13,13 @@ that follows sees every hold committed before it.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import json
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
-from sqlalchemy import Table, event, exc, select
+from sqlalchemy import ColumnElement, String, Table, any_, bindparam, event, exc, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -92,6 +93,22 @@ class Database:
         """An INSERT in this engine's dialect: the one place that picks it, so every upsert
         (``on_conflict_do_*``) reads the same on SQLite and PostgreSQL."""
         return postgresql.insert(table) if self.dialect == "postgresql" else sqlite.insert(table)
+
+    def one_of(self, column: ColumnElement[str], name: str) -> ColumnElement[bool]:
+        """``column`` is in the list of text bound as ``name`` (``text_list``): one
+        parameter however long the list, so the statement is compiled once and nothing is
+        rewritten per call, as an expanding ``IN (…)`` is (its parameters processed one by
+        one: most of a batch's lookup). ``= ANY(array)`` on PostgreSQL; SQLite reads a
+        JSON array with ``json_each``."""
+        if self.dialect == "postgresql":
+            return column == any_(bindparam(name, type_=postgresql.ARRAY(String)))
+        listed = func.json_each(bindparam(name, type_=String)).table_valued("value")
+        return column.in_(select(listed.c.value))
+
+    def text_list(self, values: Sequence[str | None]) -> object:
+        """``values`` bound as one parameter in this engine: for ``one_of``, and for
+        SQLite's ``json_each`` (a JSON array; an array on PostgreSQL)."""
+        return list(values) if self.dialect == "postgresql" else json.dumps(list(values))
 
     @staticmethod
     def _sqlite_engine(url: str, *, echo: bool, immediate: bool, pool_size: int) -> AsyncEngine:
