@@ -17,7 +17,7 @@ import uuid
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, func, insert, or_, select, update
+from sqlalchemy import BigInteger, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -47,6 +47,7 @@ from commerce.domain.model import (
     stock_counts,
 )
 from commerce.services.claim_sql import (
+    NOW,
     ClaimStatements,
     batch_bucket,
     batch_params,
@@ -90,6 +91,21 @@ class ClaimService:
         self._shape_locks: dict[int, asyncio.Lock] = {}
         self._sql = ClaimStatements(uow.db.insert)
         self._insert = uow.db.insert
+        # What a batch's refused claims are told (``_answer_sold_out``): built once, each
+        # list bound as one parameter.
+        drop = bindparam("drop_id", type_=BigInteger)
+        self._holds_of_keys = select(holds).where(
+            holds.c.drop_id == drop, uow.db.one_of(holds.c.claim_key, "keys")
+        )
+        self._holds_of_customers = (
+            select(holds)
+            .where(
+                holds.c.drop_id == drop,
+                uow.db.one_of(holds.c.customer_id, "customers"),
+                or_(holds.c.status == HoldStatus.CONVERTED, active_hold_filter(NOW)),
+            )
+            .order_by(holds.c.id)
+        )
 
     # -- commands -------------------------------------------------------------------------
 
@@ -353,25 +369,20 @@ class ClaimService:
     ) -> dict[int, ClaimResult]:
         """Claims on a target already sold out in this batch: replays and current holders
         get their hold back, customers at their limit hear so, everyone else is sold out."""
-        drop_id = shape.drop_id
-        keys = {r.key for r in requests}
-        customers = {r.customer_id for r in requests}
+        listed = self.uow.db.listed
+        keys = listed(sorted({r.key for r in requests}))
+        customers = listed(sorted({r.customer_id for r in requests}))
         by_key = {
             row.claim_key: hold_from_row(row)
             for row in await tx.conn.execute(
-                select(holds).where(holds.c.drop_id == drop_id, holds.c.claim_key.in_(keys))
+                self._holds_of_keys, {"drop_id": shape.drop_id, "keys": keys}
             )
         }
         active: dict[int, Hold] = {}
         taken: dict[int, int] = {}
         rows = await tx.conn.execute(
-            select(holds)
-            .where(
-                holds.c.drop_id == drop_id,
-                holds.c.customer_id.in_(customers),
-                or_(holds.c.status == HoldStatus.CONVERTED, active_hold_filter(tx.now)),
-            )
-            .order_by(holds.c.id)
+            self._holds_of_customers,
+            {"drop_id": shape.drop_id, "customers": customers, "now": tx.now},
         )
         for row in rows:
             taken[row.customer_id] = taken.get(row.customer_id, 0) + row.qty

@@ -87,9 +87,9 @@ class CustomerService:
 
     async def _find_or_create(self, identities_wanted: list[str]) -> dict[str, int]:
         wanted = {i: self._names.pop(i, None) for i in identities_wanted}
-        text_list = self.uow.db.text_list
+        listed = self.uow.db.listed
         async with self.uow.read() as conn:
-            rows = await conn.execute(self._known, {"identities": text_list(list(wanted))})
+            rows = await conn.execute(self._known, {"identities": listed(list(wanted))})
             found = {r.identity: int(r.customer_id) for r in rows}
         missing = [identity for identity in wanted if identity not in found]
         if not missing:
@@ -108,7 +108,7 @@ class CustomerService:
             found.update({r.identity: int(r.customer_id) for r in linked})
             lost = [i for i in missing if i not in found]
             if lost:  # another process created these first: use theirs
-                rows = await tx.conn.execute(self._known, {"identities": text_list(lost)})
+                rows = await tx.conn.execute(self._known, {"identities": listed(lost)})
                 found.update({r.identity: int(r.customer_id) for r in rows})
         return found
 
@@ -126,7 +126,7 @@ class CustomerService:
         # SQLite numbers the rows of one INSERT upward in the order its SELECT gives them, so
         # the sorted ids are the rows' ids in order.
         result = await tx.conn.execute(
-            self._sqlite_new, {"names": self.uow.db.text_list(names), "now": tx.now}
+            self._sqlite_new, {"names": self.uow.db.listed(names), "now": tx.now}
         )
         return sorted(result.scalars())
 

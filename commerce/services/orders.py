@@ -128,6 +128,11 @@ class OrderService:
         self.notifications = notifications
         # Every ship hold's page asks: a surge of them costs one read per batch.
         self._last_addresses = BatchedLookup(self._load_last_addresses)
+        self._last_addresses_of = (
+            select(orders.c.customer_id, orders.c.ship_to)
+            .where(uow.db.one_of(orders.c.customer_id, "customers"), has_address())
+            .order_by(orders.c.created_at.desc(), orders.c.id.desc())
+        )
         self._insert = uow.db.insert
 
     async def checkout(
@@ -433,9 +438,7 @@ class OrderService:
     async def _load_last_addresses(self, customer_ids: list[int]) -> dict[int, Address | None]:
         async with self.uow.read() as conn:
             rows = await conn.execute(
-                select(orders.c.customer_id, orders.c.ship_to)
-                .where(orders.c.customer_id.in_(customer_ids), has_address())
-                .order_by(orders.c.created_at.desc(), orders.c.id.desc())
+                self._last_addresses_of, {"customers": self.uow.db.listed(customer_ids)}
             )
             latest: dict[int, Address | None] = {}
             for row in rows:

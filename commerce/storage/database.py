@@ -94,18 +94,18 @@ class Database:
         (``on_conflict_do_*``) reads the same on SQLite and PostgreSQL."""
         return postgresql.insert(table) if self.dialect == "postgresql" else sqlite.insert(table)
 
-    def one_of(self, column: ColumnElement[str], name: str) -> ColumnElement[bool]:
-        """``column`` is in the list of text bound as ``name`` (``text_list``): one
+    def one_of(self, column: ColumnElement[Any], name: str) -> ColumnElement[bool]:
+        """``column`` is in the list of text or numbers bound as ``name`` (``listed``): one
         parameter however long the list, so the statement is compiled once and nothing is
         rewritten per call, as an expanding ``IN (…)`` is (its parameters processed one by
         one: most of a batch's lookup). ``= ANY(array)`` on PostgreSQL; SQLite reads a
         JSON array with ``json_each``."""
         if self.dialect == "postgresql":
-            return column == any_(bindparam(name, type_=postgresql.ARRAY(String)))
+            return column == any_(bindparam(name, type_=postgresql.ARRAY(column.type)))
         listed = func.json_each(bindparam(name, type_=String)).table_valued("value")
         return column.in_(select(listed.c.value))
 
-    def text_list(self, values: Sequence[str | None]) -> object:
+    def listed(self, values: Sequence[str | int | None]) -> object:
         """``values`` bound as one parameter in this engine: for ``one_of``, and for
         SQLite's ``json_each`` (a JSON array; an array on PostgreSQL)."""
         return list(values) if self.dialect == "postgresql" else json.dumps(list(values))
