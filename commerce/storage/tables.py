@@ -27,8 +27,9 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Dialect
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from commerce.domain.model import (
     ClipReason,
@@ -54,6 +55,17 @@ naming_convention = {
 metadata = MetaData(naming_convention=naming_convention)
 
 
+class _SQLiteDateTimeText(sqlite.DATETIME):
+    """SQLite's DATETIME column with the text passed through both ways: ``UTCDateTime``
+    writes it (the same text DATETIME writes) and reads it with ``fromisoformat``."""
+
+    def bind_processor(self, dialect: Dialect) -> None:
+        return None
+
+    def result_processor(self, dialect: Dialect, coltype: object) -> None:
+        return None
+
+
 class UTCDateTime(TypeDecorator[datetime]):
     """Timezone-aware UTC in Python; naive UTC text on SQLite, timestamptz on PostgreSQL.
 
@@ -64,13 +76,25 @@ class UTCDateTime(TypeDecorator[datetime]):
     impl = DateTime(timezone=True)
     cache_ok = True
 
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(_SQLiteDateTimeText())  # type: ignore[no-untyped-call]
+        return dialect.type_descriptor(self.impl)
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | str | None:
         if value is None:
             return None
         if value.tzinfo is None:
             raise ValueError("naive datetime given to the database; use UTC-aware datetimes")
         value = value.astimezone(UTC)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+        if dialect.name != "sqlite":
+            return value
+        # SQLAlchemy's SQLite DATETIME text, written here: its own processor builds a dict
+        # per value, a measurable share of a surge's inserts.
+        return (
+            f"{value.year:04d}-{value.month:02d}-{value.day:02d} "
+            f"{value.hour:02d}:{value.minute:02d}:{value.second:02d}.{value.microsecond:06d}"
+        )
 
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
         if value is None:
