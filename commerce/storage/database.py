@@ -23,8 +23,9 @@ from sqlalchemy import ColumnElement, String, Table, any_, bindparam, event, exc
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
-from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.pool import ConnectionPoolEntry, PoolResetState
 
+from commerce.storage.sqlite_driver import one_trip_dbapi
 from commerce.storage.tables import drops
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
@@ -119,6 +120,8 @@ class Database:
             pool_size=pool_size,
             max_overflow=0,
             connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+            module=one_trip_dbapi(),  # a statement is one trip to aiosqlite's thread, not four
+            pool_reset_on_return=None,  # see _on_reset
         )
         begin_sql = "BEGIN IMMEDIATE" if immediate else "BEGIN"
 
@@ -135,7 +138,14 @@ class Database:
 
         @event.listens_for(engine.sync_engine, "begin")
         def _on_begin(conn: Any) -> None:
-            conn.exec_driver_sql(begin_sql)
+            conn.connection.dbapi_connection.begin_with_next_statement(begin_sql)
+
+        @event.listens_for(engine.sync_engine, "reset")
+        def _on_reset(dbapi_connection: Any, _record: Any, state: PoolResetState) -> None:
+            # The pool's own reset rolls back on every return, a trip to aiosqlite's thread
+            # even after a COMMIT: roll back only a transaction still open.
+            if state.asyncio_safe and dbapi_connection.in_transaction:
+                dbapi_connection.rollback()
 
         return engine
 
