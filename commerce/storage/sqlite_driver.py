@@ -137,6 +137,13 @@ class OneTripConnection(AsyncAdapt_aiosqlite_connection):
         immediate one's write lock, before that statement either way."""
         self._begin = sql
 
+    def cursor(self, server_side: bool = False) -> Any:
+        if server_side and self._begin is not None:
+            # A streaming cursor makes trips of its own: its transaction begins first.
+            begin, self._begin = self._begin, None
+            OneTripCursor(self).execute(begin)
+        return super().cursor(server_side)
+
     @property
     def in_transaction(self) -> bool:
         """A transaction open or about to be (read from sqlite3, no trip to the thread)."""

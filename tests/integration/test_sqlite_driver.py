@@ -90,6 +90,15 @@ async def test_a_failed_statement_rolls_the_whole_transaction_back(sqlite_db):
     assert await count(sqlite_db) == 0
 
 
+async def test_a_streamed_first_statement_still_opens_the_transaction(sqlite_db):
+    with pytest.raises(RuntimeError):
+        async with sqlite_db.write() as conn:
+            streamed = await conn.stream(insert(kv).values(key="a", value="1").returning(kv.c.key))
+            assert [row.key async for row in streamed] == ["a"]
+            raise RuntimeError("roll back")
+    assert await count(sqlite_db) == 0
+
+
 async def test_a_read_ends_its_snapshot_so_the_next_read_sees_new_writes(sqlite_db):
     assert await count(sqlite_db) == 0
     other = Database(sqlite_db.url)
