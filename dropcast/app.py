@@ -118,9 +118,9 @@ def _decimal(money: Money) -> str:
     return f"{Decimal(money.amount_minor).scaleb(-exponent):.{exponent}f}"
 
 
-# Young objects collected when this many more were made than freed: a claim makes a few
-# hundred that refcounting frees at once, so at Python's 700 a collection ran every few
-# claims, and each full one walked every object alive (100+ ms pauses under a surge).
+# Young objects collected when this many more were made than freed: at Python's 700 a
+# collection ran about every ten claims under load, and each full one walked every object
+# alive (100+ ms pauses in a surge).
 GC_THRESHOLDS = (20_000, 20, 20)
 
 

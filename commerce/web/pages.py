@@ -100,8 +100,9 @@ def skeleton_page(
 ) -> web.Response:
     """A checkout page that differs per buyer only in ``slots`` (token, form key, times),
     from the skeleton rendered once per catalogue view and ``variant`` (everything else
-    the page shows depends on: what is held, at what price, the reader's locale…). None
-    for a page with something of this buyer's own in it: rendered for them alone."""
+    the page shows depends on: what is held, at what price, the reader's locale…). A
+    ``variant`` of None means the page shows something of this buyer's own: it is
+    rendered for them alone."""
     if variant is not None:
         skeleton = ctx.skeletons.get(view, variant)
         if skeleton is None:
