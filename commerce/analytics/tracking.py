@@ -77,7 +77,7 @@ class Tracker:
         """Record a step durably before the caller answers. Steps logged at the same moment
         share one write (group commit), so a surge costs a few transactions, not one each."""
         self.note(drop_id, kind, customer_id, **detail)
-        await self._committed()
+        await self.committed()
 
     def note_claim(
         self, drop_id: int, customer_id: int, source: str, arrived_at: datetime, outcome: str
@@ -96,12 +96,15 @@ class Tracker:
             }
         )
 
-    async def _committed(self) -> None:
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    def committed(self) -> asyncio.Future[None]:
+        """Done once every step noted so far is written: the next group commit (``log``).
+        A future rather than a task per caller, since every request of a surge waits on one."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
         self._waiters.append(future)
         if self._committer is None or self._committer.done():
-            self._committer = asyncio.get_running_loop().create_task(self._commit_waiting())
-        await future
+            self._committer = loop.create_task(self._commit_waiting())
+        return future
 
     async def _commit_waiting(self) -> None:
         while self._waiters:

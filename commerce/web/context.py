@@ -164,7 +164,7 @@ class WebContext:
         self.rate_limit(request, link.identity)
         arrived = self.commerce.clock.now()
         customer_id = await self.commerce.customers.resolve(link.identity)
-        opened = asyncio.ensure_future(self._track_opened(link, customer_id))
+        opened = self._track_opened(link, customer_id)
         # Seen even when the answer fails first (a database outage): no "never retrieved".
         opened.add_done_callback(lambda done: done.cancelled() or done.exception())
         return Visit(link, customer_id, arrived, opened)
@@ -203,13 +203,15 @@ class WebContext:
             self.gate.refused(link.drop_id)
         return result
 
-    async def _track_opened(self, link: ClaimLink, customer_id: int) -> None:
+    def _track_opened(self, link: ClaimLink, customer_id: int) -> asyncio.Future[None]:
         """Funnel step "link opened" (and which reminder brought them), whatever the answer,
-        written before the answer goes out (shared writes: see Tracker.log)."""
+        written before the answer goes out: the returned future is done once it is (shared
+        writes: see Tracker.log)."""
         tracker = self.commerce.tracker
         if link.tag and link.tag.startswith("reminder"):
             tracker.note(link.drop_id, "reminder_opened", customer_id, tag=link.tag)
-        await tracker.log(link.drop_id, "link_opened", customer_id, tag=link.tag)
+        tracker.note(link.drop_id, "link_opened", customer_id, tag=link.tag)
+        return tracker.committed()
 
 
 CONTEXT: web.AppKey[WebContext] = web.AppKey("dropcast", WebContext)
