@@ -10,18 +10,22 @@ from bot.presenter import replies
 
 
 async def buy(ctx: CommandContext, call: Call) -> Outbound:
-    user, who = call.user, await claimant(ctx, call)
-    if not isinstance(who, Claimant):
-        return Outbound(replies=[who])
-    drop, platform = who.drop, user.identity.split(":", 1)[0]
-    result = await ctx.commerce.claims.claim(
-        drop.id,
-        who.customer_id,
-        sku=who.sku,
-        pool=who.pool,
-        source=platform,
-        claim_key=f"chat:{platform}:{call.message_id}",
-    )
+    # Its place in line is taken as the command starts: finding the drop and the customer
+    # takes longer for some (a first-time buyer) and must not let a later line go first.
+    with ctx.commerce.claims.arrival() as arrival:
+        user, who = call.user, await claimant(ctx, call)
+        if not isinstance(who, Claimant):
+            return Outbound(replies=[who])
+        drop, platform = who.drop, user.identity.split(":", 1)[0]
+        result = await ctx.commerce.claims.claim(
+            drop.id,
+            who.customer_id,
+            sku=who.sku,
+            pool=who.pool,
+            source=platform,
+            claim_key=f"chat:{platform}:{call.message_id}",
+            arrival=arrival,
+        )
     unit = unit_word(drop)
     if result.ok and result.hold is not None:
         return Outbound(replies=[await held(ctx, user, drop.id, result, unit)])

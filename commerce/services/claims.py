@@ -12,6 +12,7 @@ Lock order, for every write that takes stock: the drop row (PostgreSQL), then ho
 from __future__ import annotations
 
 import asyncio
+import bisect
 import logging
 import uuid
 from dataclasses import dataclass, replace
@@ -46,6 +47,7 @@ from commerce.domain.model import (
     WaitlistStatus,
     stock_counts,
 )
+from commerce.services.arrivals import DEFAULT_PATIENCE, Arrival, ArrivalLine
 from commerce.services.claim_sql import (
     NOW,
     ClaimStatements,
@@ -83,10 +85,18 @@ def summarize(lines: list[StockLine], fmt: DropFormat) -> tuple[int, int, int, i
 
 
 class ClaimService:
-    def __init__(self, uow: UnitOfWork, shapes: ShapeCache, *, max_batch: int = 256) -> None:
+    def __init__(
+        self,
+        uow: UnitOfWork,
+        shapes: ShapeCache,
+        *,
+        max_batch: int = 256,
+        patience: float = DEFAULT_PATIENCE,
+    ) -> None:
         self.uow = uow
         self.shapes = shapes
         self.max_batch = max_batch
+        self.line = ArrivalLine(patience)
         self._batchers: dict[int, _ClaimBatcher] = {}
         self._shape_locks: dict[int, asyncio.Lock] = {}
         self._sql = ClaimStatements(uow.db.insert)
@@ -109,6 +119,17 @@ class ClaimService:
 
     # -- commands -------------------------------------------------------------------------
 
+    def arrival(self) -> Arrival:
+        """A claim's place in line, taken now: call it as a claim arrives, before awaiting
+        anything, and pass it to ``claim`` (see ``commerce.services.arrivals``). Use it as
+        a context manager, so a claim that never happens gives its place up."""
+        return self.line.arrive(self.uow.clock.now())
+
+    def queued(self, drop_id: int) -> int:
+        """How many claims on a drop wait in its queue to be decided."""
+        batcher = self._batchers.get(drop_id)
+        return len(batcher.queue) if batcher is not None else 0
+
     async def claim(
         self,
         drop_id: int,
@@ -120,29 +141,22 @@ class ClaimService:
         claim_key: str | None = None,
         source: str = "chat",
         arrived_at: datetime | None = None,
+        arrival: Arrival | None = None,
     ) -> ClaimResult:
         """Try to hold ``qty`` units for a customer. Sold out is an outcome, not an error.
 
-        Bad input raises before anything is queued. Valid claims join the drop's arrival
-        queue and are decided in arrival order, many to a transaction (see _ClaimBatcher).
+        Bad input raises before anything is queued. Valid claims join the drop's queue and
+        are decided in the order they arrived (``arrival``, taken when the claim reached
+        this process; else now), many to a transaction (see _ClaimBatcher).
         """
-        if not isinstance(qty, int) or isinstance(qty, bool) or qty < 1:
-            raise InvalidInput("qty", "must be a whole number of at least 1")
-        key = claim_key or f"auto:{uuid.uuid4().hex}"
-        if len(key) > MAX_CLAIM_KEY:
-            raise InvalidInput("claim_key", f"must be at most {MAX_CLAIM_KEY} characters")
-        arrived = arrived_at or self.uow.clock.now()
-        shape = await self._shape(drop_id, sku, pool)
-        hold_sku, pool_name, lines = shape.target(sku, pool)
-        if qty > shape.per_customer_limit:
-            raise InvalidInput("qty", f"at most {shape.per_customer_limit} per customer")
-        request = _ClaimRequest(
-            customer_id, hold_sku, pool_name, tuple(lines), qty, key, source[:32], arrived
-        )
-        batcher = self._batchers.get(drop_id)
-        if batcher is None:
-            batcher = self._batchers[drop_id] = _ClaimBatcher(self, drop_id)
-        result = await batcher.submit(request)
+        place = arrival or self.line.arrive(arrived_at or self.uow.clock.now())
+        try:
+            future = await self._enqueue(
+                drop_id, customer_id, sku, pool, qty, claim_key, source, place
+            )
+        finally:
+            place.leave()
+        result = await future
         log.info(
             "claim %s: drop %s customer %s hold %s",
             result.outcome.value,
@@ -157,6 +171,35 @@ class ClaimService:
             },
         )
         return result
+
+    async def _enqueue(
+        self,
+        drop_id: int,
+        customer_id: int,
+        sku: str | None,
+        pool: str | None,
+        qty: int,
+        claim_key: str | None,
+        source: str,
+        place: Arrival,
+    ) -> asyncio.Future[ClaimResult]:
+        """Check a claim and put it in its drop's queue at its place; its answer to come."""
+        if not isinstance(qty, int) or isinstance(qty, bool) or qty < 1:
+            raise InvalidInput("qty", "must be a whole number of at least 1")
+        key = claim_key or f"auto:{uuid.uuid4().hex}"
+        if len(key) > MAX_CLAIM_KEY:
+            raise InvalidInput("claim_key", f"must be at most {MAX_CLAIM_KEY} characters")
+        shape = await self._shape(drop_id, sku, pool)
+        hold_sku, pool_name, lines = shape.target(sku, pool)
+        if qty > shape.per_customer_limit:
+            raise InvalidInput("qty", f"at most {shape.per_customer_limit} per customer")
+        request = _ClaimRequest(
+            customer_id, hold_sku, pool_name, tuple(lines), qty, key, source[:32], place.at
+        )
+        batcher = self._batchers.get(drop_id)
+        if batcher is None:
+            batcher = self._batchers[drop_id] = _ClaimBatcher(self, drop_id)
+        return batcher.submit(place.seq, request)
 
     async def holding(self, drop_id: int, customer_id: int) -> Hold | None:
         """The customer's open hold on this drop, if any (the oldest)."""
@@ -760,36 +803,65 @@ class _ClaimRequest:
 
 
 class _ClaimBatcher:
-    """One drop's arrival queue: claims wait here in arrival order and are decided in
-    batches by a single worker, so the database sees one writer per drop per process
-    (fair, FIFO) and a surge costs one COMMIT per batch instead of one per claim."""
+    """One drop's queue: claims wait here in the order they arrived (their place in the
+    ``ArrivalLine``) and are decided in batches by a single worker, so the database sees one
+    writer per drop per process (fair, FIFO) and a surge costs one COMMIT per batch instead
+    of one per claim. A batch takes only claims that arrived before every claim still on
+    its way, so a claimant who was slower to get here keeps their place."""
 
     def __init__(self, service: ClaimService, drop_id: int) -> None:
         self.service = service
         self.drop_id = drop_id
-        self.queue: list[tuple[_ClaimRequest, asyncio.Future[ClaimResult]]] = []
+        # (place, claim, its answer), in place order
+        self.queue: list[tuple[int, _ClaimRequest, asyncio.Future[ClaimResult]]] = []
         self.worker: asyncio.Task[None] | None = None
 
-    def submit(self, request: _ClaimRequest) -> asyncio.Future[ClaimResult]:
-        future: asyncio.Future[ClaimResult] = asyncio.get_running_loop().create_future()
-        self.queue.append((request, future))
+    def submit(self, seq: int, request: _ClaimRequest) -> asyncio.Future[ClaimResult]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[ClaimResult] = loop.create_future()
+        entry = (seq, request, future)
+        if not self.queue or self.queue[-1][0] < seq:
+            self.queue.append(entry)  # the usual case: arrived after everyone queued
+        else:
+            bisect.insort(self.queue, entry, key=_place)
         if self.worker is None or self.worker.done():
-            self.worker = asyncio.get_running_loop().create_task(self._drain())
+            self.worker = loop.create_task(self._drain())
         return future
+
+    async def _next_batch(self) -> list[tuple[int, _ClaimRequest, asyncio.Future[ClaimResult]]]:
+        """The claims to decide next: those queued ahead of every claim still on its way,
+        waiting (within the line's patience) while the queue's first is not among them."""
+        line = self.service.line
+        while True:
+            first = line.first_on_the_way()
+            if first is None:
+                ready = min(len(self.queue), self.service.max_batch)
+            else:
+                ready = bisect.bisect_left(
+                    self.queue,
+                    first[0],
+                    hi=min(len(self.queue), self.service.max_batch),
+                    key=_place,
+                )
+            if ready:
+                taken = self.queue[:ready]
+                del self.queue[:ready]
+                return taken
+            assert first is not None
+            await line.changed(until=first[1])
 
     async def _drain(self) -> None:
         while self.queue:
-            taken = self.queue[: self.service.max_batch]
-            del self.queue[: self.service.max_batch]
+            taken = await self._next_batch()
             try:
-                results = await self.service._decide_batch(self.drop_id, [r for r, _ in taken])
+                results = await self.service._decide_batch(self.drop_id, [r for _, r, _ in taken])
             except Exception as exc:
                 if len(taken) == 1:
-                    _settle(taken[0][1], error=exc)
+                    _settle(taken[0][2], error=exc)
                     continue
                 # The batch rolled back as a whole. Decide each claim on its own, in the
                 # same order, so one bad claim cannot fail everyone queued beside it.
-                for request, future in taken:
+                for _, request, future in taken:
                     try:
                         (result,) = await self.service._decide_batch(self.drop_id, [request])
                     except Exception as own:
@@ -797,8 +869,12 @@ class _ClaimBatcher:
                     else:
                         _settle(future, result=result)
                 continue
-            for (_, future), result in zip(taken, results, strict=True):
+            for (_, _, future), result in zip(taken, results, strict=True):
                 _settle(future, result=result)
+
+
+def _place(entry: tuple[int, _ClaimRequest, asyncio.Future[ClaimResult]]) -> int:
+    return entry[0]
 
 
 def _settle(

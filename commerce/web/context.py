@@ -6,7 +6,6 @@ import asyncio
 import hashlib
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime
 
 from aiohttp import web
 from itsdangerous import Signer
@@ -16,6 +15,7 @@ from commerce.desk import OrderDesk
 from commerce.domain.model import ClaimOutcome, ClaimResult
 from commerce.domain.payments import PaymentGateways
 from commerce.links import ClaimLink, LinkIssuer, LinkSigner
+from commerce.services.arrivals import Arrival
 from commerce.services.checkout import CheckoutService
 from commerce.storage.database import database_unreachable
 from commerce.web.errors import RateLimited
@@ -44,7 +44,7 @@ log = logging.getLogger(__name__)
 class Visit:
     link: ClaimLink
     customer_id: int
-    arrived: datetime
+    arrival: Arrival  # its place in line, taken as the request came in
     opened: asyncio.Future[None]  # the "link opened" step being written
 
 
@@ -158,16 +158,15 @@ class WebContext:
         if wait > 0:
             raise RateLimited(wait)
 
-    async def visit(self, request: web.Request, link: ClaimLink) -> Visit:
+    async def visit(self, request: web.Request, link: ClaimLink, arrival: Arrival) -> Visit:
         """Someone opened a personal link: rate limits, who they are, and the funnel's
         "opened" step (recorded whatever the answer; the answer waits for it)."""
         self.rate_limit(request, link.identity)
-        arrived = self.commerce.clock.now()
         customer_id = await self.commerce.customers.resolve(link.identity)
         opened = self._track_opened(link, customer_id)
         # Seen even when the answer fails first (a database outage): no "never retrieved".
         opened.add_done_callback(lambda done: done.cancelled() or done.exception())
-        return Visit(link, customer_id, arrived, opened)
+        return Visit(link, customer_id, arrival, opened)
 
     async def claim(self, visit: Visit, pool: str | None, source: str) -> ClaimResult:
         """Claim for a visit: the in-memory refusal gate (never for a customer who holds or
@@ -176,7 +175,7 @@ class WebContext:
         refusal = self.gate.answer(link.drop_id, link.identity)
         if refusal is not None:
             commerce.tracker.note_claim(
-                link.drop_id, visit.customer_id, source, visit.arrived, refusal.value
+                link.drop_id, visit.customer_id, source, visit.arrival.at, refusal.value
             )
             try:
                 await visit.opened
@@ -195,7 +194,7 @@ class WebContext:
             pool=pool,
             claim_key=link.claim_key,
             source=source,
-            arrived_at=visit.arrived,
+            arrival=visit.arrival,
         )
         await visit.opened
         self.metrics.claims.labels(result.outcome.value).inc()

@@ -50,7 +50,7 @@ from commerce.shipping import (
     pickup_point,
 )
 from commerce.views import Action, Phase, drop_status
-from commerce.web.context import CONTEXT, WebContext
+from commerce.web.context import CONTEXT, Visit, WebContext
 from commerce.web.errors import CsrfFailed, MailNotSent
 from commerce.web.openapi import operation
 from commerce.web.render import READER_LOCALE
@@ -363,22 +363,35 @@ async def claim_page(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
     token = request.match_info["token"]
     link = ctx.signer.verify(token)
-    view = await ctx.catalog.get(link.drop_id)
     if is_link_preview(request):
+        view = await ctx.catalog.get(link.drop_id)
         return preview(ctx, view, f"{ctx.base_url}/c/{token}")
     pool = optional_pool(request.query.get("pool"))
-    visit = await ctx.visit(request, link)
+    # Its place in line is now, as it came in: nothing awaited before the claim (the
+    # catalogue, the customer) may let a later visit go first.
+    with ctx.commerce.claims.arrival() as arrival:
+        view = await ctx.catalog.get(link.drop_id)
+        visit = await ctx.visit(request, link, arrival)
+        return await claim_at_visit(ctx, token, link, view, pool, visit)
+
+
+async def claim_at_visit(
+    ctx: WebContext, token: str, link: ClaimLink, view: DropView, pool: str | None, visit: Visit
+) -> web.Response:
+    """The claim of an opened link, or the pool question a collab drop asks first."""
     if pool is None and view.drop.format is DropFormat.COLLAB:
         # A holder (from chat, or another link) sees that hold; the pool question is only
         # for someone who holds nothing, so answering it can never make a second hold.
         holding = await ctx.commerce.claims.holding(link.drop_id, visit.customer_id)
         if holding is not None:
+            visit.arrival.leave()  # no claim: hold no one up
             await visit.opened
             result = ClaimResult(ClaimOutcome.ALREADY_HELD, hold=holding)
             return await claim_outcome(ctx, token, link, view, result)
         live = await ctx.states.get(link.drop_id)
         choices = [p for p in live.pools if live.available_units(pool=p) > 0]
         if len(choices) > 1:
+            visit.arrival.leave()
             await visit.opened
             return page(
                 ctx,

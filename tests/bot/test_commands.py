@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from bot.commands import Command, CommandError, CommandHandler, parse
 from bot.messages import ChatUser
 from commerce.dropfile import validate_spec
-from tests.helpers import capsule_spec, links, live_drop
+from tests.helpers import capsule_spec, eventually, links, live_drop
 
 VIEWER = ChatUser("discord:111", "ann")
 CREATOR = ChatUser("twitch:999", "creator", is_creator=True)
@@ -136,6 +138,30 @@ async def test_drop_new_creates_a_prepared_drop(commerce, tmp_path):
     out = await handler.handle(CREATOR, "!drop new missing", message_id="3")
     assert out is not None
     assert "no prepared drop" in out.replies[0].text
+
+
+async def test_the_first_buy_in_chat_holds_though_its_buyer_is_slower_to_look_up(handler, commerce):
+    """Arrival order, not the order lookups finish: ann's platform check is slow (a
+    first-time buyer's lookup can be), and bo and cy, who typed !buy after her, wait."""
+    drop_id = await live_drop(commerce, capsule_spec(1))
+    commerce.claims.line.patience = 3600
+    ann_checked = asyncio.Event()
+
+    async def slow_for_ann(user):
+        if user.name == "ann":
+            await ann_checked.wait()
+        return True
+
+    handler.reachability["twitch"] = slow_for_ann
+    lines = [
+        asyncio.create_task(handler.handle(ChatUser(f"twitch:{n}", name), "!buy", message_id=name))
+        for n, name in enumerate(("ann", "bo", "cy"))
+    ]
+    await eventually(lambda: commerce.claims.queued(drop_id) == 2, what="bo and cy queued")
+    ann_checked.set()
+    ann, bo, cy = [(await line).replies[0] for line in lines]
+    assert ann.kind == "held"
+    assert "sold out" in bo.text.lower() and "sold out" in cy.text.lower()
 
 
 async def test_someone_a_pay_link_cannot_reach_is_sent_to_the_drop_page_not_held(handler, commerce):
