@@ -64,6 +64,7 @@ async def test_a_place_that_never_comes_forward_holds_the_line_up_only_so_long(c
     stuck = commerce.claims.arrival()  # its claimant never claims nor gives its place up
     assert (await commerce.claims.claim(drop_id, bo)).outcome is ClaimOutcome.HELD
     assert commerce.claims.line.on_the_way == 0  # passed over, not waited on again
+    assert commerce.claims.line.passed_over == 1
     assert (await commerce.claims.claim(drop_id, cy)).outcome is ClaimOutcome.SOLD_OUT
     stuck.leave()
 
