@@ -174,6 +174,7 @@ class WebContext:
         link, commerce = visit.link, self.commerce
         refusal = self.gate.answer(link.drop_id, link.identity)
         if refusal is not None:
+            visit.arrival.leave()  # answered from memory: hold no one up
             commerce.tracker.note_claim(
                 link.drop_id, visit.customer_id, source, visit.arrival.at, refusal.value
             )
