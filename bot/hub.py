@@ -71,6 +71,7 @@ class _DropTicks:
     before_live: list[dict[str, str]] = field(default_factory=list)  # announcement, countdowns
     pending: asyncio.Task[None] | None = None
     last_edit: float = 0.0
+    stale: bool = False  # a sale came in after the pending edit read the stock
 
 
 class ChatHub:
@@ -242,16 +243,20 @@ class ChatHub:
             view = await self.commerce.drops.view(event.drop_id)
             if view.drop.state is DropState.LIVE:
                 await self._post_all(self.presenter.tick(view, left=event.available))
+        ticks.stale = True
         if ticks.handles and (ticks.pending is None or ticks.pending.done()):
-            delay = max(0.0, ticks.last_edit + self.edit_interval - time.monotonic())
-            ticks.pending = asyncio.create_task(self._edit_live(event.drop_id, ticks, delay))
+            ticks.pending = asyncio.create_task(self._edit_live(event.drop_id, ticks))
 
-    async def _edit_live(self, drop_id: int, ticks: _DropTicks, delay: float) -> None:
-        # Coalesce a burst of sales into one edit showing the latest count.
-        await asyncio.sleep(delay)
-        ticks.last_edit = time.monotonic()
-        view = await self.commerce.drops.view(drop_id)
-        await self._edit_all([ticks.handles], self.presenter.tick(view))
+    async def _edit_live(self, drop_id: int, ticks: _DropTicks) -> None:
+        # Coalesce a burst of sales into one edit showing the latest count; a sale that
+        # comes in once the edit has read the stock gets another edit, or the live post
+        # would keep a count from before the sell-out.
+        while ticks.stale:
+            await asyncio.sleep(max(0.0, ticks.last_edit + self.edit_interval - time.monotonic()))
+            ticks.stale = False
+            ticks.last_edit = time.monotonic()
+            view = await self.commerce.drops.view(drop_id)
+            await self._edit_all([ticks.handles], self.presenter.tick(view))
 
     async def _offer(self, event: WaitlistOffered) -> None:
         customer = await self.commerce.customers.get(event.customer_id)

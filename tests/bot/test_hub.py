@@ -8,7 +8,7 @@ from bot.hub import ChatHub
 from bot.messages import Message
 from bot.presenter import Presenter
 from bot.recap import RecapChart
-from tests.helpers import capsule_spec, customers, links, live_drop
+from tests.helpers import capsule_spec, customers, eventually, links, live_drop
 
 
 class RecordingOutlet:
@@ -63,6 +63,48 @@ async def test_a_burst_of_sales_posts_only_thresholds_and_sold_out(commerce):
     assert 1 <= len(outlet.edits) < 8
     assert outlet.edits[-1][0] == "h1"
     assert "sold out" in outlet.edits[-1][1].text.lower()
+    await hub.stop()
+
+
+class SlowEditOutlet(RecordingOutlet):
+    """Its first edit of the live post hangs until let go, as a slow platform call does."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.let_go = asyncio.Event()
+        self.hanging = False
+
+    async def edit(self, handle: str, message: Message) -> None:
+        if not self.let_go.is_set():
+            self.hanging = True
+            await self.let_go.wait()
+        await super().edit(handle, message)
+
+
+async def test_sales_made_while_an_edit_is_under_way_still_reach_the_live_post(commerce):
+    """The live post ends on the last count, though the edit that was under way when the
+    last sales came in had read the stock before them."""
+    outlet = SlowEditOutlet()
+    hub = ChatHub(
+        commerce,
+        Presenter(commerce, "https://x.test"),
+        links(lambda d, who: f"https://x.test/c/{who}"),
+        thresholds=[],
+        edit_interval=0.0,
+    )
+    hub.add_outlet(outlet)
+    await hub.start()
+    drop_id = await live_drop(commerce, capsule_spec(3))
+    first, *rest = await customers(commerce, 3)
+    await commerce.claims.claim(drop_id, first)
+    await eventually(lambda: outlet.hanging, what="the first edit under way")
+    for buyer in rest:
+        await commerce.claims.claim(drop_id, buyer)
+    await eventually(lambda: any(m.kind == "sold_out" for m in outlet.posts), what="sold out")
+    outlet.let_go.set()
+    await hub.drain()
+    handle, last = outlet.edits[-1]
+    assert handle == "h1" and "sold out" in last.text.lower()
     await hub.stop()
 
 
