@@ -23,6 +23,7 @@ from sqlalchemy.sql.selectable import ScalarSelect
 
 from commerce.domain.errors import DomainError, InvalidInput, OrderNotFound
 from commerce.domain.model import DeskStatus, Fulfilment, Money, Order, OrderStatus
+from commerce.domain.text import one_line
 from commerce.services.checkout import CheckoutService
 from commerce.services.orders import SETTLED, OrderService, order_from_row
 from commerce.storage.database import Database
@@ -224,11 +225,9 @@ def packing_csv(lines: Iterable[DeskLine]) -> str:
 
 
 def _reason(reason: str) -> str:
-    text = " ".join(reason.split())
+    text = one_line(reason, "reason", 64, required=False)
     if not text:
         raise InvalidInput("reason", "say why, in a few words")
-    if len(text) > 64:
-        raise InvalidInput("reason", "is longer than 64 characters")
     return text
 
 

@@ -19,6 +19,7 @@ import pycountry
 
 from commerce.domain.errors import InvalidInput
 from commerce.domain.model import PICKUP_PREFIX, Address, Money
+from commerce.domain.text import one_line
 
 ANYWHERE = "*"
 # Field, label, longest accepted, required.
@@ -94,22 +95,11 @@ class ShippingRates:
         return money
 
 
-def _clean(value: object, label: str, longest: int, required: bool) -> str:
-    text = " ".join(str(value or "").split())  # one line: no tabs, newlines, runs of spaces
-    if any(unicodedata.category(ch) in ("Cc", "Cf") for ch in text):
-        raise InvalidInput(label, "contains characters that cannot be printed on a label")
-    if required and not text:
-        raise InvalidInput(label, "is required")
-    if len(text) > longest:
-        raise InvalidInput(label, f"is longer than {longest} characters")
-    return text
-
-
 def parse_address(form: Mapping[str, object], rates: ShippingRates | None = None) -> Address:
     """An address from a form, each field checked and named when wrong; with ``rates``,
     the country must be one the drop ships to."""
     values = {
-        key: _clean(form.get(key), label, longest if key != "country" else 60, required)
+        key: one_line(form.get(key), label, longest if key != "country" else 60, required=required)
         for key, label, longest, required in ADDRESS_FIELDS
     }
     values["country"] = country_code(values["country"])

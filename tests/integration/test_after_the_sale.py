@@ -174,6 +174,22 @@ async def test_refunds_are_idempotent_and_go_through_the_provider_once(commerce)
     assert {r[1] for r in provider.refunds} == {f"pi_{order.id}"}
 
 
+@pytest.mark.parametrize("reason", ["damaged\x00", "in\u200btransit", "\x1b[31mred"])
+async def test_a_refund_reason_no_label_or_database_can_hold_is_refused_before_any_money_moves(
+    commerce, reason
+):
+    drop_id = await live_drop(commerce, capsule_spec(3))
+    (buyer,) = await customers(commerce, 1)
+    order = await paid_order(commerce, drop_id, buyer)
+    desk, provider = desk_for(commerce)
+
+    with pytest.raises(InvalidInput, match="reason"):
+        await desk.refund(order.id, reason)
+
+    assert provider.refunds == []
+    assert (await commerce.orders.get(order.id)).status is OrderStatus.PAID
+
+
 async def test_a_sold_out_drops_refund_opens_it_again_for_the_first_waitlisted(commerce):
     drop_id = await live_drop(commerce, capsule_spec(2))
     first_buyer, second_buyer, first, second = await customers(commerce, 4)
