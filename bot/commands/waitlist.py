@@ -13,15 +13,16 @@ from commerce.domain.model import ClaimOutcome
 
 
 async def waitlist(ctx: CommandContext, call: Call) -> Outbound:
-    user, who = call.user, await claimant(ctx, call)
-    if not isinstance(who, Claimant):
-        return Outbound(replies=[who])
-    drop = who.drop
-    # With a unit free, joining holds it at once: this reply is the one answer (the core
-    # announces no waitlist offer for the joiner's own instant hold).
-    result = await ctx.commerce.claims.join_waitlist(
-        drop.id, who.customer_id, sku=who.sku, pool=who.pool
-    )
+    with ctx.commerce.claims.arrival() as arrival:  # its place in line: see ``buy``
+        user, who = call.user, await claimant(ctx, call)
+        if not isinstance(who, Claimant):
+            return Outbound(replies=[who])
+        drop = who.drop
+        # With a unit free, joining holds it at once: this reply is the one answer (the
+        # core announces no waitlist offer for the joiner's own instant hold).
+        result = await ctx.commerce.claims.join_waitlist(
+            drop.id, who.customer_id, sku=who.sku, pool=who.pool, arrival=arrival
+        )
     unit = unit_word(drop)
     if result.ok and result.hold is not None:
         return Outbound(replies=[await held(ctx, user, drop.id, result, unit, instant=True)])

@@ -78,7 +78,7 @@ class ArrivalLine:
             return
         watchers, self._watchers = self._watchers, []
         for watcher in watchers:
-            _wake(watcher)
+            wake(watcher)
 
     @property
     def on_the_way(self) -> int:
@@ -108,7 +108,7 @@ class ArrivalLine:
         loop = asyncio.get_running_loop()
         watcher: asyncio.Future[None] = loop.create_future()
         self._watchers.append(watcher)
-        timer = loop.call_at(loop.time() + max(0.0, until - time.monotonic()), _wake, watcher)
+        timer = loop.call_at(loop.time() + max(0.0, until - time.monotonic()), wake, watcher)
         try:
             await watcher
         finally:
@@ -117,6 +117,7 @@ class ArrivalLine:
                 self._watchers.remove(watcher)
 
 
-def _wake(watcher: asyncio.Future[None]) -> None:
+def wake(watcher: asyncio.Future[None]) -> None:
+    """Resolve a waiter's future unless it is done already (cancelled, or timed out)."""
     if not watcher.done():
         watcher.set_result(None)

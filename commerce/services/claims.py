@@ -47,7 +47,7 @@ from commerce.domain.model import (
     WaitlistStatus,
     stock_counts,
 )
-from commerce.services.arrivals import DEFAULT_PATIENCE, Arrival, ArrivalLine
+from commerce.services.arrivals import DEFAULT_PATIENCE, Arrival, ArrivalLine, wake
 from commerce.services.claim_sql import (
     NOW,
     ClaimStatements,
@@ -467,9 +467,43 @@ class ClaimService:
         return replace(hold_from_row(row), status=HoldStatus.CANCELLED)
 
     async def join_waitlist(
-        self, drop_id: int, customer_id: int, *, sku: str | None = None, pool: str | None = None
+        self,
+        drop_id: int,
+        customer_id: int,
+        *,
+        sku: str | None = None,
+        pool: str | None = None,
+        arrival: Arrival | None = None,
     ) -> ClaimResult:
-        """Queue for freed units. If a unit is free for them right now, they get it at once."""
+        """Queue for freed units. If a unit is free for them right now, they get it at once.
+
+        Joins keep their place in line (``arrival``; else now) like claims: a join waits
+        until every claim and join that arrived before it is decided, and claims that
+        arrived after it wait for it, so a waitlist place and a free unit go by arrival."""
+        place = arrival or self.line.arrive(self.uow.clock.now())
+        try:
+            await self._turn(drop_id, place)
+            return await self._join_waitlist(drop_id, customer_id, sku, pool)
+        finally:
+            place.leave()
+
+    async def _turn(self, drop_id: int, place: Arrival) -> None:
+        """Wait until nothing that arrived before ``place`` is on its way or undecided in
+        the drop's queue (within the line's patience)."""
+        while True:
+            first = self.line.first_on_the_way()
+            if first is not None and first[0] < place.seq:
+                await self.line.changed(until=first[1])
+                continue
+            batcher = self._batchers.get(drop_id)
+            if batcher is not None and batcher.undecided_before(place.seq):
+                await batcher.decided()
+                continue
+            return
+
+    async def _join_waitlist(
+        self, drop_id: int, customer_id: int, sku: str | None, pool: str | None
+    ) -> ClaimResult:
         async with self.uow.write() as tx:
             shape = await self._shape(drop_id, sku, pool)
             hold_sku, pool_name, _ = shape.target(sku, pool)
@@ -815,6 +849,23 @@ class _ClaimBatcher:
         # (place, claim, its answer), in place order
         self.queue: list[tuple[int, _ClaimRequest, asyncio.Future[ClaimResult]]] = []
         self.worker: asyncio.Task[None] | None = None
+        self.deciding: int | None = None  # the first place of the batch being decided
+        self._watchers: list[asyncio.Future[None]] = []
+
+    def undecided_before(self, seq: int) -> bool:
+        """Is a claim that arrived before place ``seq`` queued or being decided (by a
+        worker still running: one cancelled at shutdown decides nothing more)?"""
+        if self.worker is None or self.worker.done():
+            return False
+        return bool(self.queue and self.queue[0][0] < seq) or (
+            self.deciding is not None and self.deciding < seq
+        )
+
+    async def decided(self) -> None:
+        """Wait until the batch being decided, or the next one, is decided."""
+        watcher: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._watchers.append(watcher)
+        await watcher
 
     def submit(self, seq: int, request: _ClaimRequest) -> asyncio.Future[ClaimResult]:
         loop = asyncio.get_running_loop()
@@ -851,26 +902,44 @@ class _ClaimBatcher:
             await line.changed(until=first[1])
 
     async def _drain(self) -> None:
-        while self.queue:
-            taken = await self._next_batch()
-            try:
-                results = await self.service._decide_batch(self.drop_id, [r for _, r, _ in taken])
-            except Exception as exc:
-                if len(taken) == 1:
-                    _settle(taken[0][2], error=exc)
-                    continue
-                # The batch rolled back as a whole. Decide each claim on its own, in the
-                # same order, so one bad claim cannot fail everyone queued beside it.
-                for _, request, future in taken:
-                    try:
-                        (result,) = await self.service._decide_batch(self.drop_id, [request])
-                    except Exception as own:
-                        _settle(future, error=own)
-                    else:
-                        _settle(future, result=result)
-                continue
-            for (_, _, future), result in zip(taken, results, strict=True):
-                _settle(future, result=result)
+        try:
+            while self.queue:
+                taken = await self._next_batch()
+                self.deciding = taken[0][0]
+                try:
+                    await self._decide(taken)
+                finally:
+                    self.deciding = None
+                    self._wake_watchers()
+        finally:
+            self._wake_watchers()  # the worker is gone (cancelled): no one waits for ever
+
+    def _wake_watchers(self) -> None:
+        watchers, self._watchers = self._watchers, []
+        for watcher in watchers:
+            wake(watcher)
+
+    async def _decide(
+        self, taken: list[tuple[int, _ClaimRequest, asyncio.Future[ClaimResult]]]
+    ) -> None:
+        try:
+            results = await self.service._decide_batch(self.drop_id, [r for _, r, _ in taken])
+        except Exception as exc:
+            if len(taken) == 1:
+                _settle(taken[0][2], error=exc)
+                return
+            # The batch rolled back as a whole. Decide each claim on its own, in the
+            # same order, so one bad claim cannot fail everyone queued beside it.
+            for _, request, future in taken:
+                try:
+                    (result,) = await self.service._decide_batch(self.drop_id, [request])
+                except Exception as own:
+                    _settle(future, error=own)
+                else:
+                    _settle(future, result=result)
+            return
+        for (_, _, future), result in zip(taken, results, strict=True):
+            _settle(future, result=result)
 
 
 def _place(entry: tuple[int, _ClaimRequest, asyncio.Future[ClaimResult]]) -> int:

@@ -754,11 +754,13 @@ async def join_waitlist(request: web.Request) -> web.Response:
     if not ctx.require_csrf().check(form.get("csrf"), "wait", link.nonce):
         raise CsrfFailed("this form is stale; reload the link")
     ctx.rate_limit(request, link.identity)
-    view = await ctx.catalog.get(link.drop_id)
-    customer_id = await ctx.commerce.customers.resolve(link.identity)
-    result = await ctx.commerce.claims.join_waitlist(
-        link.drop_id, customer_id, pool=optional_pool(form.get("pool"))
-    )
+    pool = optional_pool(form.get("pool"))
+    with ctx.commerce.claims.arrival() as arrival:  # its place in line: see claim_page
+        view = await ctx.catalog.get(link.drop_id)
+        customer_id = await ctx.commerce.customers.resolve(link.identity)
+        result = await ctx.commerce.claims.join_waitlist(
+            link.drop_id, customer_id, pool=pool, arrival=arrival
+        )
     return await claim_outcome(ctx, token, link, view, result)
 
 

@@ -77,3 +77,44 @@ async def test_a_refused_claim_gives_its_place_up(commerce):
         await commerce.claims.claim(drop_id, bo, sku="NOPE")
     assert commerce.claims.line.on_the_way == 0
     assert (await commerce.claims.claim(drop_id, bo)).outcome is ClaimOutcome.HELD
+
+
+async def test_waitlist_places_go_by_arrival_not_by_who_was_quicker_to_look_up(commerce):
+    drop_id = await live_drop(commerce, capsule_spec(1))
+    holder, ann, bo = await customers(commerce, 3)
+    assert (await commerce.claims.claim(drop_id, holder)).outcome is ClaimOutcome.HELD
+    commerce.claims.line.patience = 3600
+    with commerce.claims.arrival() as ann_arrived:
+        later = asyncio.create_task(commerce.claims.join_waitlist(drop_id, bo))
+        await eventually(lambda: commerce.claims.line.on_the_way == 2, what="bo's join on its way")
+        first = await commerce.claims.join_waitlist(drop_id, ann, arrival=ann_arrived)
+    assert first.waitlist_position == 1
+    assert (await later).waitlist_position == 2
+
+
+async def test_a_free_unit_goes_to_an_earlier_waitlist_join_before_a_later_claim(commerce):
+    drop_id = await live_drop(commerce, capsule_spec(1))
+    ann, bo = await customers(commerce, 2)
+    commerce.claims.line.patience = 3600
+    with commerce.claims.arrival() as ann_arrived:
+        later = asyncio.create_task(commerce.claims.claim(drop_id, bo))
+        await eventually(lambda: commerce.claims.queued(drop_id) == 1, what="bo's claim queued")
+        joined = await commerce.claims.join_waitlist(drop_id, ann, arrival=ann_arrived)
+    assert joined.outcome is ClaimOutcome.HELD  # held at once: she was first
+    assert (await later).outcome is ClaimOutcome.SOLD_OUT
+
+
+async def test_a_waitlist_join_waits_for_the_earlier_claims_in_the_queue(commerce):
+    drop_id = await live_drop(commerce, capsule_spec(2))
+    buyers = await customers(commerce, 3)
+    joiner = buyers.pop()
+    commerce.claims.line.patience = 3600
+    arrivals = [commerce.claims.arrival() for _ in buyers]
+    join = asyncio.create_task(commerce.claims.join_waitlist(drop_id, joiner))
+    claims = [
+        asyncio.create_task(commerce.claims.claim(drop_id, buyer, arrival=arrival))
+        for buyer, arrival in zip(buyers, arrivals, strict=True)
+    ]
+    assert [(await claim).outcome for claim in claims] == [ClaimOutcome.HELD] * 2
+    joined = await join
+    assert (joined.outcome, joined.waitlist_position) == (ClaimOutcome.SOLD_OUT, 1)
