@@ -163,6 +163,8 @@ def create_app(
     web_settings = settings.web
     admin = settings.security.admin_token
     metrics = Metrics()
+    line = commerce.claims.line
+    metrics.watch_line(lambda: line.passed_over, lambda: line.on_the_way)
 
     def count_payment(gateway: str, outcome: PaymentOutcome) -> None:
         metrics.payments.labels(gateway, outcome.value).inc()

@@ -153,6 +153,18 @@ async def test_metrics_count_claims_holds_sold_outs_payments_and_latency(site):
     assert 'dropcast_http_request_duration_seconds_count{method="GET",route="/c/{token}"' in text
 
 
+async def test_metrics_show_claims_whose_place_in_line_was_passed_over(site):
+    drop_id = await live_drop(site.commerce, capsule_spec(2))
+    line = site.commerce.claims.line
+    line.patience = 0.0
+    stuck = site.commerce.claims.arrival()  # never comes forward
+    await site.held_page(drop_id)  # passes it over
+    text = await (await site.client.get("/metrics")).text()
+    assert "dropcast_claim_places_passed_over_total 1.0" in text
+    assert "dropcast_claim_places_on_the_way 0.0" in text
+    stuck.leave()
+
+
 async def test_every_response_carries_the_security_headers(site):
     drop_id = await live_drop(site.commerce, capsule_spec(1))
     for path in (f"/d/{drop_id}", "/nope", f"/c/{site.token(drop_id)}"):
