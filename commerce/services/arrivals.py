@@ -76,6 +76,13 @@ class ArrivalLine:
         """The place is queued or given up: it holds no one up any more. Idempotent."""
         if self._on_the_way.pop(seq, None) is None:
             return
+        # Places mostly leave oldest first: drop them from the heap here too, so a flood
+        # that never reaches a queue (sold out, answered from memory) leaves nothing behind.
+        oldest = self._oldest
+        while oldest and oldest[0] not in self._on_the_way:
+            heapq.heappop(oldest)
+        if len(oldest) > 2 * len(self._on_the_way) + 64:  # left out of order, many
+            self._oldest = list(self._on_the_way)  # ascending already: a valid heap
         watchers, self._watchers = self._watchers, []
         for watcher in watchers:
             wake(watcher)
