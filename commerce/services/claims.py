@@ -836,6 +836,9 @@ class _ClaimRequest:
     arrived_at: datetime
 
 
+_Queued = tuple[int, _ClaimRequest, asyncio.Future[ClaimResult]]  # (place, claim, answer)
+
+
 class _ClaimBatcher:
     """One drop's queue: claims wait here in the order they arrived (their place in the
     ``ArrivalLine``) and are decided in batches by a single worker, so the database sees one
@@ -846,8 +849,7 @@ class _ClaimBatcher:
     def __init__(self, service: ClaimService, drop_id: int) -> None:
         self.service = service
         self.drop_id = drop_id
-        # (place, claim, its answer), in place order
-        self.queue: list[tuple[int, _ClaimRequest, asyncio.Future[ClaimResult]]] = []
+        self.queue: list[_Queued] = []  # in place order
         self.worker: asyncio.Task[None] | None = None
         self.deciding: int | None = None  # the first place of the batch being decided
         self._watchers: list[asyncio.Future[None]] = []
@@ -879,7 +881,7 @@ class _ClaimBatcher:
             self.worker = loop.create_task(self._drain())
         return future
 
-    async def _next_batch(self) -> list[tuple[int, _ClaimRequest, asyncio.Future[ClaimResult]]]:
+    async def _next_batch(self) -> list[_Queued]:
         """The claims to decide next: those queued ahead of every claim still on its way,
         waiting (within the line's patience) while the queue's first is not among them."""
         line = self.service.line
@@ -919,9 +921,7 @@ class _ClaimBatcher:
         for watcher in watchers:
             wake(watcher)
 
-    async def _decide(
-        self, taken: list[tuple[int, _ClaimRequest, asyncio.Future[ClaimResult]]]
-    ) -> None:
+    async def _decide(self, taken: list[_Queued]) -> None:
         try:
             results = await self.service._decide_batch(self.drop_id, [r for _, r, _ in taken])
         except Exception as exc:
@@ -942,7 +942,7 @@ class _ClaimBatcher:
             _settle(future, result=result)
 
 
-def _place(entry: tuple[int, _ClaimRequest, asyncio.Future[ClaimResult]]) -> int:
+def _place(entry: _Queued) -> int:
     return entry[0]
 
 
