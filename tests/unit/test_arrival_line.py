@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from commerce.services.arrivals import ArrivalLine
+from commerce.services.arrivals import Arrival, ArrivalLine
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -18,7 +18,7 @@ NOW = datetime(2026, 1, 1, tzinfo=UTC)
 def test_the_first_on_its_way_is_the_oldest_place_not_yet_left(steps):
     """``None`` takes a place; a number leaves the place at that index (mod the count)."""
     line = ArrivalLine(patience=3600)
-    taken = []
+    taken: list[Arrival] = []
     left: set[int] = set()
     for step in steps:
         if step is None or not taken:
