@@ -82,7 +82,8 @@ def show(floor: Rehearsal, ours: Rehearsal) -> None:
     )
     print(
         f"  dropcast claim p50 {o['claim_p50_ms']:>8} ms  p99 {o['claim_p99_ms']:>8} ms  "
-        f"holds {o['holds']} paid {o['paid']} sold out {o['sold_out']} errors {o['errors']} "
+        f"holds {o['holds']} paid {o['paid']} sold out {o['sold_out']} closed {o['closed']} "
+        f"errors {o['errors']} "
         f"oversold {o['oversold']} holders refused {o['holders_refused']}  "
         f"seconds-to-checkout p50 {o['checkout_p50_s']} s"
     )

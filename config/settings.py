@@ -110,6 +110,10 @@ def strong_secret(value: SecretStr | None, min_length: int) -> SecretStr | None:
 class WebSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
+    # Connections the kernel takes in while the server is busy: a drop's surge opens
+    # hundreds at once, and aiohttp's default (128) made the rest retry a second later.
+    # Linux caps it at net.core.somaxconn.
+    backlog: int = Field(default=2048, ge=1, le=65535)
     public_url: AnyHttpUrl = AnyHttpUrl("http://127.0.0.1:8080")
     claim_rate_per_ip: float = Field(default=20.0, ge=0, description="claims/s per IP; 0 = off")
     claim_rate_per_customer: float = Field(default=2.0, ge=0, description="claims/s; 0 = off")

@@ -428,9 +428,10 @@ class App:
             app.router.add_routes(web_chat.routes())
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
-        site = web.TCPSite(runner, self.settings.web.host, self.settings.web.port)
+        settings = self.settings.web
+        site = web.TCPSite(runner, settings.host, settings.port, backlog=settings.backlog)
         await site.start()
-        log.info("web listening on http://%s:%s", self.settings.web.host, self.settings.web.port)
+        log.info("web listening on http://%s:%s", settings.host, settings.port)
         return runner
 
     async def _print_demo(self, drop_id: int, *, studio: bool, token: str | None) -> None:

@@ -29,6 +29,7 @@ from dropcast.app import App
 
 FORM_FIELD = re.compile(r'name="(csrf|hold_id|pool)" value="([^"]*)"')
 COUNTRY_OPTION = re.compile(r'<option value="([A-Z]{2})"( selected)?>')
+CLOSED_PAGE = 'data-state="closed"'  # the claim page of a drop that has closed
 
 
 def pay_form(page: str, viewer: int) -> dict[str, str]:
@@ -72,6 +73,9 @@ class Rehearsal:
 
     def summary(self) -> dict[str, Any]:
         ms = [x * 1000 for x in self.latencies]
+        errors = {
+            k.removeprefix("error:"): n for k, n in self.outcomes.items() if k.startswith("error")
+        }
         return {
             "viewers": self.viewers,
             "arrival": self.arrival,
@@ -80,8 +84,12 @@ class Rehearsal:
             "claim_p99_ms": _round(_pct(ms, 99)),
             "holds": self.outcomes["held"],
             "sold_out": self.outcomes["sold_out"],
+            "closed": self.outcomes["closed"],  # came after the last unit was paid
             "rate_limited": self.outcomes["rate_limited"],
-            "errors": sum(n for k, n in self.outcomes.items() if k.startswith("error")),
+            "errors": sum(errors.values()),
+            # What went wrong, by kind (a status, or the client's exception): a count alone
+            # cannot tell a full listen queue from a server bug.
+            "error_kinds": dict(sorted(errors.items())),
             "paid": self.paid,
             "checkout_p50_s": _round(_pct(self.checkout_seconds, 50)),
             "checkout_p90_s": _round(_pct(self.checkout_seconds, 90)),
@@ -149,6 +157,10 @@ async def run_rehearsal(
                 report.outcomes["held"] += 1
             elif status == 409:
                 report.outcomes["sold_out"] += 1
+                return
+            elif status == 410 and CLOSED_PAGE in body:
+                # Every unit was paid and the drop closed itself: a refusal, as "sold out".
+                report.outcomes["closed"] += 1
                 return
             elif status == 429:
                 report.outcomes["rate_limited"] += 1

@@ -6,8 +6,11 @@ import asyncio
 import hashlib
 import hmac
 import inspect
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import aiohttp
 
 from commerce.core import Commerce
 from commerce.domain.events import Event
@@ -19,6 +22,10 @@ from commerce.dropfile import validate_spec
 PATIENCE = 15.0
 
 E = TypeVar("E", bound=Event)
+
+if TYPE_CHECKING:
+    from config.settings import Settings
+    from dropcast.app import App
 
 
 def capsule_spec(units: int = 10, **drop: Any) -> dict[str, Any]:
@@ -118,6 +125,36 @@ async def eventually(
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
         await asyncio.sleep(interval)
+
+
+@asynccontextmanager
+async def serving(settings: Settings, *, demo: bool = False) -> AsyncIterator[tuple[App, str]]:
+    """``App.serve`` (the web role) in this process, on ``settings``' port, up and answering:
+    yields the app and the server's base URL."""
+    from dropcast.app import App  # the composition root: only for the tests that serve it
+
+    base = f"http://127.0.0.1:{settings.web.port}"
+    app = await App.open(settings)
+    stop = asyncio.Event()
+    served = asyncio.create_task(app.serve(demo=demo, roles=frozenset({"web"}), stop=stop))
+    try:
+        async with aiohttp.ClientSession() as http:
+
+            async def healthy() -> bool:
+                if served.done():
+                    served.result()  # it failed to start: say why
+                try:
+                    async with http.get(f"{base}/healthz") as response:
+                        return response.status == 200
+                except aiohttp.ClientConnectionError:
+                    return False
+
+            await eventually(healthy, what="the web server")
+        yield app, base
+    finally:
+        stop.set()
+        await served
+        await app.close()
 
 
 def patient_browser() -> None:

@@ -15,10 +15,9 @@ from aiohttp.test_utils import make_mocked_request
 from bot.studio.access import NameBook, origin_allowed
 from commerce.dropfile import validate_spec
 from config.settings import Settings
-from dropcast.app import App
 from tests.bot.test_studio import receive_until, studio_client
 from tests.e2e.processes import free_port
-from tests.helpers import capsule_spec, eventually, live_drop
+from tests.helpers import capsule_spec, live_drop, serving
 from tests.web.conftest import ADMIN
 
 EVIL = "http://evil.example"
@@ -251,28 +250,12 @@ async def test_the_studio_is_off_outside_the_demo_unless_switched_on(
     tmp_path, demo, studio, status
 ):
     port = free_port()
-    base = f"http://127.0.0.1:{port}"
     chat = {} if studio is None else {"studio": studio}
     settings = Settings(
         database={"url": f"sqlite+aiosqlite:///{tmp_path / 'dropcast.db'}"},
-        web={"port": port, "public_url": base},
+        web={"port": port, "public_url": f"http://127.0.0.1:{port}"},
         chat=chat,
     )
-    app = await App.open(settings)
-    stop = asyncio.Event()
-    serving = asyncio.create_task(app.serve(demo=demo, roles=frozenset({"web"}), stop=stop))
-    try:
-        async with aiohttp.ClientSession() as http:
-
-            async def answered() -> int | None:
-                try:
-                    async with http.get(f"{base}/studio") as response:
-                        return response.status
-                except aiohttp.ClientConnectionError:
-                    return None
-
-            assert await eventually(answered, what="the web server") == status
-    finally:
-        stop.set()
-        await serving
-        await app.close()
+    async with serving(settings, demo=demo) as (_, base), aiohttp.ClientSession() as http:
+        async with http.get(f"{base}/studio") as response:
+            assert response.status == status
