@@ -232,7 +232,11 @@ class TwitchOutlet:
 
     async def close(self, flush_timeout: float = 5.0) -> None:
         """Stop taking posts; give queued ones (a final "sold out") a moment to go out, then
-        stop the sender and wait until it has stopped."""
+        stop the sender and wait until it has stopped. Once closed, closing again returns at
+        once: the sender is gone, so nothing queued could go out any more (the bot's close
+        after the outlet's own waited out the whole flush timeout)."""
+        if self._closed and self._worker is None:
+            return
         self._closed = True
         try:
             async with asyncio.timeout(flush_timeout):

@@ -111,6 +111,23 @@ async def test_twitch_outlet_close_ends_its_sender_even_mid_send(stage, monkeypa
     assert all(t.done() for t in senders)
 
 
+async def test_twitch_outlet_closed_twice_does_not_wait_for_posts_it_can_no_longer_send(
+    stage, monkeypatch, caplog
+):
+    world = await stage()
+    monkeypatch.setattr(twitchio.PartialUser, "send_message", forever)
+    await world.bot.outlet.post(Message("Only 2 left!", kind="tick", drop_id=1))
+    await eventually(lambda: tasks_named("twitch-outlet"), what="the sender")
+    await world.bot.outlet.close(flush_timeout=0.05)
+
+    # The bot's own close closes its outlet again: that must not wait out a flush (the
+    # sender is gone), however long the flush timeout.
+    await asyncio.wait_for(world.bot.outlet.close(flush_timeout=3600), PATIENCE)
+
+    unsent = [r for r in caplog.records if "posts not sent at shutdown" in r.getMessage()]
+    assert len(unsent) == 1
+
+
 async def test_discord_close_ends_the_commands_it_is_still_running(fake, world, chat, monkeypatch):
     monkeypatch.setattr(discord_client, "COMMAND_GRACE", 0.05, raising=False)
     running: list[asyncio.Task[Any]] = []
