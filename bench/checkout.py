@@ -2,7 +2,8 @@
 
 Prints figures; it is not a test. Loopback only, bounded in time and count. Three kinds of
 process: the floor (a bare aiohttp handler answering dropcast's paths with a fixed 1.2 KB
-body), dropcast (as in production, rate limits off, pool 20), and the load generator:
+body), dropcast (as in production, rate limits off, pool 20), both on the event loop
+``--loop`` names (default uvloop, as dropcast runs in production), and the load generator:
 Debian's ``wrk`` (one thread, 200 connections, ``--seconds`` each run) for sustained load,
 this process (aiohttp) for the one-shot surge of cold connections wrk cannot make.
 
@@ -619,16 +620,42 @@ async def on_each_engine(pg: str | None, measure: Callable[[str, str], Awaitable
             await drop()
 
 
+# The servers' event loop: dropcast's own setting, handed to the child processes.
+LOOP_ENV = "DROPCAST_RUNTIME__EVENT_LOOP"
+
+
+def server_options(parser: argparse.ArgumentParser) -> None:
+    """The options every bench with a floor takes: ``--loop``, and the hidden ones a child
+    process serves by."""
+    parser.add_argument(
+        "--loop",
+        choices=("uvloop", "asyncio"),
+        default="uvloop",
+        help="the event loop of both servers, floor and dropcast (default uvloop, dropcast's"
+        " default runtime.event_loop)",
+    )
+    parser.add_argument("--serve-floor", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--serve-app", nargs=2, help=argparse.SUPPRESS)
+
+
 def serve_or_measure(
     ns: argparse.Namespace, measure: Callable[[argparse.Namespace], Coroutine[Any, Any, None]]
 ) -> None:
-    """A child process serves the floor or dropcast (``--serve-floor``/``--serve-app``, added
-    as hidden options by the bench); the parent measures."""
-    if ns.serve_floor:
-        asyncio.run(serve_floor(ns.serve_floor))
-    elif ns.serve_app:
-        asyncio.run(serve_dropcast(int(ns.serve_app[0]), ns.serve_app[1]))
+    """A child process serves the floor or dropcast (``--serve-floor``/``--serve-app``) on
+    the event loop the parent was given (``--loop``): the floor is aiohttp on the same loop
+    as dropcast. The parent measures."""
+    from dropcast.app import event_loop_factory
+
+    if ns.serve_floor or ns.serve_app:
+        loop_factory = event_loop_factory(os.environ.get(LOOP_ENV, "uvloop"))
+        with asyncio.Runner(loop_factory=loop_factory) as runner:
+            if ns.serve_floor:
+                runner.run(serve_floor(ns.serve_floor))
+            else:
+                runner.run(serve_dropcast(int(ns.serve_app[0]), ns.serve_app[1]))
     else:
+        os.environ[LOOP_ENV] = ns.loop
+        print(f"servers' event loop: {ns.loop} (--loop)", flush=True)
         asyncio.run(measure(ns))
 
 
@@ -683,6 +710,5 @@ if __name__ == "__main__":
         default=300_000,
         help="signed links per scenario, shared by its dropcast runs (default 300000)",
     )
-    parser.add_argument("--serve-floor", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--serve-app", nargs=2, help=argparse.SUPPRESS)
+    server_options(parser)
     serve_or_measure(parser.parse_args(), main)

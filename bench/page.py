@@ -23,7 +23,7 @@ import tempfile
 import urllib.request
 from pathlib import Path
 
-from bench.checkout import create_drop, free_port, serve_or_measure
+from bench.checkout import create_drop, free_port, serve_or_measure, server_options
 
 ROOT = Path(__file__).resolve().parent.parent
 RATE = re.compile(r"Requests/sec:\s+([\d.]+)")
@@ -105,6 +105,5 @@ if __name__ == "__main__":
     parser.add_argument("--pg", help="PostgreSQL URL (postgresql+asyncpg://…); default SQLite")
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--connections", type=int, default=200)
-    parser.add_argument("--serve-floor", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--serve-app", nargs=2, help=argparse.SUPPRESS)
+    server_options(parser)
     serve_or_measure(parser.parse_args(), main)

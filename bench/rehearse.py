@@ -25,6 +25,7 @@ from bench.checkout import (
     free_port,
     on_each_engine,
     serve_or_measure,
+    server_options,
     spawn,
 )
 from dropcast.app import App
@@ -121,6 +122,5 @@ if __name__ == "__main__":
     parser.add_argument("--pg", help="also PostgreSQL: a scratch database on this server")
     parser.add_argument("--viewers", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--serve-floor", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--serve-app", nargs=2, help=argparse.SUPPRESS)
+    server_options(parser)
     serve_or_measure(parser.parse_args(), main)

@@ -22,6 +22,7 @@ from bench.checkout import (
     free_port,
     on_each_engine,
     serve_or_measure,
+    server_options,
     spawn,
     surge,
 )
@@ -78,6 +79,5 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--pg", help="also PostgreSQL: a scratch database on this server")
     parser.add_argument("--rounds", type=int, default=4)
-    parser.add_argument("--serve-floor", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--serve-app", nargs=2, help=argparse.SUPPRESS)
+    server_options(parser)
     serve_or_measure(parser.parse_args(), main)

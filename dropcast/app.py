@@ -10,7 +10,7 @@ import gc
 import logging
 import secrets
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -69,6 +69,24 @@ from scheduler.webhooks import WebhookWorker
 log = logging.getLogger("dropcast")
 ALL_ROLES = frozenset({"web", "bots", "scheduler"})
 DEMO_KEY = "demo_drop_id"  # kv: the demo drop `run --demo` reuses while it is open
+
+
+def event_loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """How ``asyncio.Runner`` makes a process's loop (``runtime.event_loop``): uvloop's when
+    chosen and installed, else None (asyncio's own)."""
+    if name != "uvloop":
+        return None
+    try:
+        import uvloop
+    except ImportError:
+        log.warning("uvloop is not installed: running on asyncio's event loop")
+        return None
+    return uvloop.new_event_loop
+
+
+def event_loop_name() -> str:
+    """ "uvloop" or "asyncio": which loop this process runs on (its startup line says)."""
+    return type(asyncio.get_running_loop()).__module__.partition(".")[0]
 
 
 def drop_file_of(view: DropView) -> dict[str, Any]:
@@ -301,6 +319,12 @@ class App:
             flusher = asyncio.create_task(tracker.run(stop))
             stack.push_async_callback(lambda: asyncio.wait_for(flusher, 10))
             chat = self.build_chat(web="web" in roles, bots="bots" in roles, demo=demo)
+            log.debug(
+                "starting roles %s, chat on %s, event loop %s",
+                ", ".join(sorted(roles)),
+                ", ".join(sorted(chat.platforms)) or "nothing",
+                event_loop_name(),
+            )
             await chat.hub.start()
             stack.push_async_callback(chat.hub.stop)
             for platform in chat.platforms.values():
@@ -431,7 +455,12 @@ class App:
         settings = self.settings.web
         site = web.TCPSite(runner, settings.host, settings.port, backlog=settings.backlog)
         await site.start()
-        log.info("web listening on http://%s:%s", settings.host, settings.port)
+        log.info(
+            "web listening on http://%s:%s (event loop: %s)",
+            settings.host,
+            settings.port,
+            event_loop_name(),
+        )
         return runner
 
     async def _print_demo(self, drop_id: int, *, studio: bool, token: str | None) -> None:

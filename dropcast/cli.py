@@ -44,7 +44,7 @@ from commerce.money_format import format_money
 from commerce.views import drop_state, iso
 from config.settings import ConfigError, Settings, load_settings
 from dropcast import logs
-from dropcast.app import ALL_ROLES, App
+from dropcast.app import ALL_ROLES, App, event_loop_factory
 from dropcast.rehearse import (
     ChatRehearsal,
     Rehearsal,
@@ -82,8 +82,10 @@ def with_app(
         finally:
             await app.close()
 
+    loop_factory = event_loop_factory(settings_of(ctx).runtime.event_loop)
     try:
-        return asyncio.run(go())
+        with asyncio.Runner(loop_factory=loop_factory) as runner:
+            return runner.run(go())
     except DomainError as exc:
         if reraise:
             raise

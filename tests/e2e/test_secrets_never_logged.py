@@ -79,6 +79,7 @@ async def test_no_secret_reaches_the_log_even_at_debug(database_url, tmp_path):
         kill(server)
     written = log_path.read_text(errors="replace")
     assert " DEBUG " in written  # the level was really DEBUG
+    assert "event loop: uvloop" in written  # production's default loop (runtime.event_loop)
     key = await stored_secret_key(database_url)
     for name, value in {**SECRETS, "generated secret_key": key}.items():
         assert value not in written, f"{name} appears in the log"

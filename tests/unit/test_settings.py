@@ -46,6 +46,7 @@ def test_default_file_is_read_when_present(tmp_path):
         ("[scheduler]\ntimezone = 'Mars/Olympus'\n", "scheduler.timezone"),
         ("[web]\ncolour = 'red'\n", "web.colour"),
         ("[security]\nsecret_key = 'short'\n", "security.secret_key"),
+        ("[runtime]\nevent_loop = 'trio'\n", "runtime.event_loop"),
     ],
 )
 def test_an_invalid_value_fails_with_one_line_naming_the_key(tmp_path, body, key):
