@@ -85,7 +85,7 @@ def event_loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop] | N
 
 
 def event_loop_name() -> str:
-    """ "uvloop" or "asyncio": which loop this process runs on (its startup line says)."""
+    """Which loop this process runs on, "uvloop" or "asyncio" (its startup line says)."""
     return type(asyncio.get_running_loop()).__module__.partition(".")[0]
 
 
