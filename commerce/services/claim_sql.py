@@ -11,9 +11,11 @@ the one-by-one statement would have, in one statement per target.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 
 from sqlalchemy import (
+    ARRAY,
     BigInteger,
     ColumnElement,
     Integer,
@@ -23,13 +25,12 @@ from sqlalchemy import (
     Table,
     and_,
     bindparam,
+    column,
     exists,
     func,
     literal,
-    literal_column,
     or_,
     select,
-    union_all,
 )
 from sqlalchemy.sql.dml import Insert
 
@@ -147,40 +148,57 @@ def unit_price(drop_id: int, hold_sku: str | None) -> ColumnElement[int]:
     )
 
 
-def batch_bucket(size: int) -> int:
-    """The batch statement's row count for ``size`` claims: the next power of two, so a
-    handful of statements (compiled once each) serve every batch size."""
-    return 1 << max(0, size - 1).bit_length()
+BatchRow = tuple[int, str, str]  # (customer_id, claim_key, source), in arrival order
 
 
-def batch_params(rows: Sequence[tuple[int, str, str]]) -> dict[str, object]:
-    """Bind (customer_id, claim_key, source) rows to ``batch_rows``; the rows past the batch
-    bind NULL customers, which the statement skips."""
-    params: dict[str, object] = {}
-    for i in range(batch_bucket(len(rows))):
-        customer, key, source = rows[i] if i < len(rows) else (None, None, None)
-        params[f"c{i}"], params[f"k{i}"], params[f"s{i}"] = customer, key, source
-    return params
-
-
-def batch_rows(size: int) -> Subquery:
-    """``size`` rows of bound parameters as one table, ``seq`` being the arrival order."""
-    rows = [
-        select(
-            literal_column(str(i), Integer).label("seq"),
-            bindparam(f"c{i}", type_=BigInteger).label("customer_id"),
-            bindparam(f"k{i}", type_=String).label("claim_key"),
-            bindparam(f"s{i}", type_=String).label("source"),
+def batch_rows(dialect: str) -> Subquery:
+    """A batch's claims as one table (``seq`` being the arrival order, from 1), bound as
+    parameters whose number does not grow with the batch (``batch_params``): the statement
+    is the same for every batch size, so it is compiled and planned as one small statement.
+    PostgreSQL unnests one array per column; SQLite reads a JSON array of rows."""
+    if dialect == "postgresql":
+        # The driver casts each array to its type (``$1::BIGINT[]``), which unnest needs.
+        rows = (
+            func.unnest(
+                bindparam("customers", type_=ARRAY(BigInteger)),
+                bindparam("keys", type_=ARRAY(String)),
+                bindparam("sources", type_=ARRAY(String)),
+            )
+            .table_valued(
+                column("customer_id", BigInteger),
+                column("claim_key", String),
+                column("source", String),
+                with_ordinality="seq",
+            )
+            .render_derived("arrivals")
         )
-        for i in range(size)
-    ]
-    table = rows[0] if size == 1 else union_all(*rows)
-    return table.subquery("batch")
+        return select(rows.c.seq, rows.c.customer_id, rows.c.claim_key, rows.c.source).subquery(
+            "batch"
+        )
+    listed = func.json_each(bindparam("batch", type_=String)).table_valued("key", "value")
+    return select(
+        (listed.c.key + 1).label("seq"),
+        func.json_extract(listed.c.value, "$[0]", type_=BigInteger).label("customer_id"),
+        func.json_extract(listed.c.value, "$[1]", type_=String).label("claim_key"),
+        func.json_extract(listed.c.value, "$[2]", type_=String).label("source"),
+    ).subquery("batch")
+
+
+def batch_params(dialect: str, rows: Sequence[BatchRow]) -> dict[str, object]:
+    """Bind a batch's rows, in arrival order, to ``batch_rows``."""
+    if dialect == "postgresql":
+        return {
+            "customers": [customer for customer, _, _ in rows],
+            "keys": [key for _, key, _ in rows],
+            "sources": [source for _, _, source in rows],
+        }
+    return {"batch": json.dumps(rows)}
 
 
 class ClaimStatements:
-    def __init__(self, insert: Callable[[Table], UpsertInsert]) -> None:
+    def __init__(self, insert: Callable[[Table], UpsertInsert], dialect: str) -> None:
         self._insert = insert
+        self.dialect = dialect
         self._holds: dict[tuple[object, ...], Insert] = {}
         self._batches: dict[tuple[object, ...], Insert] = {}
         self._diagnoses: dict[tuple[int, int], Select[tuple[object, ...]]] = {}
@@ -230,15 +248,10 @@ class ClaimStatements:
         )
 
     def place_batch(
-        self,
-        shape: DropShape,
-        hold_sku: str | None,
-        pool: str,
-        lines: Sequence[ShapeLine],
-        size: int,
+        self, shape: DropShape, hold_sku: str | None, pool: str, lines: Sequence[ShapeLine]
     ) -> Insert:
-        """One INSERT … SELECT deciding up to ``size`` claims on one target at once
-        (parameters from ``batch_params``). Valid only when the one-by-one answers cannot
+        """One INSERT … SELECT deciding a batch of claims on one target at once (its rows
+        bound by ``batch_params``). Valid only when the one-by-one answers cannot
         depend on each other except through stock: the drop is live with nobody queued,
         the claimants are distinct, their keys are distinct and each asks for ``qty``.
 
@@ -247,22 +260,20 @@ class ClaimStatements:
         still has ``rank`` × ``qty`` units free. That is what deciding them one by one
         would do, since each hold moves ``held`` by the same amount and nothing in the
         batch frees a unit. RETURNING names each hold by its claim key."""
-        key = (shape, hold_sku, pool, size)
+        key = (shape, hold_sku, pool)
         stmt = self._batches.get(key)
         if stmt is None:
-            stmt = self._batches[key] = self._build_place_batch(shape, hold_sku, pool, lines, size)
+            stmt = self._batches[key] = self._build_place_batch(shape, hold_sku, pool, lines)
         return stmt
 
+    def batch_params(self, rows: Sequence[BatchRow]) -> dict[str, object]:
+        return batch_params(self.dialect, rows)
+
     def _build_place_batch(
-        self,
-        shape: DropShape,
-        hold_sku: str | None,
-        pool: str,
-        lines: Sequence[ShapeLine],
-        size: int,
+        self, shape: DropShape, hold_sku: str | None, pool: str, lines: Sequence[ShapeLine]
     ) -> Insert:
         drop_id = shape.drop_id
-        batch = batch_rows(size)
+        batch = batch_rows(self.dialect)
         key_used = exists().where(
             holds.c.drop_id == drop_id, holds.c.claim_key == batch.c.claim_key
         )
@@ -275,7 +286,6 @@ class ClaimStatements:
                 func.row_number().over(order_by=batch.c.seq).label("rank"),
             )
             .where(
-                batch.c.customer_id.is_not(None),
                 ~key_used,
                 customer_taken(drop_id, batch.c.customer_id) + QTY <= shape.per_customer_limit,
             )

@@ -51,8 +51,6 @@ from commerce.services.arrivals import DEFAULT_PATIENCE, Arrival, ArrivalLine, w
 from commerce.services.claim_sql import (
     NOW,
     ClaimStatements,
-    batch_bucket,
-    batch_params,
     customer_taken,
     waitlist_position,
 )
@@ -99,7 +97,7 @@ class ClaimService:
         self.line = ArrivalLine(patience)
         self._batchers: dict[int, _ClaimBatcher] = {}
         self._shape_locks: dict[int, asyncio.Lock] = {}
-        self._sql = ClaimStatements(uow.db.insert)
+        self._sql = ClaimStatements(uow.db.insert, uow.db.dialect)
         self._insert = uow.db.insert
         # What a batch's refused claims are told (``_answer_sold_out``): built once, each
         # list bound as one parameter.
@@ -375,10 +373,8 @@ class ClaimService:
         placed: dict[str, tuple[int, int]] = {}  # claim key -> (hold id, price)
         for (hold_sku, pool), requests in by_target.items():
             first = requests[0]
-            stmt = self._sql.place_batch(
-                shape, hold_sku, pool, first.lines, batch_bucket(len(requests))
-            )
-            params = batch_params([(r.customer_id, r.key, r.source) for r in requests])
+            stmt = self._sql.place_batch(shape, hold_sku, pool, first.lines)
+            params = self._sql.batch_params([(r.customer_id, r.key, r.source) for r in requests])
             params.update(qty=first.qty, now=now, expires_at=expires_at)
             rows = (await tx.conn.execute(stmt, params)).all()
             if rows:

@@ -156,18 +156,18 @@ async def test_a_surge_is_one_batch_statement_per_target(commerce: Commerce):
     drop_id = await live_drop(commerce, bundle_spec(3, 5))
     buyers = [await commerce.customers.resolve(f"web:s{i}@example.com") for i in range(12)]
     statements = commerce.claims._sql
-    built: list[int] = []
-    original = statements.place_batch
+    bound: list[int] = []  # the rows each batch statement was given
+    original = statements.batch_params
 
-    def counting(*args: Any) -> Any:
-        built.append(args[-1])
-        return original(*args)
+    def counting(rows: Any) -> Any:
+        bound.append(len(rows))
+        return original(rows)
 
-    statements.place_batch = counting  # type: ignore[method-assign,assignment]
+    statements.batch_params = counting  # type: ignore[method-assign]
     await commerce.claims.validate(drop_id)  # the drop's shape is cached: no claim waits
     results = await asyncio.gather(*(commerce.claims.claim(drop_id, b) for b in buyers))
     assert [r.outcome.value for r in results] == ["held"] * 3 + ["sold_out"] * 9
-    assert built == [16]  # one statement, for a batch of 12 rounded up to 16 rows
+    assert bound == [12]  # one statement, for the batch of 12
     held = [r.hold for r in results if r.hold is not None]
     assert [h.customer_id for h in held] == buyers[:3]
     assert all(h.status is HoldStatus.ACTIVE for h in held)
@@ -176,3 +176,15 @@ async def test_a_surge_is_one_batch_statement_per_target(commerce: Commerce):
         ("CHIPS", 3, 0),
         ("SALSA", 3, 2),
     ]
+
+
+async def test_batches_of_any_size_share_one_statement(commerce: Commerce):
+    """The batch's rows are bound as a few parameters whatever its size, so one statement
+    (compiled once, planned small) decides batches of 2 and of 12 alike."""
+    drop_id = await live_drop(commerce, bundle_spec(30, 30))
+    buyers = [await commerce.customers.resolve(f"web:any{i}@example.com") for i in range(14)]
+    await commerce.claims.validate(drop_id)  # the shape is cached: each surge is one batch
+    for surge in (buyers[:2], buyers[2:]):
+        results = await asyncio.gather(*(commerce.claims.claim(drop_id, b) for b in surge))
+        assert {r.outcome.value for r in results} == {"held"}
+    assert len(commerce.claims._sql._batches) == 1
