@@ -12,7 +12,7 @@ from bot.presenter import replies
 async def buy(ctx: CommandContext, call: Call) -> Outbound:
     # Its place in line is taken as the command starts: finding the drop and the customer
     # takes longer for some (a first-time buyer) and must not let a later line go first.
-    with ctx.commerce.claims.arrival() as arrival:
+    with call.place_in_line(ctx) as arrival:
         user, who = call.user, await claimant(ctx, call)
         if not isinstance(who, Claimant):
             return Outbound(replies=[who])
@@ -45,6 +45,7 @@ BUY = CommandSpec(
     "buy",
     "Claim a unit; you get a private pay link",
     buy,
+    in_line=True,
     args=(
         Arg("sku", "SKU", "Which product (default: the drop's only one)"),
         Arg("pool", "POOL", "ship or pickup"),

@@ -16,6 +16,7 @@ from bot.ratelimit import AnswerThrottle
 from commerce.core import Commerce
 from commerce.domain.errors import DomainError
 from commerce.observability import bind_request_id
+from commerce.services.arrivals import Arrival
 
 
 class CommandHandler:
@@ -78,11 +79,35 @@ class CommandHandler:
         """The command in a chat line (see ``Registry.parse``)."""
         return self.commands.parse(text, self.prefix)
 
+    def place_in_line(self, command: Command | str) -> Arrival | None:
+        """For a claim (a parsed command, or a chat line), its place in line, taken now.
+        A platform that awaits something between receiving a claim and running it (a
+        check, an echo to other viewers) takes it first and passes it to ``execute`` or
+        ``handle``, so a claim that came in later elsewhere cannot go first. It must leave
+        the line (``with``) if the command never runs."""
+        if isinstance(command, str):
+            try:
+                parsed = self.parse(command)
+            except CommandError:
+                return None
+            if parsed is None:
+                return None
+            command = parsed
+        spec = self.commands.spec(command.name)
+        return self.commerce.claims.arrival() if spec is not None and spec.in_line else None
+
     async def handle(
-        self, user: ChatUser, text: str, *, message_id: str, channel: str | None = None
+        self,
+        user: ChatUser,
+        text: str,
+        *,
+        message_id: str,
+        channel: str | None = None,
+        arrival: Arrival | None = None,
     ) -> Outbound | None:
         """React to one chat line; None when it is not for us, or when it is an unknown
-        command whose help this person or ``channel`` got a moment ago."""
+        command whose help this person or ``channel`` got a moment ago. ``arrival``: see
+        ``place_in_line``."""
         try:
             command = self.parse(text)
         except CommandError as exc:
@@ -93,7 +118,7 @@ class CommandHandler:
             line = f"{self.prefix}{command.args[0]}"
             viewers = self.commands.viewer_help(self.prefix)
             return self._unasked(user, channel, replies.unknown_command(line, viewers))
-        return await self.execute(user, command, message_id=message_id)
+        return await self.execute(user, command, message_id=message_id, arrival=arrival)
 
     def _unasked(self, user: ChatUser, channel: str | None, text: str) -> Outbound | None:
         """A reply to a line that was no valid command, unless it would flood the chat."""
@@ -102,12 +127,14 @@ class CommandHandler:
             return None
         return Outbound(replies=[Message(text, kind="help")])
 
-    async def execute(self, user: ChatUser, command: Command, *, message_id: str) -> Outbound:
+    async def execute(
+        self, user: ChatUser, command: Command, *, message_id: str, arrival: Arrival | None = None
+    ) -> Outbound:
         """Run a command that a platform already parsed (e.g. a slash command or a button):
-        errors become short replies, never exceptions."""
+        errors become short replies, never exceptions. ``arrival``: see ``place_in_line``."""
         bind_request_id(f"{user.identity.split(':', 1)[0]}:{message_id}")
         try:
-            return await self.run(user, command, message_id=message_id)
+            return await self.run(user, command, message_id=message_id, arrival=arrival)
         except CommandError as exc:
             return Outbound(replies=[Message(str(exc), kind="error")])
         except DomainError as exc:
@@ -115,7 +142,9 @@ class CommandHandler:
                 replies=[Message(replies.describe_error(exc, self.prefix), kind="error")]
             )
 
-    async def run(self, user: ChatUser, command: Command, *, message_id: str) -> Outbound:
+    async def run(
+        self, user: ChatUser, command: Command, *, message_id: str, arrival: Arrival | None = None
+    ) -> Outbound:
         role = Role.CREATOR if user.is_creator else Role.VIEWER
         if command.name == HELP:
             text = self.commands.help(role, command.args, self.prefix)
@@ -126,4 +155,4 @@ class CommandHandler:
         if spec.role is Role.CREATOR and role is not Role.CREATOR:
             raise CommandError(replies.CREATORS_ONLY)
         spec.check_arity(command.args, self.prefix)
-        return await spec.run(self.context, Call(user, command.args, message_id))
+        return await spec.run(self.context, Call(user, command.args, message_id, arrival))

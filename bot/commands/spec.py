@@ -12,6 +12,7 @@ from bot.commands.context import CommandContext
 from bot.commands.errors import CommandError
 from bot.messages import ChatUser, Outbound
 from bot.presenter import replies
+from commerce.services.arrivals import Arrival
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,11 +60,18 @@ class Group:
 @dataclass(frozen=True, slots=True)
 class Call:
     """One run of a command: who asked, with which arguments (their count already fits
-    the spec), and the chat message it came from (the claim's idempotency key)."""
+    the spec), and the chat message it came from (the claim's idempotency key).
+    ``arrival``: the place in line a platform took for it as it came in, when it had to
+    await something before running it (see ``CommandHandler.place_in_line``)."""
 
     user: ChatUser
     args: tuple[str, ...]
     message_id: str
+    arrival: Arrival | None = None
+
+    def place_in_line(self, ctx: CommandContext) -> Arrival:
+        """The claim's place in line: the one taken as it came in, else one taken now."""
+        return self.arrival or ctx.commerce.claims.arrival()
 
 
 Run = Callable[[CommandContext, Call], Awaitable[Outbound]]
@@ -87,6 +95,8 @@ class CommandSpec:
     ignores_extra_words: bool = False
     public_answer: bool = False  # shown to the channel where a platform could answer privately
     in_private_chat: bool = False  # also usable in a private chat with the bot (reminders)
+    # A claim (or a waitlist join): its place in line is the moment it came in.
+    in_line: bool = False
 
     @property
     def name(self) -> str:

@@ -13,7 +13,7 @@ from commerce.domain.model import ClaimOutcome
 
 
 async def waitlist(ctx: CommandContext, call: Call) -> Outbound:
-    with ctx.commerce.claims.arrival() as arrival:  # its place in line: see ``buy``
+    with call.place_in_line(ctx) as arrival:  # its place in line: see ``buy``
         user, who = call.user, await claimant(ctx, call)
         if not isinstance(who, Claimant):
             return Outbound(replies=[who])
@@ -38,6 +38,7 @@ WAITLIST = CommandSpec(
     "waitlist",
     "Be next in line when a unit frees up",
     waitlist,
+    in_line=True,
     args=(Arg("sku", "SKU", "Which product"), Arg("pool", "POOL", "ship or pickup")),
     listed="waitlist",
 )

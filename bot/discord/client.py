@@ -24,6 +24,7 @@ from bot.hub import ChatHub
 from bot.messages import Button, ChatUser, Message, Outbound
 from bot.presenter import platforms as say
 from bot.ratelimit import RateLimiter
+from commerce.services.arrivals import Arrival
 from config.settings import DiscordSettings
 
 log = logging.getLogger(__name__)
@@ -214,7 +215,11 @@ class DiscordBot(discord.Client):
         drop_id: int | None,
     ) -> None:
         user = self.chat_user(interaction)
-        outcome = asyncio.ensure_future(self._outcome(user, interaction, command, drop_id))
+        # A claim's place in line is the click's moment: taken before anything is awaited
+        # (starting the task, the stale-button check), so a claim that came in after it on
+        # another platform cannot go first.
+        arrival = self.handler.place_in_line(command)
+        outcome = asyncio.ensure_future(self._outcome(user, interaction, command, drop_id, arrival))
         try:
             decided, _ = await asyncio.wait({outcome}, timeout=answer_wait(interaction))
             if not decided:
@@ -230,13 +235,24 @@ class DiscordBot(discord.Client):
             if not outcome.done():  # this command was cancelled (shutdown): so is its work
                 outcome.cancel()
                 await asyncio.gather(outcome, return_exceptions=True)
+            if arrival is not None:
+                arrival.leave()  # (if the claim never ran) it holds no one up
 
     async def _outcome(
-        self, user: ChatUser, interaction: Interaction, command: Command, drop_id: int | None
+        self,
+        user: ChatUser,
+        interaction: Interaction,
+        command: Command,
+        drop_id: int | None,
+        arrival: Arrival | None,
     ) -> Outbound:
         if drop_id is not None and not await self._is_current(drop_id):
+            if arrival is not None:
+                arrival.leave()
             return Outbound(replies=[Message(say.STALE_BUTTON, kind="error")])
-        return await self.handler.execute(user, command, message_id=str(interaction.id))
+        return await self.handler.execute(
+            user, command, message_id=str(interaction.id), arrival=arrival
+        )
 
     async def refuse(self, interaction: Interaction, text: str) -> None:
         await interaction.response.send_message(text, ephemeral=True)

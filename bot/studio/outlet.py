@@ -10,6 +10,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from ipaddress import ip_address
 from pathlib import Path
@@ -293,8 +294,14 @@ class StudioOutlet:
             "text": text,
             "creator": user.is_creator,
         }
-        await self._broadcast(said)
-        out = await self.handler.handle(user, text, message_id=line_id, channel="studio")
+        # A claim's place in line is the moment its line came in, taken before the echo to
+        # every tab (a send each) lets a claim from elsewhere go first.
+        arrival = self.handler.place_in_line(text)
+        with arrival if arrival is not None else nullcontext():
+            await self._broadcast(said)
+            out = await self.handler.handle(
+                user, text, message_id=line_id, channel="studio", arrival=arrival
+            )
         if out is None:
             return
         for reply in out.replies:

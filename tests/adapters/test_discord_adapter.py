@@ -26,7 +26,7 @@ from commerce.domain.model import DropState
 from commerce.dropfile import validate_spec
 from commerce.links import LinkSigner
 from config.settings import DiscordSettings
-from tests.helpers import PATIENCE, capsule_spec, customers, live_drop
+from tests.helpers import PATIENCE, capsule_spec, customers, eventually, live_drop
 
 # `tests.fakes` must be importable whether pytest runs as `python -m pytest` or bare `pytest`.
 _REPO_ROOT = str(Path(__file__).resolve().parents[2])
@@ -217,14 +217,14 @@ def slowed(chat: Chat, monkeypatch: pytest.MonkeyPatch, fake: FakeDiscord) -> No
     decided within the answer window."""
     execute = chat.handler.execute
 
-    async def slow_execute(user: Any, command: Any, *, message_id: str) -> Outbound:
+    async def slow_execute(user: Any, command: Any, *, message_id: str, **more: Any) -> Outbound:
         await fake.wait_for(
             lambda: any(
                 str(r.interaction_id) == message_id and r.type == 5
                 for r in fake.interaction_responses
             )
         )
-        return await execute(user, command, message_id=message_id)
+        return await execute(user, command, message_id=message_id, **more)
 
     monkeypatch.setattr(chat.handler, "execute", slow_execute)
 
@@ -287,7 +287,7 @@ async def test_a_private_answer_to_a_public_command_never_shows_in_public(
 ) -> None:
     secret = f"{BASE}/c/only-for-alice"
 
-    async def private_answer(user: Any, command: Any, *, message_id: str) -> Outbound:
+    async def private_answer(user: Any, command: Any, **_: Any) -> Outbound:
         return Outbound(replies=[Message("Yours:", personal_link=secret, private=True)])
 
     monkeypatch.setattr(chat.handler, "execute", private_answer)
@@ -359,6 +359,45 @@ async def test_buy_button_still_works_after_the_bot_restarts(
     link = chat.signer.verify(pay_link(reply).removeprefix(f"{BASE}/c/"))
     assert (link.drop_id, link.identity) == (drop_id, f"discord:{world.viewer.id}")
     assert await held(chat.commerce, drop_id) == 1
+
+
+async def test_a_buy_click_keeps_its_place_in_line_while_its_button_is_checked(
+    fake: FakeDiscord, world: World, chat: Chat, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A click's place in line is the moment it came in: a claim that arrives elsewhere
+    while the bot still checks that the clicked button's drop is the current one goes
+    after it, so the click gets the last unit."""
+    commerce = chat.commerce
+    commerce.claims.line.patience = PATIENCE  # the check is held up on purpose below
+    drop_id = await commerce.drops.create(validate_spec(capsule_spec(1)))
+    [later_buyer] = await customers(commerce, 1, "web:later")
+    checking, release = asyncio.Event(), asyncio.Event()
+    current = commerce.drops.current
+
+    async def held_up_check() -> Any:
+        checking.set()
+        await release.wait()
+        return await current()
+
+    async with bot_with_hub(fake, world, chat):
+        await commerce.drops.open(drop_id)
+        live = await fake.wait_for_message(world.channel, lambda m: "LIVE NOW" in embed_text(m))
+        monkeypatch.setattr(commerce.drops, "current", held_up_check)
+        click = await fake.inject_component(
+            f"dropcast:buy:{drop_id}", message=live["id"], user=world.viewer
+        )
+        await asyncio.wait_for(checking.wait(), PATIENCE)
+        later = asyncio.ensure_future(
+            commerce.claims.claim(drop_id, later_buyer, arrival=commerce.claims.arrival())
+        )
+        # Queued behind the click (or, were the click not in line yet, already decided).
+        await eventually(lambda: commerce.claims.queued(drop_id) == 1 or later.done())
+        release.set()
+        reply = await answer(fake, click)
+        outcome = await later
+
+    assert "Alice, a unit is yours" in reply["content"]
+    assert outcome.outcome.value == "sold_out"
 
 
 async def test_stock_ticks_edit_one_message_with_bounded_rest_calls(

@@ -18,7 +18,7 @@ from bot.studio.outlet import StudioOutlet
 from commerce.links import LinkSigner
 from commerce.payments import build_gateways
 from commerce.web.app import create_app
-from tests.helpers import capsule_spec, links, live_drop
+from tests.helpers import PATIENCE, capsule_spec, customers, eventually, links, live_drop
 from tests.web.conftest import ADMIN, SECRET, make_settings
 
 
@@ -178,5 +178,41 @@ async def test_claim_outcomes_are_said_many_to_a_line_as_on_twitch(commerce):
         assert private["to"] == "ann" and private["link"] == f"https://x.test/c/{drop_id}/local:ann"
         assert sum(d.get("kind") == "outcomes" for d in seen) == 1  # one line for all three
         await tab.close()
+    finally:
+        await studio.close()
+
+
+async def test_a_studio_buy_keeps_its_place_in_line_while_its_line_is_echoed(commerce):
+    """A ``!buy`` line's place in line is the moment it came in: a claim that arrives
+    elsewhere while the studio still echoes the line to every tab goes after it."""
+    commerce.claims.line.patience = PATIENCE  # the echo is held up on purpose below
+    studio = await studio_client(commerce)
+    try:
+        drop_id = await live_drop(commerce, capsule_spec(1))
+        [later_buyer] = await customers(commerce, 1, "web:later")
+        echoing, release = asyncio.Event(), asyncio.Event()
+        broadcast = studio.outlet._broadcast
+
+        async def held_up_echo(data: dict[str, Any]) -> None:
+            if data.get("op") == "chat":
+                echoing.set()
+                await release.wait()
+            await broadcast(data)
+
+        studio.outlet._broadcast = held_up_echo  # type: ignore[method-assign]
+        ann = await studio.tab()
+        await ann.send_json({"name": "ann", "text": "!buy"})
+        await asyncio.wait_for(echoing.wait(), PATIENCE)
+        later = asyncio.ensure_future(
+            commerce.claims.claim(drop_id, later_buyer, arrival=commerce.claims.arrival())
+        )
+        # Queued behind ann's line (or, were that line not in line yet, already decided).
+        await eventually(lambda: commerce.claims.queued(drop_id) == 1 or later.done())
+        release.set()
+        # Her own pay link ("held"), or the line of outcomes that tells her "sold out".
+        answer, _ = await receive_until(ann, lambda d: d.get("kind") in ("held", "outcomes"))
+        assert answer["kind"] == "held", answer
+        assert (await later).outcome.value == "sold_out"
+        await ann.close()
     finally:
         await studio.close()
