@@ -70,3 +70,16 @@ def test_what_is_not_a_link_of_ours_is_refused_by_both(token: str) -> None:
     assert ours(token) == reference(token)
     with pytest.raises(LinkInvalid):
         LinkSigner(SECRET, ManualClock()).verify(token)
+
+
+def test_the_signatures_last_character_is_read_as_itsdangerous_reads_it() -> None:
+    """The last base64 character of a 20-byte signature carries spare bits: itsdangerous
+    decodes before comparing, so a few spellings of it pass. Ours must agree exactly."""
+    token = URLSafeSerializer(SECRET, salt=SALT).dumps([0, True, False])
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    passing = 0
+    for char in alphabet:
+        changed = token[:-1] + char
+        assert ours(changed) == reference(changed), changed
+        passing += ours(changed) == [0, True, False]
+    assert passing > 1  # the spare bits: more than the issued spelling passes
