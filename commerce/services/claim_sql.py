@@ -274,8 +274,15 @@ class ClaimStatements:
     ) -> Insert:
         drop_id = shape.drop_id
         batch = batch_rows(self.dialect)
-        key_used = exists().where(
-            holds.c.drop_id == drop_id, holds.c.claim_key == batch.c.claim_key
+        # The hold a claim key already made, if any (the key is unique per drop). A scalar
+        # subquery, not NOT EXISTS: PostgreSQL turns that into an anti-join, which without
+        # fresh statistics (a new shop, autovacuum behind) it ran as a scan of every hold
+        # of the drop for each claim of the batch (70-190 ms a batch at 15,000 holds).
+        # This is one lookup per claim on the key's unique index.
+        key_used = (
+            select(holds.c.id)
+            .where(holds.c.drop_id == drop_id, holds.c.claim_key == batch.c.claim_key)
+            .scalar_subquery()
         )
         eligible = (
             select(
@@ -286,7 +293,7 @@ class ClaimStatements:
                 func.row_number().over(order_by=batch.c.seq).label("rank"),
             )
             .where(
-                ~key_used,
+                key_used.is_(None),
                 customer_taken(drop_id, batch.c.customer_id) + QTY <= shape.per_customer_limit,
             )
             .subquery("eligible")

@@ -37,7 +37,7 @@ def lapsed_qty(
 ) -> ScalarSelect[int]:
     """Claim-units in holds that have expired but are still 'active' (the sweeper has not
     tidied them yet). ``drop_stock.held`` still counts them; they must not count as held.
-    The index on (drop_id, status, expires_at) keeps this to the few just-expired rows."""
+    An index on active holds by expiry keeps this to the few just-expired rows."""
     return (
         select(func.coalesce(func.sum(holds.c.qty), 0))
         .where(

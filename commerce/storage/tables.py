@@ -241,8 +241,17 @@ holds = Table(
     CheckConstraint("qty > 0", name="qty_positive"),
     one_of("status", HoldStatus),
 )
-Index("ix_holds_drop_status_expiry", holds.c.drop_id, holds.c.status, holds.c.expires_at)
-Index("ix_holds_drop_customer", holds.c.drop_id, holds.c.customer_id)
+# Each hold lookup has one index only it can use: without fresh statistics PostgreSQL took
+# any index leading with the drop for a per-claim lookup, reading every hold of the drop.
+# A drop's active holds by expiry (lapsed units, the next lapse, pending holds):
+Index(
+    "ix_holds_drop_active",
+    holds.c.drop_id,
+    holds.c.expires_at,
+    sqlite_where=holds.c.status == "active",
+    postgresql_where=holds.c.status == "active",
+)
+Index("ix_holds_customer_drop", holds.c.customer_id, holds.c.drop_id)  # what a buyer holds
 Index("ix_holds_status_expiry", holds.c.status, holds.c.expires_at)
 
 orders = Table(
