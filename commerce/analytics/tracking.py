@@ -129,10 +129,8 @@ class Tracker:
             return 0
         try:
             async with self.uow.write() as tx:
-                if rows:
-                    await tx.conn.execute(insert(activity), rows)
-                if claim_rows:
-                    await tx.conn.execute(insert(claims), claim_rows)
+                await self.uow.db.insert_many(tx.conn, activity, rows)
+                await self.uow.db.insert_many(tx.conn, claims, claim_rows)
             return len(rows) + len(claim_rows)
         except IntegrityError:
             kept = 0

@@ -18,7 +18,7 @@ import uuid
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from sqlalchemy import BigInteger, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import BigInteger, bindparam, delete, func, or_, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -270,8 +270,9 @@ class ClaimService:
                 decided = await self._decide_runs(tx, shape, batch)
             else:
                 decided = await self._decide_each(tx, shape, batch, queue_in_use=queue_in_use)
-            await tx.conn.execute(
-                insert(claims),
+            await self.uow.db.insert_many(
+                tx.conn,
+                claims,
                 [
                     {
                         "drop_id": drop_id,
