@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import json
 import re
 import time
@@ -17,6 +16,7 @@ from .messages import (
     INTERACTION_SETTABLE_FLAGS,
     LOADING,
     SETTABLE_FLAGS,
+    json_copy,
     normalize_embeds,
     number_components,
     require_not_empty,
@@ -519,7 +519,7 @@ class RestApi:
             "nsfw": bool(body.get("nsfw", False)),
         }
         if body.get("options"):
-            payload["options"] = copy.deepcopy(body["options"])
+            payload["options"] = json_copy(body["options"])
         if scope is None:
             payload["dm_permission"] = body.get("dm_permission", True)
         else:
@@ -639,7 +639,7 @@ class RestApi:
                 "message_id": str(reference.get("message_id")),
                 **({"guild_id": str(channel.guild_id)} if channel.guild_id else {}),
             }
-            msg["referenced_message"] = copy.deepcopy(referenced)
+            msg["referenced_message"] = json_copy(referenced)
         require_not_empty(msg)
         fake.store_message(msg)
         fake.remember_nonce(msg)
@@ -691,7 +691,7 @@ class RestApi:
         fake = self.fake
         validate_body(body)
         channel = fake.channels[int(msg["channel_id"])]
-        updated = copy.deepcopy(msg)
+        updated = json_copy(msg)
         if "content" in body:
             updated["content"] = body["content"] or ""
         if "embeds" in body:

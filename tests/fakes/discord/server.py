@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import copy
 import re
 import secrets
 import socket
@@ -23,6 +22,7 @@ from .messages import (
     USER_MENTION,
     guess_content_type,
     iter_components,
+    json_copy,
     normalize_embeds,
     number_components,
 )
@@ -574,9 +574,7 @@ class FakeDiscord:
         channel = self.channels.get(channel_id)
         if channel is not None:
             channel.last_message_id = int(msg["id"])
-        self.message_log.append(
-            MessageEvent("create", channel_id, int(msg["id"]), copy.deepcopy(msg))
-        )
+        self.message_log.append(MessageEvent("create", channel_id, int(msg["id"]), json_copy(msg)))
         self._notify()
         return msg
 
@@ -602,7 +600,7 @@ class FakeDiscord:
 
     def log_edit(self, msg: Json) -> None:
         self.message_log.append(
-            MessageEvent("edit", int(msg["channel_id"]), int(msg["id"]), copy.deepcopy(msg))
+            MessageEvent("edit", int(msg["channel_id"]), int(msg["id"]), json_copy(msg))
         )
         self._notify()
 
@@ -610,7 +608,7 @@ class FakeDiscord:
         channel_id, message_id = int(msg["channel_id"]), int(msg["id"])
         self.messages[channel_id] = [m for m in self.messages[channel_id] if m is not msg]
         self._message_index.pop(message_id, None)
-        self.message_log.append(MessageEvent("delete", channel_id, message_id, copy.deepcopy(msg)))
+        self.message_log.append(MessageEvent("delete", channel_id, message_id, json_copy(msg)))
         self._notify()
 
     def content_is_privileged(self, msg: Json, channel: FakeChannel) -> bool:
@@ -921,7 +919,7 @@ class FakeDiscord:
         if component["type"] != 2:  # select menus
             data["values"] = list(values or [])
         payload["data"] = data
-        payload["message"] = copy.deepcopy(msg)
+        payload["message"] = json_copy(msg)
         return await self._deliver(payload, component_message_id=message_id)
 
     async def inject_modal_submit(
@@ -968,7 +966,7 @@ class FakeDiscord:
         if source.component_message_id is not None:
             msg = self.get_message(source.component_message_id)
             if msg is not None:
-                payload["message"] = copy.deepcopy(msg)
+                payload["message"] = json_copy(msg)
         return await self._deliver(payload)
 
     # ------------------------------------------------------------------ recordings & waiting
