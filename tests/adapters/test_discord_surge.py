@@ -87,14 +87,14 @@ def viewers(fake: FakeDiscord, world: World, count: int) -> list[FakeUser]:
 
 
 async def surge(
-    fake: FakeDiscord, world: World, viewers: list[FakeUser], per_second: float
+    fake: FakeDiscord, world: World, crowd: list[FakeUser], per_second: float
 ) -> tuple[list[FakeInteraction], float]:
-    """Each viewer runs ``/buy`` once, spread evenly at ``per_second``. Returns the
+    """Each viewer of ``crowd`` runs ``/buy`` once, spread evenly at ``per_second``. Returns the
     interactions and the seconds it took."""
     loop = asyncio.get_running_loop()
     started = loop.time()
     interactions = []
-    for i, viewer in enumerate(viewers):
+    for i, viewer in enumerate(crowd):
         if (delay := started + i / per_second - loop.time()) > 0:
             await asyncio.sleep(delay)
         interactions.append(
