@@ -447,9 +447,8 @@ class App:
             mailer=mailer_for(self.settings.email, demo=demo)
             or (ConsoleMailer() if demo else None),
             inbox=chat.pages.inbox if chat.pages is not None else None,
+            routes=[route for web_chat in chat.web_chats for route in web_chat.routes()],
         )
-        for web_chat in chat.web_chats:
-            app.router.add_routes(web_chat.routes())
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         settings = self.settings.web

@@ -195,6 +195,7 @@ async def drop_stream(request: web.Request) -> web.StreamResponse:
             **ctx.embed.headers(request),  # the widget listens from other websites
         }
     )
+    ctx.secure(response)
     try:
         await response.prepare(request)
         last_id = request.headers.get("Last-Event-ID") or request.query.get("lastEventId")

@@ -1,13 +1,15 @@
-"""The aiohttp application factory: routes, the one error middleware, security headers,
-metrics, and the bus subscription that keeps every live surface in step."""
+"""The aiohttp application factory: routes, the edge every route runs at (errors, security
+headers, metrics), and the bus subscription that keeps every live surface in step."""
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 
-from aiohttp import web
+from aiohttp import hdrs, web
+from multidict import CIMultiDict, CIMultiDictProxy
 
 from commerce.core import Commerce
 from commerce.desk import OrderDesk
@@ -82,56 +84,112 @@ def error_response(request: web.Request, kind: ErrorKind, body: dict[str, object
     return response
 
 
-@web.middleware
-async def edge(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Errors by domain code → status (one place), latency per route, and the request id
-    that follows this request into the logs (echoed as X-Request-Id)."""
-    started = time.perf_counter()
-    status = 500
-    rid = bind_request_id(request.headers.get("X-Request-Id"))
-    READER_LOCALE.set(reader_locale(request.headers.get("Accept-Language")))
-    try:
-        response = await handler(request)
-        status = response.status
-        if not response.prepared:  # a stream has sent its headers already
-            response.headers["X-Request-Id"] = rid
-        return response
-    except DomainError as exc:
-        kind = kind_of(exc)
-        body = error_body(exc)
-        if isinstance(exc, RateLimited):
-            body["retry_after"] = retry_after_header(exc.retry_after)
-        status = kind.status
-        return error_response(request, kind, body)
-    except web.HTTPException as exc:  # aiohttp's own 404 / 405 / 413: same look as ours
-        status = exc.status
-        if exc.status < 400:
-            raise
-        kind = ErrorKind(exc.status, exc.reason)
-        body = {"error": exc.reason.upper().replace(" ", "_"), "message": exc.reason}
-        response = error_response(request, kind, body)
-        if "Allow" in exc.headers:
-            response.headers["Allow"] = exc.headers["Allow"]
-        return response
-    except Exception as exc:
-        if database_unreachable(exc):  # an outage, not a bug: say when to come back
-            status = UNAVAILABLE.status
-            log.warning("database unreachable on %s %s: %s", request.method, request.path, exc)
-            body = {
-                "error": "UNAVAILABLE",
-                "message": "the shop is briefly unavailable; try again in a few seconds",
-                "retry_after": str(UNAVAILABLE_RETRY_SECONDS),
-            }
-            return error_response(request, UNAVAILABLE, body)
-        log.exception("unhandled error on %s %s", request.method, request.path)
-        body = {"error": "SERVER_ERROR", "message": "something broke on our side; try again"}
-        return error_response(request, SERVER_ERROR, body)
-    finally:
-        route = request.match_info.route.resource
-        label = route.canonical if route is not None else "unmatched"
-        request.app[CONTEXT].metrics.request_done(
-            request.method, label, status, time.perf_counter() - started
+EDGE = "__dropcast_edge__"  # marks a handler wrapped by ``edge``
+
+
+def edge(handler: Handler, route_label: str | None = None) -> Handler:
+    """``handler`` as every route runs it: errors by domain code → status (one place),
+    latency per route (``route_label``, default the route's canonical path), the request
+    id that follows this request into the logs (echoed as X-Request-Id), and the security
+    headers. A wrapper per route rather than an aiohttp middleware: a middleware costs
+    each request two more coroutines and a lookup of its chain, and a signal for the
+    headers one more (together ~12 µs, a tenth of a cached page's whole cost)."""
+
+    @functools.wraps(handler)
+    async def edged(request: web.Request) -> web.StreamResponse:
+        started = time.perf_counter()
+        status = 500
+        rid = bind_request_id(request.headers.get("X-Request-Id"))
+        READER_LOCALE.set(reader_locale(request.headers.get("Accept-Language")))
+        ctx = request.app[CONTEXT]
+        response: web.StreamResponse | None = None
+        try:
+            response = await handler(request)
+            status = response.status
+            return response
+        except DomainError as exc:
+            kind = kind_of(exc)
+            body = error_body(exc)
+            if isinstance(exc, RateLimited):
+                body["retry_after"] = retry_after_header(exc.retry_after)
+            status = kind.status
+            response = error_response(request, kind, body)
+            return response
+        except web.HTTPException as exc:  # aiohttp's own 404 / 405 / 413: same look as ours
+            status = exc.status
+            if exc.status < 400:  # a redirect: the answer itself
+                response = exc
+                raise
+            kind = ErrorKind(exc.status, exc.reason)
+            body = {"error": exc.reason.upper().replace(" ", "_"), "message": exc.reason}
+            response = error_response(request, kind, body)
+            if "Allow" in exc.headers:
+                response.headers["Allow"] = exc.headers["Allow"]
+            return response
+        except Exception as exc:
+            if database_unreachable(exc):  # an outage, not a bug: say when to come back
+                status = UNAVAILABLE.status
+                log.warning("database unreachable on %s %s: %s", request.method, request.path, exc)
+                body = {
+                    "error": "UNAVAILABLE",
+                    "message": "the shop is briefly unavailable; try again in a few seconds",
+                    "retry_after": str(UNAVAILABLE_RETRY_SECONDS),
+                }
+                response = error_response(request, UNAVAILABLE, body)
+                return response
+            log.exception("unhandled error on %s %s", request.method, request.path)
+            body = {"error": "SERVER_ERROR", "message": "something broke on our side; try again"}
+            response = error_response(request, SERVER_ERROR, body)
+            return response
+        finally:
+            # A stream that sent its headers already has these (``WebContext.secure``).
+            if response is not None and not response.prepared:
+                response.headers["X-Request-Id"] = rid
+                ctx.secure(response)
+            resource = request.match_info.route.resource
+            label = route_label or (resource.canonical if resource is not None else "unmatched")
+            ctx.metrics.request_done(request.method, label, status, time.perf_counter() - started)
+
+    setattr(edged, EDGE, True)
+    return edged
+
+
+def at_edge(routes: Iterable[web.AbstractRouteDef]) -> list[web.RouteDef]:
+    """``routes`` with each handler run at the ``edge``."""
+    wrapped = []
+    for route in routes:
+        assert isinstance(route, web.RouteDef), f"a route, not {route!r}"
+        wrapped.append(web.RouteDef(route.method, route.path, edge(route.handler), route.kwargs))
+    return wrapped
+
+
+async def unmatched(request: web.Request) -> web.StreamResponse:
+    """The last route: no route has this path (404), or none takes this method (405, with
+    the methods that would be taken), answered in the app's own look."""
+    allowed: set[str] = set()
+    for resource in request.app.router.resources():
+        if resource is not request.match_info.route.resource:
+            _, methods = await resource.resolve(request)
+            allowed |= methods
+    if allowed:
+        raise web.HTTPMethodNotAllowed(request.method, allowed)
+    raise web.HTTPNotFound()
+
+
+def every_route_at_edge(app: web.Application) -> None:
+    """At start-up, before the router freezes: every route runs at the edge (one added
+    with a bare handler would answer without the security headers, its errors in
+    aiohttp's look), then the catch-all for paths and methods no route takes."""
+    bare = [
+        f"{route.method} {route.resource.canonical if route.resource else '?'}"
+        for route in app.router.routes()
+        if not getattr(route.handler, EDGE, False)
+    ]
+    if bare:
+        raise RuntimeError(
+            f"routes added without the edge: {', '.join(bare)}; pass them to create_app(routes=…)"
         )
+    app.router.add_route(hdrs.METH_ANY, r"/{path:[\s\S]*}", edge(unmatched, "unmatched"))
 
 
 def content_security_policy(settings: Settings) -> str:
@@ -154,12 +212,14 @@ def create_app(
     secret: str,
     mailer: Mailer | None = None,
     inbox: WebInbox | None = None,
+    routes: Iterable[web.AbstractRouteDef] = (),
 ) -> web.Application:
     """The web app. Pure assembly: nothing touches the database until start-up.
     ``gateways`` and ``secret`` (CSRF, sessions, email proofs, pickup keys) come from the
     composition root, which also closes the gateways;
     ``mailer``: where email-claim proofs go (default: SMTP per settings, when claims are on);
-    ``inbox``: the signed-in pages the chat side also writes to (default: the web's own)."""
+    ``inbox``: the signed-in pages the chat side also writes to (default: the web's own);
+    ``routes``: more pages (a chat served in the browser), run at the edge like the app's."""
     web_settings = settings.web
     admin = settings.security.admin_token
     metrics = Metrics()
@@ -206,18 +266,20 @@ def create_app(
             settings.email.sends_per_ip_per_hour / 3600,
             burst=settings.email.sends_per_ip_per_hour,
         ),
+        security_headers=CIMultiDictProxy(
+            CIMultiDict(
+                {
+                    "Content-Security-Policy": content_security_policy(settings),
+                    "Referrer-Policy": "no-referrer",
+                    "X-Content-Type-Options": "nosniff",
+                    "X-Frame-Options": "DENY",
+                }
+            )
+        ),
     )
-    app = web.Application(middlewares=[edge], client_max_size=1024 * 1024)
+    app = web.Application(client_max_size=1024 * 1024)
     app[CONTEXT] = ctx
     app[signin.SIGNIN] = sign_in = signin.SignIn(ctx)
-    csp = content_security_policy(settings)
-
-    async def security_headers(request: web.Request, response: web.StreamResponse) -> None:
-        headers = response.headers
-        headers.setdefault("Content-Security-Policy", csp)
-        headers.setdefault("Referrer-Policy", "no-referrer")
-        headers.setdefault("X-Content-Type-Options", "nosniff")
-        headers.setdefault("X-Frame-Options", "DENY")
 
     async def on_event(event: Event) -> None:
         if ctx.hub.closed:
@@ -235,6 +297,7 @@ def create_app(
         ctx.status.on_event(event)
 
     async def start(app: web.Application) -> None:
+        every_route_at_edge(app)
         ctx.csrf = Csrf(secret)
         ctx.sessions = Sessions(secret, secure=ctx.base_url.startswith("https://"))
         ctx.proofs = EmailProofs(secret, settings.email.verify_ttl_seconds, commerce.clock)
@@ -254,58 +317,64 @@ def create_app(
     async def cleanup(app: web.Application) -> None:
         await sign_in.close()
 
-    app.on_response_prepare.append(security_headers)
     app.on_startup.append(start)
     app.on_shutdown.append(shutdown)
     app.on_cleanup.append(cleanup)
     add_routes(app.router)
+    app.router.add_routes(at_edge(routes))
     return app
 
 
+ROUTES: list[web.RouteDef] = [
+    web.get(f"/c/{TOKEN}", pages.claim_page),
+    web.post(f"/c/{TOKEN}/pay", pages.pay),
+    web.post(f"/c/{TOKEN}/waitlist", pages.join_waitlist),
+    web.get(f"/d/{DROP}", pages.drop_page),
+    web.post(f"/d/{DROP}/claim", pages.drop_claim),
+    web.get(f"/d/{DROP}/verify", pages.verify_email),
+    web.get(f"/d/{DROP}/manifest.webmanifest", pages.manifest),
+    web.get("/signin/{platform:[a-z]{1,16}}", signin.signin_start),
+    web.get("/signin/{platform:[a-z]{1,16}}/callback", signin.signin_callback),
+    web.post("/signout", signin.signout),
+    web.get("/api/me", signin.me),
+    web.get(f"/overlay/{DROP}", pages.overlay),
+    web.get("/sw.js", pages.service_worker),
+    web.get("/embed.js", pages.embed_script),
+    web.get("/static/{name}", pages.static),
+    web.get("/api/csrf", pages.csrf_token),
+    web.get(f"/api/drops/{DROP}", api.drop_json),
+    web.get(f"/api/drops/{DROP}/stream", api.drop_stream),
+    web.post("/api/drops", api.create_drop),
+    web.post(f"/api/drops/{DROP}/open", api.open_drop),
+    web.post(f"/api/drops/{DROP}/close", api.close_drop),
+    web.post(f"/api/drops/{DROP}/restock", api.restock),
+    web.post(f"/api/drops/{DROP}/price", api.set_price),
+    web.post(f"/api/drops/{DROP}/links", api.issue_link),
+    web.get("/pickup/{location}", api.pickup_list),
+    web.post(f"/pickup/{{location}}/orders/{ORDER}/picked-up", api.pickup_handed_over),
+    web.post("/webhooks/{provider}", api.webhook),
+    web.get("/api/orders", api.orders_list),
+    web.post("/api/orders/ship", api.orders_ship_csv),
+    web.get(f"/api/orders/{ORDER}", api.order_show),
+    web.post(f"/api/orders/{ORDER}/refund", api.order_refund),
+    web.post(f"/api/orders/{ORDER}/ship", api.order_ship),
+    web.post(f"/api/orders/{ORDER}/picked-up", api.order_picked_up),
+    web.get("/dashboard", dashboard.dashboard),
+    web.get(f"/dashboard/drops/{DROP}/orders", dashboard.orders_page),
+    web.post(f"/dashboard/orders/{ORDER}/refund", dashboard.refund_order),
+    web.post(f"/dashboard/orders/{ORDER}/ship", dashboard.ship_order),
+    web.get(f"/api/drops/{DROP}/kpis", dashboard.kpis_json),
+    web.get("/healthz", api.healthz),
+    web.get("/api/openapi.json", docs.openapi_json),
+    web.get("/api/docs", docs.api_docs),
+    web.get("/metrics", api.metrics),
+    *webhooks_api.ROUTES,
+]
+
+
 def add_routes(router: web.UrlDispatcher) -> None:
-    router.add_get(f"/c/{TOKEN}", pages.claim_page)
-    router.add_post(f"/c/{TOKEN}/pay", pages.pay)
-    router.add_post(f"/c/{TOKEN}/waitlist", pages.join_waitlist)
-    router.add_get(f"/d/{DROP}", pages.drop_page)
-    router.add_post(f"/d/{DROP}/claim", pages.drop_claim)
-    router.add_get(f"/d/{DROP}/verify", pages.verify_email)
-    router.add_get(f"/d/{DROP}/manifest.webmanifest", pages.manifest)
-    router.add_get("/signin/{platform:[a-z]{1,16}}", signin.signin_start)
-    router.add_get("/signin/{platform:[a-z]{1,16}}/callback", signin.signin_callback)
-    router.add_post("/signout", signin.signout)
-    router.add_get("/api/me", signin.me)
-    router.add_get(f"/overlay/{DROP}", pages.overlay)
-    router.add_get("/sw.js", pages.service_worker)
-    router.add_get("/embed.js", pages.embed_script)
-    router.add_get("/static/{name}", pages.static)
-    router.add_get("/api/csrf", pages.csrf_token)
-    router.add_get(f"/api/drops/{DROP}", api.drop_json)
-    router.add_get(f"/api/drops/{DROP}/stream", api.drop_stream)
-    router.add_post("/api/drops", api.create_drop)
-    router.add_post(f"/api/drops/{DROP}/open", api.open_drop)
-    router.add_post(f"/api/drops/{DROP}/close", api.close_drop)
-    router.add_post(f"/api/drops/{DROP}/restock", api.restock)
-    router.add_post(f"/api/drops/{DROP}/price", api.set_price)
-    router.add_post(f"/api/drops/{DROP}/links", api.issue_link)
-    router.add_get("/pickup/{location}", api.pickup_list)
-    router.add_post(f"/pickup/{{location}}/orders/{ORDER}/picked-up", api.pickup_handed_over)
-    router.add_post("/webhooks/{provider}", api.webhook)
-    router.add_get("/api/orders", api.orders_list)
-    router.add_post("/api/orders/ship", api.orders_ship_csv)
-    router.add_get(f"/api/orders/{ORDER}", api.order_show)
-    router.add_post(f"/api/orders/{ORDER}/refund", api.order_refund)
-    router.add_post(f"/api/orders/{ORDER}/ship", api.order_ship)
-    router.add_post(f"/api/orders/{ORDER}/picked-up", api.order_picked_up)
-    router.add_get("/dashboard", dashboard.dashboard)
-    router.add_get(f"/dashboard/drops/{DROP}/orders", dashboard.orders_page)
-    router.add_post(f"/dashboard/orders/{ORDER}/refund", dashboard.refund_order)
-    router.add_post(f"/dashboard/orders/{ORDER}/ship", dashboard.ship_order)
-    router.add_get(f"/api/drops/{DROP}/kpis", dashboard.kpis_json)
-    router.add_get("/healthz", api.healthz)
-    router.add_get("/api/openapi.json", docs.openapi_json)
-    router.add_get("/api/docs", docs.api_docs)
-    router.add_get("/metrics", api.metrics)
-    webhooks_api.add_routes(router)
+    """The app's routes, each run at the ``edge``."""
+    router.add_routes(at_edge(ROUTES))
 
 
 __all__ = ["CONTEXT", "create_app"]

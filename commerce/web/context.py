@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 from itsdangerous import Signer
+from multidict import CIMultiDict, CIMultiDictProxy
 
 from commerce.core import Commerce
 from commerce.desk import OrderDesk
@@ -107,6 +108,10 @@ class WebContext:
     # rendered once with the buyer's token, form keys and times left as slots.
     skeletons: RenderMemo[Skeleton] = field(default_factory=lambda: RenderMemo(variants=64))
     openapi: object | None = None  # the OpenAPI document, built at its first request (docs.py)
+    # Added to every response at the edge (CSP, framing, sniffing, referrer): built once.
+    security_headers: CIMultiDictProxy[str] = field(
+        default_factory=lambda: CIMultiDictProxy(CIMultiDict())
+    )
 
     @property
     def base_url(self) -> str:
@@ -116,6 +121,11 @@ class WebContext:
     def payments(self) -> PaymentGateways:
         """The payment methods this shop accepts (checkout's gateways)."""
         return self.checkout.gateways
+
+    def secure(self, response: web.StreamResponse) -> None:
+        """The security headers, added once to ``response`` before its headers are sent: the
+        edge does it for every route, a handler that sends a stream's headers itself first."""
+        response.headers.extend(self.security_headers)
 
     def require_csrf(self) -> Csrf:
         assert self.csrf is not None, "app not started"

@@ -121,7 +121,8 @@ def operation(
 
 
 def operation_of(handler: Handler) -> Operation | None:
-    return OPERATIONS.get(handler)
+    """The operation ``handler`` documents, also when it is wrapped (the app's edge)."""
+    return OPERATIONS.get(inspect.unwrap(handler))
 
 
 def read_query(request: web.Request, model: type[M]) -> M:
@@ -160,11 +161,12 @@ def path_parameters(resource: web.AbstractResource) -> dict[str, str]:
 def documented_routes(
     router: web.UrlDispatcher,
 ) -> Iterator[tuple[web.AbstractResource, str, Handler]]:
-    """Every (resource, method, handler) of the router but the HEAD twin of a GET."""
+    """Every (resource, method, handler) of the router but the HEAD twin of a GET; the
+    handler as written, not as wrapped (the app's edge)."""
     for resource in router.resources():
         for route in resource:
             if route.method != "HEAD":
-                yield resource, route.method, route.handler
+                yield resource, route.method, inspect.unwrap(route.handler)
 
 
 def undocumented(router: web.UrlDispatcher) -> list[str]:

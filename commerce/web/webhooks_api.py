@@ -98,9 +98,10 @@ async def enable_webhook(request: web.Request) -> web.Response:
     return json_ok(endpoint.as_json())
 
 
-def add_routes(router: web.UrlDispatcher) -> None:
-    router.add_post("/api/webhooks", add_webhook)
-    router.add_get("/api/webhooks", list_webhooks)
-    router.add_delete(f"/api/webhooks/{ENDPOINT}", remove_webhook)
-    router.add_post(f"/api/webhooks/{ENDPOINT}/test", test_webhook)
-    router.add_post(f"/api/webhooks/{ENDPOINT}/enable", enable_webhook)
+ROUTES: list[web.RouteDef] = [
+    web.post("/api/webhooks", add_webhook),
+    web.get("/api/webhooks", list_webhooks),
+    web.delete(f"/api/webhooks/{ENDPOINT}", remove_webhook),
+    web.post(f"/api/webhooks/{ENDPOINT}/test", test_webhook),
+    web.post(f"/api/webhooks/{ENDPOINT}/enable", enable_webhook),
+]

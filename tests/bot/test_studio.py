@@ -90,9 +90,13 @@ async def studio_client(
     settings = make_settings(web=web_settings or {})
     signer = LinkSigner(SECRET, commerce.clock, settings.security.link_ttl_seconds)
     app = create_app(
-        commerce, settings, signer, build_gateways(settings.payments, commerce.clock), secret=SECRET
+        commerce,
+        settings,
+        signer,
+        build_gateways(settings.payments, commerce.clock),
+        secret=SECRET,
+        routes=studio.routes(),
     )
-    app.router.add_routes(studio.routes())
     client = TestClient(TestServer(app))
     await client.start_server()
     return Studio(client, hub, studio)

@@ -47,9 +47,13 @@ async def test_a_viewer_buys_in_the_studio_pays_and_sees_the_tick(
     studio = StudioOutlet(handler, per_ip=0, per_session=0)
     hub.add_outlet(studio)
     app = create_app(
-        commerce, settings, signer, build_gateways(settings.payments, commerce.clock), secret=SECRET
+        commerce,
+        settings,
+        signer,
+        build_gateways(settings.payments, commerce.clock),
+        secret=SECRET,
+        routes=studio.routes(),
     )
-    app.router.add_routes(studio.routes())
     client = TestClient(TestServer(app))
     await client.start_server()
     base.append(str(client.make_url("")).rstrip("/"))

@@ -126,8 +126,8 @@ async def make_web(commerce: Commerce, clock: ManualClock) -> AsyncIterator[WebF
         assert secret is not None  # make_settings always sets one (a test may rotate it)
         app = create_app(commerce, settings, signer, gateways, secret=secret.get_secret_value())
         client = TestClient(TestServer(app))
+        clients.append(client)  # closed after the test, also when it did not start
         await client.start_server()
-        clients.append(client)
         return Web(client, app, commerce, clock, signer, settings)
 
     yield build

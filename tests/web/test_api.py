@@ -5,8 +5,15 @@ from __future__ import annotations
 import json
 
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
 
+from commerce.domain.errors import NotFound
+from commerce.links import LinkSigner
+from commerce.payments import build_gateways
+from commerce.web.app import create_app
 from tests.helpers import capsule_spec, collab_spec, live_drop
+from tests.web.conftest import SECRET, make_settings
 
 
 async def test_create_a_drop_from_the_drop_file_schema(site):
@@ -153,6 +160,15 @@ async def test_metrics_count_claims_holds_sold_outs_payments_and_latency(site):
     assert 'dropcast_http_request_duration_seconds_count{method="GET",route="/c/{token}"' in text
 
 
+async def test_metrics_count_requests_no_route_takes_as_unmatched(site):
+    await site.client.get("/nope/deeper")
+    await site.client.patch("/healthz")
+    text = await (await site.client.get("/metrics")).text()
+    for method, status in (("GET", 404), ("PATCH", 405)):
+        series = f'method="{method}",route="unmatched",status="{status}"'
+        assert f"dropcast_http_request_duration_seconds_count{{{series}}} 1.0" in text
+
+
 async def test_metrics_show_claims_whose_place_in_line_was_passed_over(site):
     drop_id = await live_drop(site.commerce, capsule_spec(2))
     line = site.commerce.claims.line
@@ -167,10 +183,71 @@ async def test_metrics_show_claims_whose_place_in_line_was_passed_over(site):
 
 async def test_every_response_carries_the_security_headers(site):
     drop_id = await live_drop(site.commerce, capsule_spec(1))
-    for path in (f"/d/{drop_id}", "/nope", f"/c/{site.token(drop_id)}"):
-        headers = (await site.client.get(path)).headers
-        assert "frame-ancestors 'none'" in headers["Content-Security-Policy"]
-        assert headers["Referrer-Policy"] == "no-referrer"
+    page = await site.client.get(f"/d/{drop_id}")
+    unchanged = {"If-None-Match": page.headers["ETag"]}
+    answers = [
+        page,
+        await site.client.get(f"/d/{drop_id}", headers=unchanged),  # 304
+        await site.client.get("/nope"),  # no route: 404
+        await site.client.delete(f"/d/{drop_id}"),  # no such method: 405
+        await site.client.get("/api/drops/999999"),  # a domain error: 404
+        await site.client.get(f"/c/{site.token(drop_id)}"),
+    ]
+    assert [a.status for a in answers] == [200, 304, 404, 405, 404, 200]
+    async with site.client.get(f"/api/drops/{drop_id}/stream") as stream:  # sent by itself
+        answers.append(stream)
+    for answer in answers:
+        headers = answer.headers
+        assert "frame-ancestors 'none'" in headers["Content-Security-Policy"], answer.url
+        assert headers.getall("Referrer-Policy") == ["no-referrer"], answer.url
+        assert headers["X-Content-Type-Options"] == "nosniff"
+        assert headers["X-Frame-Options"] == "DENY"
+    for answer in answers[:-1]:  # errors too carry the id that finds them in the logs
+        assert len(answer.headers["X-Request-Id"]) == 16, answer.url
+
+
+async def test_a_route_added_without_the_edge_is_refused_at_start(make_web, monkeypatch):
+    """A bare handler would answer without the security headers, its errors unlike ours:
+    the app does not start, and says which route and what to do."""
+
+    async def bare(request: web.Request) -> web.Response:
+        return web.Response(text="bare")
+
+    made = create_app
+
+    def with_a_bare_route(*args, **kwargs):
+        app = made(*args, **kwargs)
+        app.router.add_get("/bare", bare)
+        return app
+
+    monkeypatch.setattr("tests.web.conftest.create_app", with_a_bare_route)
+    with pytest.raises(
+        RuntimeError, match=r"without the edge: .*GET /bare; pass them to create_app\(routes="
+    ):
+        await make_web()
+
+
+async def test_a_route_passed_to_create_app_runs_at_the_edge(commerce, clock):
+    async def missing(request: web.Request) -> web.Response:
+        raise NotFound("no such thing")
+
+    settings = make_settings()
+    gateways = build_gateways(settings.payments, clock)
+    app = create_app(
+        commerce,
+        settings,
+        LinkSigner(SECRET, clock, 60),
+        gateways,
+        secret=SECRET,
+        routes=[web.get("/extra", missing)],
+    )
+    async with TestClient(TestServer(app)) as client:
+        answer = await client.get("/extra", headers={"Accept": "application/json"})
+        assert answer.status == 404 and (await answer.json())["message"] == "no such thing"
+        assert answer.headers["X-Frame-Options"] == "DENY"
+        text = await (await client.get("/metrics")).text()
+    await gateways.close()
+    assert 'route="/extra",status="404"' in text
 
 
 async def test_unknown_routes_and_methods_get_plain_errors(site):
@@ -178,6 +255,8 @@ async def test_unknown_routes_and_methods_get_plain_errors(site):
     assert missing.status == 404 and "<h1>Not Found</h1>" in await missing.text()
     wrong = await site.client.get("/api/drops")
     assert wrong.status == 405 and "POST" in wrong.headers["Allow"]
+    newline = await site.client.get("/api/drops/1%0A2")  # any character, a newline too
+    assert newline.status == 404 and (await newline.json())["error"] == "NOT_FOUND"
 
 
 async def test_the_drop_page_is_cacheable_with_an_etag_and_light(site):
