@@ -82,6 +82,20 @@ def summarize(lines: list[StockLine], fmt: DropFormat) -> tuple[int, int, int, i
     return counts.available, counts.held, counts.sold, counts.total
 
 
+# Built once (one per batch; building it cost more CPU than SQLite spends running it).
+_DROP_ID = bindparam("drop_id", type_=drops.c.id.type)
+_BATCH_CONDITIONS = select(
+    drops.c.state,
+    drops.c.closes_at,
+    select(waitlist.c.id)
+    .where(
+        waitlist.c.drop_id == _DROP_ID,
+        waitlist.c.status.in_((WaitlistStatus.WAITING, WaitlistStatus.OFFERED)),
+    )
+    .exists(),
+).where(drops.c.id == _DROP_ID)
+
+
 class ClaimService:
     def __init__(
         self,
@@ -294,19 +308,7 @@ class ClaimService:
         """(is the drop open, is anyone waiting or holding an offer): a batch is decided a
         run at a time only when open with nobody queued, since a queue makes a claim's
         answer depend on its place in it. One query per batch, under the drop lock."""
-        queued = (
-            select(waitlist.c.id)
-            .where(
-                waitlist.c.drop_id == drop_id,
-                waitlist.c.status.in_((WaitlistStatus.WAITING, WaitlistStatus.OFFERED)),
-            )
-            .exists()
-        )
-        row = (
-            await tx.conn.execute(
-                select(drops.c.state, drops.c.closes_at, queued).where(drops.c.id == drop_id)
-            )
-        ).one()
+        row = (await tx.conn.execute(_BATCH_CONDITIONS, {"drop_id": drop_id})).one()
         state, closes_at, queue_in_use = row
         open_now = state == DropState.LIVE and (closes_at is None or closes_at > tx.now)
         return open_now, bool(queue_in_use)
