@@ -16,10 +16,8 @@ from bot.hub import ChatHub
 from bot.presenter import Presenter
 from bot.studio.outlet import StudioOutlet
 from commerce.links import LinkSigner
-from commerce.payments import build_gateways
-from commerce.web.app import create_app
 from tests.helpers import PATIENCE, capsule_spec, customers, eventually, links, live_drop
-from tests.web.conftest import ADMIN, SECRET, make_settings
+from tests.web.conftest import ADMIN, SECRET, make_settings, web_app
 
 
 @dataclass
@@ -89,14 +87,7 @@ async def studio_client(
     await hub.start()
     settings = make_settings(web=web_settings or {})
     signer = LinkSigner(SECRET, commerce.clock, settings.security.link_ttl_seconds)
-    app = create_app(
-        commerce,
-        settings,
-        signer,
-        build_gateways(settings.payments, commerce.clock),
-        secret=SECRET,
-        routes=studio.routes(),
-    )
+    app, _ = web_app(commerce, settings, signer, studio.routes())
     client = TestClient(TestServer(app))
     await client.start_server()
     return Studio(client, hub, studio)

@@ -13,11 +13,9 @@ from bot.hub import ChatHub
 from bot.presenter import Presenter
 from bot.studio.outlet import StudioOutlet
 from commerce.links import LinkSigner
-from commerce.payments import build_gateways
-from commerce.web.app import create_app
 from tests.conftest import fill_ship_address, needs_chromium
 from tests.helpers import capsule_spec
-from tests.web.conftest import ADMIN, SECRET, make_settings
+from tests.web.conftest import ADMIN, SECRET, make_settings, web_app
 
 pytestmark = [needs_chromium, pytest.mark.timeout(90)]
 
@@ -46,14 +44,7 @@ async def test_a_viewer_buys_in_the_studio_pays_and_sees_the_tick(
     )
     studio = StudioOutlet(handler, per_ip=0, per_session=0)
     hub.add_outlet(studio)
-    app = create_app(
-        commerce,
-        settings,
-        signer,
-        build_gateways(settings.payments, commerce.clock),
-        secret=SECRET,
-        routes=studio.routes(),
-    )
+    app, _ = web_app(commerce, settings, signer, studio.routes())
     client = TestClient(TestServer(app))
     await client.start_server()
     base.append(str(client.make_url("")).rstrip("/"))

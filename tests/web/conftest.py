@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,6 +48,22 @@ def make_settings(**sections: dict[str, Any]) -> Settings:
     # ``_env_file``-style keywords when they come as ``**sections``).
     others: dict[str, Any] = sections
     return Settings(web=web_section, security=security, **others)
+
+
+def web_app(
+    commerce: Commerce,
+    settings: Settings,
+    signer: LinkSigner,
+    routes: Iterable[web.AbstractRouteDef] = (),
+) -> tuple[web.Application, PaymentGateways]:
+    """The app as the composition root builds it, and its gateways (close them after)."""
+    gateways = build_gateways(settings.payments, commerce.clock)
+    secret = settings.security.secret_key
+    assert secret is not None  # make_settings always sets one (a test may rotate it)
+    app = create_app(
+        commerce, settings, signer, gateways, secret=secret.get_secret_value(), routes=routes
+    )
+    return app, gateways
 
 
 @dataclass
@@ -120,11 +136,8 @@ async def make_web(commerce: Commerce, clock: ManualClock) -> AsyncIterator[WebF
     async def build(**sections: dict[str, Any]) -> Web:
         settings = make_settings(**sections)
         signer = LinkSigner(SECRET, clock, settings.security.link_ttl_seconds)
-        gateways = build_gateways(settings.payments, clock)
+        app, gateways = web_app(commerce, settings, signer)
         made.append(gateways)
-        secret = settings.security.secret_key
-        assert secret is not None  # make_settings always sets one (a test may rotate it)
-        app = create_app(commerce, settings, signer, gateways, secret=secret.get_secret_value())
         client = TestClient(TestServer(app))
         clients.append(client)  # closed after the test, also when it did not start
         await client.start_server()

@@ -10,10 +10,9 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from commerce.domain.errors import NotFound
 from commerce.links import LinkSigner
-from commerce.payments import build_gateways
 from commerce.web.app import create_app
 from tests.helpers import capsule_spec, collab_spec, live_drop
-from tests.web.conftest import SECRET, make_settings
+from tests.web.conftest import SECRET, make_settings, web_app
 
 
 async def test_create_a_drop_from_the_drop_file_schema(site):
@@ -231,15 +230,8 @@ async def test_a_route_passed_to_create_app_runs_at_the_edge(commerce, clock):
     async def missing(request: web.Request) -> web.Response:
         raise NotFound("no such thing")
 
-    settings = make_settings()
-    gateways = build_gateways(settings.payments, clock)
-    app = create_app(
-        commerce,
-        settings,
-        LinkSigner(SECRET, clock, 60),
-        gateways,
-        secret=SECRET,
-        routes=[web.get("/extra", missing)],
+    app, gateways = web_app(
+        commerce, make_settings(), LinkSigner(SECRET, clock, 60), [web.get("/extra", missing)]
     )
     async with TestClient(TestServer(app)) as client:
         answer = await client.get("/extra", headers={"Accept": "application/json"})
