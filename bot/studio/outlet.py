@@ -202,6 +202,7 @@ class StudioOutlet:
             raise web.HTTPForbidden(text=f"the studio chat takes tabs from {ctx.base_url} only")
         session = ctx.require_sessions().peek(request)
         ws = web.WebSocketResponse(heartbeat=20, max_msg_size=4096)
+        ctx.secure(ws)  # the upgrade sends its own headers: the edge's come first
         await ws.prepare(request)
         if session is None:
             await self._send(ws, error(say.NO_SESSION, fatal=True))

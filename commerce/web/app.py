@@ -99,7 +99,7 @@ def edge(handler: Handler, route_label: str | None = None) -> Handler:
     async def edged(request: web.Request) -> web.StreamResponse:
         started = time.perf_counter()
         status = 500
-        rid = bind_request_id(request.headers.get("X-Request-Id"))
+        bind_request_id(request.headers.get("X-Request-Id"))
         READER_LOCALE.set(reader_locale(request.headers.get("Accept-Language")))
         ctx = request.app[CONTEXT]
         response: web.StreamResponse | None = None
@@ -144,7 +144,6 @@ def edge(handler: Handler, route_label: str | None = None) -> Handler:
         finally:
             # A stream that sent its headers already has these (``WebContext.secure``).
             if response is not None and not response.prepared:
-                response.headers["X-Request-Id"] = rid
                 ctx.secure(response)
             resource = request.match_info.route.resource
             label = route_label or (resource.canonical if resource is not None else "unmatched")

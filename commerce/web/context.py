@@ -16,6 +16,7 @@ from commerce.desk import OrderDesk
 from commerce.domain.model import ClaimOutcome, ClaimResult
 from commerce.domain.payments import PaymentGateways
 from commerce.links import ClaimLink, LinkIssuer, LinkSigner
+from commerce.observability import request_id
 from commerce.services.arrivals import Arrival
 from commerce.services.checkout import CheckoutService
 from commerce.storage.database import database_unreachable
@@ -123,9 +124,14 @@ class WebContext:
         return self.checkout.gateways
 
     def secure(self, response: web.StreamResponse) -> None:
-        """The security headers, added once to ``response`` before its headers are sent: the
-        edge does it for every route, a handler that sends a stream's headers itself first."""
+        """The security headers and the request's id (bound at the edge: X-Request-Id finds
+        the request in the logs), added once to ``response`` before its headers are sent:
+        the edge does it for every route, a handler that sends a stream's headers itself
+        (the event stream, a WebSocket's upgrade) first."""
         response.headers.extend(self.security_headers)
+        rid = request_id.get()
+        if rid is not None:
+            response.headers["X-Request-Id"] = rid
 
     def require_csrf(self) -> Csrf:
         assert self.csrf is not None, "app not started"

@@ -15,6 +15,7 @@ from bot.commands import CommandHandler
 from bot.hub import ChatHub
 from bot.presenter import Presenter
 from bot.studio.outlet import StudioOutlet
+from commerce.domain.payments import PaymentGateways
 from commerce.links import LinkSigner
 from tests.helpers import PATIENCE, capsule_spec, customers, eventually, links, live_drop
 from tests.web.conftest import ADMIN, SECRET, make_settings, web_app
@@ -27,6 +28,7 @@ class Studio:
     client: TestClient[web.Request, web.Application]
     hub: ChatHub
     outlet: StudioOutlet
+    gateways: PaymentGateways
     browsers: list[aiohttp.ClientSession] = field(default_factory=list)
 
     def url(self, path: str) -> str:
@@ -66,6 +68,7 @@ class Studio:
         for http in self.browsers:
             await http.close()
         await self.client.close()
+        await self.gateways.close()
 
 
 async def studio_client(
@@ -87,10 +90,10 @@ async def studio_client(
     await hub.start()
     settings = make_settings(web=web_settings or {})
     signer = LinkSigner(SECRET, commerce.clock, settings.security.link_ttl_seconds)
-    app, _ = web_app(commerce, settings, signer, studio.routes())
+    app, gateways = web_app(commerce, settings, signer, studio.routes())
     client = TestClient(TestServer(app))
     await client.start_server()
-    return Studio(client, hub, studio)
+    return Studio(client, hub, studio, gateways)
 
 
 async def receive_until(ws, predicate, limit=40):
@@ -120,6 +123,31 @@ async def test_a_viewer_buys_in_the_studio_and_only_they_see_the_link(commerce):
         assert all(d.get("link") is None for d in bob_saw + more)
         await ann.close()
         await bob.close()
+    finally:
+        await studio.close()
+
+
+async def test_a_tab_s_upgrade_carries_the_edge_s_headers(commerce):
+    """The upgrade to a WebSocket sends its own headers from inside the handler: they carry
+    the security headers and the request id, as every other answer does."""
+    upgrades = []
+
+    async def on_request_end(session, context, params) -> None:
+        if params.response.status == 101:
+            upgrades.append(params.response.headers)
+
+    trace = aiohttp.TraceConfig()
+    trace.on_request_end.append(on_request_end)
+    studio = await studio_client(commerce)
+    http = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True), trace_configs=[trace])
+    studio.browsers.append(http)
+    try:
+        tab = await studio.tab(http)
+        await tab.close()
+        [headers] = upgrades
+        assert "frame-ancestors 'none'" in headers["Content-Security-Policy"]
+        assert headers["X-Frame-Options"] == "DENY"
+        assert len(headers["X-Request-Id"]) == 16
     finally:
         await studio.close()
 

@@ -44,7 +44,7 @@ async def test_a_viewer_buys_in_the_studio_pays_and_sees_the_tick(
     )
     studio = StudioOutlet(handler, per_ip=0, per_session=0)
     hub.add_outlet(studio)
-    app, _ = web_app(commerce, settings, signer, studio.routes())
+    app, gateways = web_app(commerce, settings, signer, studio.routes())
     client = TestClient(TestServer(app))
     await client.start_server()
     base.append(str(client.make_url("")).rstrip("/"))
@@ -102,6 +102,7 @@ async def test_a_viewer_buys_in_the_studio_pays_and_sees_the_tick(
         await context.close()  # its open tabs would hold the server's shutdown up
         await hub.stop()
         await client.close()
+        await gateways.close()
     view = await commerce.drops.view(drop_id)
     assert (view.stock[0].sold, view.stock[0].available) == (1, 2)
     assert (await commerce.drops.get(drop_id)).state == "closed"
