@@ -26,8 +26,11 @@ system-packages:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
+# One test process per core (pytest-xdist): most tests wait on a database, a server or a
+# browser, so two processes on two cores take ~55% of one's time. Each has its own
+# PostgreSQL database (tests/conftest.py); idle ones take what is left (worksteal).
 test: $(STAMP) system-packages
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto --dist worksteal
 
 # The layers are import-linter contracts ([tool.importlinter] in pyproject.toml); mypy
 # checks tests/ and bench/ too, at a lighter setting. CI runs this after the tests.
