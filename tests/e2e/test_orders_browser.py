@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import csv
 import io
-import socket
 from pathlib import Path
 from typing import Any
 
@@ -18,17 +17,12 @@ from commerce.links import LinkSigner
 from commerce.payments import build_gateways
 from commerce.web.app import create_app
 from tests.conftest import needs_chromium
+from tests.e2e.processes import free_port
 from tests.helpers import capsule_spec, live_drop
 from tests.web.conftest import ADMIN, SECRET, make_settings
 
 pytestmark = [needs_chromium, pytest.mark.timeout(120)]
 ANN = Address("Ann Lee", "1 Main St", "Springfield", "12345", "US")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def paid_order(commerce: Any, drop_id: int, identity: str) -> Any:
