@@ -272,6 +272,9 @@ def create_app(
                     "Referrer-Policy": "no-referrer",
                     "X-Content-Type-Options": "nosniff",
                     "X-Frame-Options": "DENY",
+                    # Instead of aiohttp's "Python/3.x aiohttp/3.x": no versions for a
+                    # scanner to match against published flaws.
+                    "Server": "dropcast",
                 }
             )
         ),

@@ -109,7 +109,7 @@ class WebContext:
     # rendered once with the buyer's token, form keys and times left as slots.
     skeletons: RenderMemo[Skeleton] = field(default_factory=lambda: RenderMemo(variants=64))
     openapi: object | None = None  # the OpenAPI document, built at its first request (docs.py)
-    # Added to every response at the edge (CSP, framing, sniffing, referrer): built once.
+    # Added to every response at the edge (CSP, framing, sniffing, referrer, Server): built once.
     security_headers: CIMultiDictProxy[str] = field(
         default_factory=lambda: CIMultiDictProxy(CIMultiDict())
     )

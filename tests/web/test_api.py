@@ -201,6 +201,7 @@ async def test_every_response_carries_the_security_headers(site):
         assert headers.getall("Referrer-Policy") == ["no-referrer"], answer.url
         assert headers["X-Content-Type-Options"] == "nosniff"
         assert headers["X-Frame-Options"] == "DENY"
+        assert headers.getall("Server") == ["dropcast"], answer.url  # no versions to match
     for answer in answers:  # errors and the stream too carry the id that finds them in the logs
         assert len(answer.headers["X-Request-Id"]) == 16, answer.url
 
